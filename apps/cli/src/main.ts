@@ -1,0 +1,1 @@
+console.log('shelf: CLI under construction');

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+'use strict';
+// Launcher for the `shelf` CLI: compiles the TypeScript sources on the fly with SWC
+// (decorator metadata included, which NestJS needs), so there is no build step.
+const path = require('node:path');
+process.env.SWC_NODE_PROJECT = process.env.SWC_NODE_PROJECT || path.join(__dirname, '..', 'tsconfig.json');
+require('@swc-node/register');
+require('../apps/cli/src/main.ts');

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/** Raised when configuration is invalid; the message names the offending variable or flag. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * A configuration field: its environment variable, its CLI flag and its schema.
+ * Values coming from flags win over the environment; the schema supplies defaults.
+ */
+export interface ConfigField<S extends z.ZodType = z.ZodType> {
+  env: string;
+  flag?: string;
+  description: string;
+  schema: S;
+}
+
+export type ConfigSpec = Record<string, ConfigField>;
+export type ConfigOf<T extends ConfigSpec> = { [K in keyof T]: z.infer<T[K]['schema']> };
+
+/**
+ * Parse configuration once, at start. `flags` holds values given on the command line
+ * (keyed like the spec), `env` is usually `process.env`. Throws {@link ConfigError}
+ * naming every bad variable.
+ */
+export function loadConfig<T extends ConfigSpec>(
+  spec: T,
+  flags: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigOf<T> {
+  const out: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [key, field] of Object.entries(spec)) {
+    const fromFlag = flags[key];
+    const raw = fromFlag !== undefined ? fromFlag : emptyToUndefined(env[field.env]);
+    const result = field.schema.safeParse(raw);
+    if (result.success) {
+      out[key] = result.data;
+    } else {
+      const source = fromFlag !== undefined ? `--${field.flag ?? key}` : field.env;
+      const issue = result.error.issues[0];
+      errors.push(`${source}=${JSON.stringify(raw ?? null)}: ${issue?.message ?? 'invalid'} (${field.description})`);
+    }
+  }
+  if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
+  return out as ConfigOf<T>;
+}
+
+function emptyToUndefined(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Common field schemas (strings from env/flags coerced to typed values). */
+export const cfg = {
+  port: (def: number) => z.coerce.number().int().min(0).max(65535).default(def),
+  int: (def: number, min = 0) => z.coerce.number().int().min(min).default(def),
+  number: (def: number, min = 0) => z.coerce.number().min(min).default(def),
+  string: (def: string) => z.string().min(1).default(def),
+  optionalString: () => z.string().min(1).optional(),
+  url: (protocols: string[]) =>
+    z
+      .string()
+      .refine((v) => {
+        try {
+          return protocols.includes(new URL(v).protocol.replace(':', ''));
+        } catch {
+          return false;
+        }
+      }, `expected a URL with scheme ${protocols.join(' or ')}`)
+      .optional(),
+  bool: (def: boolean) =>
+    z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+      .default(def)
+      .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes'),
+};
+
+/** Rows for the README's configuration table. */
+export function describeConfig(spec: ConfigSpec): Array<{ env: string; flag?: string; description: string }> {
+  return Object.values(spec).map((f) => ({ env: f.env, flag: f.flag, description: f.description }));
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { DEVICE_ID_PATTERN } from './topics';
+
+/**
+ * Payload schemas for every MQTT message, shared by hub and agent. Each payload
+ * carries `v`, the schema version; a receiver rejects versions it does not know.
+ */
+export const SCHEMA_VERSION = 1 as const;
+
+export const DeviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'device id: letters, digits, _ . - (max 64)');
+
+/** Location code aisle-rack-shelf-bin, e.g. `A-03-2-B`. */
+export const LOCATION_CODE_PATTERN = /^[A-Z0-9]{1,4}-[A-Z0-9]{1,4}-[A-Z0-9]{1,4}-[A-Z0-9]{1,4}$/;
+export const LocationCodeSchema = z.string().regex(LOCATION_CODE_PATTERN, 'location code like A-03-2-B');
+
+/** The zone of a location is its aisle, the first segment of the code. */
+export function zoneOfLocation(code: string): string {
+  return code.split('-')[0] ?? code;
+}
+
+export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'site: letters, digits, _ . -');
+export const CategorySchema = z.string().min(1).max(64);
+const IsoTime = z.iso.datetime({ offset: true });
+const Confidence = z.number().min(0).max(1);
+
+export const ScoredCategorySchema = z.object({
+  category: CategorySchema,
+  confidence: Confidence,
+});
+export type ScoredCategory = z.infer<typeof ScoredCategorySchema>;
+
+export const DetectionSchema = z.object({
+  /** Per-device sequence number, strictly increasing on the device, starting at 1. */
+  seq: z.number().int().positive(),
+  /** Stable id of the captured frame; a frame classified twice keeps its id. */
+  frameId: z.string().min(1).max(128),
+  site: SiteSchema,
+  location: LocationCodeSchema,
+  capturedAt: IsoTime,
+  category: CategorySchema,
+  confidence: Confidence,
+  topK: z.array(ScoredCategorySchema).max(10),
+  modelVersion: z.string().min(1).max(128),
+  latencyMs: z.number().min(0),
+});
+export type Detection = z.infer<typeof DetectionSchema>;
+
+export const MAX_DETECTIONS_PER_BATCH = 500;
+
+export const DetectionBatchSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    deviceId: DeviceIdSchema,
+    sentAt: IsoTime,
+    detections: z.array(DetectionSchema).min(1).max(MAX_DETECTIONS_PER_BATCH),
+  })
+  .superRefine((batch, ctx) => {
+    const seen = new Set<number>();
+    for (const d of batch.detections) {
+      if (seen.has(d.seq)) {
+        ctx.addIssue({ code: 'custom', message: `duplicate seq ${d.seq} in batch`, path: ['detections'] });
+        return;
+      }
+      seen.add(d.seq);
+    }
+  });
+export type DetectionBatch = z.infer<typeof DetectionBatchSchema>;
+
+/** Hub → device: these sequence numbers are committed and may be deleted from the outbox. */
+export const AckSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  seqs: z.array(z.number().int().positive()).min(1),
+  committedAt: IsoTime,
+});
+export type Ack = z.infer<typeof AckSchema>;
+
+export const DEVICE_KINDS = ['robot', 'drone', 'camera', 'sim'] as const;
+
+export const BirthSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  kind: z.enum(DEVICE_KINDS),
+  site: SiteSchema,
+  agentVersion: z.string().min(1).max(64),
+  backboneId: z.string().min(1).max(128),
+  modelVersion: z.string().min(1).max(128),
+  startedAt: IsoTime,
+});
+export type Birth = z.infer<typeof BirthSchema>;
+
+/** Sent by the agent on clean shutdown (`shutdown`) and registered as its MQTT last will (`lost`). */
+export const DeathSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  reason: z.enum(['shutdown', 'lost']),
+});
+export type Death = z.infer<typeof DeathSchema>;
+
+export const HeartbeatSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  sentAt: IsoTime,
+  uptimeS: z.number().min(0),
+  framesPerS: z.number().min(0),
+  p95LatencyMs: z.number().min(0),
+  queueDepth: z.number().int().min(0),
+  outboxDepth: z.number().int().min(0),
+  outboxBytes: z.number().int().min(0),
+  diskFreeBytes: z.number().int().min(0).optional(),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;

@@ -1,0 +1,54 @@
+/**
+ * The MQTT topic scheme. Every topic a device or the hub uses is built here and
+ * nowhere else. Version 1 lives under `shelfsight/v1/`.
+ *
+ *   shelfsight/v1/devices/{deviceId}/birth        device → hub   (QoS 1)
+ *   shelfsight/v1/devices/{deviceId}/death        device → hub   (QoS 1, also the MQTT last will)
+ *   shelfsight/v1/devices/{deviceId}/heartbeat    device → hub   (QoS 0)
+ *   shelfsight/v1/devices/{deviceId}/detections   device → hub   (QoS 1)
+ *   shelfsight/v1/devices/{deviceId}/ack          hub → device   (QoS 1)
+ */
+export const TOPIC_ROOT = 'shelfsight/v1';
+
+export const DEVICE_CHANNELS = ['birth', 'death', 'heartbeat', 'detections', 'ack'] as const;
+export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
+
+/** Device ids appear in topics, so they may not contain MQTT wildcards or separators. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export function deviceTopic(deviceId: string, channel: DeviceChannel): string {
+  if (!DEVICE_ID_PATTERN.test(deviceId)) {
+    throw new Error(`invalid device id "${deviceId}": expected ${DEVICE_ID_PATTERN.source}`);
+  }
+  return `${TOPIC_ROOT}/devices/${deviceId}/${channel}`;
+}
+
+/** Subscription filter matching one channel of every device, e.g. all detections. */
+export function allDevicesTopic(channel: DeviceChannel): string {
+  return `${TOPIC_ROOT}/devices/+/${channel}`;
+}
+
+/**
+ * MQTT 5 shared subscription: hub replicas subscribing with the same group split the
+ * messages between them instead of each receiving every one.
+ */
+export function sharedSubscription(group: string, filter: string): string {
+  return `$share/${group}/${filter}`;
+}
+
+export interface ParsedDeviceTopic {
+  deviceId: string;
+  channel: DeviceChannel;
+}
+
+/** Inverse of {@link deviceTopic}; returns undefined for topics outside the scheme. */
+export function parseDeviceTopic(topic: string): ParsedDeviceTopic | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || `${parts[0]}/${parts[1]}` !== TOPIC_ROOT || parts[2] !== 'devices') {
+    return undefined;
+  }
+  const [, , , deviceId, channel] = parts as [string, string, string, string, string];
+  if (!DEVICE_ID_PATTERN.test(deviceId)) return undefined;
+  if (!(DEVICE_CHANNELS as readonly string[]).includes(channel)) return undefined;
+  return { deviceId, channel: channel as DeviceChannel };
+}
