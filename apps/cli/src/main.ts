@@ -1,1 +1,40 @@
-console.log('shelf: CLI under construction');
+import 'reflect-metadata';
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '@shelfsight/common';
+import { COMMANDS } from './commands';
+
+/**
+ * `shelf`: the one command line of ShelfSight. Each sub-command lives in its own file
+ * under ./commands and registers itself on the program.
+ */
+export function buildProgram(): Command {
+  const program = new Command('shelf')
+    .description('ShelfSight: edge shelf classification, inventory hub and fleet retraining')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of COMMANDS) register(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shelf: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`shelf: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('shelf.js')) {
+  void main(process.argv);
+}

@@ -1,0 +1,14 @@
+import type { Command } from 'commander';
+
+/** `shelf bench <what>`: benchmarks that print numbers, the last line one JSON object. */
+export type RegisterBench = (bench: Command) => void;
+
+// One line per benchmark file (bench-*.ts); keep alphabetical.
+const BENCHES: RegisterBench[] = [];
+
+export function registerBench(program: Command): void {
+  const bench = program
+    .command('bench')
+    .description('Benchmarks: print progress on stderr and, as the last line on stdout, one JSON object of results');
+  for (const register of BENCHES) register(bench);
+}

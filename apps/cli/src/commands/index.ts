@@ -1,0 +1,8 @@
+import type { Command } from 'commander';
+import { registerBench } from './bench';
+
+/** A sub-command registers itself (name, options, help, action) on the program. */
+export type RegisterCommand = (program: Command) => void;
+
+// One line per sub-command file; keep alphabetical.
+export const COMMANDS: RegisterCommand[] = [registerBench];
