@@ -18,7 +18,7 @@ export function zoneOfLocation(code: string): string {
   return code.split('-')[0] ?? code;
 }
 
-export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'site: letters, digits, _ . -');
+export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 export const CategorySchema = z.string().min(1).max(64);
 const IsoTime = z.iso.datetime({ offset: true });
 const Confidence = z.number().min(0).max(1);

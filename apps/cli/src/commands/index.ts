@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench';
+import { registerHub } from './hub';
 
 /** A sub-command registers itself (name, options, help, action) on the program. */
 export type RegisterCommand = (program: Command) => void;
 
 // One line per sub-command file; keep alphabetical.
-export const COMMANDS: RegisterCommand[] = [registerBench];
+export const COMMANDS: RegisterCommand[] = [registerBench, registerHub];

@@ -1,0 +1,38 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
+import { GlobalExceptionFilter } from './common/global-exception.filter';
+import { HUB_CONFIG, type HubConfig } from './config/hub-config';
+import { DevicesModule } from './devices/devices.module';
+import { HealthController } from './health/health.controller';
+import { IngestModule } from './ingest/ingest.module';
+import { InventoryModule } from './inventory/inventory.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { PrismaModule } from './prisma/prisma.module';
+
+@Module({})
+class CoreModule {
+  static forRoot(config: HubConfig, link: DeviceLink): DynamicModule {
+    return {
+      module: CoreModule,
+      global: true,
+      providers: [
+        { provide: HUB_CONFIG, useValue: config },
+        { provide: DEVICE_LINK, useValue: link },
+      ],
+      exports: [HUB_CONFIG, DEVICE_LINK],
+    };
+  }
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: HubConfig, link: DeviceLink): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [CoreModule.forRoot(config, link), PrismaModule, MetricsModule, IngestModule, DevicesModule, InventoryModule],
+      controllers: [HealthController],
+      providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
+    };
+  }
+}

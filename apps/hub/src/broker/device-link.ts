@@ -1,0 +1,22 @@
+import { deviceTopic, encodePayload, AckSchema, type Ack } from '@shelfsight/contracts';
+import type { HubMqttServer } from './hub-mqtt.server';
+
+export const DEVICE_LINK = Symbol('DEVICE_LINK');
+
+/** What the hub sends to devices. Narrow on purpose: services depend on this, not on MQTT. */
+export interface DeviceLink {
+  sendAck(ack: Ack): Promise<void>;
+  readonly connected: boolean;
+}
+
+export class MqttDeviceLink implements DeviceLink {
+  constructor(private readonly server: HubMqttServer) {}
+
+  async sendAck(ack: Ack): Promise<void> {
+    await this.server.publish(deviceTopic(ack.deviceId, 'ack'), encodePayload(AckSchema, ack));
+  }
+
+  get connected(): boolean {
+    return this.server.connected;
+  }
+}

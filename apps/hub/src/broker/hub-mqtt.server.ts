@@ -1,0 +1,59 @@
+import { Logger } from '@nestjs/common';
+import { ServerMqtt, type MqttOptions } from '@nestjs/microservices';
+import type { MqttClient } from 'mqtt';
+import { sharedSubscription } from '@shelfsight/contracts';
+
+type MqttServerOptions = Required<MqttOptions>['options'];
+
+/**
+ * The `@nestjs/microservices` MQTT transport, adapted to the hub:
+ * - with a share group, handlers subscribe through an MQTT 5 shared subscription
+ *   (`$share/<group>/<filter>`), so hub replicas split device traffic instead of each
+ *   receiving all of it; handler patterns stay plain topic filters;
+ * - a handler that throws is logged and never takes the process down;
+ * - the hub publishes to devices (acks) over this same connection.
+ */
+export class HubMqttServer extends ServerMqtt {
+  private readonly log = new Logger(HubMqttServer.name);
+  private readonly ready: Promise<MqttClient>;
+  private resolveReady!: (client: MqttClient) => void;
+
+  constructor(
+    private readonly serverOptions: MqttServerOptions,
+    private readonly shareGroup?: string,
+  ) {
+    super(serverOptions);
+    this.ready = new Promise((resolve) => (this.resolveReady = resolve));
+  }
+
+  override createMqttClient(): MqttClient {
+    const client = super.createMqttClient();
+    this.resolveReady(client);
+    return client;
+  }
+
+  override bindEvents(mqttClient: MqttClient): void {
+    mqttClient.on('message', (channel: string, buffer: Buffer, packet) => {
+      this.handleMessage(channel, buffer, mqttClient, packet).catch((err: unknown) =>
+        this.log.error(`handler for ${channel} failed: ${(err as Error).message}`),
+      );
+    });
+    const subscribeOptions = this.serverOptions.subscribeOptions ?? { qos: 1 as const };
+    for (const pattern of this.messageHandlers.keys()) {
+      const topic = this.shareGroup ? sharedSubscription(this.shareGroup, pattern) : pattern;
+      mqttClient.subscribe(topic, subscribeOptions, (err) => {
+        if (err) this.log.error(`subscribe ${topic} failed: ${err.message}`);
+      });
+    }
+  }
+
+  /** Publish raw bytes to a topic with QoS 1; resolves once the broker has it. */
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    const client = await this.ready;
+    await client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  get connected(): boolean {
+    return this.mqttClient?.connected ?? false;
+  }
+}

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
+
+/** Every setting of the hub: environment variable, CLI flag, meaning, default. */
+export const HUB_CONFIG_SPEC = {
+  httpPort: { env: 'HTTP_PORT', flag: 'http-port', description: 'port of the REST API', schema: cfg.port(3000) },
+  httpHost: { env: 'HTTP_HOST', flag: 'http-host', description: 'address the REST API binds to', schema: cfg.string('0.0.0.0') },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    flag: 'database-url',
+    description: 'PostgreSQL URL; unset = embedded PGlite in DATA_DIR',
+    schema: cfg.url(['postgres', 'postgresql']),
+  },
+  dataDir: { env: 'DATA_DIR', flag: 'data-dir', description: 'folder for the embedded database and hub files', schema: cfg.string('.data/hub') },
+  mqttUrl: {
+    env: 'MQTT_URL',
+    flag: 'mqtt-url',
+    description: 'external MQTT broker (mqtt://host:port); unset = embedded aedes broker',
+    schema: cfg.url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss']),
+  },
+  mqttPort: {
+    env: 'MQTT_PORT',
+    flag: 'mqtt-port',
+    description: 'port of the embedded broker (1884, so it never collides with a system Mosquitto on 1883); 0 = any free port',
+    schema: cfg.port(1884),
+  },
+  mqttHost: { env: 'MQTT_HOST', flag: 'mqtt-host', description: 'address the embedded broker binds to', schema: cfg.string('0.0.0.0') },
+  mqttShareGroup: {
+    env: 'MQTT_SHARE_GROUP',
+    flag: 'mqtt-share-group',
+    description: 'MQTT 5 shared-subscription group that hub replicas split device traffic in (external broker only)',
+    schema: cfg.string('shelfsight-hub'),
+  },
+  minConfidence: {
+    env: 'MIN_CONFIDENCE',
+    flag: 'min-confidence',
+    description: 'detections below this confidence are stored but do not change inventory',
+    schema: z.coerce.number().min(0).max(1).default(0.5),
+  },
+  ingestBatchRows: {
+    env: 'INGEST_BATCH_ROWS',
+    flag: 'ingest-batch-rows',
+    description: 'most detections written in one database transaction',
+    schema: cfg.int(2000, 1),
+  },
+  ingestMaxPending: {
+    env: 'INGEST_MAX_PENDING',
+    flag: 'ingest-max-pending',
+    description: 'most detections held in memory awaiting commit; beyond it batches are refused unacknowledged (devices keep and resend them)',
+    schema: cfg.int(50000, 1),
+  },
+  dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
+} as const;
+
+export type HubConfig = ConfigOf<typeof HUB_CONFIG_SPEC>;
+
+export const HUB_CONFIG = Symbol('HUB_CONFIG');
+
+export function loadHubConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
+  return loadConfig(HUB_CONFIG_SPEC, flags, env);
+}

@@ -1,0 +1,26 @@
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { PrismaService } from '../prisma/prisma.service';
+
+@ApiTags('operations')
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(DEVICE_LINK) private readonly link: DeviceLink,
+  ) {}
+
+  /** 200 when the database answers and the broker connection is up, else 503 with the failing part. */
+  @Get()
+  async health(@Res() res: Response): Promise<void> {
+    const database = await this.prisma
+      .$queryRawUnsafe('SELECT 1')
+      .then(() => 'up' as const)
+      .catch(() => 'down' as const);
+    const broker = this.link.connected ? ('up' as const) : ('down' as const);
+    const ok = database === 'up' && broker === 'up';
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', database, broker });
+  }
+}

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
+import { AppModule } from './app.module';
+import { MqttDeviceLink } from './broker/device-link';
+import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
+import { HubMqttServer } from './broker/hub-mqtt.server';
+import type { HubConfig } from './config/hub-config';
+
+export interface HubHandle {
+  httpUrl: string;
+  /** Where devices connect. */
+  mqttUrl: string;
+  databaseUrl: string;
+  app: INestApplication;
+  stop(): Promise<void>;
+}
+
+export interface StartHubOptions {
+  /** Nest log levels; false silences the hub (tests). */
+  logLevels?: LogLevel[] | false;
+}
+
+/**
+ * Start the hub: database (external or embedded PGlite) with migrations applied, MQTT
+ * broker (external or embedded aedes), then the hybrid Nest app (HTTP + MQTT).
+ */
+export async function startHub(config: HubConfig, opts: StartHubOptions = {}): Promise<HubHandle> {
+  const log = new Logger('Hub');
+  if (opts.logLevels !== undefined) Logger.overrideLogger(opts.logLevels);
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((e: unknown) => log.warn(`shutdown step failed: ${(e as Error).message}`));
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    let embeddedDb: EmbeddedPostgres | undefined;
+    if (!databaseUrl) {
+      const dataDir = join(config.dataDir, 'pgdata');
+      embeddedDb = await startEmbeddedPostgres({ dataDir });
+      cleanups.push(() => embeddedDb!.stop());
+      databaseUrl = embeddedDb.url;
+      log.log(`embedded PostgreSQL (PGlite) in ${dataDir}, serving ${embeddedDb.url.replace(/\/\/[^@]*@/, '//')}`);
+    }
+    const migrations = await applyMigrations(databaseUrl);
+    if (migrations.applied.length > 0) log.log(`applied migrations: ${migrations.applied.join(', ')}`);
+
+    let mqttUrl = config.mqttUrl;
+    let broker: EmbeddedBroker | undefined;
+    if (!mqttUrl) {
+      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost);
+      cleanups.push(() => broker!.stop());
+      mqttUrl = broker.url;
+    }
+    const server = new HubMqttServer(
+      {
+        url: mqttUrl,
+        clientId: `shelfsight-hub-${process.pid}-${randomBytes(3).toString('hex')}`,
+        protocolVersion: broker ? 4 : 5,
+        reconnectPeriod: 1000,
+        subscribeOptions: { qos: 1 },
+      },
+      broker ? undefined : config.mqttShareGroup,
+    );
+    const resolved: HubConfig = { ...config, databaseUrl, mqttUrl };
+    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server)), {
+      logger: opts.logLevels ?? ['log', 'warn', 'error'],
+    });
+    app.enableShutdownHooks();
+    cleanups.push(() => app.close());
+    const doc = new DocumentBuilder()
+      .setTitle('ShelfSight hub')
+      .setDescription('Inventory from the fleet\u2019s shelf detections; devices speak MQTT, people speak this API.')
+      .setVersion('1')
+      .build();
+    SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc));
+    app.connectMicroservice({ strategy: server }, { inheritAppConfig: true });
+    await app.startAllMicroservices();
+    await app.listen(config.httpPort, config.httpHost);
+    const address = app.getHttpServer().address() as { port: number };
+    const httpUrl = `http://127.0.0.1:${address.port}`;
+    const devicesConnectTo = broker ? `mqtt://<this-host>:${broker.port}` : mqttUrl;
+    log.log(`REST API on ${httpUrl} (docs at /docs); devices connect to ${devicesConnectTo}${broker ? ' (embedded broker)' : ''}`);
+    return {
+      httpUrl,
+      mqttUrl: broker ? broker.url : mqttUrl,
+      databaseUrl,
+      app,
+      stop: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,2 @@
+export { startHub, type HubHandle, type StartHubOptions } from './hub';
+export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';

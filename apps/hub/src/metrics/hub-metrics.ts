@@ -1,0 +1,20 @@
+import { Injectable } from '@nestjs/common';
+import { MetricsRegistry } from '@shelfsight/common';
+
+/** Every counter the hub exposes on GET /metrics; one home for their names. */
+@Injectable()
+export class HubMetrics {
+  readonly registry = new MetricsRegistry();
+  readonly detectionsReceived = this.registry.counter('shelfsight_detections_received_total', 'detections received in valid batches');
+  readonly detectionsStored = this.registry.counter('shelfsight_detections_stored_total', 'detections newly stored (duplicates excluded)');
+  readonly detectionsDuplicate = this.registry.counter('shelfsight_detections_duplicate_total', 'redelivered or repeated detections ignored');
+  readonly stateChanges = this.registry.counter('shelfsight_location_state_changes_total', 'location states moved by a newer confident detection');
+  readonly rejected = this.registry.counter('shelfsight_payloads_rejected_total', 'MQTT payloads refused, by topic channel and reason');
+  readonly overloaded = this.registry.counter('shelfsight_batches_deferred_total', 'batches refused unacknowledged because too much awaited commit (devices resend)');
+  readonly commitErrors = this.registry.counter('shelfsight_commit_errors_total', 'failed database commits (retried)');
+  readonly acksSent = this.registry.counter('shelfsight_acks_sent_total', 'acknowledgements published to devices');
+  readonly commitMs = this.registry.histogram('shelfsight_commit_duration_ms', 'time of one ingest transaction', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]);
+  readonly batchRows = this.registry.histogram('shelfsight_commit_batch_rows', 'detections per ingest transaction', [1, 10, 50, 100, 250, 500, 1000, 2000, 5000]);
+  readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
+  readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
+}
