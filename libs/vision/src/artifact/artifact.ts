@@ -1,0 +1,184 @@
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
+import type { BackboneIdentity, BackboneInfo } from '../backbones/backbone';
+import { BackboneMismatchError, TruncatedArtifactError, UnsupportedFormatVersionError } from '../errors';
+import { sha256Hex } from '../hash';
+import { Head, headParamCount, type HeadSpec } from '../head/head';
+
+/** Bump when the layout changes; loaders refuse versions they do not know. */
+export const ARTIFACT_FORMAT_VERSION = 1;
+export const SUPPORTED_FORMAT_VERSIONS = [1];
+
+export const MANIFEST_FILE = 'manifest.json';
+export const LABELS_FILE = 'labels.txt';
+export const WEIGHTS_FILE = 'head.bin';
+
+const ManifestSchema = z.object({
+  formatVersion: z.literal(1),
+  version: z.string().min(1),
+  createdAt: z.string().min(1),
+  backbone: z.object({
+    id: z.string().min(1),
+    checksum: z.string().regex(/^[0-9a-f]{64}$/),
+    format: z.enum(['tfjs-graph', 'tfjs-layers']),
+    inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
+    inputRange: z.tuple([z.number(), z.number()]),
+    featureDim: z.number().int().positive(),
+    source: z.string(),
+  }),
+  input: z.object({
+    size: z.tuple([z.number().int().positive(), z.number().int().positive()]),
+    range: z.tuple([z.number(), z.number()]),
+    resize: z.literal('cover-centre'),
+  }),
+  head: z.object({
+    type: z.enum(['softmax', 'mlp']),
+    inputDim: z.number().int().positive(),
+    numClasses: z.number().int().min(1),
+    hidden: z.number().int().positive().optional(),
+    normalize: z.enum(['none', 'l2']),
+    params: z.number().int().positive(),
+    weightsFile: z.string().min(1),
+    weightsBytes: z.number().int().positive(),
+    weightsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+  labels: z.object({ file: z.string().min(1), count: z.number().int().min(1) }),
+  training: z.record(z.string(), z.unknown()),
+  metrics: z.record(z.string(), z.unknown()),
+  lineage: z.object({ parent: z.string().optional() }).optional(),
+});
+export type ModelManifest = z.infer<typeof ManifestSchema>;
+
+export interface SaveModelInput {
+  head: Head;
+  labels: string[];
+  backbone: BackboneInfo;
+  training: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  parent?: string;
+  createdAt?: Date;
+}
+
+/**
+ * Write a model artifact folder: `head.bin` (float32 little-endian), `labels.txt`,
+ * `manifest.json` (written last). Written beside the target and renamed into place, so
+ * readers never see half an artifact.
+ */
+export async function saveModel(dir: string, input: SaveModelInput): Promise<ModelManifest> {
+  const spec = input.head.spec;
+  if (input.labels.length !== spec.numClasses) throw new Error(`labels (${input.labels.length}) != head classes (${spec.numClasses})`);
+  const weights = input.head.toWeights();
+  const bytes = Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength);
+  const createdAt = input.createdAt ?? new Date();
+  const weightsSha256 = sha256Hex(bytes);
+  const manifest: ModelManifest = {
+    formatVersion: 1,
+    version: `${createdAt.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${weightsSha256.slice(0, 8)}`,
+    createdAt: createdAt.toISOString(),
+    backbone: {
+      id: input.backbone.id,
+      checksum: input.backbone.checksum,
+      format: input.backbone.format,
+      inputSize: input.backbone.inputSize,
+      inputRange: input.backbone.inputRange,
+      featureDim: input.backbone.featureDim,
+      source: input.backbone.source,
+    },
+    input: { size: input.backbone.inputSize, range: input.backbone.inputRange, resize: 'cover-centre' },
+    head: {
+      ...spec,
+      params: headParamCount(spec),
+      weightsFile: WEIGHTS_FILE,
+      weightsBytes: bytes.byteLength,
+      weightsSha256,
+    },
+    labels: { file: LABELS_FILE, count: input.labels.length },
+    training: input.training,
+    metrics: input.metrics,
+    ...(input.parent ? { lineage: { parent: input.parent } } : {}),
+  };
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
+  await mkdir(tmp, { recursive: true });
+  await writeFile(join(tmp, WEIGHTS_FILE), bytes);
+  await writeFile(join(tmp, LABELS_FILE), input.labels.join('\n') + '\n');
+  await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  if (existsSync(dir)) await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  return manifest;
+}
+
+export interface LoadedModel {
+  dir: string;
+  manifest: ModelManifest;
+  labels: string[];
+  head: Head;
+}
+
+/** Read the manifest only, validating format version and shape. */
+export async function readManifest(dir: string): Promise<ModelManifest> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new TruncatedArtifactError(dir, `${MANIFEST_FILE} missing`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new TruncatedArtifactError(dir, `${MANIFEST_FILE} is not complete JSON`);
+  }
+  const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
+  if (!SUPPORTED_FORMAT_VERSIONS.includes(version as number)) {
+    throw new UnsupportedFormatVersionError(dir, version, SUPPORTED_FORMAT_VERSIONS);
+  }
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TruncatedArtifactError(dir, `${MANIFEST_FILE}: ${issue?.path.join('.')} ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** Load and verify an artifact: manifest, weights (size and SHA-256), labels. */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const manifest = await readManifest(dir);
+  const { head: h } = manifest;
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(dir, h.weightsFile));
+  } catch {
+    throw new TruncatedArtifactError(dir, `${h.weightsFile} missing`);
+  }
+  if (bytes.byteLength !== h.weightsBytes) {
+    throw new TruncatedArtifactError(dir, `${h.weightsFile} has ${bytes.byteLength} bytes, manifest says ${h.weightsBytes}`);
+  }
+  if (sha256Hex(bytes) !== h.weightsSha256) throw new TruncatedArtifactError(dir, `${h.weightsFile} checksum differs from manifest`);
+  let labelsText: string;
+  try {
+    labelsText = await readFile(join(dir, manifest.labels.file), 'utf8');
+  } catch {
+    throw new TruncatedArtifactError(dir, `${manifest.labels.file} missing`);
+  }
+  const labels = labelsText.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  if (labels.length !== manifest.labels.count || labels.length !== h.numClasses) {
+    throw new TruncatedArtifactError(dir, `${manifest.labels.file} has ${labels.length} labels, manifest says ${manifest.labels.count}`);
+  }
+  const spec: HeadSpec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize };
+  if (headParamCount(spec) !== h.params || h.params * 4 !== h.weightsBytes) {
+    throw new TruncatedArtifactError(dir, `head shape does not match its weights`);
+  }
+  const copy = new Float32Array(h.params);
+  new Uint8Array(copy.buffer).set(bytes);
+  return { dir, manifest, labels, head: Head.fromWeights(spec, copy) };
+}
+
+/** Refuse to pair a head with a backbone other than the one it was trained on. */
+export function assertSameBackbone(manifest: ModelManifest, backbone: BackboneIdentity): void {
+  if (manifest.backbone.id !== backbone.id || manifest.backbone.checksum !== backbone.checksum) {
+    throw new BackboneMismatchError(manifest.backbone, backbone);
+  }
+}

@@ -1,0 +1,64 @@
+import type { Backbone } from './backbones/backbone';
+import { ImageDecodeError } from './errors';
+import { toBatch } from './image/batch';
+import type { DistortionDraw } from './image/distort';
+import { preprocessImage, type InputSpec } from './image/preprocess';
+
+export interface FeatureJob {
+  input: Buffer | string;
+  /** Name used in error reports (path or frame id). */
+  source: string;
+  draw?: DistortionDraw;
+}
+
+export function inputSpecOf(b: { inputSize: [number, number]; inputRange: [number, number] }): InputSpec {
+  return { size: b.inputSize, range: b.inputRange };
+}
+
+/**
+ * Run the backbone over images in batches, in this thread. Decoding of the next batch
+ * (sharp, on libuv threads) overlaps the backbone's work on the current one. A corrupt
+ * image yields an {@link ImageDecodeError} in its slot; the others go on.
+ */
+export async function extractFeatures(
+  backbone: Backbone,
+  jobs: FeatureJob[],
+  opts: { batchSize?: number; onBatch?: (done: number) => void } = {},
+): Promise<Array<Float32Array | ImageDecodeError>> {
+  const spec = inputSpecOf(backbone);
+  const batchSize = Math.max(1, opts.batchSize ?? 8);
+  const out: Array<Float32Array | ImageDecodeError> = new Array(jobs.length);
+  const prepare = (start: number) =>
+    Promise.all(
+      jobs.slice(start, start + batchSize).map((j) =>
+        preprocessImage(j.input, spec, { source: j.source, draw: j.draw }).catch((err: unknown) =>
+          err instanceof ImageDecodeError ? err : new ImageDecodeError(j.source, err),
+        ),
+      ),
+    );
+  let next = jobs.length > 0 ? prepare(0) : undefined;
+  for (let start = 0; start < jobs.length; start += batchSize) {
+    const prepared = await (next as ReturnType<typeof prepare>);
+    next = start + batchSize < jobs.length ? prepare(start + batchSize) : undefined;
+    const okIdx: number[] = [];
+    const okImgs: Float32Array[] = [];
+    prepared.forEach((p, i) => {
+      if (p instanceof ImageDecodeError) out[start + i] = p;
+      else {
+        okIdx.push(start + i);
+        okImgs.push(p);
+      }
+    });
+    if (okImgs.length > 0) {
+      const batch = toBatch(okImgs, spec);
+      const feats = backbone.extract(batch);
+      const data = (await feats.data()) as Float32Array;
+      batch.dispose();
+      feats.dispose();
+      const d = data.length / okImgs.length;
+      okIdx.forEach((idx, k) => (out[idx] = data.slice(k * d, (k + 1) * d)));
+    }
+    opts.onBatch?.(Math.min(start + batchSize, jobs.length));
+  }
+  return out;
+}

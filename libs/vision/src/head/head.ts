@@ -1,0 +1,137 @@
+import * as tf from '@tensorflow/tfjs';
+import { seededRng, gaussian } from '../image/distort';
+
+/**
+ * The trainable part of a model. `softmax` is retrain.py's final layer: N × (D + 1)
+ * numbers. `mlp` adds one hidden ReLU layer (trained with dropout) for more accuracy.
+ */
+export type HeadType = 'softmax' | 'mlp';
+/** `l2`: features are scaled to unit length × √D before the head (robust to brightness/contrast). */
+export type FeatureNorm = 'none' | 'l2';
+
+export interface HeadSpec {
+  type: HeadType;
+  inputDim: number;
+  numClasses: number;
+  /** Hidden units of the `mlp` head. */
+  hidden?: number;
+  normalize: FeatureNorm;
+}
+
+export interface DenseShape {
+  inDim: number;
+  outDim: number;
+}
+
+export function headShapes(spec: HeadSpec): DenseShape[] {
+  if (spec.type === 'mlp') {
+    const hidden = spec.hidden ?? 512;
+    return [
+      { inDim: spec.inputDim, outDim: hidden },
+      { inDim: hidden, outDim: spec.numClasses },
+    ];
+  }
+  return [{ inDim: spec.inputDim, outDim: spec.numClasses }];
+}
+
+export function headParamCount(spec: HeadSpec): number {
+  return headShapes(spec).reduce((n, s) => n + s.inDim * s.outDim + s.outDim, 0);
+}
+
+/** Apply the head's feature normalisation. */
+export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2D {
+  if (norm === 'none') return x;
+  return tf.tidy(() => {
+    const d = x.shape[1];
+    const len = tf.sqrt(tf.sum(tf.square(x), 1, true)).add(1e-8);
+    return x.div(len).mul(Math.sqrt(d)) as tf.Tensor2D;
+  });
+}
+
+export class Head {
+  private constructor(
+    readonly spec: HeadSpec,
+    /** [W0, b0, W1, b1, ...] */
+    readonly vars: tf.Variable[],
+  ) {}
+
+  /** Glorot-uniform weights, zero biases (softmax: all zeros, as retrain.py starts near it). */
+  static init(spec: HeadSpec, seed = 1): Head {
+    const rng = seededRng(seed);
+    const vars: tf.Variable[] = [];
+    for (const s of headShapes(spec)) {
+      const limit = Math.sqrt(6 / (s.inDim + s.outDim));
+      const w = new Float32Array(s.inDim * s.outDim);
+      if (spec.type === 'softmax') {
+        for (let i = 0; i < w.length; i++) w[i] = gaussian(rng) * 0.001;
+      } else {
+        for (let i = 0; i < w.length; i++) w[i] = (rng() * 2 - 1) * limit;
+      }
+      vars.push(tf.variable(tf.tensor2d(w, [s.inDim, s.outDim])), tf.variable(tf.zeros([s.outDim])));
+    }
+    return new Head(spec, vars);
+  }
+
+  static fromWeights(spec: HeadSpec, weights: Float32Array): Head {
+    const shapes = headShapes(spec);
+    const expected = headParamCount(spec);
+    if (weights.length !== expected) throw new Error(`head weights: expected ${expected} floats, got ${weights.length}`);
+    const vars: tf.Variable[] = [];
+    let off = 0;
+    for (const s of shapes) {
+      vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), false));
+      off += s.inDim * s.outDim;
+      vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), false));
+      off += s.outDim;
+    }
+    return new Head(spec, vars);
+  }
+
+  /** Logits; with `dropout` > 0 applies dropout on the hidden layer (training only). */
+  logits(features: tf.Tensor2D, dropout = 0): tf.Tensor2D {
+    return tf.tidy(() => {
+      let h = normalizeFeatures(features, this.spec.normalize);
+      const n = this.vars.length / 2;
+      for (let i = 0; i < n; i++) {
+        const w = this.vars[2 * i] as tf.Variable;
+        const b = this.vars[2 * i + 1] as tf.Variable;
+        h = tf.add(tf.matMul(h, w), b) as tf.Tensor2D;
+        if (i < n - 1) {
+          h = tf.relu(h);
+          if (dropout > 0) h = tf.dropout(h, dropout) as tf.Tensor2D;
+        }
+      }
+      return h;
+    });
+  }
+
+  /** Class probabilities, [batch, numClasses]. */
+  predict(features: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.softmax(this.logits(features)));
+  }
+
+  /** Weight matrices only (for weight decay). */
+  kernels(): tf.Variable[] {
+    return this.vars.filter((_, i) => i % 2 === 0);
+  }
+
+  toWeights(): Float32Array {
+    const parts = this.vars.map((v) => v.dataSync() as Float32Array);
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+
+  /** A frozen copy (used to keep the best weights during early stopping). */
+  snapshot(): Float32Array {
+    return this.toWeights();
+  }
+
+  dispose(): void {
+    for (const v of this.vars) v.dispose();
+  }
+}

@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Logger } from '@shelfsight/common';
+import type { ScoredCategory } from '@shelfsight/contracts';
+import { assertSameBackbone, loadModel, type ModelManifest } from './artifact/artifact';
+import type { Backbone } from './backbones/backbone';
+import { loadBackbone } from './backbones/resolve';
+import type { FrameClassification, FrameClassifier } from './classifier';
+import type { Head } from './head/head';
+import { toBatch } from './image/batch';
+import { preprocessImage } from './image/preprocess';
+import { inputSpecOf } from './features';
+
+export interface LoadClassifierOptions {
+  /** Model artifact folder (manifest.json, head.bin, labels.txt). */
+  model: string;
+  /** Backbone spec or an already loaded backbone; default: the one recorded in the manifest. */
+  backbone?: string | Backbone;
+  topK?: number;
+  offline?: boolean;
+  logger?: Logger;
+}
+
+export interface ScoredFeatures {
+  topK: ScoredCategory[];
+  probabilities: Float32Array;
+}
+
+/** Backbone + head: classifies encoded frames (JPEG/PNG/WebP bytes). */
+export class TfjsFrameClassifier implements FrameClassifier {
+  readonly backboneId: string;
+  readonly modelVersion: string;
+
+  constructor(
+    readonly backbone: Backbone,
+    readonly head: Head,
+    readonly labels: string[],
+    readonly manifest: ModelManifest,
+    readonly topK: number,
+    private readonly ownsBackbone: boolean,
+  ) {
+    assertSameBackbone(manifest, backbone);
+    this.backboneId = backbone.id;
+    this.modelVersion = manifest.version;
+  }
+
+  async classify(image: Buffer, source = 'frame'): Promise<FrameClassification> {
+    const started = performance.now();
+    const pixels = await preprocessImage(image, inputSpecOf(this.backbone), { source });
+    const probs = tf.tidy(() => {
+      const batch = toBatch([pixels], inputSpecOf(this.backbone));
+      return this.head.predict(this.backbone.extract(batch)).dataSync() as Float32Array;
+    });
+    const topK = rankTopK(probs, this.labels, this.topK);
+    const first = topK[0] as ScoredCategory;
+    return { category: first.category, confidence: first.confidence, topK, latencyMs: performance.now() - started };
+  }
+
+  /** Classify a bottleneck vector computed elsewhere (cache, worker). */
+  classifyFeatures(features: Float32Array): ScoredFeatures {
+    const probs = tf.tidy(() => this.head.predict(tf.tensor2d(features, [1, features.length])).dataSync() as Float32Array);
+    return { topK: rankTopK(probs, this.labels, this.topK), probabilities: probs };
+  }
+
+  dispose(): void {
+    this.head.dispose();
+    if (this.ownsBackbone) this.backbone.dispose();
+  }
+}
+
+export function rankTopK(probs: ArrayLike<number>, labels: string[], k: number): ScoredCategory[] {
+  const idx = Array.from({ length: labels.length }, (_, i) => i);
+  idx.sort((a, b) => (probs[b] as number) - (probs[a] as number));
+  return idx.slice(0, Math.max(1, Math.min(k, labels.length))).map((i) => ({
+    category: labels[i] as string,
+    confidence: Math.min(1, Math.max(0, probs[i] as number)),
+  }));
+}
+
+/** Load a model artifact and its backbone (verified to be the one the head was trained on). */
+export async function loadClassifier(opts: LoadClassifierOptions): Promise<TfjsFrameClassifier> {
+  const model = await loadModel(opts.model);
+  let backbone: Backbone;
+  let owns = false;
+  if (typeof opts.backbone === 'object') {
+    backbone = opts.backbone;
+  } else {
+    backbone = await loadBackbone(opts.backbone ?? model.manifest.backbone.source, { offline: opts.offline, logger: opts.logger });
+    owns = true;
+  }
+  try {
+    return new TfjsFrameClassifier(backbone, model.head, model.labels, model.manifest, opts.topK ?? 3, owns);
+  } catch (err) {
+    model.head.dispose();
+    if (owns) backbone.dispose();
+    throw err;
+  }
+}
