@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { Aedes } from 'aedes';
+import Aedes, { createBroker } from 'aedes';
 
 export interface EmbeddedBroker {
   /** URL devices and the hub itself connect to (on loopback). */
@@ -12,7 +12,7 @@ export interface EmbeddedBroker {
 
 /** The aedes MQTT broker inside the hub process: the default when no MQTT_URL is given. */
 export async function startEmbeddedBroker(port: number, host: string): Promise<EmbeddedBroker> {
-  const broker = await Aedes.createBroker();
+  const broker = createBroker();
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

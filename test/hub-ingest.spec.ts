@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import type { BrokerKind } from './support/test-hub';
+import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import type { DatabaseKind } from './support/databases';
+import { detection, FakeDevice } from './support/fake-device';
+import { hasExternalMqtt, hasExternalPostgres } from './support/services';
+
+interface InventoryBody {
+  totalLocations: number;
+  newestObservation: string | null;
+  categories: Array<{ category: string; locations: number }>;
+}
+
+const variants: Array<{ db: DatabaseKind; broker: BrokerKind; available: () => boolean }> = [
+  { db: 'pglite', broker: 'aedes', available: () => true },
+  { db: 'postgres', broker: 'aedes', available: hasExternalPostgres },
+  { db: 'postgres', broker: 'mosquitto', available: () => hasExternalPostgres() && hasExternalMqtt() },
+];
+
+for (const variant of variants) {
+  const d = variant.available() ? describe : describe.skip;
+  d(`hub ingest (${variant.db} + ${variant.broker})`, () => {
+    let sut: TestHub;
+    let device: FakeDevice;
+    let sql: Client;
+    const site = `site-${randomBytes(3).toString('hex')}`;
+
+    const inventory = async () => (await getJson<InventoryBody>(`${sut.hub.httpUrl}/inventory?site=${site}`)).body;
+    const counts = async () => Object.fromEntries((await inventory()).categories.map((c) => [c.category, c.locations]));
+    const storedRows = async (deviceId: string) =>
+      Number((await sql.query('SELECT count(*) FROM detections WHERE device_id = $1', [deviceId])).rows[0].count);
+
+    beforeAll(async () => {
+      sut = await startTestHub(variant.db, variant.broker);
+      sql = new Client({ connectionString: sut.hub.databaseUrl });
+      await sql.connect();
+      device = await FakeDevice.connect(sut.hub.mqttUrl, `dev-${randomBytes(3).toString('hex')}`);
+    });
+
+    afterAll(async () => {
+      await device?.close();
+      await sql?.end();
+      await sut?.stop();
+    });
+
+    it('stores a batch, updates inventory and only then acknowledges its seqs', async () => {
+      await device.sendDetections([
+        detection(1, { site, location: 'A-01-1-A', category: 'milk' }),
+        detection(2, { site, location: 'A-01-1-B', category: 'milk' }),
+        detection(3, { site, location: 'B-02-1-A', category: 'juice' }),
+      ]);
+      await device.waitForAcks([1, 2, 3]);
+      expect(await storedRows(device.id)).toBe(3);
+      expect(await counts()).toEqual({ juice: 1, milk: 2 });
+      const inv = await inventory();
+      expect(inv.totalLocations).toBe(3);
+      expect(inv.newestObservation).toBe(detection(3).capturedAt);
+    });
+
+    it('ignores a redelivered batch and a repeated sequence number, and acks them again', async () => {
+      const batch = [detection(10, { site, location: 'C-01-1-A', category: 'apples' })];
+      await device.sendDetections(batch);
+      await device.waitForAcks([10]);
+      device.acked.clear();
+      await device.sendDetections(batch);
+      // Same seq, different content: still the same detection as far as the hub is concerned.
+      await device.sendDetections([detection(10, { site, location: 'C-01-1-A', category: 'bananas', frameId: 'other-frame' })]);
+      await device.waitForAcks([10]);
+      expect(await storedRows(device.id)).toBe(4);
+      expect(await counts()).toEqual({ apples: 1, juice: 1, milk: 2 });
+    });
+
+    it('ignores a frame classified twice under a new seq (same frame id)', async () => {
+      await device.sendDetections([detection(20, { site, location: 'C-01-1-B', category: 'apples', frameId: 'frame-x' })]);
+      await device.sendDetections([detection(21, { site, location: 'C-01-1-B', category: 'apples', frameId: 'frame-x' })]);
+      await device.waitForAcks([20, 21]);
+      expect(await storedRows(device.id)).toBe(5);
+      expect(await counts()).toEqual({ apples: 2, juice: 1, milk: 2 });
+    });
+
+    it('never lets a late frame overwrite a newer state of its location', async () => {
+      const newer = detection(31, { site, location: 'D-01-1-A', category: 'milk', capturedAt: '2026-11-02T10:00:00.000Z' });
+      const older = detection(30, { site, location: 'D-01-1-A', category: 'juice', capturedAt: '2026-11-02T09:00:00.000Z' });
+      await device.sendDetections([newer]);
+      await device.waitForAcks([31]);
+      await device.sendDetections([older]);
+      await device.waitForAcks([30]);
+      expect(await counts()).toEqual({ apples: 2, juice: 1, milk: 3 });
+      const state = await sql.query('SELECT category FROM location_state WHERE site = $1 AND location = $2', [site, 'D-01-1-A']);
+      expect(state.rows).toEqual([{ category: 'milk' }]);
+    });
+
+    it('stores low-confidence detections without moving counts', async () => {
+      await device.sendDetections([
+        detection(40, { site, location: 'D-01-1-A', category: 'juice', confidence: 0.2, capturedAt: '2026-11-03T10:00:00.000Z' }),
+      ]);
+      await device.waitForAcks([40]);
+      expect(await storedRows(device.id)).toBe(8);
+      expect(await counts()).toEqual({ apples: 2, juice: 1, milk: 3 });
+    });
+
+    it('rejects and counts malformed payloads while the stream goes on', async () => {
+      await device.sendRaw('detections', 'this is not json');
+      await device.sendRaw('detections', JSON.stringify({ v: 1, deviceId: device.id, sentAt: 'yesterday', detections: [] }));
+      await device.sendRaw(
+        'detections',
+        JSON.stringify({ v: 1, deviceId: 'someone-else', sentAt: new Date().toISOString(), detections: [detection(50, { site })] }),
+      );
+      await device.sendDetections([detection(51, { site, location: 'E-01-1-A', category: 'juice' })]);
+      await device.waitForAcks([51]);
+      expect(device.acked.has(50)).toBe(false);
+      const metrics = await eventually(async () => {
+        const text = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+        return text.includes('reason="device_mismatch"') ? text : undefined;
+      });
+      expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="invalid_json"\} 1/);
+      expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="schema"\} 1/);
+      expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="device_mismatch"\} 1/);
+      expect(await counts()).toEqual({ apples: 2, juice: 2, milk: 3 });
+    });
+
+    it('tracks devices through birth, heartbeat and death', async () => {
+      const birth = {
+        v: 1,
+        deviceId: device.id,
+        kind: 'robot',
+        site,
+        agentVersion: '0.1.0',
+        backboneId: 'bb',
+        modelVersion: 'm1',
+        startedAt: new Date().toISOString(),
+      };
+      await device.sendRaw('birth', JSON.stringify(birth));
+      type Dev = { id: string; online: boolean; kind: string; lastSeenAt: string | null };
+      const online = await eventually(async () => {
+        const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
+        return list.find((x) => x.id === device.id && x.online && x.kind === 'robot');
+      });
+      expect(online.lastSeenAt).not.toBeNull();
+      await device.sendRaw('death', JSON.stringify({ v: 1, deviceId: device.id, reason: 'shutdown' }));
+      await eventually(async () => {
+        const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
+        return list.find((x) => x.id === device.id && !x.online);
+      });
+    });
+
+    it('answers 400 naming the parameter for a bad query', async () => {
+      const res = await getJson<{ message: string[] }>(`${sut.hub.httpUrl}/inventory?site=no%20spaces`);
+      expect(res.status).toBe(400);
+      expect(res.body.message.join(' ')).toMatch(/^site:/);
+    });
+  });
+}

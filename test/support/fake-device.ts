@@ -1,0 +1,68 @@
+import { connectAsync, type MqttClient } from 'mqtt';
+import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION, type Detection } from '@shelfsight/contracts';
+
+/**
+ * A bare MQTT client speaking the device contracts by hand, for tests that need to send
+ * exactly the bytes they choose (duplicates, out-of-order, malformed payloads).
+ */
+export class FakeDevice {
+  readonly acked = new Set<number>();
+  private constructor(
+    readonly id: string,
+    private readonly client: MqttClient,
+  ) {}
+
+  static async connect(url: string, id: string): Promise<FakeDevice> {
+    const client = await connectAsync(url, { clientId: `fake-${id}`, reconnectPeriod: 0 });
+    const device = new FakeDevice(id, client);
+    client.on('message', (_topic, payload) => {
+      const ack = parsePayload(AckSchema, payload);
+      if (ack.ok) for (const s of ack.value.seqs) device.acked.add(s);
+    });
+    await client.subscribeAsync(deviceTopic(id, 'ack'), { qos: 1 });
+    return device;
+  }
+
+  async sendDetections(detections: Detection[]): Promise<void> {
+    const batch = { v: SCHEMA_VERSION, deviceId: this.id, sentAt: new Date().toISOString(), detections };
+    await this.sendRaw('detections', JSON.stringify(batch));
+  }
+
+  async sendRaw(channel: 'detections' | 'birth' | 'heartbeat' | 'death', payload: string | Buffer): Promise<void> {
+    await this.client.publishAsync(deviceTopic(this.id, channel), payload, { qos: 1 });
+  }
+
+  async waitForAcks(seqs: number[], timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!seqs.every((s) => this.acked.has(s))) {
+      if (Date.now() > deadline) {
+        throw new Error(`device ${this.id}: no ack for seqs ${seqs.filter((s) => !this.acked.has(s)).join(',')}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+let frameCounter = 0;
+
+/** A valid detection with sensible defaults. */
+export function detection(seq: number, overrides: Partial<Detection> = {}): Detection {
+  frameCounter += 1;
+  return {
+    seq,
+    frameId: `frame-${seq}-${frameCounter}`,
+    site: 'site-1',
+    location: 'A-01-1-A',
+    capturedAt: new Date(Date.UTC(2026, 10, 1, 8, 0, seq)).toISOString(),
+    category: 'milk',
+    confidence: 0.9,
+    topK: [{ category: overrides.category ?? 'milk', confidence: overrides.confidence ?? 0.9 }],
+    modelVersion: 'test-model',
+    latencyMs: 12,
+    ...overrides,
+  };
+}

@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadHubConfig, startHub, type HubHandle } from '@shelfsight/hub';
+import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases';
+import { EXTERNAL_MQTT_URL } from './services';
+
+export type BrokerKind = 'aedes' | 'mosquitto';
+
+export interface TestHub {
+  hub: HubHandle;
+  db: TestDatabase;
+  stop(): Promise<void>;
+}
+
+/** A hub on a fresh database with the chosen broker, on free ports, silent. */
+export async function startTestHub(
+  dbKind: DatabaseKind,
+  broker: BrokerKind,
+  overrides: Record<string, string> = {},
+): Promise<TestHub> {
+  const db = await createTestDatabase(dbKind);
+  const env: Record<string, string> = {
+    HTTP_PORT: '0',
+    HTTP_HOST: '127.0.0.1',
+    MQTT_PORT: '0',
+    MQTT_HOST: '127.0.0.1',
+    DATABASE_URL: db.url,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-hub-')),
+    MQTT_SHARE_GROUP: `test-${randomBytes(3).toString('hex')}`,
+    ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
+    ...overrides,
+  };
+  const hub = await startHub(loadHubConfig({}, env), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false });
+  return {
+    hub,
+    db,
+    async stop() {
+      await hub.stop();
+      await db.drop();
+    },
+  };
+}
+
+/** Poll until `check` returns a value that is not undefined, or fail after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as T };
+}
