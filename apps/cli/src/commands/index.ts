@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAgent } from './agent';
 import { registerBench } from './bench';
 import { registerHub } from './hub';
 
@@ -6,4 +7,4 @@ import { registerHub } from './hub';
 export type RegisterCommand = (program: Command) => void;
 
 // One line per sub-command file; keep alphabetical.
-export const COMMANDS: RegisterCommand[] = [registerBench, registerHub];
+export const COMMANDS: RegisterCommand[] = [registerAgent, registerBench, registerHub];

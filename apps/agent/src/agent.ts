@@ -1,0 +1,291 @@
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { createLogger, type Logger } from '@shelfsight/common';
+import type { FrameClassifier } from '@shelfsight/vision';
+import type { AgentConfig } from './config';
+import { StandInClassifier } from './classify/stand-in-classifier';
+import { OpsServer, sendJson, sendText } from './http/ops-server';
+import { Link } from './link/link';
+import { AgentMetrics } from './metrics/metrics';
+import { Outbox, type OutboxRecovery } from './outbox/outbox';
+import { Pipeline } from './pipeline/pipeline';
+import { DirectorySource } from './sources/directory-source';
+import type { Frame, FrameSource } from './sources/frame';
+import { ProcessedJournal } from './sources/processed-journal';
+import { AGENT_VERSION } from './version';
+
+export interface AgentDeps {
+  /** Classifier to use instead of loading one from the config (tests, simulation). */
+  classifier?: FrameClassifier;
+  logger?: Logger;
+  /** Extra frame sources besides the configured directory (replay, synthetic, ...). */
+  sources?: FrameSource[];
+}
+
+export interface AgentStats {
+  deviceId: string;
+  connected: boolean;
+  uptimeS: number;
+  frames: { detected: number; rejected: number; dropped: number };
+  queueDepth: number;
+  outbox: { depth: number; bytes: number; fileBytes: number; maxBytes: number; full: boolean; nextSeq: number; refused: number };
+  link: Link['counters'] & { inFlight: number };
+  p95LatencyMs: number;
+  recovery: OutboxRecovery;
+}
+
+export interface AgentHandle {
+  readonly deviceId: string;
+  readonly config: AgentConfig;
+  /** Port of the health/metrics server, if enabled. */
+  readonly httpPort: number | undefined;
+  /** `connected`, `disconnected`, `acked` (seqs), `detection` (Detection), `idle`. */
+  readonly events: EventEmitter;
+  stats(): AgentStats;
+  /** Prometheus text of the agent's metrics. */
+  metrics(): string;
+  /** Queue a frame from code (push source semantics: the queue policy applies). */
+  offer(frame: Frame): void;
+  /** Resolves when the outbox is empty (every detection acknowledged). */
+  allAcked(timeoutMs?: number): Promise<void>;
+  /** Resolves when sources have nothing left, the queue is empty and every detection is acknowledged. */
+  idle(timeoutMs?: number): Promise<void>;
+  /** Graceful stop: stop sources, finish the current frame, flush to the hub, death `shutdown`, close. */
+  stop(): Promise<void>;
+}
+
+/** Start an edge agent in this process. */
+export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<AgentHandle> {
+  const startedAt = new Date();
+  const logger = (deps.logger ?? createLogger('agent')).child({ deviceId: config.deviceId });
+  const stateDir = path.resolve(config.stateDir ?? path.join('.data', 'agent', config.deviceId));
+  await fsp.mkdir(stateDir, { recursive: true });
+
+  const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
+  const ownsClassifier = !deps.classifier;
+  const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, logger });
+  logger.info('outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq });
+
+  const metrics = new AgentMetrics();
+  const events = new EventEmitter();
+  const pipeline = new Pipeline(classifier, outbox, { queueSize: config.queueSize, topK: config.topK, logger }, metrics);
+  const sources: FrameSource[] = [...(deps.sources ?? [])];
+  let journal: ProcessedJournal | undefined;
+  let dirSource: DirectorySource | undefined;
+  if (config.framesDir) {
+    journal = await ProcessedJournal.open(path.join(stateDir, 'processed.log'));
+    dirSource = new DirectorySource({
+      dir: path.resolve(config.framesDir),
+      site: config.site,
+      pollMs: config.pollMs,
+      settleMs: config.settleMs,
+      journal,
+      logger,
+    });
+    sources.unshift(dirSource);
+  }
+
+  const link = new Link(
+    {
+      url: config.mqttUrl,
+      deviceId: config.deviceId,
+      username: config.mqttUsername,
+      password: config.mqttPassword,
+      batchSize: config.batchSize,
+      maxInFlight: config.maxInFlight,
+      ackTimeoutMs: config.ackTimeoutMs,
+      reconnectMinMs: config.reconnectMinMs,
+      reconnectMaxMs: config.reconnectMaxMs,
+      logger,
+      birth: () => ({
+        kind: config.kind,
+        site: config.site,
+        agentVersion: AGENT_VERSION,
+        backboneId: classifier.backboneId,
+        modelVersion: classifier.modelVersion,
+        startedAt: startedAt.toISOString(),
+      }),
+    },
+    outbox,
+  );
+  for (const e of ['connected', 'disconnected', 'acked'] as const) link.on(e, (arg: unknown) => events.emit(e, arg));
+  pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));
+  // The directory source backs off while the queue or outbox is full; wake it when room returns.
+  const wake = () => dirSource?.poke();
+  pipeline.on('settled', wake);
+  outbox.on('space', wake);
+
+  registerGauges(metrics, { outbox, pipeline, link, startedAt });
+
+  const idleNow = () => pipeline.idle() && outbox.depth === 0 && sources.every((s) => s.idle());
+  const checkIdle = () => {
+    if (idleNow()) events.emit('idle');
+  };
+  pipeline.on('idle', checkIdle);
+  link.on('acked', checkIdle);
+
+  let ops: OpsServer | undefined;
+  let httpPort: number | undefined;
+  const health = () => ({
+    status: link.connected && !outbox.full ? 'ok' : 'degraded',
+    deviceId: config.deviceId,
+    connected: link.connected,
+    outboxDepth: outbox.depth,
+    outboxFull: outbox.full,
+    queueDepth: pipeline.queue.length,
+    uptimeS: Math.round((Date.now() - startedAt.getTime()) / 1000),
+  });
+  if (config.httpPort > 0) {
+    ops = new OpsServer()
+      .route('GET', '/health', (_req, res) => sendJson(res, 200, health()))
+      .route('GET', '/metrics', (_req, res) => sendText(res, 200, metrics.registry.render()));
+    httpPort = await ops.listen(config.httpPort, config.httpHost);
+    logger.info('ops http listening', { port: httpPort, host: config.httpHost });
+  }
+
+  pipeline.start();
+  link.start();
+  for (const s of sources) await s.start(pipeline);
+
+  // Heartbeat: frames/s since the previous one, p95 latency, depths, disk free.
+  let lastBeat = { at: Date.now(), frames: 0 };
+  const beat = async () => {
+    const now = Date.now();
+    const frames = metrics.frames.get({ outcome: 'detected' });
+    const framesPerS = ((frames - lastBeat.frames) * 1000) / Math.max(1, now - lastBeat.at);
+    lastBeat = { at: now, frames };
+    link.heartbeat({
+      uptimeS: (now - startedAt.getTime()) / 1000,
+      framesPerS,
+      p95LatencyMs: metrics.latency.percentile(95),
+      queueDepth: pipeline.queue.length,
+      outboxDepth: outbox.depth,
+      outboxBytes: outbox.bytes,
+      diskFreeBytes: await diskFree(stateDir),
+    });
+  };
+  const heartbeatTimer = setInterval(() => void beat().catch(() => undefined), config.heartbeatMs);
+  link.on('connected', () => void beat().catch(() => undefined));
+
+  const waitFor = (done: () => boolean, event: string, emitter: EventEmitter, timeoutMs: number | undefined, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (done()) return resolve();
+      let timer: NodeJS.Timeout | undefined;
+      const poll = setInterval(() => check(), 250);
+      const check = () => {
+        if (!done()) return;
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        emitter.off(event, check);
+      };
+      emitter.on(event, check);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`agent ${config.deviceId}: timed out after ${timeoutMs} ms waiting for ${what}`));
+        }, timeoutMs);
+      }
+    });
+
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    logger.info('stopping', { pending: outbox.depth });
+    for (const s of sources) await s.stop();
+    await pipeline.stop();
+    await link.stop(config.shutdownFlushMs);
+    clearInterval(heartbeatTimer);
+    await ops?.close();
+    await outbox.close();
+    await journal?.close();
+    if (ownsClassifier) await classifier.dispose();
+    logger.info('stopped', { pending: outbox.depth });
+  };
+
+  return {
+    deviceId: config.deviceId,
+    config,
+    httpPort,
+    events,
+    stats: () => ({
+      deviceId: config.deviceId,
+      connected: link.connected,
+      uptimeS: (Date.now() - startedAt.getTime()) / 1000,
+      frames: {
+        detected: metrics.frames.get({ outcome: 'detected' }),
+        rejected: metrics.frames.get({ outcome: 'rejected' }),
+        dropped: metrics.frames.get({ outcome: 'dropped' }),
+      },
+      queueDepth: pipeline.queue.length,
+      outbox: {
+        depth: outbox.depth,
+        bytes: outbox.bytes,
+        fileBytes: outbox.fileBytes,
+        maxBytes: outbox.maxBytes,
+        full: outbox.full,
+        nextSeq: outbox.nextSeq,
+        refused: outbox.refusedTotal,
+      },
+      link: { ...link.counters, inFlight: link.inFlightCount },
+      p95LatencyMs: metrics.latency.percentile(95),
+      recovery,
+    }),
+    metrics: () => metrics.registry.render(),
+    offer: (frame) => pipeline.offer(frame),
+    allAcked: (timeoutMs) => waitFor(() => outbox.depth === 0, 'acked', events, timeoutMs, 'all detections acknowledged'),
+    idle: (timeoutMs) => waitFor(idleNow, 'idle', events, timeoutMs, 'sources, queue and outbox to drain'),
+    stop: () => (stopping ??= stop()),
+  };
+}
+
+function registerGauges(
+  metrics: AgentMetrics,
+  parts: { outbox: Outbox; pipeline: Pipeline; link: Link; startedAt: Date },
+): void {
+  const { outbox, pipeline, link, startedAt } = parts;
+  const r = metrics.registry;
+  r.gauge('shelf_agent_up_seconds', 'Seconds since the agent started').collect(() => (Date.now() - startedAt.getTime()) / 1000);
+  r.gauge('shelf_agent_connected', '1 while connected to the broker').collect(() => (link.connected ? 1 : 0));
+  r.gauge('shelf_agent_queue_depth', 'Frames waiting for the classifier').collect(() => pipeline.queue.length);
+  r.gauge('shelf_agent_outbox_depth', 'Detections stored and not yet acknowledged by the hub').collect(() => outbox.depth);
+  r.gauge('shelf_agent_outbox_bytes', 'Size of the unacknowledged detections (bounded by AGENT_OUTBOX_MAX_BYTES)').collect(() => outbox.bytes);
+  r.gauge('shelf_agent_outbox_max_bytes', 'Outbox bound, bytes').collect(() => outbox.maxBytes);
+  r.gauge('shelf_agent_outbox_file_bytes', 'Size of the outbox log on disk').collect(() => outbox.fileBytes);
+  r.gauge('shelf_agent_outbox_full', '1 while the outbox is full (new frames wait on disk or are dropped)').collect(() => (outbox.full ? 1 : 0));
+  r.gauge('shelf_agent_outbox_next_seq', 'Next detection sequence number').collect(() => outbox.nextSeq);
+  r.gauge('shelf_agent_in_flight', 'Detections published and awaiting an ack').collect(() => link.inFlightCount);
+  const c = link.counters;
+  r.gauge('shelf_agent_outbox_refused_total', 'Times a detection could not be stored because the outbox was full').collect(() => outbox.refusedTotal);
+  r.gauge('shelf_agent_outbox_full_seconds', 'How long the outbox has been full, seconds (0 = has room)').collect(() => outbox.fullForMs() / 1000);
+  r.gauge('shelf_agent_acks_malformed_total', 'Ack messages ignored because they failed validation').collect(() => c.acksMalformed);
+  r.gauge('shelf_agent_acks_total', 'Valid ack messages received').collect(() => c.acksReceived);
+  r.gauge('shelf_agent_acks_unknown_seq_total', 'Acked sequence numbers that were not pending').collect(() => outbox.unknownAcksTotal);
+  r.gauge('shelf_agent_detections_sent_total', 'Detections published (including re-publishes)').collect(() => c.detectionsSent);
+  r.gauge('shelf_agent_detections_acked_total', 'Detections acknowledged and removed from the outbox').collect(() => c.detectionsAcked);
+  r.gauge('shelf_agent_retransmits_total', 'Detections published again after the ack timeout').collect(() => c.retransmits);
+  r.gauge('shelf_agent_connects_total', 'Successful broker connections').collect(() => c.connects);
+  r.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms').collect(() => metrics.latency.percentile(95));
+}
+
+async function diskFree(dir: string): Promise<number | undefined> {
+  try {
+    const s = await fsp.statfs(dir);
+    return Math.max(0, Math.floor(s.bavail * s.bsize));
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {
+  if (config.classifier === 'stand-in') return new StandInClassifier(undefined, undefined, config.topK);
+  if (!config.modelDir) {
+    throw new Error('no model: set AGENT_MODEL_DIR / --model to a model directory, or use --classifier stand-in');
+  }
+  const vision = await import('@shelfsight/vision');
+  logger.info('loading classifier', { model: config.modelDir, backbone: config.backbone ?? '(from model)' });
+  return vision.loadClassifier({ model: config.modelDir, backbone: config.backbone, topK: config.topK, logger });
+}

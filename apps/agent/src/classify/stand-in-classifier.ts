@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import type { FrameClassification, FrameClassifier } from '@shelfsight/vision';
+
+export const STAND_IN_CATEGORIES = ['apples', 'bananas', 'bread', 'cheese', 'juice', 'milk', 'oranges', 'yogurt'];
+
+/** Marker for synthetic frames: `SIMFRAME category=<name>\n...`; real images are hashed. */
+export const SIM_FRAME_MARKER = 'SIMFRAME';
+
+export class ImageDecodeError extends Error {
+  override name = 'ImageDecodeError';
+}
+
+/** Build a synthetic frame body that the stand-in classifies as `category`. */
+export function syntheticFrame(category: string, payload = ''): Buffer {
+  return Buffer.from(`${SIM_FRAME_MARKER} category=${category}\n${payload}`);
+}
+
+/**
+ * Deterministic stand-in for the TensorFlow classifier (simulation and tests): the
+ * category comes from a synthetic frame's marker, or from a hash of the image bytes.
+ * Bytes that are neither a synthetic frame nor a JPEG/PNG/WebP fail like a corrupt
+ * image would.
+ */
+export class StandInClassifier implements FrameClassifier {
+  readonly backboneId = 'stand-in';
+  constructor(
+    readonly modelVersion = 'stand-in-1',
+    private readonly categories: string[] = STAND_IN_CATEGORIES,
+    private readonly topK = 3,
+  ) {}
+
+  async classify(image: Buffer): Promise<FrameClassification> {
+    const started = performance.now();
+    const hash = createHash('sha256').update(image).digest();
+    let category: string;
+    const head = image.subarray(0, 128).toString('latin1');
+    if (head.startsWith(SIM_FRAME_MARKER)) {
+      category = /category=([^\s]+)/.exec(head)?.[1] ?? pick(this.categories, hash[0] ?? 0);
+    } else if (isImage(image)) {
+      category = pick(this.categories, hash[0] ?? 0);
+    } else {
+      throw new ImageDecodeError('not a JPEG, PNG or WebP image');
+    }
+    const confidence = 0.4 + ((hash[1] ?? 0) / 255) * 0.59;
+    const rest = this.categories.filter((c) => c !== category);
+    const topK = [{ category, confidence }];
+    let left = 1 - confidence;
+    for (let i = 0; i < Math.min(this.topK - 1, rest.length); i++) {
+      const share = left * (0.6 - ((hash[2 + i] ?? 0) / 255) * 0.2);
+      topK.push({ category: pick(rest, (hash[2 + i] ?? 0) + i), confidence: share });
+      left -= share;
+    }
+    const unique = topK.filter((s, i) => topK.findIndex((t) => t.category === s.category) === i);
+    return { category, confidence, topK: unique, latencyMs: performance.now() - started };
+  }
+
+  dispose(): void {}
+}
+
+function pick(list: string[], n: number): string {
+  return list[n % list.length] as string;
+}
+
+export function isImage(b: Buffer): boolean {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return true;
+  if (b.length >= 8 && b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return true;
+  return b.length >= 12 && b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP';
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
+import { DEVICE_ID_PATTERN, DEVICE_KINDS, SiteSchema } from '@shelfsight/contracts';
+
+/** The hub's embedded aedes broker listens here by default (`shelf hub`, `npm start`). */
+export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1884';
+
+export const CLASSIFIER_KINDS = ['tfjs', 'stand-in'] as const;
+export type ClassifierKind = (typeof CLASSIFIER_KINDS)[number];
+
+/**
+ * Every option of the edge agent: environment variable, `shelf agent` flag, schema
+ * and default. Parsed once at start by {@link loadAgentConfig}; `--help` and the
+ * README table are generated from the descriptions here.
+ */
+export const AGENT_CONFIG = {
+  deviceId: {
+    env: 'DEVICE_ID',
+    flag: 'device-id',
+    description: 'device id, unique in the fleet; used in MQTT topics and as the MQTT client id',
+    schema: z.string().regex(DEVICE_ID_PATTERN, 'letters, digits, _ . - (max 64)'),
+  },
+  site: { env: 'SITE', flag: 'site', description: 'site (warehouse) this device works in, unless a frame sidecar says otherwise', schema: SiteSchema },
+  kind: { env: 'DEVICE_KIND', flag: 'kind', description: `device kind: ${DEVICE_KINDS.join(', ')}`, schema: z.enum(DEVICE_KINDS).default('robot') },
+  mqttUrl: {
+    env: 'MQTT_URL',
+    flag: 'mqtt-url',
+    description: "MQTT broker URL; the default is the hub's embedded broker",
+    schema: cfg.url(['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss']).default(DEFAULT_MQTT_URL),
+  },
+  mqttUsername: { env: 'MQTT_USERNAME', flag: 'mqtt-username', description: 'MQTT username (per-device credential; default: none)', schema: cfg.optionalString() },
+  mqttPassword: { env: 'MQTT_PASSWORD', flag: 'mqtt-password', description: 'MQTT password (per-device credential; default: none)', schema: cfg.optionalString() },
+  framesDir: {
+    env: 'AGENT_FRAMES_DIR',
+    flag: 'frames-dir',
+    description: 'directory polled for frames (jpg/jpeg/png/webp + optional <name>.json sidecar); unset = no directory source',
+    schema: cfg.optionalString(),
+  },
+  pollMs: { env: 'AGENT_POLL_MS', flag: 'poll-ms', description: 'how often the frames directory is scanned, ms', schema: cfg.int(500, 10) },
+  settleMs: {
+    env: 'AGENT_SETTLE_MS',
+    flag: 'settle-ms',
+    description: 'a file is picked up only when unmodified for this long, ms (lets writers finish)',
+    schema: cfg.int(200, 0),
+  },
+  stateDir: {
+    env: 'AGENT_STATE_DIR',
+    flag: 'state-dir',
+    description: 'directory for durable state: outbox, processed-frames journal (default .data/agent/<device id>)',
+    schema: cfg.optionalString(),
+  },
+  classifier: {
+    env: 'AGENT_CLASSIFIER',
+    flag: 'classifier',
+    description: 'tfjs = the vision classifier (backbone + head from --model); stand-in = deterministic fake for simulation and tests',
+    schema: z.enum(CLASSIFIER_KINDS).default('tfjs'),
+  },
+  modelDir: { env: 'AGENT_MODEL_DIR', flag: 'model', description: 'model (head) directory for the tfjs classifier (default: the demo model in the data dir)', schema: cfg.optionalString() },
+  backbone: { env: 'AGENT_BACKBONE', flag: 'backbone', description: 'backbone id or path, overriding the one the model names', schema: cfg.optionalString() },
+  topK: { env: 'AGENT_TOP_K', flag: 'top-k', description: 'number of scored categories reported per detection (1-10)', schema: z.coerce.number().int().min(1).max(10).default(3) },
+  queueSize: {
+    env: 'AGENT_QUEUE_SIZE',
+    flag: 'queue-size',
+    description: 'frames waiting for the classifier; when full, pushed frames replace a queued frame of the same location, else the oldest (counted as dropped); the directory source just waits',
+    schema: cfg.int(16, 1),
+  },
+  batchSize: { env: 'AGENT_BATCH_SIZE', flag: 'batch-size', description: 'max detections per MQTT message', schema: cfg.int(50, 1) },
+  maxInFlight: {
+    env: 'AGENT_MAX_IN_FLIGHT',
+    flag: 'max-in-flight',
+    description: 'max detections published but not yet acknowledged by the hub',
+    schema: cfg.int(500, 1),
+  },
+  ackTimeoutMs: {
+    env: 'AGENT_ACK_TIMEOUT_MS',
+    flag: 'ack-timeout-ms',
+    description: 'a detection not acknowledged within this time is published again, ms',
+    schema: cfg.int(10_000, 100),
+  },
+  outboxMaxBytes: {
+    env: 'AGENT_OUTBOX_MAX_BYTES',
+    flag: 'outbox-max-bytes',
+    description: 'outbox bound: when unacknowledged detections reach this size the agent stops taking new frames (they stay on disk / are dropped by push sources) until acks free space',
+    schema: cfg.int(64 * 1024 * 1024, 1024),
+  },
+  heartbeatMs: { env: 'AGENT_HEARTBEAT_MS', flag: 'heartbeat-ms', description: 'heartbeat interval, ms', schema: cfg.int(10_000, 100) },
+  reconnectMinMs: { env: 'AGENT_RECONNECT_MIN_MS', flag: 'reconnect-min-ms', description: 'first reconnect delay, ms (doubles per failure, with jitter)', schema: cfg.int(500, 10) },
+  reconnectMaxMs: { env: 'AGENT_RECONNECT_MAX_MS', flag: 'reconnect-max-ms', description: 'longest reconnect delay, ms', schema: cfg.int(30_000, 10) },
+  shutdownFlushMs: {
+    env: 'AGENT_SHUTDOWN_FLUSH_MS',
+    flag: 'shutdown-flush-ms',
+    description: 'on stop, wait this long for the hub to acknowledge what is pending (the rest stays in the outbox)',
+    schema: cfg.int(5_000, 0),
+  },
+  httpPort: { env: 'AGENT_HTTP_PORT', flag: 'http-port', description: 'port for GET /health and GET /metrics on 127.0.0.1; 0 = off', schema: cfg.port(0) },
+  httpHost: { env: 'AGENT_HTTP_HOST', flag: 'http-host', description: 'address the health/metrics server binds to', schema: cfg.string('127.0.0.1') },
+};
+
+export type AgentConfigSpec = typeof AGENT_CONFIG;
+export type AgentConfig = ConfigOf<AgentConfigSpec>;
+
+/** Parse and validate the agent configuration once; throws ConfigError naming the bad variables. */
+export function loadAgentConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return loadConfig(AGENT_CONFIG, flags, env);
+}
+
+/** Build a complete config for embedded use (tests, simulation): defaults plus overrides, still validated. */
+export function agentConfig(overrides: Partial<AgentConfig> & Pick<AgentConfig, 'deviceId' | 'site'>): AgentConfig {
+  return loadConfig(AGENT_CONFIG, overrides as Record<string, unknown>, {});
+}

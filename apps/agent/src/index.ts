@@ -1,0 +1,11 @@
+export * from './agent';
+export * from './config';
+export * from './version';
+export { Outbox, OutboxFullError, type NewDetection, type OutboxOptions, type OutboxRecovery } from './outbox/outbox';
+export { Link, type LinkOptions, type LinkCounters } from './link/link';
+export { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
+export { FrameQueue, type DropReason } from './pipeline/frame-queue';
+export { DirectorySource, SidecarSchema, IMAGE_EXTENSIONS, type Sidecar } from './sources/directory-source';
+export { ProcessedJournal } from './sources/processed-journal';
+export * from './sources/frame';
+export * from './classify/stand-in-classifier';

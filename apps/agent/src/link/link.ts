@@ -1,0 +1,285 @@
+import { EventEmitter } from 'node:events';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import {
+  AckSchema,
+  BirthSchema,
+  DeathSchema,
+  DetectionBatchSchema,
+  HeartbeatSchema,
+  MAX_DETECTIONS_PER_BATCH,
+  SCHEMA_VERSION,
+  deviceTopic,
+  encodePayload,
+  parsePayload,
+  type Birth,
+  type Detection,
+  type Heartbeat,
+} from '@shelfsight/contracts';
+import { silentLogger, type Logger } from '@shelfsight/common';
+import type { Outbox } from '../outbox/outbox';
+
+export interface LinkOptions {
+  url: string;
+  deviceId: string;
+  username?: string;
+  password?: string;
+  batchSize: number;
+  maxInFlight: number;
+  ackTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** Built fresh for every (re)connect. */
+  birth: () => Omit<Birth, 'v' | 'deviceId'>;
+  logger?: Logger;
+}
+
+export interface LinkCounters {
+  connects: number;
+  disconnects: number;
+  batchesSent: number;
+  detectionsSent: number;
+  retransmits: number;
+  acksReceived: number;
+  acksMalformed: number;
+  detectionsAcked: number;
+}
+
+/**
+ * The MQTT link: publishes the outbox to the hub and removes what the hub acknowledges.
+ *
+ * - Birth (QoS 1) on every connect; death `lost` as the MQTT last will; death
+ *   `shutdown` on a clean stop.
+ * - Detections in sequence order, batches of at most `batchSize`, QoS 1, at most
+ *   `maxInFlight` unacknowledged. On every (re)connect all unacked detections are
+ *   published again from the oldest; any not acked within `ackTimeoutMs` is published
+ *   again. The hub deduplicates by (device, seq).
+ * - Acks on the device's own ack topic, validated with the contract schema; malformed
+ *   ones are counted and ignored.
+ * - Reconnect with exponential backoff and jitter, forever, until stopped.
+ *
+ * Events: `connected`, `disconnected`, `acked` (seqs).
+ */
+export class Link extends EventEmitter {
+  private client: MqttClient | undefined;
+  private readonly inFlight = new Map<number, number>();
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private isConnected = false;
+  private readonly logger: Logger;
+  readonly counters: LinkCounters = {
+    connects: 0,
+    disconnects: 0,
+    batchesSent: 0,
+    detectionsSent: 0,
+    retransmits: 0,
+    acksReceived: 0,
+    acksMalformed: 0,
+    detectionsAcked: 0,
+  };
+
+  constructor(
+    private readonly options: LinkOptions,
+    private readonly outbox: Outbox,
+  ) {
+    super();
+    this.logger = (options.logger ?? silentLogger).child({ part: 'link' });
+    this.outbox.on('added', this.onAdded);
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    const { deviceId } = this.options;
+    const opts: IClientOptions = {
+      clientId: deviceId,
+      username: this.options.username,
+      password: this.options.password,
+      clean: true,
+      reconnectPeriod: 0, // reconnects are ours: exponential backoff with jitter
+      connectTimeout: 10_000,
+      keepalive: 30,
+      queueQoSZero: false,
+      will: {
+        topic: deviceTopic(deviceId, 'death'),
+        payload: encodePayload(DeathSchema, { v: SCHEMA_VERSION, deviceId, reason: 'lost' }),
+        qos: 1,
+        retain: false,
+      },
+    };
+    const client = connect(this.options.url, opts);
+    this.client = client;
+    client.on('connect', () => void this.onConnect());
+    client.on('close', () => this.onClose());
+    client.on('error', (err) => this.logger.warn('mqtt error', { err, url: this.options.url }));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    const tick = Math.max(50, Math.min(1000, Math.floor(this.options.ackTimeoutMs / 2)));
+    this.ackTimer = setInterval(() => this.expireInFlight(), tick);
+  }
+
+  private async onConnect(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    const { deviceId } = this.options;
+    this.attempt = 0;
+    this.counters.connects++;
+    this.inFlight.clear();
+    try {
+      await client.subscribeAsync(deviceTopic(deviceId, 'ack'), { qos: 1 });
+      const birth: Birth = { v: SCHEMA_VERSION, deviceId, ...this.options.birth() };
+      await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
+    } catch (err) {
+      this.logger.warn('subscribe/birth failed; waiting for reconnect', { err });
+      return;
+    }
+    if (!client.connected) return;
+    this.isConnected = true;
+    this.logger.info('connected', { url: this.options.url, pending: this.outbox.depth });
+    this.emit('connected');
+    this.pump();
+  }
+
+  private onClose(): void {
+    const was = this.isConnected;
+    this.isConnected = false;
+    this.inFlight.clear();
+    if (was) {
+      this.counters.disconnects++;
+      this.logger.warn('disconnected', { pending: this.outbox.depth });
+      this.emit('disconnected');
+    }
+    if (this.stopping || this.reconnectTimer) return;
+    const base = Math.min(this.options.reconnectMaxMs, this.options.reconnectMinMs * 2 ** Math.min(this.attempt, 20));
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    this.attempt++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopping) this.client?.reconnect();
+    }, delay);
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (topic !== deviceTopic(this.options.deviceId, 'ack')) return;
+    const parsed = parsePayload(AckSchema, payload);
+    if (!parsed.ok || parsed.value.deviceId !== this.options.deviceId) {
+      this.counters.acksMalformed++;
+      this.logger.warn('ignored malformed ack', {
+        reason: parsed.ok ? 'device_mismatch' : parsed.reason,
+        detail: parsed.ok ? parsed.value.deviceId : parsed.message,
+      });
+      return;
+    }
+    this.counters.acksReceived++;
+    for (const seq of parsed.value.seqs) this.inFlight.delete(seq);
+    const removed = this.outbox.ack(parsed.value.seqs);
+    this.counters.detectionsAcked += removed.length;
+    if (removed.length > 0) this.emit('acked', removed);
+    this.pump();
+  }
+
+  private readonly onAdded = (): void => {
+    this.pump();
+  };
+
+  /** Publish pending detections in seq order while the in-flight window has room. */
+  private pump(): void {
+    const client = this.client;
+    if (!client || !this.isConnected || this.stopping) return;
+    const batchSize = Math.min(this.options.batchSize, MAX_DETECTIONS_PER_BATCH);
+    let batch: Detection[] = [];
+    const flush = () => {
+      if (batch.length === 0) return;
+      const now = Date.now();
+      for (const d of batch) this.inFlight.set(d.seq, now);
+      const payload = encodePayload(DetectionBatchSchema, {
+        v: SCHEMA_VERSION,
+        deviceId: this.options.deviceId,
+        sentAt: new Date(now).toISOString(),
+        detections: batch,
+      });
+      this.counters.batchesSent++;
+      this.counters.detectionsSent += batch.length;
+      client.publish(deviceTopic(this.options.deviceId, 'detections'), payload, { qos: 1 }, (err) => {
+        if (err) this.logger.debug('publish not confirmed', { err });
+      });
+      batch = [];
+    };
+    for (const d of this.outbox.pending()) {
+      if (this.inFlight.size + batch.length >= this.options.maxInFlight) break;
+      if (this.inFlight.has(d.seq)) continue;
+      batch.push(d);
+      if (batch.length >= batchSize) flush();
+    }
+    flush();
+  }
+
+  /** Detections not acknowledged within the ack timeout leave the window and go out again. */
+  private expireInFlight(): void {
+    if (!this.isConnected || this.inFlight.size === 0) return;
+    const cutoff = Date.now() - this.options.ackTimeoutMs;
+    let expired = 0;
+    for (const [seq, sentAt] of this.inFlight) {
+      if (sentAt <= cutoff || !this.outbox.has(seq)) {
+        this.inFlight.delete(seq);
+        if (this.outbox.has(seq)) expired++;
+      }
+    }
+    if (expired > 0) {
+      this.counters.retransmits += expired;
+      this.logger.debug('ack timeout; publishing again', { expired });
+      this.pump();
+    }
+  }
+
+  /** Publish a heartbeat (QoS 0) if connected. */
+  heartbeat(hb: Omit<Heartbeat, 'v' | 'deviceId' | 'sentAt'>): void {
+    if (!this.isConnected || !this.client) return;
+    const payload = encodePayload(HeartbeatSchema, {
+      v: SCHEMA_VERSION,
+      deviceId: this.options.deviceId,
+      sentAt: new Date().toISOString(),
+      ...hb,
+    });
+    this.client.publish(deviceTopic(this.options.deviceId, 'heartbeat'), payload, { qos: 0 });
+  }
+
+  /** Publish an arbitrary device message (used by the samples channel). */
+  publish(topic: string, payload: Buffer, qos: 0 | 1): boolean {
+    if (!this.isConnected || !this.client) return false;
+    this.client.publish(topic, payload, { qos });
+    return true;
+  }
+
+  /**
+   * Clean stop: wait up to `flushMs` for the hub to acknowledge what is pending, send
+   * death `shutdown`, disconnect (no last will). Unacked detections stay in the outbox.
+   */
+  async stop(flushMs: number): Promise<void> {
+    if (this.isConnected && this.outbox.depth > 0 && flushMs > 0) {
+      await Promise.race([this.outbox.whenEmpty(), delay(flushMs)]);
+    }
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.ackTimer);
+    this.outbox.off('added', this.onAdded);
+    const client = this.client;
+    if (!client) return;
+    if (this.isConnected) {
+      const death = encodePayload(DeathSchema, { v: SCHEMA_VERSION, deviceId: this.options.deviceId, reason: 'shutdown' });
+      await Promise.race([client.publishAsync(deviceTopic(this.options.deviceId, 'death'), death, { qos: 1 }).catch(() => undefined), delay(2000)]);
+    }
+    this.isConnected = false;
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,258 @@
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { DetectionSchema, type Detection } from '@shelfsight/contracts';
+import { silentLogger, type Logger } from '@shelfsight/common';
+import { AppendLog } from '../storage/append-log';
+
+/** A detection before the outbox gives it its sequence number. */
+export type NewDetection = Omit<Detection, 'seq'>;
+
+/** Thrown by {@link Outbox.add} when the outbox holds `maxBytes` of unacknowledged detections. */
+export class OutboxFullError extends Error {
+  override name = 'OutboxFullError';
+}
+
+export interface OutboxOptions {
+  /** Bound on the serialized size of unacknowledged detections. */
+  maxBytes: number;
+  /** Compact once the log is larger than this and mostly acknowledged records. */
+  compactMinBytes?: number;
+  logger?: Logger;
+}
+
+export interface OutboxRecovery {
+  pending: number;
+  nextSeq: number;
+  tornTail: boolean;
+  corruptLines: number;
+}
+
+type Entry = { detection: Detection; bytes: number; durable: boolean };
+
+type HeaderRecord = { t: 'h'; nextSeq: number };
+type DetectionRecord = { t: 'd' } & Detection;
+type AckRecord = { t: 'a'; seqs: number[] };
+
+/**
+ * The durable outbox: every detection is appended to disk (fsync) before anyone may
+ * publish it, and stays until the hub acknowledges its sequence number.
+ *
+ * On disk: `outbox.log`, JSON lines of `{t:'d', ...detection}` and `{t:'a', seqs}`,
+ * replayed at open (a torn last line from a crash is ignored). Compaction rewrites
+ * the file as `{t:'h', nextSeq}` plus the pending detections, atomically (temp file,
+ * fsync, rename), so sequence numbers are never reused, even once everything is acked.
+ *
+ * Bounded: when pending detections reach `maxBytes`, {@link add} refuses
+ * ({@link OutboxFullError}) and `full` is true until acks free space; the agent
+ * turns that into backpressure on its frame sources.
+ *
+ * Events: `added` (detection, durable), `acked` (seqs removed), `space` (was full, has room), `empty`.
+ */
+export class Outbox extends EventEmitter {
+  private readonly entries = new Map<number, Entry>();
+  private nextSeqValue = 1;
+  private pendingBytes = 0;
+  private compacting = false;
+  private readonly compactMinBytes: number;
+  private readonly logger: Logger;
+  private fullSince: number | undefined;
+  /** Times {@link add} was refused because the outbox was full. */
+  refusedTotal = 0;
+  /** Sequence numbers acknowledged that were not pending (already acked, or unknown). */
+  unknownAcksTotal = 0;
+  compactionsTotal = 0;
+
+  private constructor(
+    private readonly log: AppendLog,
+    private readonly options: OutboxOptions,
+  ) {
+    super();
+    this.compactMinBytes = options.compactMinBytes ?? 1024 * 1024;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  static async open(dir: string, options: OutboxOptions): Promise<{ outbox: Outbox; recovery: OutboxRecovery }> {
+    const { log, records, torn, corrupt } = await AppendLog.open(path.join(dir, 'outbox.log'));
+    const outbox = new Outbox(log, options);
+    const corruptLines = corrupt + outbox.replay(records);
+    const recovery: OutboxRecovery = { pending: outbox.depth, nextSeq: outbox.nextSeqValue, tornTail: torn, corruptLines };
+    if (torn || corruptLines > 0) outbox.logger.warn('outbox recovered from a torn or corrupt log', { ...recovery });
+    // Start from a compact file: header (next seq) + pending detections only.
+    await outbox.compact();
+    return { outbox, recovery };
+  }
+
+  private replay(records: unknown[]): number {
+    let maxSeq = 0;
+    let bad = 0;
+    for (const rec of records) {
+      const r = rec as Partial<HeaderRecord | DetectionRecord | AckRecord> | null;
+      if (r?.t === 'h' && typeof r.nextSeq === 'number') {
+        this.nextSeqValue = Math.max(this.nextSeqValue, r.nextSeq);
+      } else if (r?.t === 'd') {
+        const { t: _t, ...rest } = r;
+        const parsed = DetectionSchema.safeParse(rest);
+        if (!parsed.success) {
+          bad++;
+          continue;
+        }
+        const d = parsed.data;
+        maxSeq = Math.max(maxSeq, d.seq);
+        if (!this.entries.has(d.seq)) {
+          const bytes = lineBytes({ t: 'd', ...d });
+          this.entries.set(d.seq, { detection: d, bytes, durable: true });
+          this.pendingBytes += bytes;
+        }
+      } else if (r?.t === 'a' && Array.isArray(r.seqs)) {
+        for (const seq of r.seqs) this.remove(seq);
+      } else {
+        bad++;
+      }
+    }
+    this.nextSeqValue = Math.max(this.nextSeqValue, maxSeq + 1);
+    // Replayed entries are in file order, which is seq order; keep the map sorted anyway.
+    const sorted = [...this.entries.entries()].sort((a, b) => a[0] - b[0]);
+    this.entries.clear();
+    for (const [seq, e] of sorted) this.entries.set(seq, e);
+    return bad;
+  }
+
+  /** Pending (unacknowledged) detections, durable or being written. */
+  get depth(): number {
+    return this.entries.size;
+  }
+
+  /** Serialized size of the pending detections (what `maxBytes` bounds). */
+  get bytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Size of the log file on disk. */
+  get fileBytes(): number {
+    return this.log.size;
+  }
+
+  get nextSeq(): number {
+    return this.nextSeqValue;
+  }
+
+  get maxBytes(): number {
+    return this.options.maxBytes;
+  }
+
+  /** True while pending detections fill the byte bound; new detections are refused. */
+  get full(): boolean {
+    return this.pendingBytes >= this.options.maxBytes;
+  }
+
+  /** Milliseconds the outbox has been full, 0 if it has room. */
+  fullForMs(now = Date.now()): number {
+    return this.fullSince === undefined ? 0 : now - this.fullSince;
+  }
+
+  /**
+   * Give the detection the next sequence number and make it durable (append + fsync).
+   * Resolves with the stored detection; only then may it be published.
+   */
+  async add(detection: NewDetection): Promise<Detection> {
+    if (this.full) {
+      this.refusedTotal++;
+      throw new OutboxFullError(`outbox full: ${this.pendingBytes} of ${this.options.maxBytes} bytes unacknowledged`);
+    }
+    const stored: Detection = { seq: this.nextSeqValue++, ...detection };
+    const record: DetectionRecord = { t: 'd', ...stored };
+    const bytes = lineBytes(record);
+    const entry: Entry = { detection: stored, bytes, durable: false };
+    this.entries.set(stored.seq, entry);
+    this.pendingBytes += bytes;
+    if (this.full) this.fullSince ??= Date.now();
+    try {
+      await this.log.append([record], true);
+    } catch (err) {
+      this.remove(stored.seq);
+      throw err;
+    }
+    entry.durable = true;
+    this.emit('added', stored);
+    return stored;
+  }
+
+  /** Durable pending detections in sequence order (what the link may publish). */
+  *pending(): IterableIterator<Detection> {
+    for (const e of this.entries.values()) if (e.durable) yield e.detection;
+  }
+
+  has(seq: number): boolean {
+    return this.entries.has(seq);
+  }
+
+  /**
+   * The hub committed these sequence numbers: forget them. The ack record is written
+   * without fsync: losing it in a crash only means publishing again, and the hub
+   * deduplicates by (device, seq).
+   */
+  ack(seqs: number[]): number[] {
+    const removed: number[] = [];
+    const wasFull = this.full;
+    for (const seq of seqs) {
+      const e = this.entries.get(seq);
+      if (!e?.durable) {
+        this.unknownAcksTotal++;
+        continue;
+      }
+      this.remove(seq);
+      removed.push(seq);
+    }
+    if (removed.length === 0) return removed;
+    void this.log.append([{ t: 'a', seqs: removed } satisfies AckRecord], false).catch((err: unknown) => {
+      this.logger.error('outbox: writing an ack record failed', { err });
+    });
+    this.emit('acked', removed);
+    if (wasFull && !this.full) this.emit('space');
+    if (this.entries.size === 0) this.emit('empty');
+    this.maybeCompact();
+    return removed;
+  }
+
+  private remove(seq: number): void {
+    const e = this.entries.get(seq);
+    if (!e) return;
+    this.entries.delete(seq);
+    this.pendingBytes -= e.bytes;
+    if (!this.full) this.fullSince = undefined;
+  }
+
+  private maybeCompact(): void {
+    if (this.compacting) return;
+    if (this.log.size < this.compactMinBytes || this.log.size < 2 * this.pendingBytes) return;
+    void this.compact().catch((err: unknown) => this.logger.error('outbox compaction failed', { err }));
+  }
+
+  /** Rewrite the log as header + pending detections (atomic; sequence numbers preserved). */
+  async compact(): Promise<void> {
+    if (this.compacting) return;
+    this.compacting = true;
+    try {
+      const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue } satisfies HeaderRecord];
+      for (const e of this.entries.values()) records.push({ t: 'd', ...e.detection } satisfies DetectionRecord);
+      await this.log.rewrite(records);
+      this.compactionsTotal++;
+    } finally {
+      this.compacting = false;
+    }
+  }
+
+  /** Resolves when nothing is pending (immediately if already empty). */
+  whenEmpty(): Promise<void> {
+    if (this.entries.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.once('empty', () => resolve()));
+  }
+
+  async close(): Promise<void> {
+    await this.log.close();
+  }
+}
+
+function lineBytes(record: unknown): number {
+  return Buffer.byteLength(JSON.stringify(record)) + 1;
+}

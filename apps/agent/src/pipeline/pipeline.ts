@@ -1,0 +1,172 @@
+import { EventEmitter } from 'node:events';
+import { DetectionSchema, type Detection } from '@shelfsight/contracts';
+import { silentLogger, type Logger } from '@shelfsight/common';
+import type { FrameClassification, FrameClassifier } from '@shelfsight/vision';
+import { OutboxFullError, type Outbox } from '../outbox/outbox';
+import type { Frame, FrameSink, RejectReason } from '../sources/frame';
+import { AgentMetrics } from '../metrics/metrics';
+import { FrameQueue } from './frame-queue';
+
+export interface PipelineOptions {
+  queueSize: number;
+  topK: number;
+  logger?: Logger;
+}
+
+/** What a classified frame looked like, for listeners such as the sampler. */
+export interface ClassifiedFrame {
+  frame: Frame;
+  detection: Detection;
+  classification: FrameClassification;
+}
+
+/**
+ * Source → bounded queue → classifier → outbox. One frame is classified at a time
+ * (the device has few cores and the classifier is the heavy part).
+ *
+ * - The queue policy (see {@link FrameQueue}) applies to pushed frames; the directory
+ *   source offers only while {@link hasRoom}.
+ * - When the outbox is full the loop waits for space before taking the next frame,
+ *   so the queue fills and sources back off (or push sources drop).
+ * - A frame that cannot be decoded or classified is counted, logged and settled as
+ *   `rejected`; the agent goes on.
+ *
+ * Events: `classified` ({@link ClassifiedFrame}), `settled`, `idle`.
+ */
+export class Pipeline extends EventEmitter implements FrameSink {
+  readonly queue: FrameQueue;
+  private running: Promise<void> | undefined;
+  private busy = false;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly classifier: FrameClassifier,
+    private readonly outbox: Outbox,
+    private readonly options: PipelineOptions,
+    private readonly metrics: AgentMetrics = new AgentMetrics(),
+  ) {
+    super();
+    this.queue = new FrameQueue(options.queueSize);
+    this.logger = (options.logger ?? silentLogger).child({ part: 'pipeline' });
+  }
+
+  hasRoom(): boolean {
+    return this.queue.hasRoom() && !this.outbox.full;
+  }
+
+  offer(frame: Frame): void {
+    const { dropped, reason } = this.queue.push(frame);
+    if (dropped) {
+      this.metrics.frames.inc({ outcome: 'dropped' });
+      this.metrics.dropped.inc({ reason: reason ?? 'queue_full' });
+      this.logger.warn('queue full: dropped a frame', { reason, frameId: dropped.frameId, location: dropped.location, source: dropped.source });
+      dropped.release?.();
+    }
+  }
+
+  reject(source: string, reason: RejectReason, detail: Record<string, unknown>): void {
+    this.metrics.frames.inc({ outcome: 'rejected' });
+    this.metrics.rejected.inc({ reason, source });
+    this.logger.warn('frame rejected', { reason, source, ...detail });
+  }
+
+  /** True when nothing is queued or being classified. */
+  idle(): boolean {
+    return !this.busy && this.queue.length === 0;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Finish the frame being classified; frames still queued are released to their sources. */
+  async stop(): Promise<void> {
+    for (const f of this.queue.close()) f.release?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      const frame = await this.queue.take();
+      if (!frame) return;
+      this.busy = true;
+      try {
+        await this.waitForOutboxSpace();
+        await this.process(frame);
+      } catch (err) {
+        // Only a failing disk gets here (outbox or journal write); keep the frame
+        // for a later attempt rather than losing it.
+        this.logger.error('could not store a detection; frame left for retry', { err, frameId: frame.frameId });
+        frame.release?.();
+        await delay(1000);
+      } finally {
+        this.busy = false;
+        this.emit('settled');
+        if (this.idle()) this.emit('idle');
+      }
+    }
+  }
+
+  private async waitForOutboxSpace(): Promise<void> {
+    while (this.outbox.full) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.outbox.off('space', done);
+          resolve();
+        };
+        const t = setTimeout(done, 1000);
+        this.outbox.on('space', done);
+      });
+    }
+  }
+
+  private async process(frame: Frame): Promise<void> {
+    const started = performance.now();
+    let result: FrameClassification;
+    try {
+      result = await this.classifier.classify(frame.image);
+    } catch (err) {
+      this.reject(frame.source, 'decode', { frameId: frame.frameId, location: frame.location, err });
+      await frame.settle?.('rejected');
+      return;
+    }
+    const latencyMs = performance.now() - started;
+    const candidate = {
+      frameId: frame.frameId,
+      site: frame.site,
+      location: frame.location,
+      capturedAt: frame.capturedAt,
+      category: result.category,
+      confidence: result.confidence,
+      topK: result.topK.slice(0, this.options.topK),
+      modelVersion: this.classifier.modelVersion,
+      latencyMs: Math.round(latencyMs * 1000) / 1000,
+    };
+    const check = DetectionSchema.omit({ seq: true }).safeParse(candidate);
+    if (!check.success) {
+      this.reject(frame.source, 'invalid_result', { frameId: frame.frameId, detail: check.error.issues[0]?.message });
+      await frame.settle?.('rejected');
+      return;
+    }
+    let detection: Detection;
+    try {
+      detection = await this.outbox.add(check.data);
+    } catch (err) {
+      if (err instanceof OutboxFullError) {
+        // Raced with another writer; put the frame back at the front next time.
+        frame.release?.();
+        return;
+      }
+      throw err;
+    }
+    this.metrics.observeLatency(latencyMs);
+    this.metrics.frames.inc({ outcome: 'detected' });
+    await frame.settle?.('ok');
+    this.emit('classified', { frame, detection, classification: result } satisfies ClassifiedFrame);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

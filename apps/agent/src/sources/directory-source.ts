@@ -1,0 +1,196 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { LocationCodeSchema, SiteSchema } from '@shelfsight/contracts';
+import { silentLogger, type Logger } from '@shelfsight/common';
+import { frameIdOf, locationFromFileName, type Frame, type FrameSink, type FrameSource } from './frame';
+import type { ProcessedJournal } from './processed-journal';
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
+
+/** Optional `<basename>.json` next to an image. */
+export const SidecarSchema = z.object({
+  location: LocationCodeSchema,
+  capturedAt: z.iso.datetime({ offset: true }).optional(),
+  site: SiteSchema.optional(),
+});
+export type Sidecar = z.infer<typeof SidecarSchema>;
+
+export interface DirectorySourceOptions {
+  dir: string;
+  site: string;
+  pollMs: number;
+  /** Only files unmodified for this long are picked up (writers finish first). */
+  settleMs: number;
+  journal: ProcessedJournal;
+  logger?: Logger;
+}
+
+/**
+ * Polls a directory (recursively) for images. Each file is offered once: the
+ * processed journal remembers `path|size|mtime` of every file it finished, across
+ * restarts; a file replaced by a new one (other size or mtime) is a new frame.
+ *
+ * Backpressure: the source only offers while the sink has room; everything else
+ * stays on disk for the next scan, so this source never loses a frame.
+ */
+export class DirectorySource implements FrameSource {
+  readonly name = 'directory';
+  private timer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
+  private stopped = false;
+  private sink: FrameSink | undefined;
+  /** Files offered and not yet settled (in the queue or being classified). */
+  private readonly claimed = new Set<string>();
+  private waiting = 0;
+  private scans = 0;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: DirectorySourceOptions) {
+    this.logger = (options.logger ?? silentLogger).child({ source: 'directory', dir: options.dir });
+  }
+
+  start(sink: FrameSink): void {
+    this.sink = sink;
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.scanning = this.scan()
+        .catch((err: unknown) => this.logger.error('scan failed', { err }))
+        .finally(() => {
+          this.scanning = undefined;
+          if (!this.stopped) this.timer = setTimeout(tick, this.options.pollMs);
+        });
+    };
+    tick();
+  }
+
+  /** Scan now (also called by the agent when the queue frees up). */
+  poke(): void {
+    if (this.scanning || this.stopped || !this.sink) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.start(this.sink as FrameSink), 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.scanning;
+  }
+
+  /** Nothing waiting on disk and nothing in flight, as of the last complete scan. */
+  idle(): boolean {
+    return this.scans > 0 && this.waiting === 0 && this.claimed.size === 0 && !this.scanning;
+  }
+
+  private async scan(): Promise<void> {
+    const sink = this.sink;
+    if (!sink) return;
+    const { dir, settleMs, journal } = this.options;
+    let names: string[];
+    try {
+      names = (await fsp.readdir(dir, { recursive: true })).map((n) => n.split(path.sep).join('/'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') names = [];
+      else throw err;
+    }
+    names.sort();
+    let waiting = 0;
+    const now = Date.now();
+    for (const rel of names) {
+      if (this.stopped) return;
+      if (!IMAGE_EXTENSIONS.includes(path.extname(rel).toLowerCase())) continue;
+      if (path.basename(rel).startsWith('.') || this.claimed.has(rel)) continue;
+      const abs = path.join(dir, rel);
+      let stat;
+      try {
+        stat = await fsp.stat(abs);
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (!stat.isFile()) continue;
+      const key = `${rel}|${stat.size}|${Math.floor(stat.mtimeMs)}`;
+      if (journal.has(key)) continue;
+      if (now - stat.mtimeMs < settleMs || !sink.hasRoom()) {
+        waiting++;
+        continue;
+      }
+      await this.offer(sink, rel, abs, key, stat.mtime);
+    }
+    this.waiting = waiting;
+    this.scans++;
+  }
+
+  private async offer(sink: FrameSink, rel: string, abs: string, key: string, mtime: Date): Promise<void> {
+    const { journal } = this.options;
+    const settle = async (outcome: 'ok' | 'rejected', frameId?: string) => {
+      try {
+        await journal.mark(key, outcome, frameId);
+      } finally {
+        this.claimed.delete(rel);
+      }
+    };
+    let image: Buffer;
+    try {
+      image = await fsp.readFile(abs);
+    } catch (err) {
+      this.logger.warn('cannot read frame file; will retry', { file: rel, err });
+      return;
+    }
+    const frameId = frameIdOf(rel, image);
+    const meta = await this.metadata(rel, abs, mtime);
+    if ('reason' in meta) {
+      this.claimed.add(rel);
+      sink.reject(this.name, meta.reason, { file: rel, frameId, detail: meta.detail });
+      await settle('rejected', frameId);
+      return;
+    }
+    this.claimed.add(rel);
+    const frame: Frame = {
+      frameId,
+      site: meta.site ?? this.options.site,
+      location: meta.location,
+      capturedAt: meta.capturedAt,
+      image,
+      source: this.name,
+      settle: (outcome) => settle(outcome, frameId),
+      release: () => this.claimed.delete(rel),
+    };
+    sink.offer(frame);
+  }
+
+  private async metadata(
+    rel: string,
+    abs: string,
+    mtime: Date,
+  ): Promise<{ location: string; capturedAt: string; site?: string } | { reason: 'no_location' | 'bad_sidecar'; detail: string }> {
+    const sidecarPath = abs.slice(0, abs.length - path.extname(abs).length) + '.json';
+    let text: string | undefined;
+    try {
+      text = await fsp.readFile(sidecarPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { reason: 'bad_sidecar', detail: String(err) };
+    }
+    if (text !== undefined) {
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        return { reason: 'bad_sidecar', detail: 'sidecar is not valid JSON' };
+      }
+      const parsed = SidecarSchema.safeParse(json);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        return { reason: 'bad_sidecar', detail: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}` };
+      }
+      return {
+        location: parsed.data.location,
+        capturedAt: parsed.data.capturedAt ?? mtime.toISOString(),
+        site: parsed.data.site,
+      };
+    }
+    const location = locationFromFileName(path.basename(rel));
+    if (!location) return { reason: 'no_location', detail: 'no sidecar and the file name does not start with a location code' };
+    return { location, capturedAt: mtime.toISOString() };
+  }
+}
