@@ -1,3 +1,6 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureDemoModel } from '@shelfsight/vision';
 import { EXTERNAL_MQTT_URL, EXTERNAL_POSTGRES_URL, hostPort, portOpen } from './support/services';
 
 /**
@@ -19,4 +22,7 @@ export default async function globalSetup(): Promise<void> {
     }
     if (!up) process.stdout.write(`\n[tests] ${s.name} not reachable at ${host}:${port}: its tests are SKIPPED (the embedded variants run)\n`);
   }
+  // The generated demo model (deterministic) is built once per machine and shared by the suites.
+  const demo = await ensureDemoModel(join(tmpdir(), 'shelfsight-test-demo'));
+  process.env.SHELFSIGHT_TEST_DEMO_MODEL = demo.modelDir;
 }
