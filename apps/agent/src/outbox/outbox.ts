@@ -52,7 +52,7 @@ export class Outbox extends EventEmitter {
   private readonly entries = new Map<number, Entry>();
   private nextSeqValue = 1;
   private pendingBytes = 0;
-  private compacting = false;
+  private compacting: Promise<void> | undefined;
   private readonly compactMinBytes: number;
   private readonly logger: Logger;
   private fullSince: number | undefined;
@@ -230,16 +230,18 @@ export class Outbox extends EventEmitter {
 
   /** Rewrite the log as header + pending detections (atomic; sequence numbers preserved). */
   async compact(): Promise<void> {
-    if (this.compacting) return;
-    this.compacting = true;
-    try {
-      const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue } satisfies HeaderRecord];
-      for (const e of this.entries.values()) records.push({ t: 'd', ...e.detection } satisfies DetectionRecord);
-      await this.log.rewrite(records);
+    while (this.compacting) await this.compacting;
+    const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue } satisfies HeaderRecord];
+    for (const e of this.entries.values()) records.push({ t: 'd', ...e.detection } satisfies DetectionRecord);
+    const run = this.log.rewrite(records).then(() => {
       this.compactionsTotal++;
-    } finally {
-      this.compacting = false;
-    }
+    });
+    this.compacting = run
+      .catch(() => undefined)
+      .finally(() => {
+        this.compacting = undefined;
+      });
+    await run;
   }
 
   /** Resolves when nothing is pending (immediately if already empty). */

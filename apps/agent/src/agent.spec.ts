@@ -1,0 +1,169 @@
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { silentLogger } from '@shelfsight/common';
+import { startAgent, type AgentHandle } from './agent';
+import { StandInClassifier } from './classify/stand-in-classifier';
+import { agentConfig, type AgentConfig } from './config';
+import { FakeHub, waitUntil } from './testing/fake-hub';
+import { fakePng, writeFrames } from './testing/frames';
+import { TestBroker } from './testing/test-broker';
+import { frameIdOf } from './sources/frame';
+
+describe('startAgent', () => {
+  let tmp: string;
+  let broker: TestBroker;
+  let hub: FakeHub;
+  const agents: AgentHandle[] = [];
+
+  const start = async (overrides: Partial<AgentConfig> = {}) => {
+    const config = agentConfig({
+      deviceId: 'dev-1',
+      site: 'site-1',
+      mqttUrl: broker.url,
+      framesDir: path.join(tmp, 'frames'),
+      stateDir: path.join(tmp, 'state'),
+      pollMs: 50,
+      settleMs: 0,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 200,
+      ackTimeoutMs: 2000,
+      shutdownFlushMs: 2000,
+      ...overrides,
+    });
+    const agent = await startAgent(config, { classifier: new StandInClassifier(), logger: silentLogger });
+    agents.push(agent);
+    return agent;
+  };
+
+  beforeEach(async () => {
+    tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-'));
+    broker = await TestBroker.start();
+    hub = await FakeHub.start(broker.url);
+  });
+
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+    await hub.stop();
+    await broker.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('classifies directory frames, publishes them with birth, and says shutdown on stop', async () => {
+    const frames = path.join(tmp, 'frames');
+    const expected = await writeFrames(frames, 20);
+    // A sidecar gives location, capture time and site.
+    const withSidecar = fakePng(1000);
+    await fsp.writeFile(path.join(frames, 'cam-0001.jpg'), withSidecar);
+    await fsp.writeFile(
+      path.join(frames, 'cam-0001.json'),
+      JSON.stringify({ location: 'B-01-1-A', capturedAt: '2026-01-02T03:04:05.000Z', site: 'site-2' }),
+    );
+    // No sidecar and no location prefix; a broken sidecar; bytes that are no image.
+    await fsp.writeFile(path.join(frames, 'unnamed.png'), fakePng(1001));
+    await fsp.writeFile(path.join(frames, 'cam-0002.png'), fakePng(1002));
+    await fsp.writeFile(path.join(frames, 'cam-0002.json'), '{"location": "nope"}');
+    await fsp.writeFile(path.join(frames, 'A-01-1-A_corrupt.jpg'), 'not an image');
+
+    const sut = await start();
+    await sut.idle(20_000);
+
+    const stored = hub.framesOf('dev-1');
+    expect(stored.map((d) => d.frameId).sort()).toEqual([...expected, frameIdOf('cam-0001.jpg', withSidecar)].sort());
+    const sidecar = stored.find((d) => d.frameId === frameIdOf('cam-0001.jpg', withSidecar));
+    expect(sidecar).toMatchObject({ location: 'B-01-1-A', capturedAt: '2026-01-02T03:04:05.000Z', site: 'site-2' });
+    expect(stored.find((d) => d.frameId === expected[0])).toMatchObject({ location: 'A-01-1-A', site: 'site-1' });
+    expect(sut.stats().frames).toEqual({ detected: 21, rejected: 3, dropped: 0 });
+    const metrics = sut.metrics();
+    expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="no_location",source="directory"\} 1/);
+    expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="bad_sidecar",source="directory"\} 1/);
+    expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="decode",source="directory"\} 1/);
+    expect(hub.births).toEqual([expect.objectContaining({ deviceId: 'dev-1', kind: 'robot', backboneId: 'stand-in', modelVersion: 'stand-in-1' })]);
+
+    await sut.stop();
+    expect(hub.deaths).toEqual([expect.objectContaining({ deviceId: 'dev-1', reason: 'shutdown' })]);
+  });
+
+  it('picks each file up once across restarts, and new files later', async () => {
+    const frames = path.join(tmp, 'frames');
+    const first = await writeFrames(frames, 10);
+    const a = await start();
+    await a.idle(20_000);
+    await a.stop();
+    agents.length = 0;
+
+    const second = await writeFrames(frames, 5, 10);
+    const b = await start();
+    await b.idle(20_000);
+    expect(b.stats().frames.detected).toBe(5);
+    expect(b.stats().outbox.nextSeq).toBe(16);
+    expect(hub.framesOf('dev-1').map((d) => d.frameId).sort()).toEqual([...first, ...second].sort());
+    expect(hub.received).toHaveLength(15);
+  });
+
+  it('keeps detections through a broker outage and replays them on reconnect', async () => {
+    const frames = path.join(tmp, 'frames');
+    const before = await writeFrames(frames, 10);
+    const sut = await start();
+    await sut.idle(20_000);
+
+    await hub.stop();
+    await broker.stop();
+    await waitUntil(() => !sut.stats().connected, 10_000, 'agent to notice the outage');
+    const during = await writeFrames(frames, 30, 10);
+    await waitUntil(() => sut.stats().frames.detected === 40, 20_000, 'frames classified offline', () => sut.stats());
+    expect(sut.stats().outbox.depth).toBe(30);
+
+    await broker.restart();
+    hub = await FakeHub.start(broker.url);
+    await sut.idle(30_000);
+    expect(sut.stats().link.connects).toBeGreaterThanOrEqual(2);
+    const got = hub.framesOf('dev-1');
+    expect(got.map((d) => d.frameId).sort()).toEqual(during.sort());
+    expect(got.map((d) => d.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 11));
+    expect(before).toHaveLength(10);
+  });
+
+  it('stops taking frames when the outbox is full, says so in metrics, and resumes after acks', async () => {
+    hub.acking = false;
+    const frames = path.join(tmp, 'frames');
+    const expected = await writeFrames(frames, 40);
+    const sut = await start({ outboxMaxBytes: 4096, queueSize: 2 });
+
+    await waitUntil(() => sut.stats().outbox.full, 20_000, 'outbox to fill');
+    await waitUntil(() => sut.metrics().includes('shelf_agent_outbox_full 1'), 5_000, 'metric');
+    const held = sut.stats().frames.detected;
+    expect(held).toBeLessThan(40);
+    expect(sut.stats().outbox.bytes).toBeLessThan(4096 + 1024);
+    // Backpressure, not loss: the rest stays on disk, nothing was dropped or rejected.
+    expect(sut.stats().frames).toMatchObject({ rejected: 0, dropped: 0 });
+
+    // The hub got everything the outbox holds; now it acks it (and everything after).
+    await waitUntil(() => new Set(hub.received.map((r) => r.detection.seq)).size >= sut.stats().outbox.depth, 10_000, 'hub to receive');
+    hub.acking = true;
+    const seqs = [...new Set(hub.received.map((r) => r.detection.seq))];
+    hub.ack('dev-1', seqs);
+    await sut.idle(60_000);
+    expect(hub.framesOf('dev-1').map((d) => d.frameId).sort()).toEqual(expected.sort());
+    expect(sut.metrics()).toMatch(/shelf_agent_outbox_full 0/);
+  });
+
+  it('ignores and counts malformed acks', async () => {
+    hub.acking = false;
+    const frames = path.join(tmp, 'frames');
+    await writeFrames(frames, 3);
+    const sut = await start();
+    await waitUntil(() => hub.received.length >= 3, 20_000, 'detections at the hub');
+
+    await hub.publishRaw('dev-1', 'not json');
+    await hub.publishRaw('dev-1', JSON.stringify({ v: 1, deviceId: 'dev-1', seqs: [-1], committedAt: 'yesterday' }));
+    await hub.publishRaw('dev-1', JSON.stringify({ v: 1, deviceId: 'dev-2', seqs: [1, 2, 3], committedAt: new Date().toISOString() }));
+    await waitUntil(() => sut.stats().link.acksMalformed === 3, 10_000, 'malformed acks counted');
+    expect(sut.stats().outbox.depth).toBe(3);
+    expect(sut.metrics()).toMatch(/shelf_agent_acks_malformed_total 3/);
+
+    hub.ack('dev-1', [1, 2, 3]);
+    await sut.allAcked(10_000);
+    expect(sut.stats().link.acksReceived).toBe(1);
+  });
+});
