@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { createLogger, type Logger } from '@shelfsight/common';
 import type { FrameClassifier } from '@shelfsight/vision';
-import type { AgentConfig } from './config';
+import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
@@ -282,10 +282,8 @@ async function diskFree(dir: string): Promise<number | undefined> {
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {
   if (config.classifier === 'stand-in') return new StandInClassifier(undefined, undefined, config.topK);
-  if (!config.modelDir) {
-    throw new Error('no model: set AGENT_MODEL_DIR / --model to a model directory, or use --classifier stand-in');
-  }
   const vision = await import('@shelfsight/vision');
-  logger.info('loading classifier', { model: config.modelDir, backbone: config.backbone ?? '(from model)' });
-  return vision.loadClassifier({ model: config.modelDir, backbone: config.backbone, topK: config.topK, logger });
+  const model = config.modelDir ?? (await vision.ensureDemoModel(path.resolve(DEMO_DATA_DIR), { logger })).modelDir;
+  logger.info('loading classifier', { model, backbone: config.backbone ?? '(from model)' });
+  return vision.loadClassifier({ model, backbone: config.backbone, topK: config.topK, logger });
 }

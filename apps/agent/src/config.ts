@@ -5,6 +5,9 @@ import { DEVICE_ID_PATTERN, DEVICE_KINDS, SiteSchema } from '@shelfsight/contrac
 /** The hub's embedded aedes broker listens here by default (`shelf hub`, `npm start`). */
 export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1884';
 
+/** Where the generated demo model lives when no --model is given (shared with `npm start`). */
+export const DEMO_DATA_DIR = '.data/demo';
+
 export const CLASSIFIER_KINDS = ['tfjs', 'stand-in'] as const;
 export type ClassifierKind = (typeof CLASSIFIER_KINDS)[number];
 
@@ -55,7 +58,7 @@ export const AGENT_CONFIG = {
     description: 'tfjs = the vision classifier (backbone + head from --model); stand-in = deterministic fake for simulation and tests',
     schema: z.enum(CLASSIFIER_KINDS).default('tfjs'),
   },
-  modelDir: { env: 'AGENT_MODEL_DIR', flag: 'model', description: 'model (head) directory for the tfjs classifier (default: the demo model in the data dir)', schema: cfg.optionalString() },
+  modelDir: { env: 'AGENT_MODEL_DIR', flag: 'model', description: `model directory (manifest.json, head, labels) for the tfjs classifier; default: the generated demo model in ${DEMO_DATA_DIR}, built on first use`, schema: cfg.optionalString() },
   backbone: { env: 'AGENT_BACKBONE', flag: 'backbone', description: 'backbone id or path, overriding the one the model names', schema: cfg.optionalString() },
   topK: { env: 'AGENT_TOP_K', flag: 'top-k', description: 'number of scored categories reported per detection (1-10)', schema: z.coerce.number().int().min(1).max(10).default(3) },
   queueSize: {
