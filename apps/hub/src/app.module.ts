@@ -3,12 +3,15 @@ import { APP_FILTER } from '@nestjs/core';
 import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { HUB_CONFIG, type HubConfig } from './config/hub-config';
+import { DetectionsModule } from './detections/detections.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
 import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
+import { LocationsModule } from './locations/locations.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PrismaModule } from './prisma/prisma.module';
+import { RetentionModule } from './retention/retention.module';
 
 @Module({})
 class CoreModule {
@@ -30,7 +33,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link), PrismaModule, MetricsModule, IngestModule, DevicesModule, InventoryModule],
+      imports: [CoreModule.forRoot(config, link), PrismaModule, MetricsModule, IngestModule, DevicesModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

@@ -37,6 +37,18 @@ export const HUB_CONFIG_SPEC = {
     description: 'detections below this confidence are stored but do not change inventory',
     schema: z.coerce.number().min(0).max(1).default(0.5),
   },
+  staleAfterS: {
+    env: 'STALE_AFTER_S',
+    flag: 'stale-after-s',
+    description: 'a location not observed for this many seconds is reported as stale (left out of counts unless includeStale=true)',
+    schema: cfg.int(24 * 3600, 1),
+  },
+  retentionDays: {
+    env: 'DETECTION_RETENTION_DAYS',
+    flag: 'detection-retention-days',
+    description: 'raw detections older than this (by arrival) are deleted; 0 keeps them forever. Inventory state and history are kept',
+    schema: cfg.number(30, 0),
+  },
   ingestBatchRows: {
     env: 'INGEST_BATCH_ROWS',
     flag: 'ingest-batch-rows',

@@ -28,7 +28,9 @@ export class WriterClosedError extends Error {
  * 2. per location, take the newest confident detection just stored and upsert it into
  *    location_state only if it is newer by capture time (ties broken by device and
  *    seq, so the outcome never depends on arrival order);
- * 3. note the devices as seen.
+ * 3. create sites, zones and locations on first sight and note when each was observed;
+ * 4. record each state change as hourly per-category deltas (the inventory history);
+ * 5. note the devices as seen.
  * Rows are sorted by their keys so concurrent transactions lock in the same order.
  */
 const INGEST_SQL = `
@@ -42,10 +44,24 @@ WITH input AS (
   FROM input ORDER BY device_id, seq
   ON CONFLICT DO NOTHING
   RETURNING id, device_id, seq, site, zone, location, captured_at, category, confidence
+), new_sites AS (
+  INSERT INTO sites (id) SELECT DISTINCT site FROM ins ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1
+), new_zones AS (
+  INSERT INTO zones (site, code) SELECT DISTINCT site, zone FROM ins ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING 1
+), observed AS (
+  INSERT INTO locations AS l (site, code, zone, last_observed_at)
+  SELECT site, location, min(zone), max(captured_at) FROM ins GROUP BY site, location ORDER BY site, location
+  ON CONFLICT (site, code) DO UPDATE SET last_observed_at = EXCLUDED.last_observed_at
+  WHERE l.last_observed_at < EXCLUDED.last_observed_at
+  RETURNING 1
 ), latest AS (
   SELECT DISTINCT ON (site, location) * FROM ins
   WHERE confidence >= $2
   ORDER BY site, location, captured_at DESC, device_id DESC, seq DESC
+), old AS (
+  -- Rows were locked by LOCK_STATES_SQL earlier in this transaction, so this snapshot holds their current values.
+  SELECT s.site, s.location, s.zone, s.category FROM location_state s
+  JOIN latest USING (site, location)
 ), up AS (
   INSERT INTO location_state AS s (site, location, zone, category, confidence, captured_at, device_id, seq, detection_id, updated_at)
   SELECT site, location, zone, category, confidence, captured_at, device_id, seq, id, now() FROM latest ORDER BY site, location
@@ -54,6 +70,15 @@ WITH input AS (
     captured_at = EXCLUDED.captured_at, device_id = EXCLUDED.device_id, seq = EXCLUDED.seq,
     detection_id = EXCLUDED.detection_id, updated_at = now()
   WHERE (s.captured_at, s.device_id, s.seq) < (EXCLUDED.captured_at, EXCLUDED.device_id, EXCLUDED.seq)
+  RETURNING s.site, s.location, s.zone, s.category, s.captured_at
+), deltas AS (
+  SELECT site, zone, category, date_trunc('hour', captured_at) AS hour, 1 AS delta FROM up
+  UNION ALL
+  SELECT o.site, o.zone, o.category, date_trunc('hour', u.captured_at), -1 FROM old o JOIN up u USING (site, location)
+), history AS (
+  INSERT INTO inventory_deltas AS d (site, zone, category, hour, delta)
+  SELECT site, zone, category, hour, sum(delta)::int FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (site, zone, category, hour) DO UPDATE SET delta = d.delta + EXCLUDED.delta
   RETURNING 1
 ), seen AS (
   INSERT INTO devices (id, last_seen_at)
@@ -61,7 +86,20 @@ WITH input AS (
   ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins)::int AS stored, (SELECT count(*) FROM up)::int AS state_changes, (SELECT count(*) FROM seen)::int AS devices`;
+SELECT (SELECT count(*) FROM ins)::int AS stored, (SELECT count(*) FROM up)::int AS state_changes,
+  (SELECT count(*) FROM new_sites) + (SELECT count(*) FROM new_zones) + (SELECT count(*) FROM observed)
+  + (SELECT count(*) FROM history) + (SELECT count(*) FROM seen) AS touched`;
+
+/**
+ * First statement of each ingest transaction: lock the states of the locations in the
+ * batch (in key order, so concurrent hubs never deadlock), so that the ingest statement
+ * that follows reads their current categories for the history deltas.
+ */
+const LOCK_STATES_SQL = `
+SELECT 1 FROM location_state s
+JOIN (SELECT DISTINCT site, location FROM jsonb_to_recordset($1::jsonb) AS x(site text, location text)) k USING (site, location)
+ORDER BY s.site, s.location
+FOR UPDATE OF s`;
 
 /**
  * Batching writer: detections from many MQTT messages are committed together, one
@@ -137,11 +175,11 @@ export class DetectionWriter implements OnModuleDestroy {
     for (;;) {
       const started = performance.now();
       try {
-        const result = await this.prisma.$queryRawUnsafe<Array<{ stored: number; state_changes: number }>>(
-          INGEST_SQL,
-          JSON.stringify(rows),
-          this.config.minConfidence,
-        );
+        const json = JSON.stringify(rows);
+        const [, result] = await this.prisma.$transaction([
+          this.prisma.$queryRawUnsafe(LOCK_STATES_SQL, json),
+          this.prisma.$queryRawUnsafe<Array<{ stored: number; state_changes: number }>>(INGEST_SQL, json, this.config.minConfidence),
+        ]);
         const stored = result[0]?.stored ?? 0;
         const stateChanges = result[0]?.state_changes ?? 0;
         this.metrics.commitMs.observe(performance.now() - started);

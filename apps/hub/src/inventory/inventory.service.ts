@@ -1,32 +1,73 @@
-import { Injectable } from '@nestjs/common';
-import { PrismaService } from '../prisma/prisma.service';
-import type { InventoryDto, InventoryQuery } from './inventory.dto';
+import { Inject, Injectable } from '@nestjs/common';
+import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import type { HistoryDto, HistoryQuery, InventoryDto, InventoryQuery } from './inventory.dto';
+import { InventoryRepository } from './inventory.repository';
 
-/** Inventory = for each location its latest confident detection; counts per category. */
+/**
+ * Inventory = for each location its latest confident detection (by capture time);
+ * counts per category = locations in that state. Stale locations (not observed for
+ * STALE_AFTER_S) are counted apart unless asked for.
+ */
 @Injectable()
 export class InventoryService {
-  constructor(private readonly prisma: PrismaService) {}
+  constructor(
+    private readonly repo: InventoryRepository,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+  ) {}
 
-  async counts(query: InventoryQuery): Promise<InventoryDto> {
-    const rows = await this.prisma.locationState.groupBy({
-      by: ['category'],
-      where: query.site ? { site: query.site } : {},
-      _count: { _all: true },
-      _max: { capturedAt: true },
-      orderBy: { category: 'asc' },
-    });
+  async counts(query: InventoryQuery, now = new Date()): Promise<InventoryDto> {
+    const freshSince = new Date(now.getTime() - this.config.staleAfterS * 1000);
+    const [rows, stale] = await Promise.all([
+      this.repo.counts(query, query.minConfidence, query.includeStale ? undefined : freshSince),
+      this.repo.staleCount(query, freshSince),
+    ]);
     const categories = rows.map((r) => ({
       category: r.category,
-      locations: r._count._all,
-      newestObservation: (r._max.capturedAt ?? new Date(0)).toISOString(),
+      locations: r.locations,
+      newestObservation: r.newest.toISOString(),
+      oldestObservation: r.oldest.toISOString(),
     }));
     const newest = categories.reduce<string | null>((acc, c) => (acc === null || c.newestObservation > acc ? c.newestObservation : acc), null);
     return {
       site: query.site ?? null,
-      generatedAt: new Date().toISOString(),
+      zone: query.zone ?? null,
+      generatedAt: now.toISOString(),
       newestObservation: newest,
+      staleAfterS: this.config.staleAfterS,
       totalLocations: categories.reduce((n, c) => n + c.locations, 0),
+      staleLocations: stale,
       categories,
     };
   }
+
+  async history(query: HistoryQuery): Promise<HistoryDto> {
+    const rows = await this.repo.history(query, query.from, query.to, query.bucket);
+    const categories = [...new Set(rows.map((r) => r.category))].sort();
+    const points = new Map<string, Record<string, number>>();
+    for (const r of rows) {
+      const key = r.t.toISOString();
+      const counts = points.get(key) ?? {};
+      counts[r.category] = r.locations;
+      points.set(key, counts);
+    }
+    return {
+      bucket: query.bucket,
+      from: query.from.toISOString(),
+      to: query.to.toISOString(),
+      categories,
+      points: [...points].map(([time, counts]) => ({ time, counts })),
+    };
+  }
+
+  /** The same counts as CSV (header `category,locations,newest_observation,oldest_observation`). */
+  async csv(query: InventoryQuery): Promise<string> {
+    const inv = await this.counts(query);
+    const lines = ['category,locations,newest_observation,oldest_observation'];
+    for (const c of inv.categories) lines.push(`${csvField(c.category)},${c.locations},${c.newestObservation},${c.oldestObservation}`);
+    return lines.join('\n') + '\n';
+  }
+}
+
+function csvField(v: string): string {
+  return /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }

@@ -15,6 +15,7 @@ export class HubMetrics {
   readonly acksSent = this.registry.counter('shelfsight_acks_sent_total', 'acknowledgements published to devices');
   readonly commitMs = this.registry.histogram('shelfsight_commit_duration_ms', 'time of one ingest transaction', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]);
   readonly batchRows = this.registry.histogram('shelfsight_commit_batch_rows', 'detections per ingest transaction', [1, 10, 50, 100, 250, 500, 1000, 2000, 5000]);
+  readonly retentionDeleted = this.registry.counter('shelfsight_retention_deleted_total', 'raw detections deleted by retention');
   readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
 }
