@@ -5,7 +5,10 @@ export { Outbox, OutboxFullError, type NewDetection, type OutboxOptions, type Ou
 export { Link, type LinkOptions, type LinkCounters } from './link/link';
 export { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
 export { FrameQueue, type DropReason } from './pipeline/frame-queue';
-export { DirectorySource, SidecarSchema, IMAGE_EXTENSIONS, type Sidecar } from './sources/directory-source';
+export { DirectorySource } from './sources/directory-source';
+export * from './sources/sidecar';
 export { ProcessedJournal } from './sources/processed-journal';
 export * from './sources/frame';
 export * from './classify/stand-in-classifier';
+export { ReplaySource, type ReplaySourceOptions, type ReplayTemplate } from './sources/replay-source';
+export { startSimulatedFleet, type SimulatedFleet, type SimulatedFleetOptions } from './sim/fleet';

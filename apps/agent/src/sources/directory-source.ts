@@ -1,20 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { z } from 'zod';
-import { LocationCodeSchema, SiteSchema } from '@shelfsight/contracts';
 import { silentLogger, type Logger } from '@shelfsight/common';
-import { frameIdOf, locationFromFileName, type Frame, type FrameSink, type FrameSource } from './frame';
+import { frameIdOf, type Frame, type FrameSink, type FrameSource } from './frame';
+import { IMAGE_EXTENSIONS, readFrameMetadata } from './sidecar';
 import type { ProcessedJournal } from './processed-journal';
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
 
-/** Optional `<basename>.json` next to an image. */
-export const SidecarSchema = z.object({
-  location: LocationCodeSchema,
-  capturedAt: z.iso.datetime({ offset: true }).optional(),
-  site: SiteSchema.optional(),
-});
-export type Sidecar = z.infer<typeof SidecarSchema>;
 
 export interface DirectorySourceOptions {
   dir: string;
@@ -138,7 +129,7 @@ export class DirectorySource implements FrameSource {
       return;
     }
     const frameId = frameIdOf(rel, image);
-    const meta = await this.metadata(rel, abs, mtime);
+    const meta = await readFrameMetadata(rel, abs, mtime);
     if ('reason' in meta) {
       this.claimed.add(rel);
       sink.reject(this.name, meta.reason, { file: rel, frameId, detail: meta.detail });
@@ -157,40 +148,5 @@ export class DirectorySource implements FrameSource {
       release: () => this.claimed.delete(rel),
     };
     sink.offer(frame);
-  }
-
-  private async metadata(
-    rel: string,
-    abs: string,
-    mtime: Date,
-  ): Promise<{ location: string; capturedAt: string; site?: string } | { reason: 'no_location' | 'bad_sidecar'; detail: string }> {
-    const sidecarPath = abs.slice(0, abs.length - path.extname(abs).length) + '.json';
-    let text: string | undefined;
-    try {
-      text = await fsp.readFile(sidecarPath, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { reason: 'bad_sidecar', detail: String(err) };
-    }
-    if (text !== undefined) {
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        return { reason: 'bad_sidecar', detail: 'sidecar is not valid JSON' };
-      }
-      const parsed = SidecarSchema.safeParse(json);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        return { reason: 'bad_sidecar', detail: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}` };
-      }
-      return {
-        location: parsed.data.location,
-        capturedAt: parsed.data.capturedAt ?? mtime.toISOString(),
-        site: parsed.data.site,
-      };
-    }
-    const location = locationFromFileName(path.basename(rel));
-    if (!location) return { reason: 'no_location', detail: 'no sidecar and the file name does not start with a location code' };
-    return { location, capturedAt: mtime.toISOString() };
   }
 }
