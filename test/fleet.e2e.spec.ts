@@ -19,17 +19,21 @@ interface FrameSpec {
   capturedAt: string;
 }
 
-// Agent 1 sees the chilled aisle at 10:00 and the fruit aisle at 10:00.
+/** Capture times relative to now (the hub reports locations unseen for a day as stale). */
+const BASE = Date.now() - 3 * 3600_000;
+const at = (hours: number) => new Date(BASE + hours * 3600_000).toISOString();
+
+// Agent 1 sees the chilled aisle and the fruit aisle at t+1h.
 const AGENT1: FrameSpec[] = [
-  { name: 'f1', location: 'A-01-1-A', category: 'milk', capturedAt: '2026-11-20T10:00:00.000Z' },
-  { name: 'f2', location: 'A-01-1-B', category: 'juice', capturedAt: '2026-11-20T10:00:00.000Z' },
-  { name: 'f3', location: 'B-01-1-A', category: 'apples', capturedAt: '2026-11-20T10:00:00.000Z' },
+  { name: 'f1', location: 'A-01-1-A', category: 'milk', capturedAt: at(1) },
+  { name: 'f2', location: 'A-01-1-B', category: 'juice', capturedAt: at(1) },
+  { name: 'f3', location: 'B-01-1-A', category: 'apples', capturedAt: at(1) },
 ];
 // Agent 2 arrives later with an OLDER photo of A-01-1-A (must not win) and a NEWER one of B-01-1-A (must win).
 const AGENT2: FrameSpec[] = [
-  { name: 'g1', location: 'A-01-1-A', category: 'juice', capturedAt: '2026-11-20T09:00:00.000Z' },
-  { name: 'g2', location: 'B-01-1-A', category: 'bananas', capturedAt: '2026-11-20T11:00:00.000Z' },
-  { name: 'g3', location: 'B-01-1-B', category: 'bananas', capturedAt: '2026-11-20T10:30:00.000Z' },
+  { name: 'g1', location: 'A-01-1-A', category: 'juice', capturedAt: at(0) },
+  { name: 'g2', location: 'B-01-1-A', category: 'bananas', capturedAt: at(2) },
+  { name: 'g3', location: 'B-01-1-B', category: 'bananas', capturedAt: at(1.5) },
 ];
 
 async function writeFrames(dir: string, frames: FrameSpec[], seedBase: number): Promise<void> {

@@ -26,7 +26,7 @@ for (const variant of variants) {
     let sql: Client;
     const site = `site-${randomBytes(3).toString('hex')}`;
 
-    const inventory = async () => (await getJson<InventoryBody>(`${sut.hub.httpUrl}/inventory?site=${site}`)).body;
+    const inventory = async () => (await getJson<InventoryBody>(`${sut.hub.httpUrl}/inventory?site=${site}&includeStale=true`)).body;
     const counts = async () => Object.fromEntries((await inventory()).categories.map((c) => [c.category, c.locations]));
     const storedRows = async (deviceId: string) =>
       Number((await sql.query('SELECT count(*) FROM detections WHERE device_id = $1', [deviceId])).rows[0].count);

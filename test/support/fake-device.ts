@@ -48,6 +48,8 @@ export class FakeDevice {
 }
 
 let frameCounter = 0;
+/** Default capture times: an hour ago plus `seq` seconds (fresh, so never stale). */
+const CAPTURE_BASE = Math.floor(Date.now() / 1000) * 1000 - 3600_000;
 
 /** A valid detection with sensible defaults. */
 export function detection(seq: number, overrides: Partial<Detection> = {}): Detection {
@@ -57,7 +59,7 @@ export function detection(seq: number, overrides: Partial<Detection> = {}): Dete
     frameId: `frame-${seq}-${frameCounter}`,
     site: 'site-1',
     location: 'A-01-1-A',
-    capturedAt: new Date(Date.UTC(2026, 10, 1, 8, 0, seq)).toISOString(),
+    capturedAt: new Date(CAPTURE_BASE + seq * 1000).toISOString(),
     category: 'milk',
     confidence: 0.9,
     topK: [{ category: overrides.category ?? 'milk', confidence: overrides.confidence ?? 0.9 }],
