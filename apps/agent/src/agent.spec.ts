@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '@shelfsight/common';
@@ -166,4 +167,38 @@ describe('startAgent', () => {
     await sut.allAcked(10_000);
     expect(sut.stats().link.acksReceived).toBe(1);
   });
+
+  it('serves health and metrics, and takes frame uploads over HTTP', async () => {
+    const port = await freePort();
+    const sut = await start({ framesDir: undefined, httpPort: port, httpUpload: true });
+    await waitUntil(() => sut.stats().connected, 10_000, 'connected');
+    const base = `http://127.0.0.1:${port}`;
+
+    const ok = await fetch(`${base}/frames?location=C-02-3-A&capturedAt=2026-03-04T05:06:07.000Z`, { method: 'POST', body: fakePng(7) });
+    expect(ok.status).toBe(202);
+    const { frameId } = (await ok.json()) as { frameId: string };
+    const bad = await fetch(`${base}/frames?location=nowhere`, { method: 'POST', body: fakePng(8) });
+    expect(bad.status).toBe(400);
+
+    await waitUntil(() => hub.framesOf('dev-1').length === 1, 10_000, 'uploaded frame at the hub');
+    expect(hub.framesOf('dev-1')[0]).toMatchObject({ frameId, location: 'C-02-3-A', capturedAt: '2026-03-04T05:06:07.000Z' });
+
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', deviceId: 'dev-1', connected: true });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/shelf_agent_frames_total\{outcome="detected"\} 1/);
+    expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="no_location",source="http"\} 1/);
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { createLogger, type Logger } from '@shelfsight/common';
+import { ConfigError, createLogger, type Logger } from '@shelfsight/common';
 import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { StandInClassifier } from './classify/stand-in-classifier';
@@ -11,6 +11,7 @@ import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
 import { Pipeline } from './pipeline/pipeline';
 import { DirectorySource } from './sources/directory-source';
+import { HttpUploadSource } from './sources/http-upload-source';
 import type { Frame, FrameSource } from './sources/frame';
 import { ProcessedJournal } from './sources/processed-journal';
 import { AGENT_VERSION } from './version';
@@ -86,6 +87,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     sources.unshift(dirSource);
   }
 
+  let ops: OpsServer | undefined;
+  let httpPort: number | undefined;
+  if (config.httpUpload && config.httpPort === 0) {
+    throw new ConfigError('AGENT_HTTP_UPLOAD (--http-upload) needs AGENT_HTTP_PORT (--http-port) > 0');
+  }
+  if (config.httpPort > 0) ops = new OpsServer();
+  if (ops && config.httpUpload) sources.push(new HttpUploadSource(ops, config.site));
+
   const link = new Link(
     {
       url: config.mqttUrl,
@@ -125,8 +134,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   pipeline.on('idle', checkIdle);
   link.on('acked', checkIdle);
 
-  let ops: OpsServer | undefined;
-  let httpPort: number | undefined;
   const health = () => ({
     status: link.connected && !outbox.full ? 'ok' : 'degraded',
     deviceId: config.deviceId,
@@ -136,8 +143,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     queueDepth: pipeline.queue.length,
     uptimeS: Math.round((Date.now() - startedAt.getTime()) / 1000),
   });
-  if (config.httpPort > 0) {
-    ops = new OpsServer()
+  if (ops) {
+    ops
       .route('GET', '/health', (_req, res) => sendJson(res, 200, health()))
       .route('GET', '/metrics', (_req, res) => sendText(res, 200, metrics.registry.render()));
     httpPort = await ops.listen(config.httpPort, config.httpHost);

@@ -95,7 +95,13 @@ export const AGENT_CONFIG = {
     description: 'on stop, wait this long for the hub to acknowledge what is pending (the rest stays in the outbox)',
     schema: cfg.int(5_000, 0),
   },
-  httpPort: { env: 'AGENT_HTTP_PORT', flag: 'http-port', description: 'port for GET /health and GET /metrics on 127.0.0.1; 0 = off', schema: cfg.port(0) },
+  httpPort: { env: 'AGENT_HTTP_PORT', flag: 'http-port', description: 'port for GET /health, GET /metrics (and POST /frames with --http-upload); 0 = off', schema: cfg.port(0) },
+  httpUpload: {
+    env: 'AGENT_HTTP_UPLOAD',
+    flag: 'http-upload',
+    description: 'accept frame uploads: POST /frames?location=A-03-2-B&capturedAt=<ISO> with the image as body (needs --http-port)',
+    schema: cfg.bool(false),
+  },
   httpHost: { env: 'AGENT_HTTP_HOST', flag: 'http-host', description: 'address the health/metrics server binds to', schema: cfg.string('127.0.0.1') },
 };
 

@@ -6,6 +6,7 @@ export { Link, type LinkOptions, type LinkCounters } from './link/link';
 export { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
 export { FrameQueue, type DropReason } from './pipeline/frame-queue';
 export { DirectorySource } from './sources/directory-source';
+export { HttpUploadSource, MAX_UPLOAD_BYTES } from './sources/http-upload-source';
 export * from './sources/sidecar';
 export { ProcessedJournal } from './sources/processed-journal';
 export * from './sources/frame';

@@ -54,6 +54,10 @@ export class Pipeline extends EventEmitter implements FrameSink {
     return this.queue.hasRoom() && !this.outbox.full;
   }
 
+  outboxFull(): boolean {
+    return this.outbox.full;
+  }
+
   offer(frame: Frame): void {
     const { dropped, reason } = this.queue.push(frame);
     if (dropped) {

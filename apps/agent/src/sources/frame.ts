@@ -30,6 +30,8 @@ export interface FrameSink {
   hasRoom(): boolean;
   /** Queue a frame; when full, the queue's policy decides what is dropped. */
   offer(frame: Frame): void;
+  /** True while the outbox is full (push sources may refuse instead of queueing). */
+  outboxFull?(): boolean;
   /** Count and log a frame refused before classification. */
   reject(source: string, reason: RejectReason, detail: Record<string, unknown>): void;
 }
