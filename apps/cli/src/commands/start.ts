@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -12,6 +12,12 @@ import { addConfigOptions, flagsFrom, onShutdown } from '../options';
 const START_SPEC = {
   agents: { env: 'DEMO_AGENTS', flag: 'agents', description: 'simulated agents in the demo fleet', schema: z.coerce.number().int().min(0).max(50).default(3) },
   demoDir: { env: 'DEMO_DIR', flag: 'demo-dir', description: 'folder for the generated demo model, sample frames and agent state', schema: cfg.string('.data/demo') },
+  patrolS: {
+    env: 'DEMO_PATROL_S',
+    flag: 'patrol-s',
+    description: 'every this many seconds each demo agent photographs a few shelves again (0 = only once)',
+    schema: z.coerce.number().int().min(0).default(30),
+  },
   site: { env: 'DEMO_SITE', flag: 'site', description: 'site name of the demo fleet', schema: cfg.string('demo-site') },
 } as const;
 
@@ -63,6 +69,7 @@ export function registerStart(program: Command): void {
         );
       }
     }
+    const patrol = demoConfig.patrolS > 0 && agents.length > 0 ? startPatrols(demo.framesDir, join(demoDir, 'fleet'), agents.length, demoConfig.patrolS) : undefined;
     const inventoryUrl = `http://localhost:${hubConfig.httpPort}/inventory`;
     process.stderr.write(
       `\nShelfSight is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s).\n` +
@@ -73,22 +80,55 @@ export function registerStart(program: Command): void {
         `  Ctrl-C stops everything.\n\n`,
     );
     await onShutdown(async () => {
+      if (patrol) clearInterval(patrol);
       for (const a of agents) await a.stop();
       await hub.stop();
     });
   });
 }
 
+const imagesIn = async (dir: string) => (await readdir(dir)).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort();
+
 /** Give agent `index` of `count` every count-th sample frame (image + sidecar), once. */
 async function shareFrames(from: string, to: string, index: number, count: number): Promise<void> {
   await mkdir(to, { recursive: true });
-  const images = (await readdir(from)).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort();
+  const images = await imagesIn(from);
   for (let i = index; i < images.length; i += count) {
     const image = images[i]!;
-    const sidecar = image.replace(/\.[^.]+$/, '.json');
-    if (!existsSync(join(to, image))) {
-      if (existsSync(join(from, sidecar))) await copyFile(join(from, sidecar), join(to, sidecar));
-      await copyFile(join(from, image), join(to, image));
-    }
+    if (!existsSync(join(to, image))) await recapture(from, image, to, image);
   }
+}
+
+/** Copy a sample frame as if photographed now: sidecar first (location, fresh capture time), then the image. */
+async function recapture(from: string, image: string, to: string, name: string): Promise<void> {
+  const sidecar = JSON.parse(await readFile(join(from, image.replace(/\.[^.]+$/, '.json')), 'utf8')) as Record<string, unknown>;
+  await writeFile(join(to, name.replace(/\.[^.]+$/, '.json')), JSON.stringify({ ...sidecar, capturedAt: new Date().toISOString() }));
+  await copyFile(join(from, image), join(to, name));
+}
+
+/**
+ * Keep the demo alive: every `everyS` seconds each agent re-photographs three random
+ * shelves, so counts stay fresh and history grows. Patrol files older than ten minutes
+ * (long since classified) are removed so the demo folder does not grow without bound.
+ */
+function startPatrols(framesDir: string, fleetDir: string, agents: number, everyS: number): NodeJS.Timeout {
+  let round = 0;
+  const timer = setInterval(() => {
+    round += 1;
+    void (async () => {
+      const images = await imagesIn(framesDir);
+      for (let a = 1; a <= agents; a++) {
+        const to = join(fleetDir, `demo-robot-${a}`, 'frames');
+        for (let k = 0; k < 3; k++) {
+          const image = images[Math.floor(Math.random() * images.length)]!;
+          await recapture(framesDir, image, to, `patrol-${Date.now()}-${round}-${k}-${image}`);
+        }
+        for (const f of await readdir(to)) {
+          if (f.startsWith('patrol-') && Date.now() - (await stat(join(to, f))).mtimeMs > 600_000) await rm(join(to, f), { force: true });
+        }
+      }
+    })().catch((err: unknown) => process.stderr.write(`shelf start: patrol failed: ${(err as Error).message}\n`));
+  }, everyS * 1000);
+  timer.unref();
+  return timer;
 }
