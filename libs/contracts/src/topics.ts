@@ -7,11 +7,18 @@
  *   shelfsight/v1/devices/{deviceId}/heartbeat    device → hub   (QoS 0)
  *   shelfsight/v1/devices/{deviceId}/detections   device → hub   (QoS 1)
  *   shelfsight/v1/devices/{deviceId}/ack          hub → device   (QoS 1)
+ *   shelfsight/v1/devices/{deviceId}/samples      device → hub   (QoS 1, best effort: frames to label)
+ *   shelfsight/v1/devices/{deviceId}/frame-request hub → device  (QoS 1, "send me frame X")
+ *   shelfsight/v1/devices/{deviceId}/frame-reply  device → hub   (QoS 1, the frame or "no longer held")
  */
 export const TOPIC_ROOT = 'shelfsight/v1';
 
-export const DEVICE_CHANNELS = ['birth', 'death', 'heartbeat', 'detections', 'ack'] as const;
+export const DEVICE_CHANNELS = ['birth', 'death', 'heartbeat', 'detections', 'ack', 'samples', 'frame-request', 'frame-reply'] as const;
 export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
+
+/** Channels a device publishes on (under its own id only) and the ones it subscribes to: the broker ACL. */
+export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections', 'samples', 'frame-reply'];
+export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['ack', 'frame-request'];
 
 /** Device ids appear in topics, so they may not contain MQTT wildcards or separators. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
