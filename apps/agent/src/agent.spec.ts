@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import { silentLogger } from '@shelfsight/common';
 import { startAgent, type AgentHandle } from './agent';
 import { StandInClassifier } from './classify/stand-in-classifier';
@@ -189,6 +190,65 @@ describe('startAgent', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/shelf_agent_frames_total\{outcome="detected"\} 1/);
     expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="no_location",source="http"\} 1/);
+  });
+});
+
+describe('startAgent samples', () => {
+  let tmp: string;
+  let broker: TestBroker;
+  let hub: FakeHub;
+
+  beforeEach(async () => {
+    tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-samples-'));
+    broker = await TestBroker.start();
+    hub = await FakeHub.start(broker.url);
+  });
+  afterEach(async () => {
+    await hub.stop();
+    await broker.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('sends unsure frames as samples and answers frame requests over MQTT', async () => {
+    const frames = path.join(tmp, 'frames');
+    await fsp.mkdir(frames);
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) {
+      const png = await sharp({ create: { width: 96, height: 64, channels: 3, background: { r: 40 * n, g: 90, b: 200 - 30 * n } } }).png().toBuffer();
+      const name = `A-01-${n + 1}-A_${n}.png`;
+      await fsp.writeFile(path.join(frames, name), png);
+      ids.push(frameIdOf(name, png));
+    }
+    // Every frame is "unsure" (confidence below 1.0), at most 2 per minute.
+    const config = agentConfig({
+      deviceId: 'dev-s',
+      site: 'site-1',
+      mqttUrl: broker.url,
+      framesDir: frames,
+      stateDir: path.join(tmp, 'state'),
+      pollMs: 50,
+      settleMs: 0,
+      sampleMinConfidence: 1,
+      samplesPerMinute: 2,
+      frameBufferFrames: 3,
+    });
+    const sut = await startAgent(config, { classifier: new StandInClassifier(), logger: silentLogger });
+    try {
+      await sut.idle(20_000);
+      await waitUntil(() => hub.samples.length === 2, 10_000, 'two samples', () => sut.stats().samples);
+      expect(sut.stats().samples).toMatchObject({ low_confidence: 2, rate_limited: 4, sent: 2 });
+      expect(hub.samples[0]).toMatchObject({ deviceId: 'dev-s', reason: 'low_confidence', backboneId: 'stand-in' });
+      expect(hub.samples[0]?.bottleneck?.dim).toBe(16);
+
+      await hub.requestFrame('dev-s', 'req-new', ids[5] as string);
+      await hub.requestFrame('dev-s', 'req-old', ids[0] as string);
+      await waitUntil(() => hub.frameReplies.length === 2, 10_000, 'frame replies');
+      const byId = new Map(hub.frameReplies.map((r) => [r.requestId, r]));
+      expect(byId.get('req-new')).toMatchObject({ status: 'ok', sample: { frameId: ids[5], reason: 'requested' } });
+      expect(byId.get('req-old')).toMatchObject({ status: 'not_held', frameId: ids[0] });
+    } finally {
+      await sut.stop();
+    }
   });
 });
 

@@ -2,14 +2,17 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, type Logger } from '@shelfsight/common';
-import type { FrameClassifier } from '@shelfsight/vision';
+import type { FrameRequest } from '@shelfsight/contracts';
+import type { Backbone, FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
 import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
-import { Pipeline } from './pipeline/pipeline';
+import { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
+import { FrameRing } from './samples/frame-ring';
+import { Sampler, type BottleneckFn } from './samples/sampler';
 import { DirectorySource } from './sources/directory-source';
 import { HttpUploadSource } from './sources/http-upload-source';
 import type { Frame, FrameSource } from './sources/frame';
@@ -22,6 +25,8 @@ export interface AgentDeps {
   logger?: Logger;
   /** Extra frame sources besides the configured directory (replay, synthetic, ...). */
   sources?: FrameSource[];
+  /** Feature vectors for samples; default: from the classifier when it can. */
+  bottleneck?: BottleneckFn;
 }
 
 export interface AgentStats {
@@ -33,6 +38,7 @@ export interface AgentStats {
   outbox: { depth: number; bytes: number; fileBytes: number; maxBytes: number; full: boolean; nextSeq: number; refused: number };
   link: Link['counters'] & { inFlight: number };
   p95LatencyMs: number;
+  samples: Sampler['counts'];
   recovery: OutboxRecovery;
 }
 
@@ -125,7 +131,38 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   pipeline.on('settled', wake);
   outbox.on('space', wake);
 
+  const ring = new FrameRing(config.frameBufferFrames, config.frameBufferBytes);
+  const sampler = new Sampler(
+    {
+      minConfidence: config.sampleMinConfidence,
+      minMargin: config.sampleMinMargin,
+      auditRate: config.sampleAuditRate,
+      perMinute: config.samplesPerMinute,
+      perDay: config.samplesPerDay,
+    },
+    {
+      deviceId: config.deviceId,
+      backboneId: () => classifier.backboneId,
+      publish: (topic, payload) => link.publish(topic, payload, 1),
+      bottleneck: deps.bottleneck ?? bottleneckOf(classifier),
+      ring,
+      logger,
+    },
+  );
+  pipeline.on('classified', (c: ClassifiedFrame) => sampler.consider(c));
+  link.on('frame-request', (req: FrameRequest) => sampler.request(req));
+  link.on('connected', () => sampler.flush());
+
   registerGauges(metrics, { outbox, pipeline, link, startedAt });
+  const samples = metrics.registry.gauge('shelf_agent_samples_total', 'Samples by outcome: reason selected, sent, rate_limited, dropped, failed');
+  const sampleGauge = () => {
+    for (const [k, v] of Object.entries(sampler.counts)) samples.set(v, { outcome: k });
+  };
+  metrics.registry.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests').collect(() => ring.size);
+  const renderMetrics = () => {
+    sampleGauge();
+    return metrics.registry.render();
+  };
 
   const idleNow = () => pipeline.idle() && outbox.depth === 0 && sources.every((s) => s.idle());
   const checkIdle = () => {
@@ -146,7 +183,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   if (ops) {
     ops
       .route('GET', '/health', (_req, res) => sendJson(res, 200, health()))
-      .route('GET', '/metrics', (_req, res) => sendText(res, 200, metrics.registry.render()));
+      .route('GET', '/metrics', (_req, res) => sendText(res, 200, renderMetrics()));
     httpPort = await ops.listen(config.httpPort, config.httpHost);
     logger.info('ops http listening', { port: httpPort, host: config.httpHost });
   }
@@ -239,9 +276,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       },
       link: { ...link.counters, inFlight: link.inFlightCount },
       p95LatencyMs: metrics.latency.percentile(95),
+      samples: { ...sampler.counts },
       recovery,
     }),
-    metrics: () => metrics.registry.render(),
+    metrics: renderMetrics,
     offer: (frame) => pipeline.offer(frame),
     allAcked: (timeoutMs) => waitFor(() => outbox.depth === 0, 'acked', events, timeoutMs, 'all detections acknowledged'),
     idle: (timeoutMs) => waitFor(idleNow, 'idle', events, timeoutMs, 'sources, queue and outbox to drain'),
@@ -285,6 +323,21 @@ async function diskFree(dir: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Bottleneck of a frame from the classifier: its own method, or its TensorFlow backbone. */
+function bottleneckOf(classifier: FrameClassifier): BottleneckFn | undefined {
+  const c = classifier as FrameClassifier & { bottleneck?: (image: Buffer) => Promise<Float32Array>; backbone?: Backbone };
+  if (typeof c.bottleneck === 'function') return (image) => (c.bottleneck as (i: Buffer) => Promise<Float32Array>).call(c, image);
+  const backbone = c.backbone;
+  if (backbone && typeof backbone.extract === 'function') {
+    return async (image, frameId) => {
+      const vision = await import('@shelfsight/vision');
+      const [features] = await vision.extractFeatures(backbone, [{ input: image, source: frameId }]);
+      return features instanceof Float32Array ? features : undefined;
+    };
+  }
+  return undefined;
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

@@ -54,6 +54,12 @@ export class StandInClassifier implements FrameClassifier {
     return { category, confidence, topK: unique, latencyMs: performance.now() - started };
   }
 
+  /** A small deterministic feature vector (stands in for the backbone's bottleneck). */
+  async bottleneck(image: Buffer): Promise<Float32Array> {
+    const hash = createHash('sha256').update(image).digest();
+    return Float32Array.from(hash.subarray(0, 16), (b) => b / 255);
+  }
+
   dispose(): void {}
 }
 

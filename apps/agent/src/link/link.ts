@@ -5,6 +5,7 @@ import {
   BirthSchema,
   DeathSchema,
   DetectionBatchSchema,
+  FrameRequestSchema,
   HeartbeatSchema,
   MAX_DETECTIONS_PER_BATCH,
   SCHEMA_VERSION,
@@ -57,7 +58,7 @@ export interface LinkCounters {
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
  *
- * Events: `connected`, `disconnected`, `acked` (seqs).
+ * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest).
  */
 export class Link extends EventEmitter {
   private client: MqttClient | undefined;
@@ -132,7 +133,7 @@ export class Link extends EventEmitter {
     this.counters.connects++;
     this.inFlight.clear();
     try {
-      await client.subscribeAsync(deviceTopic(deviceId, 'ack'), { qos: 1 });
+      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request')], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
@@ -166,6 +167,12 @@ export class Link extends EventEmitter {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (topic === deviceTopic(this.options.deviceId, 'frame-request')) {
+      const req = parsePayload(FrameRequestSchema, payload);
+      if (req.ok && req.value.deviceId === this.options.deviceId) this.emit('frame-request', req.value);
+      else this.logger.warn('ignored malformed frame request', { detail: req.ok ? req.value.deviceId : req.message });
+      return;
+    }
     if (topic !== deviceTopic(this.options.deviceId, 'ack')) return;
     const parsed = parsePayload(AckSchema, payload);
     if (!parsed.ok || parsed.value.deviceId !== this.options.deviceId) {

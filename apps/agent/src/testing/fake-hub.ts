@@ -4,6 +4,9 @@ import {
   BirthSchema,
   DeathSchema,
   DetectionBatchSchema,
+  FrameReplySchema,
+  FrameRequestSchema,
+  SampleSchema,
   SCHEMA_VERSION,
   allDevicesTopic,
   deviceTopic,
@@ -13,7 +16,11 @@ import {
   type Birth,
   type Death,
   type Detection,
+  type FrameReply,
+  type Sample,
 } from '@shelfsight/contracts';
+
+const TOPICS = (['detections', 'birth', 'death', 'samples', 'frame-reply'] as const).map((c) => allDevicesTopic(c));
 
 /**
  * A stand-in hub for agent tests: subscribes to every device's detections, keeps what
@@ -31,6 +38,8 @@ export class FakeHub {
   readonly seqConflicts: string[] = [];
   readonly births: Birth[] = [];
   readonly deaths: Death[] = [];
+  readonly samples: Sample[] = [];
+  readonly frameReplies: FrameReply[] = [];
   acking = true;
   private client!: MqttClient;
 
@@ -41,12 +50,12 @@ export class FakeHub {
     hub.client.on('error', () => undefined);
     hub.client.on('connect', () => {
       void hub.client.subscribeAsync(
-        [allDevicesTopic('detections'), allDevicesTopic('birth'), allDevicesTopic('death')],
+        TOPICS,
         { qos: 1 },
       );
     });
     await new Promise<void>((resolve) => hub.client.once('connect', () => resolve()));
-    await hub.client.subscribeAsync([allDevicesTopic('detections'), allDevicesTopic('birth'), allDevicesTopic('death')], { qos: 1 });
+    await hub.client.subscribeAsync(TOPICS, { qos: 1 });
     return hub;
   }
 
@@ -56,6 +65,16 @@ export class FakeHub {
     if (parsedTopic.channel === 'birth') {
       const b = parsePayload(BirthSchema, payload);
       if (b.ok) this.births.push(b.value);
+      return;
+    }
+    if (parsedTopic.channel === 'samples') {
+      const s = parsePayload(SampleSchema, payload);
+      if (s.ok) this.samples.push(s.value);
+      return;
+    }
+    if (parsedTopic.channel === 'frame-reply') {
+      const r = parsePayload(FrameReplySchema, payload);
+      if (r.ok) this.frameReplies.push(r.value);
       return;
     }
     if (parsedTopic.channel === 'death') {
@@ -83,6 +102,15 @@ export class FakeHub {
     this.client.publish(
       deviceTopic(deviceId, 'ack'),
       encodePayload(AckSchema, { v: SCHEMA_VERSION, deviceId, seqs, committedAt: new Date().toISOString() }),
+      { qos: 1 },
+    );
+  }
+
+  /** Ask a device for one of its recent frames. */
+  requestFrame(deviceId: string, requestId: string, frameId: string): Promise<unknown> {
+    return this.client.publishAsync(
+      deviceTopic(deviceId, 'frame-request'),
+      encodePayload(FrameRequestSchema, { v: SCHEMA_VERSION, deviceId, requestId, frameId }),
       { qos: 1 },
     );
   }
