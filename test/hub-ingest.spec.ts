@@ -145,6 +145,52 @@ for (const variant of variants) {
       });
     });
 
+    it('keeps state and history consistent when several devices race on the same new locations', async () => {
+      const raceSite = `${site}-race`;
+      const devices = await Promise.all([1, 2, 3, 4].map((i) => FakeDevice.connect(sut.hub.mqttUrl, `${device.id}-r${i}`)));
+      const categories = ['milk', 'juice', 'apples'];
+      let n = 0;
+      await Promise.all(
+        devices.map(async (dev, di) => {
+          for (let b = 0; b < 10; b++) {
+            const batch = Array.from({ length: 8 }, (_, i) => {
+              n += 1;
+              const seq = b * 8 + i + 1;
+              return detection(seq, {
+                site: raceSite,
+                location: `R-01-1-${'ABCDEF'[(seq + di) % 6]}`,
+                category: categories[(seq * 7 + di) % 3]!,
+                capturedAt: new Date(Date.now() - 600_000 + ((seq * 37 + di * 11) % 500) * 1000).toISOString(),
+              });
+            });
+            await dev.sendDetections(batch);
+          }
+        }),
+      );
+      for (const dev of devices) await dev.waitForAcks(Array.from({ length: 80 }, (_, i) => i + 1));
+      expect(n).toBe(320);
+      // The state of each location is the newest detection by capture time (ties by device, seq)...
+      const mismatches = await sql.query(
+        `WITH exp AS (SELECT DISTINCT ON (location) location, device_id, seq FROM detections WHERE site = $1
+                      ORDER BY location, captured_at DESC, device_id DESC, seq DESC)
+         SELECT count(*)::int AS n FROM exp FULL JOIN (SELECT * FROM location_state WHERE site = $1) s USING (location)
+         WHERE s.seq IS DISTINCT FROM exp.seq OR s.device_id IS DISTINCT FROM exp.device_id`,
+        [raceSite],
+      );
+      expect(mismatches.rows[0].n).toBe(0);
+      // ...and the history's running sums end at exactly the current counts.
+      const history = await sql.query(
+        `SELECT category, sum(delta)::int AS n FROM inventory_deltas WHERE site = $1 GROUP BY category HAVING sum(delta) <> 0 ORDER BY category`,
+        [raceSite],
+      );
+      const state = await sql.query(`SELECT category, count(*)::int AS n FROM location_state WHERE site = $1 GROUP BY category ORDER BY category`, [
+        raceSite,
+      ]);
+      expect(history.rows).toEqual(state.rows);
+      expect(state.rows.reduce((t: number, r: { n: number }) => t + r.n, 0)).toBe(6);
+      for (const dev of devices) await dev.close();
+    });
+
     it('answers 400 naming the parameter for a bad query', async () => {
       const res = await getJson<{ message: string[] }>(`${sut.hub.httpUrl}/inventory?site=no%20spaces`);
       expect(res.status).toBe(400);

@@ -92,14 +92,26 @@ SELECT (SELECT count(*) FROM ins)::int AS stored, (SELECT count(*) FROM up)::int
 
 /**
  * First statement of each ingest transaction: lock the states of the locations in the
- * batch (in key order, so concurrent hubs never deadlock), so that the ingest statement
- * that follows reads their current categories for the history deltas.
+ * batch, so that the ingest statement that follows (a new snapshot) reads their current
+ * categories for the history deltas. Existing states get row locks (in key order, so
+ * concurrent writers do not deadlock); locations without a state yet get a transaction
+ * advisory lock on their key, so two writers seeing a location for the first time at
+ * once serialise and the second one sees the first one's state.
  */
 const LOCK_STATES_SQL = `
-SELECT 1 FROM location_state s
-JOIN (SELECT DISTINCT site, location FROM jsonb_to_recordset($1::jsonb) AS x(site text, location text)) k USING (site, location)
-ORDER BY s.site, s.location
-FOR UPDATE OF s`;
+WITH k AS (
+  SELECT DISTINCT site, location FROM jsonb_to_recordset($1::jsonb) AS x(site text, location text)
+), locked AS (
+  SELECT s.site, s.location FROM location_state s JOIN k USING (site, location)
+  ORDER BY s.site, s.location
+  FOR UPDATE OF s
+), fresh AS (
+  SELECT k.site, k.location FROM k
+  WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.site = k.site AND l.location = k.location)
+  ORDER BY 1, 2
+)
+SELECT (SELECT count(*) FROM locked)::int AS locked,
+       (SELECT count(pg_advisory_xact_lock(hashtextextended(site || '/' || location, 7361))) FROM fresh)::int AS fresh`;
 
 /**
  * Batching writer: detections from many MQTT messages are committed together, one

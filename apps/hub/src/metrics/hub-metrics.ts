@@ -13,7 +13,7 @@ export class HubMetrics {
   readonly overloaded = this.registry.counter('shelfsight_batches_deferred_total', 'batches refused unacknowledged because too much awaited commit (devices resend)');
   readonly commitErrors = this.registry.counter('shelfsight_commit_errors_total', 'failed database commits (retried)');
   readonly acksSent = this.registry.counter('shelfsight_acks_sent_total', 'acknowledgements published to devices');
-  readonly commitMs = this.registry.histogram('shelfsight_commit_duration_ms', 'time of one ingest transaction', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]);
+  readonly commitMs = this.registry.histogram('shelfsight_commit_duration_ms', 'time of one ingest transaction', [1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000]);
   readonly batchRows = this.registry.histogram('shelfsight_commit_batch_rows', 'detections per ingest transaction', [1, 10, 50, 100, 250, 500, 1000, 2000, 5000]);
   readonly retentionDeleted = this.registry.counter('shelfsight_retention_deleted_total', 'raw detections deleted by retention');
   readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
