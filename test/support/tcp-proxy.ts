@@ -14,8 +14,9 @@ export class TcpProxy {
   ) {}
 
   static async start(targetHost: string, targetPort: number): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
+    const ref: { proxy?: TcpProxy } = {};
     const server = createServer((client) => {
+      const proxy = ref.proxy;
       if (!proxy || proxy.down) {
         client.destroy();
         return;
@@ -23,7 +24,7 @@ export class TcpProxy {
       const upstream = connect(targetPort, targetHost);
       for (const s of [client, upstream]) {
         proxy.sockets.add(s);
-        s.on('close', () => proxy?.sockets.delete(s));
+        s.on('close', () => proxy.sockets.delete(s));
         s.on('error', () => undefined);
       }
       client.pipe(upstream);
@@ -32,8 +33,8 @@ export class TcpProxy {
       upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new TcpProxy(server, (server.address() as AddressInfo).port);
-    return proxy;
+    ref.proxy = new TcpProxy(server, (server.address() as AddressInfo).port);
+    return ref.proxy;
   }
 
   /** Drop every open connection and refuse new ones. */
