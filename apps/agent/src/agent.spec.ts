@@ -150,6 +150,22 @@ describe('startAgent', () => {
     expect(sut.metrics()).toMatch(/shelf_agent_outbox_full 0/);
   });
 
+  it('stops promptly while the outbox is full, keeping what it holds', async () => {
+    hub.acking = false;
+    await writeFrames(path.join(tmp, 'frames'), 30);
+    const sut = await start({ outboxMaxBytes: 2048, shutdownFlushMs: 0 });
+    await waitUntil(() => sut.stats().outbox.full, 20_000, 'outbox to fill');
+    const held = sut.stats().outbox.depth;
+    await sut.stop();
+    agents.length = 0;
+
+    hub.acking = true;
+    const again = await start();
+    expect(again.stats().recovery.pending).toBe(held);
+    await again.idle(30_000);
+    expect(hub.framesOf('dev-1')).toHaveLength(30);
+  });
+
   it('ignores and counts malformed acks', async () => {
     hub.acking = false;
     const frames = path.join(tmp, 'frames');
@@ -190,6 +206,50 @@ describe('startAgent', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/shelf_agent_frames_total\{outcome="detected"\} 1/);
     expect(metrics).toMatch(/shelf_agent_frames_rejected_total\{reason="no_location",source="http"\} 1/);
+  });
+});
+
+describe('startAgent credentials', () => {
+  let tmp: string;
+  let broker: TestBroker;
+
+  beforeEach(async () => {
+    tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-creds-'));
+    broker = await TestBroker.start(0, { 'dev-c': 's3cret' });
+  });
+  afterEach(async () => {
+    await broker.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  });
+
+  const run = (password: string) =>
+    startAgent(
+      agentConfig({
+        deviceId: 'dev-c',
+        site: 'site-1',
+        mqttUrl: broker.url,
+        mqttUsername: 'dev-c',
+        mqttPassword: password,
+        stateDir: path.join(tmp, password),
+        reconnectMinMs: 50,
+        reconnectMaxMs: 100,
+        shutdownFlushMs: 0,
+      }),
+      { classifier: new StandInClassifier(), logger: silentLogger },
+    );
+
+  it('connects with its own credentials and counts refusals of wrong ones', async () => {
+    const wrong = await run('wrong');
+    const right = await run('s3cret');
+    try {
+      await waitUntil(() => right.stats().connected, 10_000, 'connect with the right password');
+      await waitUntil(() => wrong.stats().link.authFailures >= 2, 10_000, 'refusals counted');
+      expect(wrong.stats().connected).toBe(false);
+      expect(wrong.metrics()).toMatch(/shelf_agent_auth_failures_total [1-9]/);
+    } finally {
+      await wrong.stop();
+      await right.stop();
+    }
   });
 });
 

@@ -313,6 +313,8 @@ function registerGauges(
   r.gauge('shelf_agent_detections_acked_total', 'Detections acknowledged and removed from the outbox').collect(() => c.detectionsAcked);
   r.gauge('shelf_agent_retransmits_total', 'Detections published again after the ack timeout').collect(() => c.retransmits);
   r.gauge('shelf_agent_connects_total', 'Successful broker connections').collect(() => c.connects);
+  r.gauge('shelf_agent_connect_errors_total', 'Broker connection errors').collect(() => c.connectErrors);
+  r.gauge('shelf_agent_auth_failures_total', 'Connections refused for bad credentials').collect(() => c.authFailures);
   r.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms').collect(() => metrics.latency.percentile(95));
 }
 

@@ -43,6 +43,8 @@ export interface LinkCounters {
   acksReceived: number;
   acksMalformed: number;
   detectionsAcked: number;
+  connectErrors: number;
+  authFailures: number;
 }
 
 /**
@@ -78,6 +80,8 @@ export class Link extends EventEmitter {
     acksReceived: 0,
     acksMalformed: 0,
     detectionsAcked: 0,
+    connectErrors: 0,
+    authFailures: 0,
   };
 
   constructor(
@@ -119,7 +123,7 @@ export class Link extends EventEmitter {
     this.client = client;
     client.on('connect', () => void this.onConnect());
     client.on('close', () => this.onClose());
-    client.on('error', (err) => this.logger.warn('mqtt error', { err, url: this.options.url }));
+    client.on('error', (err) => this.onError(err));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     const tick = Math.max(50, Math.min(1000, Math.floor(this.options.ackTimeoutMs / 2)));
     this.ackTimer = setInterval(() => this.expireInFlight(), tick);
@@ -145,6 +149,20 @@ export class Link extends EventEmitter {
     this.logger.info('connected', { url: this.options.url, pending: this.outbox.depth });
     this.emit('connected');
     this.pump();
+  }
+
+  private onError(err: Error & { code?: string | number }): void {
+    this.counters.connectErrors++;
+    // CONNACK 4/5 (MQTT 3.1.1) or 134/135 (MQTT 5): the broker refused this device's credentials.
+    if (err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135) {
+      this.counters.authFailures++;
+      this.logger.error('broker refused the device credentials (MQTT_USERNAME / MQTT_PASSWORD); retrying with backoff', {
+        err,
+        url: this.options.url,
+      });
+      return;
+    }
+    this.logger.warn('mqtt error', { err, url: this.options.url });
   }
 
   private onClose(): void {

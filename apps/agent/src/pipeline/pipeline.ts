@@ -37,6 +37,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
   readonly queue: FrameQueue;
   private running: Promise<void> | undefined;
   private busy = false;
+  private stopped = false;
   private readonly logger: Logger;
 
   constructor(
@@ -85,6 +86,8 @@ export class Pipeline extends EventEmitter implements FrameSink {
 
   /** Finish the frame being classified; frames still queued are released to their sources. */
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.outbox.emit('space');
     for (const f of this.queue.close()) f.release?.();
     await this.running;
   }
@@ -112,7 +115,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
   }
 
   private async waitForOutboxSpace(): Promise<void> {
-    while (this.outbox.full) {
+    while (this.outbox.full && !this.stopped) {
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createBroker } from 'aedes';
+import { createBroker, type AuthenticateError } from 'aedes';
 
 /** An in-process aedes broker for agent tests; `restart()` simulates an outage on the same port. */
 export class TestBroker {
@@ -12,14 +12,29 @@ export class TestBroker {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  static async start(port = 0): Promise<TestBroker> {
-    const b = new TestBroker();
+  /** `users`: username → password; when given, other credentials are refused (CONNACK 4). */
+  constructor(private readonly users?: Record<string, string>) {}
+
+  static async start(port = 0, users?: Record<string, string>): Promise<TestBroker> {
+    const b = new TestBroker(users);
     await b.listen(port);
     return b;
   }
 
   private async listen(port: number): Promise<void> {
-    const broker = createBroker();
+    const users = this.users;
+    const broker = createBroker(
+      users
+        ? {
+            authenticate: (_client, username, password, done) => {
+              const ok = username !== undefined && users[username] !== undefined && users[username] === password?.toString();
+              if (ok) return done(null, true);
+              const err = Object.assign(new Error('bad credentials'), { returnCode: 4 });
+              done(err as AuthenticateError, false);
+            },
+          }
+        : {},
+    );
     const server = createServer(broker.handle);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
