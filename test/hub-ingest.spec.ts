@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
+import { freePort, spawnShelf, waitForHttp, type ShelfProcess } from '../apps/cli/src/bench/processes';
+import { createScratchDatabase, type ScratchDatabase } from '../apps/cli/src/bench/scratch-database';
 import type { BrokerKind } from './support/test-hub';
 import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
-import { hasExternalMqtt, hasExternalPostgres } from './support/services';
+import { EXTERNAL_MQTT_URL, EXTERNAL_POSTGRES_URL, hasExternalMqtt, hasExternalPostgres } from './support/services';
 
 interface InventoryBody {
   totalLocations: number;
@@ -198,3 +203,77 @@ for (const variant of variants) {
     });
   });
 }
+
+/**
+ * Two hub processes, one PostgreSQL, the machine's Mosquitto: an MQTT 5 shared
+ * subscription splits the device traffic between them, and every detection is counted
+ * exactly once. (In this file so it never runs beside the other Mosquitto suite.)
+ */
+const replicas = hasExternalPostgres() && hasExternalMqtt() ? describe : describe.skip;
+replicas('two hub replicas on a shared subscription (postgres + mosquitto)', () => {
+  let scratch: ScratchDatabase;
+  const hubs: ShelfProcess[] = [];
+  const httpPorts: number[] = [];
+  const devices: FakeDevice[] = [];
+  const site = `replicas-${randomBytes(3).toString('hex')}`;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase(EXTERNAL_POSTGRES_URL, 'shelfsight_test');
+    const group = `replicas-${randomBytes(3).toString('hex')}`;
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      httpPorts.push(port);
+      hubs.push(
+        spawnShelf(['hub'], {
+          DATABASE_URL: scratch.url,
+          MQTT_URL: EXTERNAL_MQTT_URL,
+          MQTT_SHARE_GROUP: group,
+          HTTP_PORT: String(port),
+          HTTP_HOST: '127.0.0.1',
+          DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-replica-')),
+        }),
+      );
+    }
+    for (const port of httpPorts) await waitForHttp(`http://127.0.0.1:${port}/health`, 90_000);
+    for (let i = 0; i < 4; i++) devices.push(await FakeDevice.connect(EXTERNAL_MQTT_URL, `${site}-dev-${i}`));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const d of devices) await d.close();
+    for (const h of hubs) await h.stop();
+    await scratch?.drop();
+  });
+
+  it('splits the traffic and counts every detection exactly once', async () => {
+    const perDevice = 25;
+    await Promise.all(
+      devices.map(async (dev, di) => {
+        for (let b = 1; b <= perDevice; b++) {
+          await dev.sendDetections([
+            detection(b, { site, location: `A-0${di}-1-${'ABCDE'[b % 5]}`, category: b % 2 ? 'milk' : 'juice' }),
+          ]);
+        }
+      }),
+    );
+    for (const dev of devices) await dev.waitForAcks(Array.from({ length: perDevice }, (_, i) => i + 1), 30_000);
+
+    const received = await Promise.all(
+      httpPorts.map(async (port) => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(/shelfsight_detections_received_total (\d+)/.exec(text)?.[1] ?? 0);
+      }),
+    );
+    // Each batch went to one replica only: together they saw each detection once, and both worked.
+    expect(received[0]! + received[1]!).toBe(devices.length * perDevice);
+    expect(received.every((n) => n > 0)).toBe(true);
+
+    const sql = new Client({ connectionString: scratch.url });
+    await sql.connect();
+    const stored = await sql.query('SELECT count(*)::int AS n, count(DISTINCT (device_id, seq))::int AS d FROM detections WHERE site = $1', [site]);
+    await sql.end();
+    expect(stored.rows[0]).toEqual({ n: 100, d: 100 });
+    const inv = (await getJson<InventoryBody>(`http://127.0.0.1:${httpPorts[0]}/inventory?site=${site}`)).body;
+    // 4 devices x 5 bins; the last write per bin: seqs 21..25 -> bins B,C,D,E,A with 21,23,25 milk and 22,24 juice.
+    expect(Object.fromEntries(inv.categories.map((c) => [c.category, c.locations]))).toEqual({ juice: 8, milk: 12 });
+  });
+});

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { Client } from 'pg';
 import { startEmbeddedPostgres } from '@shelfsight/db';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createScratchDatabase } from '../../apps/cli/src/bench/scratch-database';
 import { EXTERNAL_POSTGRES_URL } from './services';
 
 export type DatabaseKind = 'pglite' | 'postgres';
@@ -31,21 +30,6 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
       },
     };
   }
-  const name = `shelfsight_test_${randomBytes(4).toString('hex')}`;
-  const admin = new Client({ connectionString: EXTERNAL_POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(EXTERNAL_POSTGRES_URL);
-  url.pathname = `/${name}`;
-  return {
-    kind,
-    url: url.toString(),
-    async drop() {
-      const c = new Client({ connectionString: EXTERNAL_POSTGRES_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  const scratch = await createScratchDatabase(EXTERNAL_POSTGRES_URL, 'shelfsight_test');
+  return { kind, url: scratch.url, drop: () => scratch.drop() };
 }
