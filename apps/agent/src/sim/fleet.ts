@@ -61,6 +61,8 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
       const creds = options.credentials?.(deviceId);
       const config = agentConfig({
         kind: 'sim',
+        // Synthetic frames are no images: no thumbnails, so no samples unless real frames are replayed.
+        samplesPerMinute: options.framesDir ? undefined : 0,
         ...options.agent,
         deviceId,
         site,

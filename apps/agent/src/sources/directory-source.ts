@@ -14,6 +14,8 @@ export interface DirectorySourceOptions {
   /** Only files unmodified for this long are picked up (writers finish first). */
   settleMs: number;
   journal: ProcessedJournal;
+  /** Compact the journal when it holds more than 2 × (files present) + this many keys. */
+  journalSlack?: number;
   logger?: Logger;
 }
 
@@ -88,10 +90,11 @@ export class DirectorySource implements FrameSource {
     names.sort();
     let waiting = 0;
     const now = Date.now();
+    const present = new Set<string>();
     for (const rel of names) {
       if (this.stopped) return;
       if (!IMAGE_EXTENSIONS.includes(path.extname(rel).toLowerCase())) continue;
-      if (path.basename(rel).startsWith('.') || this.claimed.has(rel)) continue;
+      if (path.basename(rel).startsWith('.')) continue;
       const abs = path.join(dir, rel);
       let stat;
       try {
@@ -101,7 +104,8 @@ export class DirectorySource implements FrameSource {
       }
       if (!stat.isFile()) continue;
       const key = `${rel}|${stat.size}|${Math.floor(stat.mtimeMs)}`;
-      if (journal.has(key)) continue;
+      present.add(key);
+      if (journal.has(key) || this.claimed.has(rel)) continue;
       if (now - stat.mtimeMs < settleMs || !sink.hasRoom()) {
         waiting++;
         continue;
@@ -110,6 +114,11 @@ export class DirectorySource implements FrameSource {
     }
     this.waiting = waiting;
     this.scans++;
+    // Files removed from the directory need no journal entry any more.
+    if (journal.size > 2 * present.size + (this.options.journalSlack ?? 1000)) {
+      const dropped = await journal.retain(present);
+      this.logger.info('compacted the processed-frames journal', { dropped, kept: journal.size });
+    }
   }
 
   private async offer(sink: FrameSink, rel: string, abs: string, key: string, mtime: Date): Promise<void> {

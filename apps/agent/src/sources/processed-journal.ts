@@ -38,6 +38,17 @@ export class ProcessedJournal {
     await this.log.append([{ k: key, id: frameId, s: outcome } satisfies JournalRecord], true);
   }
 
+  /**
+   * Forget keys not in `present` (files that left the directory), rewriting the
+   * journal atomically; keeps it proportional to the directory, not to history.
+   */
+  async retain(present: Set<string>): Promise<number> {
+    const before = this.keys.size;
+    for (const k of [...this.keys.keys()]) if (!present.has(k)) this.keys.delete(k);
+    await this.log.rewrite([...this.keys].map(([k, s]) => ({ k, s }) satisfies JournalRecord));
+    return before - this.keys.size;
+  }
+
   async close(): Promise<void> {
     await this.log.close();
   }
