@@ -33,7 +33,9 @@ export function createProgress(label: string, total: number, stream: NodeJS.Writ
       }
     },
     done(note) {
+      const alreadyShown = !stream.isTTY && lastDecile === 10 && current >= total && note === undefined;
       current = Math.max(current, total);
+      if (alreadyShown) return;
       stream.write((stream.isTTY ? '\r' : '') + render(note) + (stream.isTTY ? '\x1b[K\n' : '\n'));
     },
   };

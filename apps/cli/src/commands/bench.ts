@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
+import { registerBenchIngest } from './bench-ingest';
+import { registerBenchInventory } from './bench-inventory';
+import { registerBenchInfer } from './bench-infer';
+import { registerBenchTrain } from './bench-train';
 
 /** `shelf bench <what>`: benchmarks that print numbers, the last line one JSON object. */
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [];
+const BENCHES: RegisterBench[] = [registerBenchInfer, registerBenchTrain, registerBenchIngest, registerBenchInventory];
 
 export function registerBench(program: Command): void {
   const bench = program

@@ -47,6 +47,11 @@ export class HubMqttServer extends ServerMqtt {
     }
   }
 
+  /** Disconnect cleanly (and wait for it), so a broker stopping next sees no torn connection. */
+  override async close(): Promise<void> {
+    await this.mqttClient?.endAsync().catch(() => undefined);
+  }
+
   /** Publish raw bytes to a topic with QoS 1; resolves once the broker has it. */
   async publish(topic: string, payload: Buffer): Promise<void> {
     const client = await this.ready;
