@@ -9,7 +9,7 @@ import { HUB_CONFIG_SPEC, loadHubConfig, startHub } from '@shelfsight/hub';
 import { ensureDemoModel, initRuntime, loadClassifier } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom, onShutdown } from '../options';
 
-const START_SPEC = {
+export const START_SPEC = {
   agents: { env: 'DEMO_AGENTS', flag: 'agents', description: 'simulated agents in the demo fleet', schema: z.coerce.number().int().min(0).max(50).default(3) },
   demoDir: { env: 'DEMO_DIR', flag: 'demo-dir', description: 'folder for the generated demo model, sample frames and agent state', schema: cfg.string('.data/demo') },
   patrolS: {
