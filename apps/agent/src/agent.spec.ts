@@ -166,6 +166,21 @@ describe('startAgent', () => {
     expect(hub.framesOf('dev-1')).toHaveLength(30);
   });
 
+  it('publishes again what the hub did not acknowledge in time, and sends heartbeats', async () => {
+    hub.acking = false;
+    const expected = await writeFrames(path.join(tmp, 'frames'), 12);
+    const sut = await start({ ackTimeoutMs: 300, heartbeatMs: 200 });
+    await waitUntil(() => new Set(hub.received.map((r) => r.detection.seq)).size === 12, 10_000, 'first delivery');
+    hub.acking = true;
+    await sut.allAcked(20_000);
+    expect(sut.stats().link.retransmits).toBeGreaterThanOrEqual(12);
+    expect(hub.framesOf('dev-1').map((d) => d.frameId).sort()).toEqual(expected.sort());
+    const seen = hub.heartbeats.length;
+    await waitUntil(() => hub.heartbeats.length >= seen + 2, 10_000, 'heartbeats after the acks');
+    expect(hub.heartbeats.at(-1)).toMatchObject({ deviceId: 'dev-1', queueDepth: 0, outboxDepth: 0, outboxBytes: 0 });
+    expect(hub.heartbeats.some((h) => h.outboxDepth > 0)).toBe(true);
+  });
+
   it('ignores and counts malformed acks', async () => {
     hub.acking = false;
     const frames = path.join(tmp, 'frames');

@@ -195,6 +195,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   // Heartbeat: frames/s since the previous one, p95 latency, depths, disk free.
   let lastBeat = { at: Date.now(), frames: 0 };
   const beat = async () => {
+    const diskFreeBytes = await diskFree(stateDir);
     const now = Date.now();
     const frames = metrics.frames.get({ outcome: 'detected' });
     const framesPerS = ((frames - lastBeat.frames) * 1000) / Math.max(1, now - lastBeat.at);
@@ -206,7 +207,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       queueDepth: pipeline.queue.length,
       outboxDepth: outbox.depth,
       outboxBytes: outbox.bytes,
-      diskFreeBytes: await diskFree(stateDir),
+      diskFreeBytes,
     });
   };
   const heartbeatTimer = setInterval(() => void beat().catch(() => undefined), config.heartbeatMs);

@@ -6,6 +6,7 @@ import {
   DetectionBatchSchema,
   FrameReplySchema,
   FrameRequestSchema,
+  HeartbeatSchema,
   SampleSchema,
   SCHEMA_VERSION,
   allDevicesTopic,
@@ -17,10 +18,11 @@ import {
   type Death,
   type Detection,
   type FrameReply,
+  type Heartbeat,
   type Sample,
 } from '@shelfsight/contracts';
 
-const TOPICS = (['detections', 'birth', 'death', 'samples', 'frame-reply'] as const).map((c) => allDevicesTopic(c));
+const TOPICS = (['detections', 'birth', 'death', 'heartbeat', 'samples', 'frame-reply'] as const).map((c) => allDevicesTopic(c));
 
 /**
  * A stand-in hub for agent tests: subscribes to every device's detections, keeps what
@@ -39,6 +41,7 @@ export class FakeHub {
   readonly births: Birth[] = [];
   readonly deaths: Death[] = [];
   readonly samples: Sample[] = [];
+  readonly heartbeats: Heartbeat[] = [];
   readonly frameReplies: FrameReply[] = [];
   acking = true;
   private client!: MqttClient;
@@ -65,6 +68,11 @@ export class FakeHub {
     if (parsedTopic.channel === 'birth') {
       const b = parsePayload(BirthSchema, payload);
       if (b.ok) this.births.push(b.value);
+      return;
+    }
+    if (parsedTopic.channel === 'heartbeat') {
+      const h = parsePayload(HeartbeatSchema, payload);
+      if (h.ok) this.heartbeats.push(h.value);
       return;
     }
     if (parsedTopic.channel === 'samples') {
