@@ -2,7 +2,7 @@ import type { Backbone } from './backbones/backbone';
 import { ImageDecodeError } from './errors';
 import { toBatch } from './image/batch';
 import type { DistortionDraw } from './image/distort';
-import { preprocessImage, type InputSpec } from './image/preprocess';
+import { decodeRgb, renderInput, toInputRange, type InputSpec, type RgbImage } from './image/preprocess';
 
 export interface FeatureJob {
   input: Buffer | string;
@@ -28,14 +28,38 @@ export async function extractFeatures(
   const spec = inputSpecOf(backbone);
   const batchSize = Math.max(1, opts.batchSize ?? 8);
   const out: Array<Float32Array | ImageDecodeError> = new Array(jobs.length);
-  const prepare = (start: number) =>
-    Promise.all(
-      jobs.slice(start, start + batchSize).map((j) =>
-        preprocessImage(j.input, spec, { source: j.source, draw: j.draw }).catch((err: unknown) =>
-          err instanceof ImageDecodeError ? err : new ImageDecodeError(j.source, err),
-        ),
-      ),
+  // Several views of one image usually follow each other: decode it once.
+  let decoded = new Map<string, Promise<RgbImage>>();
+  const decode = (j: FeatureJob): Promise<RgbImage> => {
+    if (typeof j.input !== 'string') return decodeRgb(j.input, j.source);
+    let p = decoded.get(j.input);
+    if (!p) {
+      p = decodeRgb(j.input, j.source);
+      decoded.set(j.input, p);
+    }
+    return p;
+  };
+  const prepare = (start: number) => {
+    const part = jobs.slice(start, start + batchSize);
+    const keep = new Map<string, Promise<RgbImage>>();
+    const last = part[part.length - 1];
+    const result = Promise.all(
+      part.map(async (j) => {
+        try {
+          const img = await decode(j);
+          return toInputRange(await renderInput(img, spec.size, j.draw), spec.range);
+        } catch (err) {
+          return err instanceof ImageDecodeError ? err : new ImageDecodeError(j.source, err);
+        }
+      }),
     );
+    if (last && typeof last.input === 'string') {
+      const p = decoded.get(last.input);
+      if (p) keep.set(last.input, p);
+    }
+    decoded = keep;
+    return result;
+  };
   let next = jobs.length > 0 ? prepare(0) : undefined;
   for (let start = 0; start < jobs.length; start += batchSize) {
     const prepared = await (next as ReturnType<typeof prepare>);

@@ -87,10 +87,13 @@ export class Head {
     return new Head(spec, vars);
   }
 
-  /** Logits; with `dropout` > 0 applies dropout on the hidden layer (training only). */
-  logits(features: tf.Tensor2D, dropout = 0): tf.Tensor2D {
+  /**
+   * Logits; with `dropout` > 0 applies dropout on the hidden layer (training only).
+   * `normalized`: the features are already normalised (training normalises once up front).
+   */
+  logits(features: tf.Tensor2D, dropout = 0, normalized = false): tf.Tensor2D {
     return tf.tidy(() => {
-      let h = normalizeFeatures(features, this.spec.normalize);
+      let h = normalized ? features : normalizeFeatures(features, this.spec.normalize);
       const n = this.vars.length / 2;
       for (let i = 0; i < n; i++) {
         const w = this.vars[2 * i] as tf.Variable;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { seededRng } from '../image/distort';
-import { Head, type HeadSpec } from './head';
+import { Head, normalizeFeatures, type HeadSpec } from './head';
 
 /**
  * Bottleneck rows for training or evaluation. Several rows may belong to one image
@@ -89,7 +89,15 @@ export async function trainHead(
   const optimizer = opts.optimizer === 'sgd' ? tf.train.sgd(opts.learningRate) : tf.train.adam(opts.learningRate);
   const rng = seededRng(opts.seed);
   const xAll = tf.tensor2d(train.x, [rows, train.dim]);
-  const yAll = tf.tensor1d(train.y, 'int32');
+  // Normalise once; batches are cut in JS (cheaper than gather ops per step).
+  const xNorm = tf.tidy(() => normalizeFeatures(xAll, spec.normalize));
+  const xData = spec.normalize === 'none' ? train.x : ((await xNorm.data()) as Float32Array);
+  if (xNorm !== xAll) xNorm.dispose();
+  const dim = train.dim;
+  const c = opts.numClasses;
+  const smooth = opts.labelSmoothing;
+  const xb = new Float32Array(batchSize * dim);
+  const yb = new Float32Array(batchSize * c);
   const valX = val && val.y.length > 0 ? tf.tensor2d(val.x, [val.y.length, val.dim]) : undefined;
 
   const history: EvalRecord[] = [];
@@ -98,7 +106,7 @@ export async function trainHead(
   let stoppedEarly = false;
   let order = shuffled(rows, rng);
   let cursor = 0;
-  let lossSum = 0;
+  let lossSum: tf.Scalar = tf.scalar(0);
   let lossCount = 0;
   let step = 0;
   try {
@@ -107,15 +115,20 @@ export async function trainHead(
         order = shuffled(rows, rng);
         cursor = 0;
       }
-      const idx = tf.tensor1d(order.subarray(cursor, cursor + batchSize), 'int32');
+      yb.fill(smooth / c);
+      for (let k = 0; k < batchSize; k++) {
+        const r = order[cursor + k] as number;
+        xb.set(xData.subarray(r * dim, (r + 1) * dim), k * dim);
+        yb[k * c + (train.y[r] as number)] += 1 - smooth;
+      }
       cursor += batchSize;
+      const xt = tf.tensor2d(xb, [batchSize, dim]);
+      const yt = tf.tensor2d(yb, [batchSize, c]);
       const loss = optimizer.minimize(
         () =>
           tf.tidy(() => {
-            const xb = tf.gather(xAll, idx) as tf.Tensor2D;
-            const yb = tf.oneHot(tf.gather(yAll, idx) as tf.Tensor1D, opts.numClasses);
-            const logits = head.logits(xb, opts.dropout);
-            let l = tf.losses.softmaxCrossEntropy(yb, logits, undefined, opts.labelSmoothing) as tf.Scalar;
+            const logits = head.logits(xt, opts.dropout, true);
+            let l = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
             if (opts.weightDecay > 0) {
               for (const k of head.kernels()) l = l.add(tf.sum(tf.square(k)).mul(opts.weightDecay));
             }
@@ -124,22 +137,27 @@ export async function trainHead(
         true,
         head.vars,
       );
-      idx.dispose();
+      xt.dispose();
+      yt.dispose();
       if (loss) {
-        lossSum += (await loss.data())[0] ?? 0;
-        lossCount++;
+        // Accumulate on the backend: reading the loss every step would force a sync.
+        const next = lossSum.add(loss) as tf.Scalar;
+        lossSum.dispose();
         loss.dispose();
+        lossSum = next;
+        lossCount++;
       }
       if (step % evalInterval === 0 || step === totalSteps) {
         const trainAcc = accuracyOf(head, xAll, train, Math.min(rows, 2000));
         const rec: EvalRecord = {
           step,
           epoch: +(step / stepsPerEpoch).toFixed(2),
-          trainLoss: lossCount ? lossSum / lossCount : NaN,
+          trainLoss: lossCount ? ((await lossSum.data())[0] as number) / lossCount : NaN,
           trainAccuracy: trainAcc,
           elapsedMs: Date.now() - started,
         };
-        lossSum = 0;
+        lossSum.dispose();
+        lossSum = tf.scalar(0);
         lossCount = 0;
         if (valX && val) {
           const { accuracy, loss: vl } = evaluateGrouped(head, valX, val);
@@ -162,8 +180,8 @@ export async function trainHead(
     }
   } finally {
     xAll.dispose();
-    yAll.dispose();
     valX?.dispose();
+    lossSum.dispose();
     optimizer.dispose();
   }
   let finalHead = head;

@@ -1,0 +1,246 @@
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createProgress } from '@shelfsight/common';
+import { saveModel, type ModelManifest } from '../artifact/artifact';
+import { describeBackbone } from '../backbones/backbone';
+import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
+import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImage } from '../data/dataset';
+import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
+import { DatasetError } from '../errors';
+import type { FeatureNorm, HeadType } from '../head/head';
+import { trainHead, type EvalRecord, type FeatureSet } from '../head/train';
+import { hasDistortions, type DistortionOptions } from '../image/distort';
+import { plotTrainingLog } from '../report/svg-charts';
+import { openExtraction, type ExtractionOptions } from './context';
+
+export interface TrainModelOptions extends ExtractionOptions {
+  /** Class folders or CSV `image,label`. */
+  data: string;
+  /** Explicit validation set; otherwise a hash split of `data`. */
+  valData?: string;
+  out: string;
+  validationPercentage: number;
+  testingPercentage: number;
+  distortions: DistortionOptions;
+  /** Distorted views per training image, computed once and cached (0: none; default 6 when a distortion is set). */
+  augViews?: number;
+  /** Add distorted views to classes with fewer rows until each has this many. */
+  balance?: number;
+  tta: TtaMode;
+  head: HeadType;
+  hidden?: number;
+  normalize: FeatureNorm;
+  learningRate: number;
+  optimizer: 'adam' | 'sgd';
+  epochs?: number;
+  steps?: number;
+  batchSize: number;
+  evalInterval?: number;
+  patience: number;
+  labelSmoothing: number;
+  weightDecay: number;
+  dropout: number;
+  seed: number;
+  parent?: string;
+}
+
+export interface TrainModelResult {
+  manifest: ModelManifest;
+  history: EvalRecord[];
+  failed: BottleneckFailure[];
+  bottleneckSeconds: number;
+  trainSeconds: number;
+  totalSeconds: number;
+}
+
+export const TRAIN_DEFAULTS = {
+  validationPercentage: 10,
+  testingPercentage: 10,
+  tta: 'none' as TtaMode,
+  head: 'softmax' as HeadType,
+  normalize: 'l2' as FeatureNorm,
+  learningRate: 0.01,
+  optimizer: 'adam' as const,
+  epochs: 40,
+  batchSize: 100,
+  patience: 0,
+  labelSmoothing: 0,
+  weightDecay: 0,
+  dropout: 0,
+  seed: 1,
+};
+
+/** retrain.py end to end: bottlenecks (cached), head training with evaluation, artifact + log + plot. */
+export async function trainModel(opts: TrainModelOptions): Promise<TrainModelResult> {
+  const started = Date.now();
+  const data = await loadDataset(opts.data);
+  let trainImages: LabeledImage[];
+  let valImages: LabeledImage[];
+  let split: Record<string, unknown>;
+  if (opts.valData) {
+    const val: Dataset = await loadDataset(opts.valData);
+    trainImages = data.images;
+    valImages = val.images;
+    split = { mode: 'explicit', valData: val.source };
+  } else {
+    const s = splitDataset(data, opts.validationPercentage, opts.testingPercentage);
+    trainImages = s.training;
+    valImages = s.validation;
+    split = { mode: 'hash', validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: s.testing.length };
+  }
+  const labels = data.labels;
+  const labelIndex = new Map(labels.map((l, i) => [l, i]));
+  const unknown = valImages.filter((i) => !labelIndex.has(i.label));
+  if (unknown.length > 0) throw new DatasetError(`validation set has labels not in the training data: ${[...new Set(unknown.map((u) => u.label))].join(', ')}`);
+  const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l));
+  if (missingClasses.length > 0) throw new DatasetError(`no training images for: ${missingClasses.join(', ')}`);
+
+  // Views: the plain centre crop, plus cached distorted views when distortions are on.
+  const distort = hasDistortions(opts.distortions);
+  const augViews = distort ? (opts.augViews ?? 6) : 0;
+  const baseViews: ImageView[] = [CENTER_VIEW];
+  if (opts.tta !== 'none') baseViews.push(...ttaViews(opts.tta).filter((v) => v !== CENTER_VIEW));
+  else if (opts.distortions.flipLeftRight) baseViews.push(FLIP_VIEW);
+  const aug = Array.from({ length: augViews }, (_, i) => distortedView(opts.distortions, i));
+  const counts = countByLabel(trainImages);
+  const balanceDistortions: DistortionOptions = distort ? opts.distortions : { flipLeftRight: true, crop: 10, scale: 20, brightness: 20 };
+  const requestsTrain = trainImages.map((img) => {
+    let views = [...baseViews, ...aug];
+    if (opts.balance) {
+      const have = (counts.get(img.label) ?? 1) * views.length;
+      const extra = Math.max(0, Math.ceil((opts.balance - have) / (counts.get(img.label) ?? 1)));
+      views = views.concat(Array.from({ length: extra }, (_, i) => distortedView(balanceDistortions, augViews + i)));
+    }
+    return { path: img.path, views };
+  });
+  const valViewList = ttaViews(opts.tta);
+  const requestsVal = valImages.map((img) => ({ path: img.path, views: valViewList }));
+
+  const totalJobs = [...requestsTrain, ...requestsVal].reduce((n, r) => n + r.views.length, 0);
+  const ctx = await openExtraction(opts, totalJobs);
+  const { logger } = ctx;
+  const bStart = Date.now();
+  let bottlenecks;
+  try {
+    const progress = createProgress('bottlenecks', totalJobs);
+    let shown = 0;
+    const onProgress = (d: number) => {
+      if (d > shown) progress.tick(d - shown);
+      shown = Math.max(shown, d);
+    };
+    const tr = await computeBottlenecks(requestsTrain, ctx.extractor, ctx.cache, { logger, onProgress });
+    const base = shown;
+    const va = await computeBottlenecks(requestsVal, ctx.extractor, ctx.cache, { logger, onProgress: (d) => onProgress(base + d) });
+    progress.done(`cache hits ${tr.cacheHits + va.cacheHits}, computed ${tr.computed + va.computed}`);
+    bottlenecks = { tr, va };
+  } finally {
+    await ctx.close();
+  }
+  const bottleneckSeconds = (Date.now() - bStart) / 1000;
+  const backbone = ctx.extractor.backbone;
+  const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed];
+
+  const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>): FeatureSet => {
+    const rows: Array<{ f: Float32Array; y: number; g: number }> = [];
+    images.forEach((img, g) => {
+      const views = feats.get(img.path);
+      if (!views) return;
+      for (const f of views.values()) rows.push({ f, y: labelIndex.get(img.label) as number, g });
+    });
+    const dim = backbone.featureDim;
+    const x = new Float32Array(rows.length * dim);
+    rows.forEach((r, i) => x.set(r.f, i * dim));
+    return { dim, x, y: Int32Array.from(rows.map((r) => r.y)), group: Int32Array.from(rows.map((r) => r.g)) };
+  };
+  const train = pack(trainImages, bottlenecks.tr.features);
+  const val = pack(valImages, bottlenecks.va.features);
+  logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
+
+  await mkdir(opts.out, { recursive: true });
+  const history: EvalRecord[] = [];
+  const tStart = Date.now();
+  const stepsPerEpoch = Math.ceil(train.y.length / Math.max(1, Math.min(opts.batchSize, train.y.length)));
+  const totalSteps = opts.steps ?? Math.max(1, Math.round((opts.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch));
+  const progress = createProgress('train', totalSteps);
+  let lastStep = 0;
+  const result = await trainHead(
+    train,
+    val.y.length > 0 ? val : undefined,
+    {
+      head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
+      numClasses: labels.length,
+      learningRate: opts.learningRate,
+      optimizer: opts.optimizer,
+      steps: totalSteps,
+      batchSize: opts.batchSize,
+      evalInterval: opts.evalInterval,
+      patience: opts.patience,
+      labelSmoothing: opts.labelSmoothing,
+      weightDecay: opts.weightDecay,
+      dropout: opts.dropout,
+      seed: opts.seed,
+    },
+    (rec) => {
+      history.push(rec);
+      logger.debug('evaluation', { ...rec });
+      const note =
+        `loss ${rec.trainLoss.toFixed(3)} train ${(rec.trainAccuracy * 100).toFixed(1)}%` +
+        (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
+      progress.tick(rec.step - lastStep, note);
+      lastStep = rec.step;
+    },
+  );
+  progress.done(`best val ${result.bestValAccuracy !== undefined ? (result.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${result.bestStep}`);
+  const trainSeconds = (Date.now() - tStart) / 1000;
+
+  const training = {
+    data: data.source,
+    split,
+    images: { training: trainImages.length, validation: valImages.length, failed: failed.length },
+    rows: { training: train.y.length, validation: val.y.length },
+    distortions: opts.distortions,
+    augViews,
+    balance: opts.balance ?? null,
+    tta: opts.tta,
+    head: opts.head,
+    hidden: opts.head === 'mlp' ? (opts.hidden ?? 512) : null,
+    normalize: opts.normalize,
+    learningRate: opts.learningRate,
+    optimizer: opts.optimizer,
+    epochs: opts.epochs ?? null,
+    steps: result.steps,
+    batchSize: opts.batchSize,
+    evalInterval: opts.evalInterval ?? null,
+    patience: opts.patience,
+    labelSmoothing: opts.labelSmoothing,
+    weightDecay: opts.weightDecay,
+    dropout: opts.dropout,
+    seed: opts.seed,
+    stoppedEarly: result.stoppedEarly,
+    bestStep: result.bestStep,
+    seconds: { bottlenecks: +bottleneckSeconds.toFixed(1), head: +trainSeconds.toFixed(1) },
+  };
+  const last = history[history.length - 1];
+  const metrics = {
+    validationAccuracy: result.bestValAccuracy ?? null,
+    validationImages: new Set(val.group).size,
+    trainAccuracy: last?.trainAccuracy ?? null,
+  };
+  const manifest = await saveModel(opts.out, {
+    head: result.head,
+    labels,
+    backbone: describeBackbone(backbone),
+    training,
+    metrics,
+    parent: opts.parent,
+  });
+  result.head.dispose();
+  // The log and its plot live beside the artifact files (loaders ignore them).
+  const logPath = join(opts.out, 'training-log.jsonl');
+  await writeFile(logPath, '');
+  for (const rec of history) await appendFile(logPath, JSON.stringify(rec) + '\n');
+  await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history, `${backbone.id} · ${opts.head} head · ${labels.length} classes`));
+  if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
+  logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
+  return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
+}

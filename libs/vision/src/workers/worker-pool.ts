@@ -1,0 +1,150 @@
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { BackboneInfo } from '../backbones/backbone';
+import { BackboneError, ImageDecodeError } from '../errors';
+import type { FeatureExtractor } from '../extractor';
+import type { FeatureJob } from '../features';
+import type { WorkerData, WorkerReply, WorkerRequest, WireJob } from './protocol';
+
+const BOOT = `
+const { workerData } = require('node:worker_threads');
+if (workerData.register) require(workerData.register);
+require(workerData.entry);
+`;
+
+function findTsconfig(): string | undefined {
+  let dir = __dirname;
+  for (let i = 0; i < 8; i++) {
+    const p = join(dir, 'tsconfig.json');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+}
+
+/**
+ * Backbone inference spread over worker threads, each with its own TensorFlow.js
+ * runtime (WASM runs one core per thread). Jobs go out in small chunks to whichever
+ * worker is idle; results come back in job order.
+ */
+export class WorkerPoolExtractor implements FeatureExtractor {
+  private constructor(
+    readonly backbone: BackboneInfo,
+    private readonly slots: Slot[],
+    private readonly chunk: number,
+  ) {}
+
+  static defaultSize(): number {
+    const env = Number(process.env.SHELF_WORKERS);
+    return Number.isInteger(env) && env > 0 ? env : Math.max(1, availableParallelism());
+  }
+
+  static async start(
+    backboneSpec: string,
+    opts: { workers?: number; offline?: boolean; batchSize?: number } = {},
+  ): Promise<WorkerPoolExtractor> {
+    const n = opts.workers ?? WorkerPoolExtractor.defaultSize();
+    const isTs = __filename.endsWith('.ts');
+    const data: WorkerData = {
+      backbone: backboneSpec,
+      offline: !!opts.offline,
+      batchSize: opts.batchSize ?? 8,
+      register: isTs ? require.resolve('@swc-node/register') : undefined,
+      entry: join(__dirname, `feature-worker${isTs ? '.ts' : '.js'}`),
+    };
+    const tsconfig = findTsconfig();
+    const env = { ...process.env, ...(isTs && tsconfig && !process.env.SWC_NODE_PROJECT ? { SWC_NODE_PROJECT: tsconfig } : {}) };
+    const slots: Slot[] = [];
+    const ready: Array<Promise<BackboneInfo>> = [];
+    for (let i = 0; i < n; i++) {
+      const worker = new Worker(BOOT, { eval: true, workerData: data, env });
+      slots.push({ worker, busy: false });
+      ready.push(
+        new Promise<BackboneInfo>((resolve, reject) => {
+          const onMsg = (m: WorkerReply) => {
+            if (m.type === 'ready') resolve(m.backbone);
+            else if (m.type === 'fatal') reject(new BackboneError(`worker ${i}: ${m.error}`));
+            if (m.type === 'ready' || m.type === 'fatal') worker.off('message', onMsg);
+          };
+          worker.on('message', onMsg);
+          worker.once('error', reject);
+        }),
+      );
+    }
+    try {
+      const infos = await Promise.all(ready);
+      return new WorkerPoolExtractor(infos[0] as BackboneInfo, slots, Math.max(1, opts.batchSize ?? 8));
+    } catch (err) {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+      throw err;
+    }
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  async extract(jobs: FeatureJob[], onProgress?: (done: number) => void): Promise<Array<Float32Array | ImageDecodeError>> {
+    const out: Array<Float32Array | ImageDecodeError> = new Array(jobs.length);
+    let next = 0;
+    let done = 0;
+    let seq = 0;
+    const runOn = (slot: Slot): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const pump = () => {
+          if (next >= jobs.length) {
+            slot.busy = false;
+            resolve();
+            return;
+          }
+          const start = next;
+          const part = jobs.slice(start, start + this.chunk);
+          next += part.length;
+          const id = ++seq;
+          slot.busy = true;
+          const onMsg = (m: WorkerReply) => {
+            if ((m.type !== 'result' && m.type !== 'failed') || m.id !== id) return;
+            slot.worker.off('message', onMsg);
+            slot.worker.off('error', onErr);
+            if (m.type === 'failed') {
+              reject(new Error(`feature worker failed: ${m.error}`));
+              return;
+            }
+            m.results.forEach((r, k) => {
+              out[start + k] = r instanceof Float32Array ? r : new ImageDecodeError(r.source, r.error.replace(/^cannot decode image .*?: /, ''));
+            });
+            done += part.length;
+            onProgress?.(done);
+            pump();
+          };
+          const onErr = (err: Error) => {
+            slot.worker.off('message', onMsg);
+            reject(err);
+          };
+          slot.worker.on('message', onMsg);
+          slot.worker.once('error', onErr);
+          const wire: WireJob[] = part.map((j) => ({ input: j.input, source: j.source, draw: j.draw }));
+          slot.worker.postMessage({ type: 'extract', id, jobs: wire } satisfies WorkerRequest);
+        };
+        pump();
+      });
+    await Promise.all(this.slots.map(runOn));
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+        await s.worker.terminate();
+      }),
+    );
+  }
+}
