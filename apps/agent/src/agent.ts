@@ -153,16 +153,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   link.on('frame-request', (req: FrameRequest) => sampler.request(req));
   link.on('connected', () => sampler.flush());
 
-  registerGauges(metrics, { outbox, pipeline, link, startedAt });
-  const samples = metrics.registry.gauge('shelf_agent_samples_total', 'Samples by outcome: reason selected, sent, rate_limited, dropped, failed');
-  const sampleGauge = () => {
-    for (const [k, v] of Object.entries(sampler.counts)) samples.set(v, { outcome: k });
-  };
+  registerMetrics(metrics, { outbox, pipeline, link, startedAt });
+  metrics.mirror(
+    'shelf_agent_samples_total',
+    'Samples by outcome: the reason they were picked (low_confidence, small_margin, audit, requested), sent, rate_limited, dropped, failed',
+    () => ({ ...sampler.counts }),
+  );
   metrics.registry.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests').collect(() => ring.size);
-  const renderMetrics = () => {
-    sampleGauge();
-    return metrics.registry.render();
-  };
+  const renderMetrics = () => metrics.render();
 
   const idleNow = () => pipeline.idle() && outbox.depth === 0 && sources.every((s) => s.idle());
   const checkIdle = () => {
@@ -184,7 +182,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     ops
       .route('GET', '/health', (_req, res) => sendJson(res, 200, health()))
       .route('GET', '/metrics', (_req, res) => sendText(res, 200, renderMetrics()));
-    httpPort = await ops.listen(config.httpPort, config.httpHost);
+    try {
+      httpPort = await ops.listen(config.httpPort, config.httpHost);
+    } catch (err) {
+      // Nothing is running yet: release the files and the model, then fail.
+      await outbox.close();
+      await journal?.close();
+      if (ownsClassifier) await classifier.dispose();
+      throw err;
+    }
     logger.info('ops http listening', { port: httpPort, host: config.httpHost });
   }
 
@@ -288,7 +294,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   };
 }
 
-function registerGauges(
+function registerMetrics(
   metrics: AgentMetrics,
   parts: { outbox: Outbox; pipeline: Pipeline; link: Link; startedAt: Date },
 ): void {
@@ -305,17 +311,17 @@ function registerGauges(
   r.gauge('shelf_agent_outbox_next_seq', 'Next detection sequence number').collect(() => outbox.nextSeq);
   r.gauge('shelf_agent_in_flight', 'Detections published and awaiting an ack').collect(() => link.inFlightCount);
   const c = link.counters;
-  r.gauge('shelf_agent_outbox_refused_total', 'Times a detection could not be stored because the outbox was full').collect(() => outbox.refusedTotal);
+  metrics.mirror('shelf_agent_outbox_refused_total', 'Times a detection could not be stored because the outbox was full', () => outbox.refusedTotal);
   r.gauge('shelf_agent_outbox_full_seconds', 'How long the outbox has been full, seconds (0 = has room)').collect(() => outbox.fullForMs() / 1000);
-  r.gauge('shelf_agent_acks_malformed_total', 'Ack messages ignored because they failed validation').collect(() => c.acksMalformed);
-  r.gauge('shelf_agent_acks_total', 'Valid ack messages received').collect(() => c.acksReceived);
-  r.gauge('shelf_agent_acks_unknown_seq_total', 'Acked sequence numbers that were not pending').collect(() => outbox.unknownAcksTotal);
-  r.gauge('shelf_agent_detections_sent_total', 'Detections published (including re-publishes)').collect(() => c.detectionsSent);
-  r.gauge('shelf_agent_detections_acked_total', 'Detections acknowledged and removed from the outbox').collect(() => c.detectionsAcked);
-  r.gauge('shelf_agent_retransmits_total', 'Detections published again after the ack timeout').collect(() => c.retransmits);
-  r.gauge('shelf_agent_connects_total', 'Successful broker connections').collect(() => c.connects);
-  r.gauge('shelf_agent_connect_errors_total', 'Broker connection errors').collect(() => c.connectErrors);
-  r.gauge('shelf_agent_auth_failures_total', 'Connections refused for bad credentials').collect(() => c.authFailures);
+  metrics.mirror('shelf_agent_acks_malformed_total', 'Ack messages ignored because they failed validation', () => c.acksMalformed);
+  metrics.mirror('shelf_agent_acks_total', 'Valid ack messages received', () => c.acksReceived);
+  metrics.mirror('shelf_agent_acks_unknown_seq_total', 'Acked sequence numbers that were not pending', () => outbox.unknownAcksTotal);
+  metrics.mirror('shelf_agent_detections_sent_total', 'Detections published (including re-publishes)', () => c.detectionsSent);
+  metrics.mirror('shelf_agent_detections_acked_total', 'Detections acknowledged and removed from the outbox', () => c.detectionsAcked);
+  metrics.mirror('shelf_agent_retransmits_total', 'Detections published again after the ack timeout', () => c.retransmits);
+  metrics.mirror('shelf_agent_connects_total', 'Successful broker connections', () => c.connects);
+  metrics.mirror('shelf_agent_connect_errors_total', 'Broker connection errors', () => c.connectErrors);
+  metrics.mirror('shelf_agent_auth_failures_total', 'Connections refused for bad credentials', () => c.authFailures);
   r.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms').collect(() => metrics.latency.percentile(95));
 }
 

@@ -36,6 +36,29 @@ export class AgentMetrics {
     [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
   );
   readonly latency = new LatencyWindow();
+  private readonly syncs: Array<() => void> = [];
+
+  /**
+   * A counter whose value is kept elsewhere as a plain number (or one number per
+   * label value); brought up to date at scrape time.
+   */
+  mirror(name: string, help: string, read: () => number | Record<string, number>, label = 'outcome'): void {
+    const counter = this.registry.counter(name, help);
+    this.syncs.push(() => {
+      const v = read();
+      if (typeof v === 'number') {
+        counter.inc({}, v - counter.get());
+        return;
+      }
+      for (const [key, n] of Object.entries(v)) counter.inc({ [label]: key }, n - counter.get({ [label]: key }));
+    });
+  }
+
+  /** Prometheus text exposition of every agent metric. */
+  render(): string {
+    for (const sync of this.syncs) sync();
+    return this.registry.render();
+  }
 
   observeLatency(ms: number): void {
     this.latency.add(ms);
