@@ -83,8 +83,9 @@ export const AGENT_CONFIG = {
   outboxMaxBytes: {
     env: 'AGENT_OUTBOX_MAX_BYTES',
     flag: 'outbox-max-bytes',
-    description: 'outbox bound: when unacknowledged detections reach this size the agent stops taking new frames (they stay on disk / are dropped by push sources) until acks free space',
-    schema: cfg.int(64 * 1024 * 1024, 1024),
+    description:
+      'outbox bound, bytes of unacknowledged detections (16 MiB ≈ 45k detections, ≈ 30 MB of memory); when reached the agent stops taking new frames (directory frames wait on disk, pushed frames are dropped by the queue policy) until acks free space',
+    schema: cfg.int(16 * 1024 * 1024, 1024),
   },
   sampleMinConfidence: {
     env: 'AGENT_SAMPLE_MIN_CONFIDENCE',
