@@ -352,6 +352,7 @@ function bottleneckOf(classifier: FrameClassifier): BottleneckFn | undefined {
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {
   if (config.classifier === 'stand-in') return new StandInClassifier(undefined, undefined, config.topK);
   const vision = await import('@shelfsight/vision');
+  await vision.initRuntime(logger); // WASM (or native) backend instead of the slow pure-JS one
   const model = config.modelDir ?? (await vision.ensureDemoModel(path.resolve(DEMO_DATA_DIR), { logger })).modelDir;
   logger.info('loading classifier', { model, backbone: config.backbone ?? '(from model)' });
   return vision.loadClassifier({ model, backbone: config.backbone, topK: config.topK, logger });
