@@ -87,6 +87,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       site: config.site,
       pollMs: config.pollMs,
       settleMs: config.settleMs,
+      deleteProcessed: config.framesAfter === 'delete',
       journal,
       logger,
     });

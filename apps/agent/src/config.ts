@@ -39,6 +39,12 @@ export const AGENT_CONFIG = {
     description: 'directory polled for frames (jpg/jpeg/png/webp + optional <name>.json sidecar); unset = no directory source',
     schema: cfg.optionalString(),
   },
+  framesAfter: {
+    env: 'AGENT_FRAMES_AFTER',
+    flag: 'frames-after',
+    description: 'what happens to a frame file once its detection is stored (or it was rejected): keep (remembered in the journal) or delete (image and sidecar)',
+    schema: z.enum(['keep', 'delete']).default('keep'),
+  },
   pollMs: { env: 'AGENT_POLL_MS', flag: 'poll-ms', description: 'how often the frames directory is scanned, ms', schema: cfg.int(500, 10) },
   settleMs: {
     env: 'AGENT_SETTLE_MS',
@@ -77,7 +83,7 @@ export const AGENT_CONFIG = {
   ackTimeoutMs: {
     env: 'AGENT_ACK_TIMEOUT_MS',
     flag: 'ack-timeout-ms',
-    description: 'a detection not acknowledged within this time is published again, ms',
+    description: 'a detection not acknowledged within this time is published again, ms (doubles, up to 32x, while the hub acks nothing)',
     schema: cfg.int(10_000, 100),
   },
   outboxMaxBytes: {

@@ -55,7 +55,8 @@ export interface LinkCounters {
  * - Detections in sequence order, batches of at most `batchSize`, QoS 1, at most
  *   `maxInFlight` unacknowledged. On every (re)connect all unacked detections are
  *   published again from the oldest; any not acked within `ackTimeoutMs` is published
- *   again. The hub deduplicates by (device, seq).
+ *   again (the timeout doubles while the hub stays silent). The hub deduplicates by
+ *   (device, seq).
  * - Acks on the device's own ack topic, validated with the contract schema; malformed
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
@@ -66,6 +67,8 @@ export class Link extends EventEmitter {
   private client: MqttClient | undefined;
   private readonly inFlight = new Map<number, number>();
   private attempt = 0;
+  /** Ack-timeout rounds in a row without any ack from the hub. */
+  private silentRounds = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -134,6 +137,7 @@ export class Link extends EventEmitter {
     if (!client) return;
     const { deviceId } = this.options;
     this.attempt = 0;
+    this.silentRounds = 0;
     this.counters.connects++;
     this.inFlight.clear();
     try {
@@ -202,6 +206,7 @@ export class Link extends EventEmitter {
       return;
     }
     this.counters.acksReceived++;
+    this.silentRounds = 0;
     for (const seq of parsed.value.seqs) this.inFlight.delete(seq);
     const removed = this.outbox.ack(parsed.value.seqs);
     this.counters.detectionsAcked += removed.length;
@@ -248,7 +253,9 @@ export class Link extends EventEmitter {
   /** Detections not acknowledged within the ack timeout leave the window and go out again. */
   private expireInFlight(): void {
     if (!this.isConnected || this.inFlight.size === 0) return;
-    const cutoff = Date.now() - this.options.ackTimeoutMs;
+    // A hub that does not ack (its database is down, say) is not hammered: the timeout
+    // doubles with every round without any ack, up to 32x, and resets on the next ack.
+    const cutoff = Date.now() - this.options.ackTimeoutMs * 2 ** Math.min(this.silentRounds, 5);
     let expired = 0;
     for (const [seq, sentAt] of this.inFlight) {
       if (sentAt <= cutoff || !this.outbox.has(seq)) {
@@ -257,6 +264,7 @@ export class Link extends EventEmitter {
       }
     }
     if (expired > 0) {
+      this.silentRounds++;
       this.counters.retransmits += expired;
       this.logger.debug('ack timeout; publishing again', { expired });
       this.pump();

@@ -64,6 +64,23 @@ describe(DirectorySource.name, () => {
     expect((await run(1)).sink.frames.map((f) => f.location)).toEqual([first?.slice(0, 8)]);
   });
 
+  it('deletes processed files (image and sidecar) when asked to', async () => {
+    const frames = path.join(tmp, 'frames');
+    await writeFrames(frames, 3);
+    await fsp.writeFile(path.join(frames, 'cam.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1]));
+    await fsp.writeFile(path.join(frames, 'cam.json'), JSON.stringify({ location: 'B-01-1-A' }));
+    await fsp.writeFile(path.join(frames, 'notes.txt'), 'not a frame');
+    const journal = await ProcessedJournal.open(path.join(tmp, 'state', 'processed.log'));
+    const sut = new DirectorySource({ dir: frames, site: 's', pollMs: 20, settleMs: 0, journal, deleteProcessed: true });
+    const sink = instantSink();
+    sut.start(sink);
+    await waitUntil(async () => (await fsp.readdir(frames)).length === 1, 10_000, 'processed files deleted');
+    await sut.stop();
+    await journal.close();
+    expect(sink.frames).toHaveLength(4);
+    expect(await fsp.readdir(frames)).toEqual(['notes.txt']);
+  });
+
   it('compacts its journal once most files are gone', async () => {
     const frames = path.join(tmp, 'frames');
     await writeFrames(frames, 40);

@@ -14,6 +14,8 @@ export interface DirectorySourceOptions {
   /** Only files unmodified for this long are picked up (writers finish first). */
   settleMs: number;
   journal: ProcessedJournal;
+  /** Delete an image (and its sidecar) once its detection is stored or it was rejected. */
+  deleteProcessed?: boolean;
   /** Compact the journal when it holds more than 2 × (files present) + this many keys. */
   journalSlack?: number;
   logger?: Logger;
@@ -126,6 +128,7 @@ export class DirectorySource implements FrameSource {
     const settle = async (outcome: 'ok' | 'rejected', frameId?: string) => {
       try {
         await journal.mark(key, outcome, frameId);
+        if (this.options.deleteProcessed) await this.remove(abs, rel);
       } finally {
         this.claimed.delete(rel);
       }
@@ -157,5 +160,16 @@ export class DirectorySource implements FrameSource {
       release: () => this.claimed.delete(rel),
     };
     sink.offer(frame);
+  }
+
+  private async remove(abs: string, rel: string): Promise<void> {
+    const sidecar = abs.slice(0, abs.length - path.extname(abs).length) + '.json';
+    for (const file of [abs, sidecar]) {
+      try {
+        await fsp.unlink(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn('could not delete a processed frame', { file: rel, err });
+      }
+    }
   }
 }
