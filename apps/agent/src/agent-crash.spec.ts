@@ -53,6 +53,8 @@ describe('agent process crash (kill -9)', () => {
       ...['--device-id', 'crashy', '--site', 'site-1', '--classifier', 'stand-in'],
       ...['--mqtt-url', broker.url, '--frames-dir', path.join(tmp, 'frames'), '--state-dir', path.join(tmp, 'state')],
       ...['--poll-ms', '50', '--settle-ms', '0', '--batch-size', '7', '--reconnect-min-ms', '50', '--reconnect-max-ms', '200'],
+      // Compact often, so kills also land in the middle of compactions.
+      ...['--outbox-compact-bytes', '2048'],
     ];
     const distinctSeqs = () => new Set(hub.received.map((r) => r.detection.seq)).size;
 

@@ -71,7 +71,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
   const ownsClassifier = !deps.classifier;
-  const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, logger });
+  const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
   logger.info('outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq });
 
   const metrics = new AgentMetrics();

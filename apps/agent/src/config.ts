@@ -93,6 +93,12 @@ export const AGENT_CONFIG = {
       'outbox bound, bytes of unacknowledged detections (16 MiB ≈ 45k detections, ≈ 30 MB of memory); when reached the agent stops taking new frames (directory frames wait on disk, pushed frames are dropped by the queue policy) until acks free space',
     schema: cfg.int(16 * 1024 * 1024, 1024),
   },
+  outboxCompactBytes: {
+    env: 'AGENT_OUTBOX_COMPACT_BYTES',
+    flag: 'outbox-compact-bytes',
+    description: 'rewrite the outbox log (atomically) once it is larger than this and more than half of it is acknowledged, bytes',
+    schema: cfg.int(1024 * 1024, 1024),
+  },
   sampleMinConfidence: {
     env: 'AGENT_SAMPLE_MIN_CONFIDENCE',
     flag: 'sample-min-confidence',
