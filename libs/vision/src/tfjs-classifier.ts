@@ -7,8 +7,11 @@ import { loadBackbone } from './backbones/resolve';
 import type { FrameClassification, FrameClassifier } from './classifier';
 import type { Head } from './head/head';
 import { toBatch } from './image/batch';
-import { preprocessImage } from './image/preprocess';
+import { decodeRgb, renderInput, toInputRange } from './image/preprocess';
 import { inputSpecOf } from './features';
+import { ttaViews, type ImageView, type TtaMode } from './data/views';
+import { sha256Hex } from './hash';
+import { ImageDecodeError } from './errors';
 
 export interface LoadClassifierOptions {
   /** Model artifact folder (manifest.json, head.bin, labels.txt). */
@@ -16,6 +19,8 @@ export interface LoadClassifierOptions {
   /** Backbone spec or an already loaded backbone; default: the one recorded in the manifest. */
   backbone?: string | Backbone;
   topK?: number;
+  /** Test-time augmentation: average over flipped / zoomed views (slower). Default: as trained. */
+  tta?: TtaMode;
   offline?: boolean;
   logger?: Logger;
 }
@@ -37,6 +42,7 @@ export class TfjsFrameClassifier implements FrameClassifier {
     readonly manifest: ModelManifest,
     readonly topK: number,
     private readonly ownsBackbone: boolean,
+    readonly views: ImageView[] = ttaViews('none'),
   ) {
     assertSameBackbone(manifest, backbone);
     this.backboneId = backbone.id;
@@ -45,10 +51,18 @@ export class TfjsFrameClassifier implements FrameClassifier {
 
   async classify(image: Buffer, source = 'frame'): Promise<FrameClassification> {
     const started = performance.now();
-    const pixels = await preprocessImage(image, inputSpecOf(this.backbone), { source });
+    const spec = inputSpecOf(this.backbone);
+    const rgb = await decodeRgb(image, source);
+    const hash = this.views.length > 1 ? sha256Hex(image) : '';
+    let pixels: Float32Array[];
+    try {
+      pixels = await Promise.all(this.views.map(async (v) => toInputRange(await renderInput(rgb, spec.size, v.draw(hash)), spec.range)));
+    } catch (err) {
+      throw new ImageDecodeError(source, err);
+    }
     const probs = tf.tidy(() => {
-      const batch = toBatch([pixels], inputSpecOf(this.backbone));
-      return this.head.predict(this.backbone.extract(batch)).dataSync() as Float32Array;
+      const p = this.head.predict(this.backbone.extract(toBatch(pixels, spec)));
+      return (pixels.length > 1 ? p.mean(0) : p).dataSync() as Float32Array;
     });
     const topK = rankTopK(probs, this.labels, this.topK);
     const first = topK[0] as ScoredCategory;
@@ -88,7 +102,8 @@ export async function loadClassifier(opts: LoadClassifierOptions): Promise<TfjsF
     owns = true;
   }
   try {
-    return new TfjsFrameClassifier(backbone, model.head, model.labels, model.manifest, opts.topK ?? 3, owns);
+    const tta = opts.tta ?? ((model.manifest.training.tta as TtaMode | undefined) ?? 'none');
+    return new TfjsFrameClassifier(backbone, model.head, model.labels, model.manifest, opts.topK ?? 3, owns, ttaViews(tta));
   } catch (err) {
     model.head.dispose();
     if (owns) backbone.dispose();

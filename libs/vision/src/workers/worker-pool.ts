@@ -113,12 +113,17 @@ export class WorkerPoolExtractor implements FeatureExtractor {
             if ((m.type !== 'result' && m.type !== 'failed') || m.id !== id) return;
             slot.worker.off('message', onMsg);
             slot.worker.off('error', onErr);
+            slot.worker.off('exit', onExit);
             if (m.type === 'failed') {
               reject(new Error(`feature worker failed: ${m.error}`));
               return;
             }
             m.results.forEach((r, k) => {
-              out[start + k] = r instanceof Float32Array ? r : new ImageDecodeError(r.source, r.error.replace(/^cannot decode image .*?: /, ''));
+              // Not `instanceof`: arrays from another realm (e.g. under a test runner's VM) fail it.
+              out[start + k] =
+                'error' in r && typeof r.error === 'string'
+                  ? new ImageDecodeError(r.source, r.error.replace(/^cannot decode image .*?: /, ''))
+                  : new Float32Array((r as Float32Array).buffer, (r as Float32Array).byteOffset, (r as Float32Array).length);
             });
             done += part.length;
             onProgress?.(done);
@@ -126,10 +131,13 @@ export class WorkerPoolExtractor implements FeatureExtractor {
           };
           const onErr = (err: Error) => {
             slot.worker.off('message', onMsg);
+            slot.worker.off('exit', onExit);
             reject(err);
           };
+          const onExit = (code: number) => onErr(new Error(`feature worker exited with code ${code}`));
           slot.worker.on('message', onMsg);
           slot.worker.once('error', onErr);
+          slot.worker.once('exit', onExit);
           const wire: WireJob[] = part.map((j) => ({ input: j.input, source: j.source, draw: j.draw }));
           slot.worker.postMessage({ type: 'extract', id, jobs: wire } satisfies WorkerRequest);
         };
