@@ -1,8 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
+import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-access-control';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { HUB_CONFIG, type HubConfig } from './config/hub-config';
+import { CredentialsModule } from './credentials/credentials.module';
 import { DetectionsModule } from './detections/detections.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
@@ -15,25 +17,27 @@ import { RetentionModule } from './retention/retention.module';
 
 @Module({})
 class CoreModule {
-  static forRoot(config: HubConfig, link: DeviceLink): DynamicModule {
+  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null): DynamicModule {
     return {
       module: CoreModule,
       global: true,
       providers: [
         { provide: HUB_CONFIG, useValue: config },
         { provide: DEVICE_LINK, useValue: link },
+        { provide: MQTT_ACCESS_CONTROL, useValue: access },
       ],
-      exports: [HUB_CONFIG, DEVICE_LINK],
+      exports: [HUB_CONFIG, DEVICE_LINK, MQTT_ACCESS_CONTROL],
     };
   }
 }
 
 @Module({})
 export class AppModule {
-  static forRoot(config: HubConfig, link: DeviceLink): DynamicModule {
+  /** `access`: the embedded broker's access control when MQTT_AUTH=on, else null. */
+  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link), PrismaModule, MetricsModule, IngestModule, DevicesModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
+      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

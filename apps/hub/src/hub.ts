@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
+import { MqttAccessControl } from './broker/mqtt-access-control';
 import type { HubConfig } from './config/hub-config';
 
 export interface HubHandle {
@@ -50,15 +51,24 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
 
     let mqttUrl = config.mqttUrl;
     let broker: EmbeddedBroker | undefined;
+    let access: MqttAccessControl | undefined;
     if (!mqttUrl) {
-      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost);
+      access = config.mqttAuth === 'on' ? new MqttAccessControl() : undefined;
+      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access);
       cleanups.push(() => broker!.stop());
       mqttUrl = broker.url;
+      if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on)');
+      else if (!isLoopback(config.mqttHost)) {
+        log.warn(`embedded broker on ${config.mqttHost} accepts any client as any device (MQTT_AUTH=off); set MQTT_AUTH=on and HUB_API_KEY beyond a trusted network`);
+      }
+    } else if (config.mqttAuth === 'on') {
+      log.warn('MQTT_AUTH=on applies to the embedded broker only; the external broker at MQTT_URL enforces its own authentication and ACLs');
     }
     const server = new HubMqttServer(
       {
         url: mqttUrl,
         clientId: `shelfsight-hub-${process.pid}-${randomBytes(3).toString('hex')}`,
+        ...(access ? { username: MqttAccessControl.HUB_USERNAME, password: access.hubSecret } : {}),
         protocolVersion: broker ? 4 : 5,
         reconnectPeriod: 1000,
         subscribeOptions: { qos: 1 },
@@ -66,7 +76,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       broker ? undefined : config.mqttShareGroup,
     );
     const resolved: HubConfig = { ...config, databaseUrl, mqttUrl };
-    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server)), {
+    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null), {
       logger: opts.logLevels ?? ['log', 'warn', 'error'],
     });
     app.enableShutdownHooks();
@@ -95,4 +105,8 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await cleanup();
     throw err;
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
+import { cfg, ConfigError, loadConfig, type ConfigOf } from '@shelfsight/common';
 
 /** Every setting of the hub: environment variable, CLI flag, meaning, default. */
 export const HUB_CONFIG_SPEC = {
@@ -30,6 +30,19 @@ export const HUB_CONFIG_SPEC = {
     flag: 'mqtt-share-group',
     description: 'MQTT 5 shared-subscription group that hub replicas split device traffic in (external broker only)',
     schema: cfg.string('shelfsight-hub'),
+  },
+  mqttAuth: {
+    env: 'MQTT_AUTH',
+    flag: 'mqtt-auth',
+    description:
+      'on = the embedded broker admits only provisioned devices (username = client id = device id, password from POST /devices/:id/credentials) and lets each publish/subscribe only under its own id; off = open broker (demo, tests). Needs HUB_API_KEY. An external broker (MQTT_URL) enforces its own auth',
+    schema: z.enum(['on', 'off']).default('off'),
+  },
+  hubApiKey: {
+    env: 'HUB_API_KEY',
+    flag: 'hub-api-key',
+    description: 'admin API key (at least 16 characters) for the operator endpoints such as device credentials, sent as the X-API-Key header; unset = those endpoints refuse every request',
+    schema: z.string().min(16, 'at least 16 characters').optional(),
   },
   minConfidence: {
     env: 'MIN_CONFIDENCE',
@@ -69,5 +82,9 @@ export type HubConfig = ConfigOf<typeof HUB_CONFIG_SPEC>;
 export const HUB_CONFIG = Symbol('HUB_CONFIG');
 
 export function loadHubConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
-  return loadConfig(HUB_CONFIG_SPEC, flags, env);
+  const config = loadConfig(HUB_CONFIG_SPEC, flags, env);
+  if (config.mqttAuth === 'on' && !config.hubApiKey) {
+    throw new ConfigError('invalid configuration:\n  MQTT_AUTH=on needs HUB_API_KEY: without it no device credential can be provisioned, so no device could connect');
+  }
+  return config;
 }

@@ -17,5 +17,7 @@ export class HubMetrics {
   readonly batchRows = this.registry.histogram('shelfsight_commit_batch_rows', 'detections per ingest transaction', [1, 10, 50, 100, 250, 500, 1000, 2000, 5000]);
   readonly retentionDeleted = this.registry.counter('shelfsight_retention_deleted_total', 'raw detections deleted by retention');
   readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
+  readonly mqttAuthRefused = this.registry.counter('shelfsight_mqtt_auth_refused_total', 'embedded-broker connects, publishes and subscribes refused (MQTT_AUTH=on), by action and reason');
+  readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'admin API requests refused for a missing or wrong X-API-Key, by reason');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
 }

@@ -1,0 +1,39 @@
+import { Controller, Delete, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { ApiCreatedResponse, ApiHeader, ApiNotFoundResponse, ApiOkResponse, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { DeviceIdSchema } from '@shelfsight/contracts';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { ApiKeyGuard } from './api-key.guard';
+import { CredentialStatusDto, IssuedCredentialDto } from './credential.dto';
+import { CredentialsService } from './credentials.service';
+
+const deviceIdPipe = new ZodPipe(DeviceIdSchema, 'id');
+
+@ApiTags('device credentials')
+@ApiHeader({ name: 'X-API-Key', required: true, description: 'the hub\u2019s HUB_API_KEY' })
+@ApiUnauthorizedResponse({ description: 'missing or wrong X-API-Key, or no HUB_API_KEY configured' })
+@UseGuards(ApiKeyGuard)
+@Controller('devices/:id/credentials')
+export class CredentialsController {
+  constructor(private readonly credentials: CredentialsService) {}
+
+  @Post()
+  @ApiCreatedResponse({ type: IssuedCredentialDto, description: 'a new password for the device (creates or rotates; re-enables); shown only here' })
+  issue(@Param('id', deviceIdPipe) id: string): Promise<IssuedCredentialDto> {
+    return this.credentials.issue(id);
+  }
+
+  @Get()
+  @ApiOkResponse({ type: CredentialStatusDto })
+  @ApiNotFoundResponse({ description: 'no credential provisioned for this device' })
+  status(@Param('id', deviceIdPipe) id: string): Promise<CredentialStatusDto> {
+    return this.credentials.status(id);
+  }
+
+  @Delete()
+  @HttpCode(200)
+  @ApiOkResponse({ type: CredentialStatusDto, description: 'disabled: the device is disconnected and refused at its next connect' })
+  @ApiNotFoundResponse({ description: 'no credential provisioned for this device' })
+  disable(@Param('id', deviceIdPipe) id: string): Promise<CredentialStatusDto> {
+    return this.credentials.disable(id);
+  }
+}

@@ -1,0 +1,13 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+export class CredentialNotFoundError extends HttpException {
+  constructor(deviceId: string) {
+    super({ statusCode: 404, message: `device ${deviceId} has no credential; create one with POST /devices/${deviceId}/credentials` }, HttpStatus.NOT_FOUND);
+  }
+}
+
+export class ApiKeyRefusedError extends HttpException {
+  constructor(message: string) {
+    super({ statusCode: 401, error: 'Unauthorized', message }, HttpStatus.UNAUTHORIZED);
+  }
+}
