@@ -99,6 +99,9 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
 
     const badId = await api('POST', '/devices/bad%2Fid/credentials');
     expect(badId.status).toBe(400);
+    const reserved = await api('POST', '/devices/shelfsight-hub-1-abc/credentials');
+    expect(reserved.status).toBe(400);
+    expect(JSON.stringify(await reserved.json())).toContain('belong to hub processes');
   });
 
   it('refuses wrong passwords, unknown devices, missing credentials and a client id other than the username', async () => {

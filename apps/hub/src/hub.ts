@@ -67,7 +67,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     const server = new HubMqttServer(
       {
         url: mqttUrl,
-        clientId: `shelfsight-hub-${process.pid}-${randomBytes(3).toString('hex')}`,
+        clientId: `${MqttAccessControl.HUB_CLIENT_ID_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`,
         ...(access ? { username: MqttAccessControl.HUB_USERNAME, password: access.hubSecret } : {}),
         protocolVersion: broker ? 4 : 5,
         reconnectPeriod: 1000,

@@ -74,7 +74,8 @@ describe(MqttAccessControl.name, () => {
     expect(await authenticate(fakeClient('dev-1'), 'dev-1', 'wrong')).toEqual({ ok: false, code: 4 });
     expect(store.verifications).toBe(2);
     expect(await authenticate(fakeClient('dev-off'), 'dev-off', 'right')).toEqual({ ok: false, code: 5 });
-    expect(refusals).toEqual(['connect:bad_password', 'connect:bad_password', 'connect:disabled']);
+    expect(await authenticate(fakeClient('shelfsight-hub-1-abc'), 'shelfsight-hub-1-abc', 'right')).toEqual({ ok: false, code: 5 });
+    expect(refusals).toEqual(['connect:bad_password', 'connect:bad_password', 'connect:disabled', 'connect:reserved_id']);
   });
 
   it('revoke forgets the cached verdict and disconnects the device', async () => {

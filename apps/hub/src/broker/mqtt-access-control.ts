@@ -54,6 +54,8 @@ interface CachedVerdict {
 export class MqttAccessControl {
   /** Username of the hub's own client; not a valid device id, so no device can claim it. */
   static readonly HUB_USERNAME = '$hub';
+  /** Client ids of hub processes start with this; no device may use it (it would take over the hub's session). */
+  static readonly HUB_CLIENT_ID_PREFIX = 'shelfsight-hub-';
   /** Password of the hub's own client, generated per hub process. */
   readonly hubSecret = randomBytes(32).toString('base64url');
 
@@ -139,6 +141,9 @@ export class MqttAccessControl {
     }
     if (username !== clientId) {
       return this.refuseConnect('client_id_mismatch', clientId, `username ${username} is not the client id`, NOT_AUTHORIZED);
+    }
+    if (username.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX)) {
+      return this.refuseConnect('reserved_id', clientId, 'client ids of this form belong to hub processes', NOT_AUTHORIZED);
     }
     if (!DEVICE_ID_PATTERN.test(username)) {
       return this.refuseConnect('unknown_device', clientId, 'not a valid device id', BAD_USERNAME_OR_PASSWORD);

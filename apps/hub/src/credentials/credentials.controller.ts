@@ -1,12 +1,16 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiNotFoundResponse, ApiOkResponse, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { DeviceIdSchema } from '@shelfsight/contracts';
+import { MqttAccessControl } from '../broker/mqtt-access-control';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { ApiKeyGuard } from './api-key.guard';
 import { CredentialStatusDto, IssuedCredentialDto } from './credential.dto';
 import { CredentialsService } from './credentials.service';
 
-const deviceIdPipe = new ZodPipe(DeviceIdSchema, 'id');
+const deviceIdPipe = new ZodPipe(
+  DeviceIdSchema.refine((id) => !id.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX), `ids starting with ${MqttAccessControl.HUB_CLIENT_ID_PREFIX} belong to hub processes`),
+  'id',
+);
 
 @ApiTags('device credentials')
 @ApiHeader({ name: 'X-API-Key', required: true, description: 'the hub\u2019s HUB_API_KEY' })
