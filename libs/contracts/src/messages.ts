@@ -110,3 +110,12 @@ export const HeartbeatSchema = z.object({
   diskFreeBytes: z.number().int().min(0).optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+/** Published by each hub on {@link HUB_STATUS_TOPIC} once it is subscribed (at start and after every reconnect). */
+export const HubStatusSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  hubId: z.string().min(1).max(128),
+  status: z.literal('online'),
+  at: IsoTime,
+});
+export type HubStatus = z.infer<typeof HubStatusSchema>;

@@ -20,6 +20,12 @@ export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
 export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections', 'samples', 'frame-reply'];
 export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['ack', 'frame-request'];
 
+/**
+ * Hub → all devices: a hub (re)joined the broker and is subscribed. Devices publish again
+ * everything not yet acknowledged, instead of waiting out their ack timeout.
+ */
+export const HUB_STATUS_TOPIC = `${TOPIC_ROOT}/hub/status`;
+
 /** Device ids appear in topics, so they may not contain MQTT wildcards or separators. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 

@@ -7,6 +7,8 @@ import {
   DetectionBatchSchema,
   FrameRequestSchema,
   HeartbeatSchema,
+  HUB_STATUS_TOPIC,
+  HubStatusSchema,
   MAX_DETECTIONS_PER_BATCH,
   SCHEMA_VERSION,
   deviceTopic,
@@ -141,7 +143,7 @@ export class Link extends EventEmitter {
     this.counters.connects++;
     this.inFlight.clear();
     try {
-      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request')], { qos: 1 });
+      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), HUB_STATUS_TOPIC], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
@@ -193,6 +195,18 @@ export class Link extends EventEmitter {
       const req = parsePayload(FrameRequestSchema, payload);
       if (req.ok && req.value.deviceId === this.options.deviceId) this.emit('frame-request', req.value);
       else this.logger.warn('ignored malformed frame request', { detail: req.ok ? req.value.deviceId : req.message });
+      return;
+    }
+    if (topic === HUB_STATUS_TOPIC) {
+      // A hub (re)subscribed: whatever is in flight may have been published into the void
+      // while no hub listened. Send it again now rather than after the ack timeout.
+      if (parsePayload(HubStatusSchema, payload).ok && this.inFlight.size > 0) {
+        this.logger.info('hub online; publishing unacknowledged detections again', { inFlight: this.inFlight.size });
+        this.counters.retransmits += this.inFlight.size;
+        this.inFlight.clear();
+        this.silentRounds = 0;
+        this.pump();
+      }
       return;
     }
     if (topic !== deviceTopic(this.options.deviceId, 'ack')) return;
@@ -309,7 +323,11 @@ export class Link extends EventEmitter {
       await Promise.race([client.publishAsync(deviceTopic(this.options.deviceId, 'death'), death, { qos: 1 }).catch(() => undefined), delay(2000)]);
     }
     this.isConnected = false;
-    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    // Close by force: a graceful end would wait for every outgoing QoS 1 publish to be
+    // acknowledged, and publishes made to a broker that has since died never will be
+    // (the process would then never exit). The death message above was already given
+    // its chance, and the outbox still holds whatever the hub has not acknowledged.
+    await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
   }
 }
 

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { ServerMqtt, type MqttOptions } from '@nestjs/microservices';
 import type { MqttClient } from 'mqtt';
-import { sharedSubscription } from '@shelfsight/contracts';
+import { encodePayload, HUB_STATUS_TOPIC, HubStatusSchema, SCHEMA_VERSION, sharedSubscription } from '@shelfsight/contracts';
 
 type MqttServerOptions = Required<MqttOptions>['options'];
 
@@ -39,12 +39,28 @@ export class HubMqttServer extends ServerMqtt {
       );
     });
     const subscribeOptions = this.serverOptions.subscribeOptions ?? { qos: 1 as const };
-    for (const pattern of this.messageHandlers.keys()) {
+    const subscribed = [...this.messageHandlers.keys()].map((pattern) => {
       const topic = this.shareGroup ? sharedSubscription(this.shareGroup, pattern) : pattern;
-      mqttClient.subscribe(topic, subscribeOptions, (err) => {
-        if (err) this.log.error(`subscribe ${topic} failed: ${err.message}`);
-      });
-    }
+      return mqttClient.subscribeAsync(topic, subscribeOptions).catch((err: Error) => this.log.error(`subscribe ${topic} failed: ${err.message}`));
+    });
+    // Tell devices a hub is listening, once subscribed and again after every reconnect
+    // (mqtt.js resubscribes before 'connect', and the broker handles our packets in order),
+    // so what they published while no hub was subscribed goes out again at once.
+    let firstDone = false;
+    void Promise.all(subscribed).then(() => {
+      firstDone = true;
+      return this.announce(mqttClient);
+    });
+    mqttClient.on('connect', () => {
+      if (firstDone) void this.announce(mqttClient);
+    });
+  }
+
+  private async announce(client: MqttClient): Promise<void> {
+    const status = { v: SCHEMA_VERSION, hubId: String(this.serverOptions.clientId ?? 'hub'), status: 'online' as const, at: new Date().toISOString() };
+    await client.publishAsync(HUB_STATUS_TOPIC, encodePayload(HubStatusSchema, status), { qos: 1 }).catch((err: Error) => {
+      this.log.warn(`could not announce the hub: ${err.message}`);
+    });
   }
 
   /** Disconnect cleanly (and wait for it), so a broker stopping next sees no torn connection. */
