@@ -3,7 +3,6 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
-import { Client } from 'pg';
 import { allDevicesTopic } from '@shelfsight/contracts';
 import { renderShelfPhoto, type DemoCategory } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from './support/agent-process';
@@ -55,7 +54,6 @@ for (const variant of variants) {
   d(`fleet end to end (${variant.db}): hub + two agent processes classifying image files`, () => {
     jest.setTimeout(180_000);
     let sut: TestHub;
-    let sql: Client;
     let sniffer: MqttClient;
     const captured: Array<{ topic: string; payload: Buffer }> = [];
     const agents: AgentProcess[] = [];
@@ -74,15 +72,16 @@ for (const variant of variants) {
       'settle-ms': 0,
       'heartbeat-ms': 1000,
     });
-    const storedCount = async () => Number((await sql.query('SELECT count(*) FROM detections WHERE site = $1', [site])).rows[0].count);
+    // Read through the hub's API (one database connection for the embedded PGlite).
+    type DetectionPage = { items: Array<{ location: string; category: string; capturedAt: string }> };
+    const stored = async () => (await getJson<DetectionPage>(`${sut.hub.httpUrl}/detections?site=${site}&limit=1000`)).body.items;
+    const storedCount = async () => (await stored()).length;
 
     beforeAll(async () => {
       modelDir = process.env.SHELFSIGHT_TEST_DEMO_MODEL!; // built by the global setup
       await writeFrames(join(work, 'agent-1', 'frames'), AGENT1, 900_000);
       await writeFrames(join(work, 'agent-2', 'frames'), AGENT2, 910_000);
       sut = await startTestHub(variant.db, 'aedes');
-      sql = new Client({ connectionString: sut.hub.databaseUrl });
-      await sql.connect();
       sniffer = await connectAsync(sut.hub.mqttUrl, { clientId: `sniffer-${site}` });
       sniffer.on('message', (topic, payload) => captured.push({ topic, payload: Buffer.from(payload) }));
       await sniffer.subscribeAsync(allDevicesTopic('detections'), { qos: 1 });
@@ -91,7 +90,6 @@ for (const variant of variants) {
     afterAll(async () => {
       for (const a of agents) await a.kill();
       await sniffer?.endAsync();
-      await sql?.end();
       await sut?.stop();
     });
 
@@ -103,11 +101,12 @@ for (const variant of variants) {
       await eventually(async () => ((await storedCount()) === 6 ? true : undefined), 90_000, 'agent 2 detections');
 
       // The real classifier got every real image file right.
-      const rows = (await sql.query('SELECT location, category, captured_at FROM detections WHERE site = $1 ORDER BY location, captured_at', [site]))
-        .rows as Array<{ location: string; category: string; captured_at: Date }>;
+      const rows = (await stored())
+        .map((d) => ({ location: d.location, category: d.category, capturedAt: d.capturedAt }))
+        .sort((a, b) => a.location.localeCompare(b.location) || a.capturedAt.localeCompare(b.capturedAt));
       const expected = [...AGENT1, ...AGENT2]
-        .map((f) => ({ location: f.location, category: f.category, captured_at: new Date(f.capturedAt) }))
-        .sort((a, b) => a.location.localeCompare(b.location) || a.captured_at.getTime() - b.captured_at.getTime());
+        .map((f) => ({ location: f.location, category: f.category, capturedAt: f.capturedAt }))
+        .sort((a, b) => a.location.localeCompare(b.location) || a.capturedAt.localeCompare(b.capturedAt));
       expect(rows).toEqual(expected);
 
       // Redeliver everything the agents ever sent, twice over: nothing changes.
@@ -131,7 +130,11 @@ for (const variant of variants) {
       expect(Object.fromEntries(inventory.categories.map((c) => [c.category, c.locations]))).toEqual({ bananas: 2, juice: 1, milk: 1 });
       expect(inventory.totalLocations).toBe(4);
 
-      const state = (await sql.query('SELECT location, category FROM location_state WHERE site = $1 ORDER BY location', [site])).rows;
+      type LocationPage = { items: Array<{ code: string; state: { category: string } | null }> };
+      const state = (await getJson<LocationPage>(`${sut.hub.httpUrl}/locations?site=${site}`)).body.items.map((l) => ({
+        location: l.code,
+        category: l.state?.category,
+      }));
       expect(state).toEqual([
         { location: 'A-01-1-A', category: 'milk' },
         { location: 'A-01-1-B', category: 'juice' },

@@ -75,7 +75,9 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       },
       broker ? undefined : config.mqttShareGroup,
     );
-    const resolved: HubConfig = { ...config, databaseUrl, mqttUrl };
+    // PGlite runs one query at a time and its socket server interleaves connections only
+    // at transaction boundaries: one connection is all it can use, and the safest.
+    const resolved: HubConfig = { ...config, databaseUrl, mqttUrl, dbPoolSize: embeddedDb ? 1 : config.dbPoolSize };
     const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null), {
       logger: opts.logLevels ?? ['log', 'warn', 'error'],
     });
