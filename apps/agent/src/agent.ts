@@ -76,7 +76,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   const metrics = new AgentMetrics();
   const events = new EventEmitter();
-  const pipeline = new Pipeline(classifier, outbox, { queueSize: config.queueSize, topK: config.topK, logger }, metrics);
+  const pipeline = new Pipeline(classifier, outbox, { queueSize: config.queueSize, concurrency: config.concurrency, topK: config.topK, logger }, metrics);
   const sources: FrameSource[] = [...(deps.sources ?? [])];
   let journal: ProcessedJournal | undefined;
   let dirSource: DirectorySource | undefined;

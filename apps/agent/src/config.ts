@@ -67,6 +67,12 @@ export const AGENT_CONFIG = {
   modelDir: { env: 'AGENT_MODEL_DIR', flag: 'model', description: `model directory (manifest.json, head, labels) for the tfjs classifier; default: the generated demo model in ${DEMO_DATA_DIR}, built on first use`, schema: cfg.optionalString() },
   backbone: { env: 'AGENT_BACKBONE', flag: 'backbone', description: 'backbone id or path, overriding the one the model names', schema: cfg.optionalString() },
   topK: { env: 'AGENT_TOP_K', flag: 'top-k', description: 'number of scored categories reported per detection (1-10)', schema: z.coerce.number().int().min(1).max(10).default(3) },
+  concurrency: {
+    env: 'AGENT_CLASSIFY_CONCURRENCY',
+    flag: 'classify-concurrency',
+    description: 'frames classified at once; >1 only pays with a fast classifier (the simulator), where detections then share outbox fsyncs',
+    schema: z.coerce.number().int().min(1).max(256).default(1),
+  },
   queueSize: {
     env: 'AGENT_QUEUE_SIZE',
     flag: 'queue-size',

@@ -228,8 +228,16 @@ export class Link extends EventEmitter {
     this.pump();
   }
 
+  private pumpScheduled = false;
+
+  /** New detections arrive in bursts: publish them once per turn of the event loop, not once each. */
   private readonly onAdded = (): void => {
-    this.pump();
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   };
 
   /** Publish pending detections in seq order while the in-flight window has room. */
@@ -323,11 +331,12 @@ export class Link extends EventEmitter {
       await Promise.race([client.publishAsync(deviceTopic(this.options.deviceId, 'death'), death, { qos: 1 }).catch(() => undefined), delay(2000)]);
     }
     this.isConnected = false;
-    // Close by force: a graceful end would wait for every outgoing QoS 1 publish to be
-    // acknowledged, and publishes made to a broker that has since died never will be
-    // (the process would then never exit). The death message above was already given
-    // its chance, and the outbox still holds whatever the hub has not acknowledged.
-    await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    // A graceful end waits for every outgoing QoS 1 publish to be acknowledged, and
+    // publishes made to a broker that has since died never will be (the process would
+    // then never exit). Drop them from the client first: the outbox still holds every
+    // unacknowledged detection. The end stays graceful (DISCONNECT, so no last will).
+    for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+    await Promise.race([new Promise<void>((resolve) => client.end(false, {}, () => resolve())), delay(3000)]);
   }
 }
 

@@ -7,8 +7,16 @@ import type { Frame, FrameSink, RejectReason } from '../sources/frame';
 import { AgentMetrics } from '../metrics/metrics';
 import { FrameQueue } from './frame-queue';
 
+/** A detection before the outbox numbers it (built once: zod compiles each schema it makes). */
+const UnnumberedDetectionSchema = DetectionSchema.omit({ seq: true });
+
 export interface PipelineOptions {
   queueSize: number;
+  /**
+   * Frames classified at once (default 1). More than one lets fast classifiers (the
+   * simulator's stand-in) share outbox fsyncs: concurrent appends are written together.
+   */
+  concurrency?: number;
   topK: number;
   logger?: Logger;
 }
@@ -36,7 +44,7 @@ export interface ClassifiedFrame {
 export class Pipeline extends EventEmitter implements FrameSink {
   readonly queue: FrameQueue;
   private running: Promise<void> | undefined;
-  private busy = false;
+  private busy = 0;
   private stopped = false;
   private readonly logger: Logger;
 
@@ -77,11 +85,11 @@ export class Pipeline extends EventEmitter implements FrameSink {
 
   /** True when nothing is queued or being classified. */
   idle(): boolean {
-    return !this.busy && this.queue.length === 0;
+    return this.busy === 0 && this.queue.length === 0;
   }
 
   start(): void {
-    this.running ??= this.loop();
+    this.running ??= Promise.all(Array.from({ length: Math.max(1, this.options.concurrency ?? 1) }, () => this.loop())).then(() => undefined);
   }
 
   /** Finish the frame being classified; frames still queued are released to their sources. */
@@ -96,7 +104,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
     for (;;) {
       const frame = await this.queue.take();
       if (!frame) return;
-      this.busy = true;
+      this.busy += 1;
       try {
         await this.waitForOutboxSpace();
         await this.process(frame);
@@ -107,7 +115,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
         frame.release?.();
         await delay(1000);
       } finally {
-        this.busy = false;
+        this.busy -= 1;
         this.emit('settled');
         if (this.idle()) this.emit('idle');
       }
@@ -150,7 +158,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
       modelVersion: this.classifier.modelVersion,
       latencyMs: Math.round(latencyMs * 1000) / 1000,
     };
-    const check = DetectionSchema.omit({ seq: true }).safeParse(candidate);
+    const check = UnnumberedDetectionSchema.safeParse(candidate);
     if (!check.success) {
       this.reject(frame.source, 'invalid_result', { frameId: frame.frameId, detail: check.error.issues[0]?.message });
       await frame.settle?.('rejected');

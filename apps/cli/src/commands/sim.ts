@@ -20,6 +20,12 @@ export const SIM_SPEC = {
   framesDir: { env: 'SIM_FRAMES_DIR', flag: 'frames-dir', description: 'replay these images (with sidecars) instead of synthetic frames', schema: cfg.optionalString() },
   batchSize: { env: 'SIM_BATCH_SIZE', flag: 'batch-size', description: 'detections per MQTT message', schema: cfg.int(100, 1) },
   maxInFlight: { env: 'SIM_MAX_IN_FLIGHT', flag: 'max-in-flight', description: 'unacknowledged detections per device', schema: cfg.int(2000, 1) },
+  concurrency: {
+    env: 'SIM_CLASSIFY_CONCURRENCY',
+    flag: 'classify-concurrency',
+    description: 'frames each device classifies at once (shares outbox fsyncs)',
+    schema: cfg.int(32, 1),
+  },
   queueSize: { env: 'SIM_QUEUE_SIZE', flag: 'queue-size', description: 'frames waiting for the classifier per device', schema: cfg.int(1000, 1) },
   timeoutS: { env: 'SIM_TIMEOUT_S', flag: 'timeout-s', description: 'give up waiting for acknowledgements after this long', schema: cfg.int(1800, 1) },
 } as const;
@@ -49,7 +55,7 @@ export function registerSim(program: Command): void {
       framesDir: c.framesDir,
       framesPerAgent: c.framesPerAgent > 0 ? c.framesPerAgent : undefined,
       logger,
-      agent: { batchSize: c.batchSize, maxInFlight: c.maxInFlight, queueSize: c.queueSize, heartbeatMs: 5000, shutdownFlushMs: 1000 },
+      agent: { batchSize: c.batchSize, maxInFlight: c.maxInFlight, queueSize: c.queueSize, concurrency: c.concurrency, heartbeatMs: 5000, shutdownFlushMs: 1000 },
     });
     const report = setInterval(() => {
       const t = fleet.stats().totals;
