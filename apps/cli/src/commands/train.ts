@@ -48,6 +48,7 @@ export function registerTrain(program: Command): void {
     .description('Train a head on cached bottlenecks of --data and write a model artifact to --out (log: training-log.jsonl/.png inside)');
   addConfigOptions(cmd, TRAIN_SPEC);
   cmd.option('--flip-left-right', 'distortion: random horizontal flips');
+  cmd.option('--sublabels', 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels');
   addExtractionSwitches(cmd);
   cmd.action(async (opts: Record<string, unknown>) => {
     const c = loadConfig(TRAIN_SPEC, flagsFrom(TRAIN_SPEC, opts));
@@ -71,6 +72,7 @@ export function registerTrain(program: Command): void {
       augViews: c.augViews,
       balance: c.balance,
       tta: c.tta,
+      sublabels: opts.sublabels === true,
       head: c.head,
       hidden: c.hidden,
       normalize: c.normalize,

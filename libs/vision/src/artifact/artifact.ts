@@ -14,6 +14,7 @@ export const SUPPORTED_FORMAT_VERSIONS = [1];
 export const MANIFEST_FILE = 'manifest.json';
 export const LABELS_FILE = 'labels.txt';
 export const WEIGHTS_FILE = 'head.bin';
+export const OUTPUTS_FILE = 'outputs.txt';
 
 const ManifestSchema = z.object({
   formatVersion: z.literal(1),
@@ -43,6 +44,8 @@ const ManifestSchema = z.object({
     weightsFile: z.string().min(1),
     weightsBytes: z.number().int().positive(),
     weightsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Hierarchical labels: output i of the softmax counts towards labels[groups[i]]; outputs named in outputs.txt. */
+    groups: z.array(z.number().int().min(0)).optional(),
   }),
   labels: z.object({ file: z.string().min(1), count: z.number().int().min(1) }),
   training: z.record(z.string(), z.unknown()),
@@ -59,6 +62,9 @@ export interface SaveModelInput {
   metrics: Record<string, unknown>;
   parent?: string;
   createdAt?: Date;
+  /** Sub-class names of the head's outputs, when it was trained on sub-labels and `groups` maps them to `labels`. */
+  outputs?: string[];
+  groups?: number[];
 }
 
 /**
@@ -68,7 +74,9 @@ export interface SaveModelInput {
  */
 export async function saveModel(dir: string, input: SaveModelInput): Promise<ModelManifest> {
   const spec = input.head.spec;
-  if (input.labels.length !== spec.numClasses) throw new Error(`labels (${input.labels.length}) != head classes (${spec.numClasses})`);
+  if (input.groups) {
+    if (input.groups.length !== spec.numClasses || Math.max(...input.groups) + 1 !== input.labels.length) throw new Error('groups do not match head outputs and labels');
+  } else if (input.labels.length !== spec.numClasses) throw new Error(`labels (${input.labels.length}) != head classes (${spec.numClasses})`);
   const weights = input.head.toWeights();
   const bytes = Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength);
   const createdAt = input.createdAt ?? new Date();
@@ -93,6 +101,7 @@ export async function saveModel(dir: string, input: SaveModelInput): Promise<Mod
       weightsFile: WEIGHTS_FILE,
       weightsBytes: bytes.byteLength,
       weightsSha256,
+      ...(input.groups ? { groups: input.groups } : {}),
     },
     labels: { file: LABELS_FILE, count: input.labels.length },
     training: input.training,
@@ -103,6 +112,7 @@ export async function saveModel(dir: string, input: SaveModelInput): Promise<Mod
   await mkdir(tmp, { recursive: true });
   await writeFile(join(tmp, WEIGHTS_FILE), bytes);
   await writeFile(join(tmp, LABELS_FILE), input.labels.join('\n') + '\n');
+  if (input.outputs) await writeFile(join(tmp, OUTPUTS_FILE), input.outputs.join('\n') + '\n');
   await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   if (existsSync(dir)) await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
@@ -164,7 +174,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     throw new TruncatedArtifactError(dir, `${manifest.labels.file} missing`);
   }
   const labels = labelsText.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  if (labels.length !== manifest.labels.count || labels.length !== h.numClasses) {
+  const expectedLabels = h.groups ? Math.max(...h.groups) + 1 : h.numClasses;
+  if (h.groups && h.groups.length !== h.numClasses) throw new TruncatedArtifactError(dir, `head groups (${h.groups.length}) != outputs (${h.numClasses})`);
+  if (labels.length !== manifest.labels.count || labels.length !== expectedLabels) {
     throw new TruncatedArtifactError(dir, `${manifest.labels.file} has ${labels.length} labels, manifest says ${manifest.labels.count}`);
   }
   const spec: HeadSpec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize };
@@ -173,7 +185,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   }
   const copy = new Float32Array(h.params);
   new Uint8Array(copy.buffer).set(bytes);
-  return { dir, manifest, labels, head: Head.fromWeights(spec, copy) };
+  const head = Head.fromWeights(spec, copy);
+  if (h.groups) head.groups = h.groups;
+  return { dir, manifest, labels, head };
 }
 
 /** Refuse to pair a head with a backbone other than the one it was trained on. */

@@ -9,6 +9,8 @@ export interface LabeledImage {
   /** Absolute path. */
   path: string;
   label: string;
+  /** Finer class inside `label` (CSV column `sublabel`, or the sub-folder below a class folder). */
+  sublabel?: string;
 }
 
 export interface Dataset {
@@ -44,7 +46,10 @@ async function loadFolder(root: string): Promise<Dataset> {
   const images: LabeledImage[] = [];
   for (const label of classes) {
     const files = await listImages(join(root, label));
-    for (const f of files) images.push({ path: f, label });
+    for (const f of files) {
+      const rest = f.slice(join(root, label).length + 1).split('/');
+      images.push(rest.length > 1 ? { path: f, label, sublabel: rest[0] } : { path: f, label });
+    }
   }
   return { source: root, labels: classes, images };
 }
@@ -97,6 +102,7 @@ async function loadCsv(path: string): Promise<Dataset> {
   const { header, rows } = await readCsv(path);
   const iImage = header.indexOf('image');
   const iLabel = header.indexOf('label');
+  const iSub = header.indexOf('sublabel');
   if (iImage < 0 || iLabel < 0) throw new DatasetError(`${path}: expected a CSV header with columns image,label (got ${header.join(',')})`);
   const base = dirname(path);
   const images: LabeledImage[] = [];
@@ -104,7 +110,8 @@ async function loadCsv(path: string): Promise<Dataset> {
     const image = r[iImage];
     const label = r[iLabel];
     if (!image || !label) throw new DatasetError(`${path}:${n + 2}: empty image or label`);
-    images.push({ path: isAbsolute(image) ? image : join(base, image), label });
+    const sublabel = iSub >= 0 ? r[iSub] : undefined;
+    images.push({ path: isAbsolute(image) ? image : join(base, image), label, ...(sublabel ? { sublabel } : {}) });
   });
   return { source: path, labels: [...new Set(images.map((i) => i.label))].sort(), images };
 }

@@ -100,8 +100,9 @@ function hashString(s: string): number {
 }
 
 /**
- * The Grocery Store dataset's lists (`path, fine_id, coarse_id`) as CSVs `image,label`
- * with absolute paths, one per list, using coarse or fine class names.
+ * The Grocery Store dataset's lists (`path, fine_id, coarse_id`) as CSVs
+ * `image,label,sublabel` with absolute paths (label: coarse or fine class name; sublabel:
+ * the fine class, for `shelf train --sublabels`).
  */
 export async function groceryStoreCsv(root: string, list: string, level: 'coarse' | 'fine', out: string): Promise<number> {
   const classes = (await readFile(join(root, 'classes.csv'), 'utf8')).trim().split('\n').slice(1);
@@ -116,10 +117,11 @@ export async function groceryStoreCsv(root: string, list: string, level: 'coarse
   const rows = lines.map((l) => {
     const [path, fid, cid] = l.split(',').map((s) => s.trim());
     const label = level === 'fine' ? fine.get(fid ?? '') : coarse.get(cid ?? '');
-    if (!path || !label) throw new DatasetError(`${list}: bad line ${l}`);
-    return `${csvField(resolve(root, path))},${csvField(label)}`;
+    const sublabel = fine.get(fid ?? '');
+    if (!path || !label || !sublabel) throw new DatasetError(`${list}: bad line ${l}`);
+    return `${csvField(resolve(root, path))},${csvField(label)},${csvField(sublabel)}`;
   });
   await mkdir(dirname(resolve(out)), { recursive: true });
-  await writeFile(out, ['image,label', ...rows].join('\n') + '\n');
+  await writeFile(out, ['image,label,sublabel', ...rows].join('\n') + '\n');
   return rows.length;
 }

@@ -49,11 +49,19 @@ export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2
 }
 
 export class Head {
+  /** Output i counts towards reported label `groups[i]` (hierarchical labels); absent: one label per output. */
+  groups?: number[];
+
   private constructor(
     readonly spec: HeadSpec,
     /** [W0, b0, W1, b1, ...] */
     readonly vars: tf.Variable[],
   ) {}
+
+  /** Number of reported labels: groups when set, else the softmax outputs. */
+  get outputDim(): number {
+    return this.groups ? Math.max(...this.groups) + 1 : this.spec.numClasses;
+  }
 
   /** Glorot-uniform weights, zero biases (softmax: all zeros, as retrain.py starts near it). */
   static init(spec: HeadSpec, seed = 1): Head {
@@ -108,9 +116,16 @@ export class Head {
     });
   }
 
-  /** Class probabilities, [batch, numClasses]. */
+  /** Probabilities of the reported labels, [batch, outputDim] (sub-class probabilities summed per group). */
   predict(features: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => tf.softmax(this.logits(features)));
+    return tf.tidy(() => {
+      const p = tf.softmax(this.logits(features));
+      if (!this.groups) return p;
+      const g = this.groups;
+      const m = new Float32Array(g.length * this.outputDim);
+      g.forEach((to, i) => (m[i * this.outputDim + to] = 1));
+      return tf.matMul(p, tf.tensor2d(m, [g.length, this.outputDim]));
+    });
   }
 
   /** Weight matrices only (for weight decay). */

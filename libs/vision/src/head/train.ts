@@ -100,6 +100,10 @@ export async function trainHead(
   const yb = new Float32Array(batchSize * c);
   const valX = val && val.y.length > 0 ? tf.tensor2d(val.x, [val.y.length, val.dim]) : undefined;
 
+  // Under a test runner that loaded TensorFlow.js twice (global setup + test module registry), the
+  // engine's Variable class differs from this module's and tfjs rejects an explicit list; without
+  // one it trains every trainable variable that the loss depends on, which is exactly this head's.
+  const varList = head.vars.every((v) => v instanceof tf.Variable) ? head.vars : undefined;
   const history: EvalRecord[] = [];
   let best = { acc: -1, step: 0, weights: undefined as Float32Array | undefined };
   let sinceBest = 0;
@@ -135,7 +139,7 @@ export async function trainHead(
             return l;
           }),
         true,
-        head.vars,
+        varList,
       );
       xt.dispose();
       yt.dispose();

@@ -2,6 +2,7 @@ import { createLogger, type Logger } from '@shelfsight/common';
 import { BottleneckCache, defaultCacheRoot } from '../cache/bottleneck-cache';
 import type { FeatureExtractor } from '../extractor';
 import { WorkerPoolExtractor } from '../workers/worker-pool';
+import { initRuntime } from '../runtime';
 
 /** Shared knobs of the commands that run a backbone over many images. */
 export interface ExtractionOptions {
@@ -25,6 +26,8 @@ export interface ExtractionContext {
 
 export async function openExtraction(opts: ExtractionOptions, jobsHint = Infinity): Promise<ExtractionContext> {
   const logger = opts.logger ?? createLogger('vision');
+  // This thread trains / applies the head: give it the fast backend too.
+  await initRuntime(logger);
   let extractor = opts.extractor;
   let owned = false;
   if (!extractor) {

@@ -4,7 +4,7 @@ import type { Head } from '../head/head';
 /** Class probabilities per image, averaging the head's output over the image's views. */
 export function predictImages(head: Head, views: Float32Array[][]): Float32Array[] {
   const dim = head.spec.inputDim;
-  const c = head.spec.numClasses;
+  const c = head.outputDim;
   const rows = views.reduce((n, v) => n + v.length, 0);
   if (rows === 0) return [];
   const x = new Float32Array(rows * dim);

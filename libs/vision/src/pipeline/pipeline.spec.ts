@@ -98,4 +98,38 @@ describe(trainModel.name, () => {
     const foreign = meanColourBackbone('mean-colour', 'e'.repeat(64));
     await expect(loadClassifier({ model: modelDir, backbone: foreign })).rejects.toThrow(BackboneMismatchError);
   });
+
+  it('trains on sub-labels and reports their labels (--sublabels)', async () => {
+    const hier = join(dir, 'hier');
+    await writeColourDataset(join(hier, 'dairy'), { milk: [235, 235, 235], cream: [250, 240, 200] }, 6);
+    await writeColourDataset(join(hier, 'fruit'), { apples: [190, 20, 30], oranges: [240, 140, 20] }, 6);
+    const out = join(dir, 'hier-model');
+    await trainModel({
+      ...TRAIN_DEFAULTS,
+      backbone: 'unused',
+      extractor,
+      logger: silentLogger,
+      cacheDir: false,
+      data: hier,
+      out,
+      validationPercentage: 0,
+      testingPercentage: 0,
+      distortions: {},
+      sublabels: true,
+      epochs: 30,
+      learningRate: 0.1,
+      batchSize: 8,
+    });
+    const model = await loadModel(out);
+    expect(model.labels).toEqual(['dairy', 'fruit']);
+    expect(model.head.spec.numClasses).toBe(4);
+    expect((await readFile(join(out, 'outputs.txt'), 'utf8')).trim().split('\n')).toEqual(['dairy/cream', 'dairy/milk', 'fruit/apples', 'fruit/oranges']);
+    model.head.dispose();
+    const sut = await loadClassifier({ model: out, backbone, topK: 2 });
+    const r = await sut.classify(await colourImage([240, 140, 20], 99));
+    expect(r.category).toBe('fruit');
+    expect(r.topK.map((t) => t.category)).toEqual(['fruit', 'dairy']);
+    expect(r.topK[0].confidence + r.topK[1].confidence).toBeCloseTo(1, 4);
+    sut.dispose();
+  });
 });

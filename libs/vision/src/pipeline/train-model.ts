@@ -8,7 +8,8 @@ import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImag
 import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
 import { DatasetError } from '../errors';
 import type { FeatureNorm, HeadType } from '../head/head';
-import { trainHead, type EvalRecord, type FeatureSet } from '../head/train';
+import { argmax, trainHead, type EvalRecord, type FeatureSet } from '../head/train';
+import { predictImages } from './infer';
 import { hasDistortions, type DistortionOptions } from '../image/distort';
 import { plotTrainingLog } from '../report/svg-charts';
 import { openExtraction, type ExtractionOptions } from './context';
@@ -27,6 +28,11 @@ export interface TrainModelOptions extends ExtractionOptions {
   /** Add distorted views to classes with fewer rows until each has this many. */
   balance?: number;
   tta: TtaMode;
+  /**
+   * Train the head on sub-labels (e.g. product varieties) and report their labels: the
+   * probabilities of a label's sub-labels are summed. Finer targets teach the head more.
+   */
+  sublabels?: boolean;
   head: HeadType;
   hidden?: number;
   normalize: FeatureNorm;
@@ -89,8 +95,12 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     split = { mode: 'hash', validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: s.testing.length };
   }
   const labels = data.labels;
-  const labelIndex = new Map(labels.map((l, i) => [l, i]));
-  const unknown = valImages.filter((i) => !labelIndex.has(i.label));
+  // Head outputs: the labels, or with --sublabels every label/sublabel pair.
+  const outputKey = (i: LabeledImage) => (opts.sublabels ? `${i.label}/${i.sublabel ?? i.label}` : i.label);
+  const outputs = opts.sublabels ? [...new Set(trainImages.map(outputKey))].sort() : labels;
+  const labelIndex = new Map(outputs.map((l, i) => [l, i]));
+  const groups = opts.sublabels ? outputs.map((o) => labels.indexOf(o.slice(0, o.lastIndexOf('/')))) : undefined;
+  const unknown = valImages.filter((i) => !labelIndex.has(outputKey(i)));
   if (unknown.length > 0) throw new DatasetError(`validation set has labels not in the training data: ${[...new Set(unknown.map((u) => u.label))].join(', ')}`);
   const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l));
   if (missingClasses.length > 0) throw new DatasetError(`no training images for: ${missingClasses.join(', ')}`);
@@ -145,7 +155,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     images.forEach((img, g) => {
       const views = feats.get(img.path);
       if (!views) return;
-      for (const f of views.values()) rows.push({ f, y: labelIndex.get(img.label) as number, g });
+      for (const f of views.values()) rows.push({ f, y: labelIndex.get(outputKey(img)) as number, g });
     });
     const dim = backbone.featureDim;
     const x = new Float32Array(rows.length * dim);
@@ -168,7 +178,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     val.y.length > 0 ? val : undefined,
     {
       head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
-      numClasses: labels.length,
+      numClasses: outputs.length,
       learningRate: opts.learningRate,
       optimizer: opts.optimizer,
       steps: totalSteps,
@@ -192,6 +202,13 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   );
   progress.done(`best val ${result.bestValAccuracy !== undefined ? (result.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${result.bestStep}`);
   const trainSeconds = (Date.now() - tStart) / 1000;
+  if (groups) result.head.groups = groups;
+  // Validation accuracy on the reported labels (sub-label probabilities summed, TTA views averaged).
+  const scoredVal = valImages.filter((i) => bottlenecks.va.features.has(i.path));
+  const valProbs = predictImages(result.head, scoredVal.map((i) => [...(bottlenecks.va.features.get(i.path) as Map<string, Float32Array>).values()]));
+  const valAccuracy = scoredVal.length
+    ? valProbs.filter((p, k) => argmax(p) === labels.indexOf((scoredVal[k] as LabeledImage).label)).length / scoredVal.length
+    : null;
 
   const training = {
     data: data.source,
@@ -202,6 +219,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     augViews,
     balance: opts.balance ?? null,
     tta: opts.tta,
+    sublabels: !!opts.sublabels,
+    outputs: outputs.length,
     head: opts.head,
     hidden: opts.head === 'mlp' ? (opts.hidden ?? 512) : null,
     normalize: opts.normalize,
@@ -222,7 +241,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   };
   const last = history[history.length - 1];
   const metrics = {
-    validationAccuracy: result.bestValAccuracy ?? null,
+    validationAccuracy: valAccuracy,
+    ...(groups ? { validationSublabelAccuracy: result.bestValAccuracy ?? null } : {}),
     validationImages: new Set(val.group).size,
     trainAccuracy: last?.trainAccuracy ?? null,
   };
@@ -233,6 +253,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     training,
     metrics,
     parent: opts.parent,
+    ...(groups ? { groups, outputs } : {}),
   });
   result.head.dispose();
   // The log and its plot live beside the artifact files (loaders ignore them).
