@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { benchInfer, DEFAULT_BACKBONE, IMAGE_EXTENSIONS } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
+import { visionAction } from './vision-options';
 
 const SPEC = {
   backbone: { env: 'SHELF_BACKBONE', flag: 'backbone', description: 'backbone to measure', schema: cfg.string(DEFAULT_BACKBONE) },
@@ -19,7 +20,7 @@ export function registerBenchInfer(bench: Command): void {
   const cmd = bench.command('infer').description('Backbone inference: p50/p95 latency of single frames, frames/s on one core and on all cores');
   addConfigOptions(cmd, SPEC);
   cmd.option('--offline', 'never use the network');
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     let images: Buffer[] | undefined;
     if (c.images) {
@@ -32,5 +33,5 @@ export function registerBenchInfer(bench: Command): void {
         `${r.frames_per_s_one_core} frames/s on one core, ${r.frames_per_s_all_cores} on ${r.workers} (x${r.speedup})\n`,
     );
     process.stdout.write(JSON.stringify(r) + '\n');
-  });
+  }));
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { benchTrain } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
+import { visionAction } from './vision-options';
 
 const SPEC = {
   data: { env: 'SHELF_BENCH_DATA', flag: 'data', description: 'dataset whose cached bottlenecks to train on (with --backbone); default synthetic', schema: cfg.optionalString() },
@@ -22,10 +23,10 @@ const SPEC = {
 export function registerBenchTrain(bench: Command): void {
   const cmd = bench.command('train').description('Head training time on bottlenecks in memory (synthetic, or cached ones of --data/--backbone)');
   addConfigOptions(cmd, SPEC);
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     const r = await benchTrain({ ...c, data: c.data, backbone: c.backbone });
     process.stdout.write(`${r.head} head on ${r.rows} x ${r.dim} bottlenecks, ${r.classes} classes, ${r.epochs} epochs: ${r.seconds} s (${r.backend})\n`);
     process.stdout.write(JSON.stringify(r) + '\n');
-  });
+  }));
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { countByLabel, groceryStoreCsv, importDataset, loadDataset, splitDataset } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
+import { visionAction } from './vision-options';
 
 const IMPORT_SPEC = {
   csv: { env: 'SHELF_IMPORT_CSV', flag: 'csv', description: 'CSV with an image id / file column and a label column', schema: z.string().min(1) },
@@ -34,27 +35,27 @@ export function registerDataset(program: Command): void {
     .command('import')
     .description('Turn a CSV of image ids and labels plus an image folder into class folders (optionally balanced by augmentation)');
   addConfigOptions(imp, IMPORT_SPEC);
-  imp.action(async (opts: Record<string, unknown>) => {
+  imp.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(IMPORT_SPEC, flagsFrom(IMPORT_SPEC, opts));
     const r = await importDataset({ ...c });
     for (const m of r.missing) process.stderr.write(`shelf dataset import: image not found: ${m}\n`);
     process.stdout.write(JSON.stringify({ out: c.out, imported: r.imported, augmented: r.augmented, missing: r.missing.length, classes: r.classes }) + '\n');
-  });
+  }));
 
   const grocery = dataset
     .command('grocery-store')
     .description('Write train.csv / val.csv (image,label with absolute paths) for the Grocery Store dataset');
   addConfigOptions(grocery, GROCERY_SPEC);
-  grocery.action(async (opts: Record<string, unknown>) => {
+  grocery.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(GROCERY_SPEC, flagsFrom(GROCERY_SPEC, opts));
     const train = await groceryStoreCsv(c.root, 'train.txt', c.labels, `${c.out}/train.csv`);
     const val = await groceryStoreCsv(c.root, 'val.txt', c.labels, `${c.out}/val.csv`);
     process.stdout.write(JSON.stringify({ train: `${c.out}/train.csv`, trainImages: train, val: `${c.out}/val.csv`, valImages: val, labels: c.labels }) + '\n');
-  });
+  }));
 
   const split = dataset.command('split').description("Show retrain.py's stable hash split of a dataset (counts per class and set)");
   addConfigOptions(split, SPLIT_SPEC);
-  split.action(async (opts: Record<string, unknown>) => {
+  split.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPLIT_SPEC, flagsFrom(SPLIT_SPEC, opts));
     const ds = await loadDataset(c.data);
     const s = splitDataset(ds, c.validationPercentage, c.testingPercentage);
@@ -62,5 +63,5 @@ export function registerDataset(program: Command): void {
       ds.labels.map((l) => [l, { training: countByLabel(s.training).get(l) ?? 0, validation: countByLabel(s.validation).get(l) ?? 0, testing: countByLabel(s.testing).get(l) ?? 0 }]),
     );
     process.stdout.write(JSON.stringify({ data: ds.source, training: s.training.length, validation: s.validation.length, testing: s.testing.length, classes: per }) + '\n');
-  });
+  }));
 }

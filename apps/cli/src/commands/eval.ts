@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { evaluateModel } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { addExtractionSwitches, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
+import { addExtractionSwitches, visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
 export const EVAL_SPEC = {
   model: { env: 'SHELF_MODEL', flag: 'model', description: 'model artifact folder', schema: z.string().min(1) },
@@ -27,7 +27,7 @@ export function registerEval(program: Command): void {
   addConfigOptions(cmd, EVAL_SPEC);
   addExtractionSwitches(cmd);
   cmd.option('--quiet', 'do not list misclassified images');
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(EVAL_SPEC, flagsFrom(EVAL_SPEC, opts));
     const r = await evaluateModel({ ...extractionFrom(c, opts), model: c.model, data: c.data, split: c.split, topK: c.topK, tta: c.tta, backbone: c.backbone, out: c.out });
     const m = r.metrics;
@@ -42,5 +42,5 @@ export function registerEval(program: Command): void {
     out.write(
       JSON.stringify({ model: c.model, version: r.modelVersion, split: r.split, images: m.images, accuracy: m.accuracy, topK: m.topK, topKAccuracy: m.topKAccuracy, skipped: r.failed.length, misclassified: r.misclassified.length, report: r.outDir }) + '\n',
     );
-  });
+  }));
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { DEFAULT_BACKBONE, TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { addExtractionSwitches, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
+import { addExtractionSwitches, visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
 const pct = (def: number) => z.coerce.number().min(0).max(100).default(def);
 const optPct = () => z.coerce.number().min(0).max(100).optional();
@@ -50,7 +50,7 @@ export function registerTrain(program: Command): void {
   cmd.option('--flip-left-right', 'distortion: random horizontal flips');
   cmd.option('--sublabels', 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels');
   addExtractionSwitches(cmd);
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(TRAIN_SPEC, flagsFrom(TRAIN_SPEC, opts));
     const result = await trainModel({
       ...extractionFrom(c, opts),
@@ -100,5 +100,5 @@ export function registerTrain(program: Command): void {
         seconds: { bottlenecks: +result.bottleneckSeconds.toFixed(1), head: +result.trainSeconds.toFixed(1), total: +result.totalSeconds.toFixed(1) },
       }) + '\n',
     );
-  });
+  }));
 }

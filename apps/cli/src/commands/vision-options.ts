@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, type ConfigSpec } from '@shelfsight/common';
-import type { ExtractionOptions } from '@shelfsight/vision';
+import { VisionError, type ExtractionOptions } from '@shelfsight/vision';
 
 /** Options shared by the commands that run a backbone over images (train, eval, predict, bench). */
 export const EXTRACTION_SPEC = {
@@ -39,3 +39,23 @@ export function extractionFrom(
 }
 
 export const TTA = z.enum(['none', 'flip', 'flip-zoom']);
+
+/**
+ * Wrap a vision command's action: expected failures (`VisionError`: bad image set,
+ * offline, checksum, foreign backbone, damaged artifact) print one clear line and exit 2
+ * instead of a stack trace.
+ */
+export function visionAction<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      if (err instanceof VisionError) {
+        process.stderr.write(`shelf: ${err.name}: ${err.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      throw err;
+    }
+  };
+}
