@@ -123,9 +123,11 @@ const MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1;
 /**
  * retrain.py's `which_set`: the split follows from a SHA-1 of the file name (with any
  * `_nohash_` suffix removed), so adding images never moves existing ones between sets.
+ * One deviation: the extension is ignored too, so `x.png` and its augmented copies
+ * `x_nohash_aug0.jpg` stay in the same set.
  */
 export function whichSet(fileName: string, validationPercentage: number, testingPercentage: number): SplitName {
-  const hashName = basename(fileName).replace(/_nohash_.*$/, '');
+  const hashName = basename(fileName, extname(fileName)).replace(/_nohash_.*$/, '');
   const hex = createHash('sha1').update(hashName).digest('hex');
   const percentageHash = Number(BigInt('0x' + hex) % BigInt(MAX_NUM_IMAGES_PER_CLASS + 1)) * (100 / MAX_NUM_IMAGES_PER_CLASS);
   if (percentageHash < validationPercentage) return 'validation';
