@@ -26,7 +26,7 @@ describe('startAgent', () => {
       framesDir: path.join(tmp, 'frames'),
       stateDir: path.join(tmp, 'state'),
       pollMs: 50,
-      settleMs: 0,
+      settleMs: 150, // never pick up a file the test is still writing (a loaded machine writes slowly)
       reconnectMinMs: 50,
       reconnectMaxMs: 200,
       ackTimeoutMs: 2000,
@@ -302,7 +302,7 @@ describe('startAgent samples', () => {
       framesDir: frames,
       stateDir: path.join(tmp, 'state'),
       pollMs: 50,
-      settleMs: 0,
+      settleMs: 150, // never pick up a file the test is still writing (a loaded machine writes slowly)
       sampleMinConfidence: 1,
       samplesPerMinute: 2,
       frameBufferFrames: 3,

@@ -65,7 +65,13 @@ export class HubMqttServer extends ServerMqtt {
 
   /** Disconnect cleanly (and wait for it), so a broker stopping next sees no torn connection. */
   override async close(): Promise<void> {
-    await this.mqttClient?.endAsync().catch(() => undefined);
+    const client = this.mqttClient;
+    if (!client) return;
+    // Graceful (DISCONNECT) but bounded: a publish the broker never acknowledges must not hold shutdown.
+    for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+    const ended = client.endAsync().catch(() => undefined);
+    const timedOut = await Promise.race([ended.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
+    if (timedOut) await client.endAsync(true).catch(() => undefined);
   }
 
   /** Publish raw bytes to a topic with QoS 1; resolves once the broker has it. */
