@@ -113,7 +113,7 @@ async function fill(sql: Client, locations: number, detections: number): Promise
              now() - interval '30 days' + (g::float / ${detections}) * interval '30 days',
              (${cats})[1 + (g * 7 + l) % ${CATEGORIES.length}], 0.5 + ((g * 13) % 50) / 100.0,
              '[]'::jsonb, 'bench-model', 20
-      FROM (SELECT g, (g * 7919) % ${locations} AS l FROM generate_series(${start}, ${end}) g) x`);
+      FROM (SELECT g, ((g * 7919) % ${locations})::int AS l FROM generate_series(${start}::bigint, ${end}::bigint) g) x`);
     progress.tick(end - start + 1);
   }
   progress.done();
