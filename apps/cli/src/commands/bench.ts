@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { registerBenchIngest } from './bench-ingest';
+import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
 import { registerBenchTrain } from './bench-train';
 
@@ -6,7 +8,7 @@ import { registerBenchTrain } from './bench-train';
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [registerBenchInfer, registerBenchTrain];
+const BENCHES: RegisterBench[] = [registerBenchInfer, registerBenchTrain, registerBenchIngest, registerBenchInventory];
 
 export function registerBench(program: Command): void {
   const bench = program

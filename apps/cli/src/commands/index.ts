@@ -5,6 +5,7 @@ import { registerDataset } from './dataset';
 import { registerEval } from './eval';
 import { registerHub } from './hub';
 import { registerPredict } from './predict';
+import { registerSim } from './sim';
 import { registerStart } from './start';
 import { registerTrain } from './train';
 
@@ -12,4 +13,4 @@ import { registerTrain } from './train';
 export type RegisterCommand = (program: Command) => void;
 
 // One line per sub-command file; keep alphabetical.
-export const COMMANDS: RegisterCommand[] = [registerAgent, registerBench, registerDataset, registerEval, registerHub, registerPredict, registerStart, registerTrain];
+export const COMMANDS: RegisterCommand[] = [registerAgent, registerBench, registerDataset, registerEval, registerHub, registerPredict, registerSim, registerStart, registerTrain];
