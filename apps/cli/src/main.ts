@@ -1,23 +1,23 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '@shelfsight/common';
-import { COMMANDS } from './commands';
+import { commandsFor } from './commands';
 
 /**
  * `shelf`: the one command line of ShelfSight. Each sub-command lives in its own file
  * under ./commands and registers itself on the program.
  */
-export function buildProgram(): Command {
+export function buildProgram(args: string[] = []): Command {
   const program = new Command('shelf')
     .description('ShelfSight: edge shelf classification, inventory hub and fleet retraining')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  for (const register of commandsFor(args)) register(program);
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
   } catch (err) {

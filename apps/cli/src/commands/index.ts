@@ -1,16 +1,29 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded on demand, see below */
 import type { Command } from 'commander';
-import { registerAgent } from './agent';
-import { registerBench } from './bench';
-import { registerDataset } from './dataset';
-import { registerEval } from './eval';
-import { registerHub } from './hub';
-import { registerPredict } from './predict';
-import { registerSim } from './sim';
-import { registerStart } from './start';
-import { registerTrain } from './train';
 
 /** A sub-command registers itself (name, options, help, action) on the program. */
 export type RegisterCommand = (program: Command) => void;
 
-// One line per sub-command file; keep alphabetical.
-export const COMMANDS: RegisterCommand[] = [registerAgent, registerBench, registerDataset, registerEval, registerHub, registerPredict, registerSim, registerStart, registerTrain];
+/**
+ * Sub-commands by name, each loaded only when needed: `shelf agent` on a device must not
+ * pay (in start time and memory) for the hub's NestJS and Prisma, nor the hub for
+ * TensorFlow.js. `shelf --help` loads them all. One line per sub-command; alphabetical.
+ */
+export const COMMANDS: Record<string, () => RegisterCommand> = {
+  agent: () => require('./agent').registerAgent,
+  bench: () => require('./bench').registerBench,
+  dataset: () => require('./dataset').registerDataset,
+  eval: () => require('./eval').registerEval,
+  hub: () => require('./hub').registerHub,
+  predict: () => require('./predict').registerPredict,
+  sim: () => require('./sim').registerSim,
+  start: () => require('./start').registerStart,
+  train: () => require('./train').registerTrain,
+};
+
+/** The loaders to run for these arguments: the named sub-command, or all of them. */
+export function commandsFor(argv: string[]): RegisterCommand[] {
+  const name = argv.find((a) => !a.startsWith('-'));
+  const only = name !== undefined && name !== 'help' ? COMMANDS[name] : undefined;
+  return (only ? [only] : Object.values(COMMANDS)).map((load) => load());
+}
