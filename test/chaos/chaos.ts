@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { Outbox } from '@shelfsight/agent';
 import { silentLogger } from '@shelfsight/common';
+import { checkInventoryConsistency } from '@shelfsight/db';
 import { freePort, spawnShelf, waitForHttp, type ShelfProcess } from '../../apps/cli/src/bench/processes';
 import { OwnedPostgres } from './owned-postgres';
 
@@ -166,13 +167,7 @@ async function main(): Promise<void> {
       [Object.keys(sentByDevice), Object.values(sentByDevice)],
     )
   ).rows as Array<{ device_id: string; n: number }>;
-  const stateMismatches = (
-    await sql.query(`
-      WITH exp AS (SELECT DISTINCT ON (site, location) site, location, device_id, seq FROM detections
-                   WHERE confidence >= 0.5 ORDER BY site, location, captured_at DESC, device_id DESC, seq DESC)
-      SELECT count(*)::int AS n FROM exp FULL JOIN location_state s USING (site, location)
-      WHERE s.seq IS DISTINCT FROM exp.seq OR s.device_id IS DISTINCT FROM exp.device_id`)
-  ).rows[0] as { n: number };
+  const consistency = await checkInventoryConsistency(sql, 0.5);
   await sql.end();
 
   const stored = perDevice.reduce((n, d) => n + d.seqs, 0);
@@ -183,7 +178,8 @@ async function main(): Promise<void> {
     lost: missing.reduce((n, m) => n + m.n, 0),
     double_counted: rows - perDevice.reduce((n, d) => n + d.frames, 0) + (rows - stored),
     unacked_at_end: pendingAtEnd,
-    inventory_mismatches: stateMismatches.n,
+    inventory_mismatches: consistency.stateMismatches,
+    history_mismatches: consistency.historyMismatches,
     kills: { agents: agents.reduce((n, a) => n + a.kills, 0), hub: hubKills, database: dbKills },
     seconds: Math.round((Date.now() - t0) / 1000),
     seed: SEED,
@@ -192,7 +188,7 @@ async function main(): Promise<void> {
   await db.stop();
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(JSON.stringify(result) + '\n');
-  process.exitCode = result.lost === 0 && result.double_counted === 0 && result.unacked_at_end === 0 && result.inventory_mismatches === 0 ? 0 : 1;
+  process.exitCode = result.lost === 0 && result.double_counted === 0 && result.unacked_at_end === 0 && result.inventory_mismatches === 0 && result.history_mismatches === 0 ? 0 : 1;
 }
 
 main().catch((err: unknown) => {

@@ -1,3 +1,4 @@
 export * from './migrate';
 export * from './embedded';
 export * from './prisma';
+export * from './consistency';

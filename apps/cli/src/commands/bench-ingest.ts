@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { Client } from 'pg';
 import { z } from 'zod';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
+import { checkInventoryConsistency } from '@shelfsight/db';
 import { freePort, histogramQuantile, spawnShelf, waitForHttp } from '../bench/processes';
 import { createScratchDatabase, type ScratchDatabase } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
@@ -100,19 +101,7 @@ export function registerBenchIngest(bench: Command): void {
                  extract(epoch FROM max(received_at) - min(received_at))::float AS window_s
           FROM detections`)
       ).rows[0] as { stored: number; distinct_frames: number; window_s: number };
-      const inventoryMismatches = (
-        await sql.query(`
-          WITH exp AS (SELECT DISTINCT ON (site, location) site, location, device_id, seq FROM detections
-                       WHERE confidence >= 0.5 ORDER BY site, location, captured_at DESC, device_id DESC, seq DESC)
-          SELECT count(*)::int AS n FROM exp FULL JOIN location_state s USING (site, location)
-          WHERE s.seq IS DISTINCT FROM exp.seq OR s.device_id IS DISTINCT FROM exp.device_id`)
-      ).rows[0] as { n: number };
-      const historyMismatches = (
-        await sql.query(`
-          SELECT count(*)::int AS n FROM (SELECT category, sum(delta) AS n FROM inventory_deltas GROUP BY category) h
-          FULL JOIN (SELECT category, count(*) AS n FROM location_state GROUP BY category) s USING (category)
-          WHERE h.n IS DISTINCT FROM s.n`)
-      ).rows[0] as { n: number };
+      const consistency = await checkInventoryConsistency(sql, 0.5); // the hub's default MIN_CONFIDENCE
       await sql.end();
       const metrics = await (await fetch(`${hubUrl}/metrics`)).text();
       const result = {
@@ -125,8 +114,8 @@ export function registerBenchIngest(bench: Command): void {
         double_counted: check.stored - check.distinct_frames,
         unacked_at_end: simResult.unacked,
         dropped_by_agents: simResult.dropped,
-        inventory_mismatches: inventoryMismatches.n,
-        history_mismatches: historyMismatches.n,
+        inventory_mismatches: consistency.stateMismatches,
+        history_mismatches: consistency.historyMismatches,
         p50_commit_ms: histogramQuantile(metrics, 'shelfsight_commit_duration_ms', 0.5),
         p99_commit_ms: histogramQuantile(metrics, 'shelfsight_commit_duration_ms', 0.99),
         hub_peak_rss_mb: hub.peakRssMb(),
