@@ -30,7 +30,11 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`shelf: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // Expected failures (a domain error with a stable code, a refused connection, a failed
+    // migration) are one line for the operator; anything else keeps its stack.
+    const expected =
+      err instanceof Error && !process.env.DEBUG && (typeof (err as { code?: unknown }).code === 'string' || err.name === 'MigrationError');
+    process.stderr.write(`shelf: ${err instanceof Error ? (expected ? `${err.name}: ${err.message}` : (err.stack ?? err.message)) : String(err)}\n`);
     process.exitCode = 1;
   }
 }
