@@ -1,3 +1,4 @@
+import { withTimeout } from '@shelfsight/common';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,7 +90,7 @@ for (const variant of variants) {
 
     afterAll(async () => {
       for (const a of agents) await a.kill();
-      await sniffer?.endAsync();
+      await withTimeout(sniffer?.endAsync(true) ?? Promise.resolve(), 5000);
       await sut?.stop();
     });
 

@@ -1,3 +1,4 @@
+import { withTimeout } from '@shelfsight/common';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,7 @@ for (const variant of variants) {
 
     afterAll(async () => {
       await device?.close();
-      await sql?.end();
+      await withTimeout(sql?.end() ?? Promise.resolve(), 5000);
       await sut?.stop();
     });
 
@@ -270,7 +271,7 @@ replicas('two hub replicas on a shared subscription (postgres + mosquitto)', () 
     const sql = new Client({ connectionString: scratch.url });
     await sql.connect();
     const stored = await sql.query('SELECT count(*)::int AS n, count(DISTINCT (device_id, seq))::int AS d FROM detections WHERE site = $1', [site]);
-    await sql.end();
+    await withTimeout(sql.end(), 5000);
     expect(stored.rows[0]).toEqual({ n: 100, d: 100 });
     const inv = (await getJson<InventoryBody>(`http://127.0.0.1:${httpPorts[0]}/inventory?site=${site}`)).body;
     // 4 devices x 5 bins; the last write per bin: seqs 21..25 -> bins B,C,D,E,A with 21,23,25 milk and 22,24 juice.

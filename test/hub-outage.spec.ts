@@ -1,3 +1,4 @@
+import { withTimeout } from '@shelfsight/common';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases';
@@ -76,7 +77,7 @@ for (const variant of variants) {
       const sql = new Client({ connectionString: db.url });
       await sql.connect();
       const rows = await sql.query('SELECT seq::int FROM detections WHERE site = $1 ORDER BY seq', [site]);
-      await sql.end();
+      await withTimeout(sql.end(), 5000);
       expect(rows.rows.map((r: { seq: number }) => r.seq)).toEqual([1, ...during]);
       const inv = (await getJson<{ categories: Array<{ category: string; locations: number }> }>(`${sut.hub.httpUrl}/inventory?site=${site}`)).body;
       expect(Object.fromEntries(inv.categories.map((c) => [c.category, c.locations]))).toEqual({ juice: 6, milk: 7 });

@@ -1,3 +1,4 @@
+import { withTimeout } from '@shelfsight/common';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,7 +69,7 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
 
   afterAll(async () => {
     for (const c of open) await c.endAsync(true).catch(() => undefined);
-    await sql?.end();
+    await withTimeout(sql?.end() ?? Promise.resolve(), 5000);
     await sut?.stop();
   });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { withTimeout } from '@shelfsight/common';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
 import { MqttDeviceLink } from './broker/device-link';
@@ -34,7 +35,17 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
   if (opts.logLevels !== undefined) Logger.overrideLogger(opts.logLevels);
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch((e: unknown) => log.warn(`shutdown step failed: ${(e as Error).message}`));
+    // Each step is bounded: a connection that never closes must not keep the hub from exiting.
+    for (const fn of cleanups.reverse()) {
+      const done = await withTimeout(
+        fn().then(() => true).catch((e: unknown) => {
+          log.warn(`shutdown step failed: ${(e as Error).message}`);
+          return true;
+        }),
+        10_000,
+      );
+      if (!done) log.warn('a shutdown step did not finish within 10 s; going on');
+    }
   };
   try {
     let databaseUrl = config.databaseUrl;

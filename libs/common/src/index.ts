@@ -2,3 +2,4 @@ export * from './config';
 export * from './logger';
 export * from './progress';
 export * from './metrics';
+export * from './timeout';

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { withTimeout } from '@shelfsight/common';
 
 export interface EmbeddedPostgres {
   /** A `postgresql://` URL that `pg` and Prisma's pg adapter use unchanged. */
@@ -42,7 +43,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     async stop() {
       if (stopped) return;
       stopped = true;
-      await server.stop();
+      // The socket server waits for its clients to go; a client that never does must not block the close.
+      await withTimeout(server.stop(), 5000);
       await db.close();
     },
   };
