@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { freshSince } from '../common/freshness';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import type { HistoryDto, HistoryQuery, InventoryDto, InventoryQuery } from './inventory.dto';
 import { InventoryRepository } from './inventory.repository';
@@ -16,10 +17,10 @@ export class InventoryService {
   ) {}
 
   async counts(query: InventoryQuery, now = new Date()): Promise<InventoryDto> {
-    const freshSince = new Date(now.getTime() - this.config.staleAfterS * 1000);
+    const cutoff = freshSince(this.config.staleAfterS, now);
     const [rows, stale] = await Promise.all([
-      this.repo.counts(query, query.minConfidence, query.includeStale ? undefined : freshSince),
-      this.repo.staleCount(query, freshSince),
+      this.repo.counts(query, query.minConfidence, query.includeStale ? undefined : cutoff),
+      this.repo.staleCount(query, cutoff),
     ]);
     const categories = rows.map((r) => ({
       category: r.category,

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Prisma } from '@shelfsight/db';
 import { decodeCursor, encodeCursor } from '../common/query-schemas';
+import { freshSince } from '../common/freshness';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { toDetectionDto } from '../detections/detection.dto';
 import { PrismaService } from '../prisma/prisma.service';
@@ -28,14 +29,14 @@ export class LocationsService {
   ) {}
 
   async list(q: LocationsQuery, now = new Date()): Promise<LocationPageDto> {
-    const freshSince = new Date(now.getTime() - this.config.staleAfterS * 1000);
+    const cutoff = freshSince(this.config.staleAfterS, now);
     const after = decodeCursor(q.cursor) ?? 0n;
     const filters: Prisma.Sql[] = [Prisma.sql`TRUE`];
     if (q.site) filters.push(Prisma.sql`l.site = ${q.site}`);
     if (q.zone) filters.push(Prisma.sql`l.zone = ${q.zone}`);
     if (q.category) filters.push(Prisma.sql`s.category = ${q.category}`);
-    if (q.stale === true) filters.push(Prisma.sql`l.last_observed_at < ${freshSince}`);
-    if (q.stale === false) filters.push(Prisma.sql`l.last_observed_at >= ${freshSince}`);
+    if (q.stale === true) filters.push(Prisma.sql`l.last_observed_at < ${cutoff}`);
+    if (q.stale === false) filters.push(Prisma.sql`l.last_observed_at >= ${cutoff}`);
     // Keyset pagination over (site, code) through a row number of the ordered, filtered set.
     const rows = await this.prisma.$queryRaw<LocationRow[]>`
       SELECT * FROM (
@@ -46,13 +47,13 @@ export class LocationsService {
       ) x WHERE rn > ${after} ORDER BY rn LIMIT ${q.limit + 1}`;
     const page = rows.slice(0, q.limit);
     return {
-      items: page.map((r) => this.toDto(r, freshSince)),
+      items: page.map((r) => this.toDto(r, cutoff)),
       nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.rn) : null,
     };
   }
 
   async get(code: string, q: LocationQuery, now = new Date()): Promise<LocationDetailDto> {
-    const freshSince = new Date(now.getTime() - this.config.staleAfterS * 1000);
+    const cutoff = freshSince(this.config.staleAfterS, now);
     const rows = await this.prisma.$queryRaw<LocationRow[]>`
       SELECT 0::bigint AS rn, l.site, l.code, l.zone, l.first_seen_at, l.last_observed_at, s.category, s.confidence, s.captured_at, s.device_id
       FROM locations l LEFT JOIN location_state s ON s.site = l.site AND s.location = l.code
@@ -66,17 +67,17 @@ export class LocationsService {
       orderBy: [{ capturedAt: 'desc' }, { id: 'desc' }],
       take: q.history,
     });
-    return { ...this.toDto(row, freshSince), history: history.map(toDetectionDto) };
+    return { ...this.toDto(row, cutoff), history: history.map(toDetectionDto) };
   }
 
-  private toDto(r: LocationRow, freshSince: Date): LocationDto {
+  private toDto(r: LocationRow, cutoff: Date): LocationDto {
     return {
       site: r.site,
       code: r.code,
       zone: r.zone,
       firstSeenAt: r.first_seen_at.toISOString(),
       lastObservedAt: r.last_observed_at.toISOString(),
-      stale: r.last_observed_at < freshSince,
+      stale: r.last_observed_at < cutoff,
       state:
         r.category !== null
           ? { category: r.category, confidence: r.confidence!, capturedAt: r.captured_at!.toISOString(), deviceId: r.device_id! }

@@ -8,13 +8,19 @@ import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImag
 import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
 import { DatasetError } from '../errors';
 import type { FeatureNorm, HeadType } from '../head/head';
-import { argmax, trainHead, type EvalRecord, type FeatureSet } from '../head/train';
+import { argmax, trainHead, type EvalRecord, type FeatureSet, type TrainHeadOptions } from '../head/train';
 import { predictImages } from './infer';
 import { hasDistortions, type DistortionOptions } from '../image/distort';
 import { plotTrainingLog } from '../report/svg-charts';
 import { openExtraction, type ExtractionOptions } from './context';
 
-export interface TrainModelOptions extends ExtractionOptions {
+/** The optimisation settings are the head trainer's own. */
+type HeadTrainingSettings = Pick<
+  TrainHeadOptions,
+  'learningRate' | 'optimizer' | 'epochs' | 'steps' | 'batchSize' | 'evalInterval' | 'patience' | 'labelSmoothing' | 'weightDecay' | 'dropout' | 'seed'
+>;
+
+export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettings {
   /** Class folders or CSV `image,label`. */
   data: string;
   /** Explicit validation set; otherwise a hash split of `data`. */
@@ -36,17 +42,6 @@ export interface TrainModelOptions extends ExtractionOptions {
   head: HeadType;
   hidden?: number;
   normalize: FeatureNorm;
-  learningRate: number;
-  optimizer: 'adam' | 'sgd';
-  epochs?: number;
-  steps?: number;
-  batchSize: number;
-  evalInterval?: number;
-  patience: number;
-  labelSmoothing: number;
-  weightDecay: number;
-  dropout: number;
-  seed: number;
   parent?: string;
 }
 
