@@ -108,10 +108,10 @@ for (const variant of variants) {
 
     it('rejects and counts malformed payloads while the stream goes on', async () => {
       await device.sendRaw('detections', 'this is not json');
-      await device.sendRaw('detections', JSON.stringify({ v: 1, deviceId: device.id, sentAt: 'yesterday', detections: [] }));
+      await device.sendRaw('detections', JSON.stringify({ v: 1, deviceId: device.id, epoch: device.epoch, sentAt: 'yesterday', detections: [] }));
       await device.sendRaw(
         'detections',
-        JSON.stringify({ v: 1, deviceId: 'someone-else', sentAt: new Date().toISOString(), detections: [detection(50, { site })] }),
+        JSON.stringify({ v: 1, deviceId: 'someone-else', epoch: device.epoch, sentAt: new Date().toISOString(), detections: [detection(50, { site })] }),
       );
       await device.sendDetections([detection(51, { site, location: 'E-01-1-A', category: 'juice' })]);
       await device.waitForAcks([51]);
@@ -124,6 +124,34 @@ for (const variant of variants) {
       expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="schema"\} 1/);
       expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="device_mismatch"\} 1/);
       expect(await counts()).toEqual({ apples: 2, juice: 2, milk: 3 });
+    });
+
+    it('stores the detections of a device whose storage was wiped (new epoch, seqs from 1 again)', async () => {
+      const wipedSite = `${site}-wiped`;
+      const dev = await FakeDevice.connect(sut.hub.mqttUrl, `${device.id}-w`);
+      const at = (h: number) => `2026-11-04T${String(h).padStart(2, '0')}:00:00.000Z`;
+      await dev.sendDetections([1, 2].map((seq) => detection(seq, { site: wipedSite, location: `W-01-1-${'AB'[seq - 1]}`, category: 'milk', capturedAt: at(seq) })));
+      await dev.waitForAcks([1, 2]);
+
+      dev.startEpoch('epoch-2');
+      const after = [1, 2].map((seq) => detection(seq, { site: wipedSite, location: `W-01-1-${'AB'[seq - 1]}`, category: 'juice', capturedAt: at(seq + 10) }));
+      await dev.sendDetections(after);
+      await dev.waitForAcks([1, 2]);
+      // Redelivery within the new epoch is still a no-op.
+      await dev.sendDetections(after);
+      await eventually(async () => (dev.acks.filter((a) => a.epoch === 'epoch-2').length >= 2 ? true : undefined));
+
+      expect(await storedRows(dev.id)).toBe(4);
+      const rows = await sql.query('SELECT epoch, seq::int AS seq, category FROM detections WHERE device_id = $1 ORDER BY epoch, seq', [dev.id]);
+      expect(rows.rows).toEqual([
+        { epoch: 'epoch-1', seq: 1, category: 'milk' },
+        { epoch: 'epoch-1', seq: 2, category: 'milk' },
+        { epoch: 'epoch-2', seq: 1, category: 'juice' },
+        { epoch: 'epoch-2', seq: 2, category: 'juice' },
+      ]);
+      const inv = (await getJson<InventoryBody>(`${sut.hub.httpUrl}/inventory?site=${wipedSite}&includeStale=true`)).body;
+      expect(Object.fromEntries(inv.categories.map((c) => [c.category, c.locations]))).toEqual({ juice: 2 });
+      await dev.close();
     });
 
     it('tracks devices through birth, heartbeat and death', async () => {

@@ -59,7 +59,7 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
   };
   const closed = (client: MqttClient) => new Promise<void>((resolve) => (client.connected ? client.once('close', () => resolve()) : resolve()));
   const batch = (deviceId: string, seqs: number[]) =>
-    JSON.stringify({ v: SCHEMA_VERSION, deviceId, sentAt: new Date().toISOString(), detections: seqs.map((s) => detection(s, { site: `site-${tag}` })) });
+    JSON.stringify({ v: SCHEMA_VERSION, deviceId, epoch: 'epoch-1', sentAt: new Date().toISOString(), detections: seqs.map((s) => detection(s, { site: `site-${tag}` })) });
 
   beforeAll(async () => {
     sut = await startTestHub('pglite', 'aedes', { MQTT_AUTH: 'on', HUB_API_KEY: apiKey });

@@ -6,7 +6,12 @@ import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION, type Detection } 
  * exactly the bytes they choose (duplicates, out-of-order, malformed payloads).
  */
 export class FakeDevice {
+  /** The sequence epoch of this device's (pretend) outbox. */
+  epoch = 'epoch-1';
+  /** Seqs of the current epoch the hub acknowledged. */
   readonly acked = new Set<number>();
+  /** Every ack received, any epoch. */
+  readonly acks: Array<{ epoch: string; seqs: number[] }> = [];
   private constructor(
     readonly id: string,
     private readonly client: MqttClient,
@@ -17,15 +22,23 @@ export class FakeDevice {
     const device = new FakeDevice(id, client);
     client.on('message', (_topic, payload) => {
       const ack = parsePayload(AckSchema, payload);
-      if (ack.ok) for (const s of ack.value.seqs) device.acked.add(s);
+      if (!ack.ok) return;
+      device.acks.push({ epoch: ack.value.epoch, seqs: ack.value.seqs });
+      if (ack.value.epoch === device.epoch) for (const s of ack.value.seqs) device.acked.add(s);
     });
     await client.subscribeAsync(deviceTopic(id, 'ack'), { qos: 1 });
     return device;
   }
 
   async sendDetections(detections: Detection[]): Promise<void> {
-    const batch = { v: SCHEMA_VERSION, deviceId: this.id, sentAt: new Date().toISOString(), detections };
+    const batch = { v: SCHEMA_VERSION, deviceId: this.id, epoch: this.epoch, sentAt: new Date().toISOString(), detections };
     await this.sendRaw('detections', JSON.stringify(batch));
+  }
+
+  /** As after a wiped storage: a new epoch, whose seqs start again at 1. */
+  startEpoch(epoch: string): void {
+    this.epoch = epoch;
+    this.acked.clear();
   }
 
   async sendRaw(channel: 'detections' | 'birth' | 'heartbeat' | 'death', payload: string | Buffer): Promise<void> {

@@ -61,6 +61,8 @@ describe('agent process crash (kill -9)', () => {
     let kills = 0;
     for (const killAt of [40, 90, 150, 220]) {
       child = spawnAgent(args);
+      // The previous process may have got past this mark already: kill only once this one is up.
+      await waitUntil(() => hub.births.length === kills + 1, 60_000, `birth ${kills + 1}`);
       await waitUntil(() => distinctSeqs() >= killAt, 60_000, `${killAt} detections at the hub`);
       child.kill('SIGKILL');
       expect(await exited(child)).toEqual({ code: null, signal: 'SIGKILL' });
@@ -74,6 +76,8 @@ describe('agent process crash (kill -9)', () => {
     expect(await exited(child)).toEqual({ code: 0, signal: null });
 
     expect(hub.seqConflicts).toEqual([]);
+    // The sequence epoch survives every crash (and every compaction a kill interrupted).
+    expect(new Set(hub.received.map((r) => r.epoch)).size).toBe(1);
     const stored = hub.framesOf('crashy');
     expect(stored.map((d) => d.frameId).sort()).toEqual([...expected].sort());
     // A crash between storing a detection and journaling its file re-classifies that one

@@ -195,6 +195,12 @@ describe('startAgent', () => {
     expect(sut.stats().outbox.depth).toBe(3);
     expect(sut.metrics()).toMatch(/shelf_agent_acks_malformed_total 3/);
 
+    // Well-formed, but for another epoch (say, of the storage this device had before a wipe).
+    hub.ack('dev-1', [1, 2, 3], 'an-old-epoch');
+    await waitUntil(() => sut.stats().link.acksOtherEpoch === 1, 10_000, 'other-epoch ack counted');
+    expect(sut.stats().outbox.depth).toBe(3);
+    expect(sut.metrics()).toMatch(/shelf_agent_acks_other_epoch_total 1/);
+
     hub.ack('dev-1', [1, 2, 3]);
     await sut.allAcked(10_000);
     expect(sut.stats().link.acksReceived).toBe(1);

@@ -72,7 +72,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
   const ownsClassifier = !deps.classifier;
   const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
-  logger.info('outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq });
+  logger.info(recovery.newEpoch ? 'outbox created: new sequence epoch' : 'outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq, epoch: recovery.epoch });
 
   const metrics = new AgentMetrics();
   const events = new EventEmitter();
@@ -315,6 +315,7 @@ function registerMetrics(
   metrics.mirror('shelf_agent_outbox_refused_total', 'Times a detection could not be stored because the outbox was full', () => outbox.refusedTotal);
   r.gauge('shelf_agent_outbox_full_seconds', 'How long the outbox has been full, seconds (0 = has room)').collect(() => outbox.fullForMs() / 1000);
   metrics.mirror('shelf_agent_acks_malformed_total', 'Ack messages ignored because they failed validation', () => c.acksMalformed);
+  metrics.mirror('shelf_agent_acks_other_epoch_total', 'Acks ignored because they name another sequence epoch (storage replaced)', () => c.acksOtherEpoch);
   metrics.mirror('shelf_agent_acks_total', 'Valid ack messages received', () => c.acksReceived);
   metrics.mirror('shelf_agent_acks_unknown_seq_total', 'Acked sequence numbers that were not pending', () => outbox.unknownAcksTotal);
   metrics.mirror('shelf_agent_detections_sent_total', 'Detections published (including re-publishes)', () => c.detectionsSent);

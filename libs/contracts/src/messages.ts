@@ -18,6 +18,14 @@ export function zoneOfLocation(code: string): string {
   return code.split('-')[0] ?? code;
 }
 
+/**
+ * A device's sequence epoch: chosen at random when its outbox is created, kept for the
+ * outbox's life. Sequence numbers are unique per (device, epoch), so a device whose
+ * storage was wiped or replaced starts a new epoch at seq 1 instead of having its new
+ * detections taken for repeats of old ones.
+ */
+export const EpochSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'epoch: letters, digits, _ - (max 64)');
+
 export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 export const CategorySchema = z.string().min(1).max(64);
 const IsoTime = z.iso.datetime({ offset: true });
@@ -30,7 +38,7 @@ export const ScoredCategorySchema = z.object({
 export type ScoredCategory = z.infer<typeof ScoredCategorySchema>;
 
 export const DetectionSchema = z.object({
-  /** Per-device sequence number, strictly increasing on the device, starting at 1. */
+  /** Sequence number, strictly increasing within the device's epoch, starting at 1. */
   seq: z.number().int().positive(),
   /** Stable id of the captured frame; a frame classified twice keeps its id. */
   frameId: z.string().min(1).max(128),
@@ -51,6 +59,8 @@ export const DetectionBatchSchema = z
   .object({
     v: z.literal(SCHEMA_VERSION),
     deviceId: DeviceIdSchema,
+    /** The outbox epoch the seqs belong to. */
+    epoch: EpochSchema,
     sentAt: IsoTime,
     detections: z.array(DetectionSchema).min(1).max(MAX_DETECTIONS_PER_BATCH),
   })
@@ -66,10 +76,11 @@ export const DetectionBatchSchema = z
   });
 export type DetectionBatch = z.infer<typeof DetectionBatchSchema>;
 
-/** Hub → device: these sequence numbers are committed and may be deleted from the outbox. */
+/** Hub → device: these sequence numbers (of this epoch) are committed and may be deleted from the outbox. */
 export const AckSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
   deviceId: DeviceIdSchema,
+  epoch: EpochSchema,
   seqs: z.array(z.number().int().positive()).min(1),
   committedAt: IsoTime,
 });

@@ -44,6 +44,8 @@ export interface LinkCounters {
   retransmits: number;
   acksReceived: number;
   acksMalformed: number;
+  /** Acks for another sequence epoch (this device's storage was replaced): ignored. */
+  acksOtherEpoch: number;
   detectionsAcked: number;
   connectErrors: number;
   authFailures: number;
@@ -58,7 +60,7 @@ export interface LinkCounters {
  *   `maxInFlight` unacknowledged. On every (re)connect all unacked detections are
  *   published again from the oldest; any not acked within `ackTimeoutMs` is published
  *   again (the timeout doubles while the hub stays silent). The hub deduplicates by
- *   (device, seq).
+ *   (device, epoch, seq). Acks name the outbox's epoch; acks for another are ignored.
  * - Acks on the device's own ack topic, validated with the contract schema; malformed
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
@@ -84,6 +86,7 @@ export class Link extends EventEmitter {
     retransmits: 0,
     acksReceived: 0,
     acksMalformed: 0,
+    acksOtherEpoch: 0,
     detectionsAcked: 0,
     connectErrors: 0,
     authFailures: 0,
@@ -219,6 +222,11 @@ export class Link extends EventEmitter {
       });
       return;
     }
+    if (parsed.value.epoch !== this.outbox.epoch) {
+      this.counters.acksOtherEpoch++;
+      this.logger.warn('ignored an ack for another sequence epoch', { epoch: parsed.value.epoch, ours: this.outbox.epoch });
+      return;
+    }
     this.counters.acksReceived++;
     this.silentRounds = 0;
     for (const seq of parsed.value.seqs) this.inFlight.delete(seq);
@@ -252,7 +260,7 @@ export class Link extends EventEmitter {
       for (const d of batch) this.inFlight.set(d.seq, now);
       // Not re-validated here: each detection was validated when the pipeline made it and
       // numbered by the outbox, and the batch (1..MAX, distinct seqs) holds by construction.
-      const message: DetectionBatch = { v: SCHEMA_VERSION, deviceId: this.options.deviceId, sentAt: new Date(now).toISOString(), detections: batch };
+      const message: DetectionBatch = { v: SCHEMA_VERSION, deviceId: this.options.deviceId, epoch: this.outbox.epoch, sentAt: new Date(now).toISOString(), detections: batch };
       const payload = Buffer.from(JSON.stringify(message));
       this.counters.batchesSent++;
       this.counters.detectionsSent += batch.length;

@@ -73,6 +73,28 @@ describe(Outbox.name, () => {
     await sut.close();
   });
 
+  it('keeps its sequence epoch across restarts and starts a new one when its storage is wiped', async () => {
+    const { outbox: first, recovery: created } = await open();
+    expect(created.newEpoch).toBe(true);
+    expect(first.epoch).toMatch(/^[a-z0-9]+-[0-9a-f]{12}$/);
+    await first.add(detection(0));
+    await first.close();
+
+    const { outbox: reopened, recovery } = await open();
+    expect(recovery.newEpoch).toBe(false);
+    expect(reopened.epoch).toBe(first.epoch);
+    await reopened.close();
+
+    // A replaced SD card: same device, empty state. Seqs restart at 1 under a new epoch.
+    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.mkdir(dir);
+    const { outbox: wiped, recovery: fresh } = await open();
+    expect(fresh.newEpoch).toBe(true);
+    expect(wiped.epoch).not.toBe(first.epoch);
+    expect((await wiped.add(detection(1))).seq).toBe(1);
+    await wiped.close();
+  });
+
   it('loses nothing when detections are added while a compaction runs', async () => {
     const { outbox: first } = await open();
     const adds: Array<Promise<unknown>> = [];

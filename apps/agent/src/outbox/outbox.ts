@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
-import { DetectionSchema, type Detection } from '@shelfsight/contracts';
+import { DetectionSchema, EpochSchema, type Detection } from '@shelfsight/contracts';
 import { silentLogger, type Logger } from '@shelfsight/common';
 import { AppendLog } from '../storage/append-log';
 
@@ -23,13 +24,16 @@ export interface OutboxOptions {
 export interface OutboxRecovery {
   pending: number;
   nextSeq: number;
+  epoch: string;
+  /** True when no epoch was on disk: a new outbox, or one whose storage was wiped. */
+  newEpoch: boolean;
   tornTail: boolean;
   corruptLines: number;
 }
 
 type Entry = { detection: Detection; bytes: number; durable: boolean };
 
-type HeaderRecord = { t: 'h'; nextSeq: number };
+type HeaderRecord = { t: 'h'; nextSeq: number; epoch: string };
 type DetectionRecord = { t: 'd' } & Detection;
 type AckRecord = { t: 'a'; seqs: number[] };
 
@@ -39,8 +43,11 @@ type AckRecord = { t: 'a'; seqs: number[] };
  *
  * On disk: `outbox.log`, JSON lines of `{t:'d', ...detection}` and `{t:'a', seqs}`,
  * replayed at open (a torn last line from a crash is ignored). Compaction rewrites
- * the file as `{t:'h', nextSeq}` plus the pending detections, atomically (temp file,
- * fsync, rename), so sequence numbers are never reused, even once everything is acked.
+ * the file as `{t:'h', nextSeq, epoch}` plus the pending detections, atomically (temp
+ * file, fsync, rename), so sequence numbers are never reused, even once everything is
+ * acked. The epoch is chosen at random when the outbox is created; if the storage is
+ * wiped, the next outbox starts a new epoch at seq 1, and the hub, which keys
+ * detections by (device, epoch, seq), stores them instead of taking them for repeats.
  *
  * Bounded: when pending detections reach `maxBytes`, {@link add} refuses
  * ({@link OutboxFullError}) and `full` is true until acks free space; the agent
@@ -51,6 +58,7 @@ type AckRecord = { t: 'a'; seqs: number[] };
 export class Outbox extends EventEmitter {
   private readonly entries = new Map<number, Entry>();
   private nextSeqValue = 1;
+  private epochValue: string | undefined;
   private pendingBytes = 0;
   private compacting: Promise<void> | undefined;
   private readonly compactMinBytes: number;
@@ -75,9 +83,11 @@ export class Outbox extends EventEmitter {
     const { log, records, torn, corrupt } = await AppendLog.open(path.join(dir, 'outbox.log'));
     const outbox = new Outbox(log, options);
     const corruptLines = corrupt + outbox.replay(records);
-    const recovery: OutboxRecovery = { pending: outbox.depth, nextSeq: outbox.nextSeqValue, tornTail: torn, corruptLines };
+    const newEpoch = outbox.epochValue === undefined;
+    outbox.epochValue ??= newOutboxEpoch();
+    const recovery: OutboxRecovery = { pending: outbox.depth, nextSeq: outbox.nextSeqValue, epoch: outbox.epochValue, newEpoch, tornTail: torn, corruptLines };
     if (torn || corruptLines > 0) outbox.logger.warn('outbox recovered from a torn or corrupt log', { ...recovery });
-    // Start from a compact file: header (next seq) + pending detections only.
+    // Start from a compact file: header (next seq, epoch) + pending detections only.
     await outbox.compact();
     return { outbox, recovery };
   }
@@ -89,6 +99,7 @@ export class Outbox extends EventEmitter {
       const r = rec as Partial<HeaderRecord | DetectionRecord | AckRecord> | null;
       if (r?.t === 'h' && typeof r.nextSeq === 'number') {
         this.nextSeqValue = Math.max(this.nextSeqValue, r.nextSeq);
+        if (typeof r.epoch === 'string' && EpochSchema.safeParse(r.epoch).success) this.epochValue = r.epoch;
       } else if (r?.t === 'd') {
         const { t: _t, ...rest } = r;
         const parsed = DetectionSchema.safeParse(rest);
@@ -134,6 +145,12 @@ export class Outbox extends EventEmitter {
 
   get nextSeq(): number {
     return this.nextSeqValue;
+  }
+
+  /** The epoch this outbox's sequence numbers belong to. */
+  get epoch(): string {
+    if (this.epochValue === undefined) throw new Error('outbox not opened');
+    return this.epochValue;
   }
 
   get maxBytes(): number {
@@ -189,7 +206,7 @@ export class Outbox extends EventEmitter {
   /**
    * The hub committed these sequence numbers: forget them. The ack record is written
    * without fsync: losing it in a crash only means publishing again, and the hub
-   * deduplicates by (device, seq).
+   * deduplicates by (device, epoch, seq).
    */
   ack(seqs: number[]): number[] {
     const removed: number[] = [];
@@ -231,7 +248,7 @@ export class Outbox extends EventEmitter {
   /** Rewrite the log as header + pending detections (atomic; sequence numbers preserved). */
   async compact(): Promise<void> {
     while (this.compacting) await this.compacting;
-    const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue } satisfies HeaderRecord];
+    const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue, epoch: this.epoch } satisfies HeaderRecord];
     for (const e of this.entries.values()) records.push({ t: 'd', ...e.detection } satisfies DetectionRecord);
     const run = this.log.rewrite(records).then(() => {
       this.compactionsTotal++;
@@ -253,6 +270,11 @@ export class Outbox extends EventEmitter {
   async close(): Promise<void> {
     await this.log.close();
   }
+}
+
+/** Sortable by creation time, unique by its random part: `<ms base36>-<12 hex>`. */
+function newOutboxEpoch(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
 function lineBytes(record: unknown): number {

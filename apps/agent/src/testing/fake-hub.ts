@@ -26,12 +26,14 @@ const TOPICS = (['detections', 'birth', 'death', 'heartbeat', 'samples', 'frame-
 
 /**
  * A stand-in hub for agent tests: subscribes to every device's detections, keeps what
- * a real hub would store (deduplicated by (device, seq) and (device, frameId)) and
+ * a real hub would store (deduplicated by (device, epoch, seq) and (device, frameId)) and
  * acknowledges each batch. Acks can be paused to let outboxes fill.
  */
 export class FakeHub {
   /** Every detection received, duplicates included, in arrival order. */
-  readonly received: Array<{ deviceId: string; detection: Detection }> = [];
+  readonly received: Array<{ deviceId: string; epoch: string; detection: Detection }> = [];
+  /** The sequence epoch each device sent last. */
+  readonly epochs = new Map<string, string>();
   /** (device, seq) → frame id: what the hub committed per sequence number. */
   readonly bySeq = new Map<string, string>();
   /** (device, frameId) → detection first stored for it. */
@@ -93,23 +95,25 @@ export class FakeHub {
     if (parsedTopic.channel !== 'detections') return;
     const batch = parsePayload(DetectionBatchSchema, payload);
     if (!batch.ok) return;
-    const { deviceId, detections } = batch.value;
+    const { deviceId, epoch, detections } = batch.value;
+    this.epochs.set(deviceId, epoch);
     for (const d of detections) {
-      this.received.push({ deviceId, detection: d });
-      const seqKey = `${deviceId}#${d.seq}`;
+      this.received.push({ deviceId, epoch, detection: d });
+      const seqKey = `${deviceId}#${epoch}#${d.seq}`;
       const prior = this.bySeq.get(seqKey);
       if (prior !== undefined && prior !== d.frameId) this.seqConflicts.push(`${seqKey}: ${prior} vs ${d.frameId}`);
       if (prior === undefined) this.bySeq.set(seqKey, d.frameId);
       const frameKey = `${deviceId}#${d.frameId}`;
       if (!this.byFrame.has(frameKey)) this.byFrame.set(frameKey, d);
     }
-    if (this.acking) this.ack(deviceId, detections.map((d) => d.seq));
+    if (this.acking) this.ack(deviceId, detections.map((d) => d.seq), epoch);
   }
 
-  ack(deviceId: string, seqs: number[]): void {
+  /** Acknowledge seqs of `epoch` (default: the epoch the device sent last). */
+  ack(deviceId: string, seqs: number[], epoch = this.epochs.get(deviceId) ?? 'unknown'): void {
     this.client.publish(
       deviceTopic(deviceId, 'ack'),
-      encodePayload(AckSchema, { v: SCHEMA_VERSION, deviceId, seqs, committedAt: new Date().toISOString() }),
+      encodePayload(AckSchema, { v: SCHEMA_VERSION, deviceId, epoch, seqs, committedAt: new Date().toISOString() }),
       { qos: 1 },
     );
   }

@@ -19,6 +19,7 @@ export type DetectionsQuery = z.infer<typeof DetectionsQuerySchema>;
 export class DetectionDto {
   @ApiProperty() id!: string;
   @ApiProperty() deviceId!: string;
+  @ApiProperty({ description: 'the device outbox\'s sequence epoch; seq is unique per (deviceId, epoch)' }) epoch!: string;
   @ApiProperty() seq!: number;
   @ApiProperty() frameId!: string;
   @ApiProperty() site!: string;
@@ -43,6 +44,7 @@ export function toDetectionDto(d: Detection): DetectionDto {
   return {
     id: d.id.toString(),
     deviceId: d.deviceId,
+    epoch: d.epoch,
     seq: Number(d.seq),
     frameId: d.frameId,
     site: d.site,

@@ -12,6 +12,7 @@ export interface CommitOutcome {
 
 interface Pending {
   deviceId: string;
+  epoch: string;
   detections: Detection[];
   resolve(outcome: CommitOutcome): void;
   reject(err: Error): void;
@@ -23,8 +24,8 @@ export class WriterClosedError extends Error {
 
 /**
  * Set-based ingest of one transaction's worth of detections:
- * 1. insert raw detections; the unique keys (device, seq) and (device, frame) make a
- *    redelivered or re-classified frame a no-op (exactly-once effect);
+ * 1. insert raw detections; the unique keys (device, epoch, seq) and (device, frame)
+ *    make a redelivered or re-classified frame a no-op (exactly-once effect);
  * 2. per location, take the newest confident detection just stored and upsert it into
  *    location_state only if it is newer by capture time (ties broken by device and
  *    seq, so the outcome never depends on arrival order);
@@ -36,12 +37,12 @@ export class WriterClosedError extends Error {
 const INGEST_SQL = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
-    device_id text, seq bigint, frame_id text, site text, zone text, location text,
+    device_id text, epoch text, seq bigint, frame_id text, site text, zone text, location text,
     captured_at timestamptz, category text, confidence real, top_k jsonb, model_version text, latency_ms real)
 ), ins AS (
-  INSERT INTO detections (device_id, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms)
-  SELECT device_id, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms
-  FROM input ORDER BY device_id, seq
+  INSERT INTO detections (device_id, epoch, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms)
+  SELECT device_id, epoch, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms
+  FROM input ORDER BY device_id, epoch, seq
   ON CONFLICT DO NOTHING
   RETURNING id, device_id, seq, site, zone, location, captured_at, category, confidence
 ), new_sites AS (
@@ -138,11 +139,11 @@ export class DetectionWriter implements OnModuleDestroy {
   }
 
   /** Resolves after the detections are committed; undefined when the writer is full. */
-  submit(deviceId: string, detections: Detection[]): Promise<CommitOutcome> | undefined {
+  submit(deviceId: string, epoch: string, detections: Detection[]): Promise<CommitOutcome> | undefined {
     if (this.closed) return Promise.reject(new WriterClosedError('hub is shutting down'));
     if (this.pendingRows + detections.length > this.config.ingestMaxPending) return undefined;
     this.pendingRows += detections.length;
-    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, detections, resolve, reject }));
+    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, resolve, reject }));
     this.kick();
     return promise;
   }
@@ -182,7 +183,7 @@ export class DetectionWriter implements OnModuleDestroy {
   }
 
   private async commitWithRetry(group: Pending[]): Promise<void> {
-    const rows = group.flatMap((p) => p.detections.map((d) => toRow(p.deviceId, d)));
+    const rows = group.flatMap((p) => p.detections.map((d) => toRow(p.deviceId, p.epoch, d)));
     let backoff = 100;
     for (;;) {
       const started = performance.now();
@@ -218,9 +219,10 @@ export class DetectionWriter implements OnModuleDestroy {
   }
 }
 
-function toRow(deviceId: string, d: Detection) {
+function toRow(deviceId: string, epoch: string, d: Detection) {
   return {
     device_id: deviceId,
+    epoch,
     seq: d.seq,
     frame_id: d.frameId,
     site: d.site,

@@ -35,7 +35,7 @@ export class IngestService {
       return 'rejected';
     }
     this.metrics.detectionsReceived.inc({}, batch.detections.length);
-    const commit = this.writer.submit(batch.deviceId, batch.detections);
+    const commit = this.writer.submit(batch.deviceId, batch.epoch, batch.detections);
     if (!commit) {
       this.metrics.overloaded.inc();
       return 'deferred';
@@ -48,7 +48,7 @@ export class IngestService {
     }
     const seqs = batch.detections.map((d) => d.seq);
     try {
-      await this.link.sendAck({ v: SCHEMA_VERSION, deviceId: batch.deviceId, seqs, committedAt: new Date().toISOString() });
+      await this.link.sendAck({ v: SCHEMA_VERSION, deviceId: batch.deviceId, epoch: batch.epoch, seqs, committedAt: new Date().toISOString() });
       this.metrics.acksSent.inc();
     } catch (err) {
       // Committed but not acknowledged: the device resends, the database ignores the repeat, and we ack then.
