@@ -1,15 +1,6 @@
 /** @type {import('jest').Config} */
-const swc = [
-  '@swc/jest',
-  {
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
-      target: 'es2022',
-    },
-    module: { type: 'commonjs' },
-  },
-];
+// The same compiler options as the `shelf` launcher (bin/register.js).
+const swc = ['@swc/jest', require('./bin/swc-options')];
 const moduleNameMapper = {
   '^@shelfsight/(contracts|common|vision|db)$': '<rootDir>/libs/$1/src/index.ts',
   '^@shelfsight/(hub|agent|cli)$': '<rootDir>/apps/$1/src/index.ts',

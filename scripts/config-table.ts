@@ -1,6 +1,6 @@
 /**
  * Prints the README's configuration tables from the specs the code validates with,
- * so the docs cannot drift: `node -r @swc-node/register scripts/config-table.ts`.
+ * so the docs cannot drift: `npm run docs:config`.
  */
 import type { ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';

@@ -119,3 +119,14 @@ export class MetricsRegistry {
     return metric;
   }
 }
+
+/**
+ * The process's own gauges, under the names Prometheus client libraries use: resident
+ * memory now and at its peak, the V8 heap, and memory outside it (Buffers, WASM).
+ */
+export function registerProcessMetrics(registry: MetricsRegistry): void {
+  registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes').collect(() => process.memoryUsage.rss());
+  registry.gauge('process_max_resident_memory_bytes', 'Peak resident memory size in bytes').collect(() => process.resourceUsage().maxRSS * 1024);
+  registry.gauge('nodejs_heap_used_bytes', 'V8 heap in use, bytes').collect(() => process.memoryUsage().heapUsed);
+  registry.gauge('nodejs_external_memory_bytes', 'Memory held outside the V8 heap (Buffers, WASM), bytes').collect(() => process.memoryUsage().external);
+}

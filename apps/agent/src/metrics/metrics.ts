@@ -1,4 +1,4 @@
-import { MetricsRegistry, type Counter, type Histogram } from '@shelfsight/common';
+import { MetricsRegistry, registerProcessMetrics, type Counter, type Histogram } from '@shelfsight/common';
 
 /** Sliding window of recent latencies, for the heartbeat's p95. */
 export class LatencyWindow {
@@ -37,6 +37,10 @@ export class AgentMetrics {
   );
   readonly latency = new LatencyWindow();
   private readonly syncs: Array<() => void> = [];
+
+  constructor() {
+    registerProcessMetrics(this.registry);
+  }
 
   /**
    * A counter whose value is kept elsewhere as a plain number (or one number per

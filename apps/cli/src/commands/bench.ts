@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerBenchAgent } from './bench-agent';
 import { registerBenchIngest } from './bench-ingest';
 import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
@@ -8,7 +9,7 @@ import { registerBenchTrain } from './bench-train';
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [registerBenchInfer, registerBenchTrain, registerBenchIngest, registerBenchInventory];
+const BENCHES: RegisterBench[] = [registerBenchAgent, registerBenchInfer, registerBenchIngest, registerBenchInventory, registerBenchTrain];
 
 export function registerBench(program: Command): void {
   const bench = program

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { MetricsRegistry } from '@shelfsight/common';
+import { MetricsRegistry, registerProcessMetrics } from '@shelfsight/common';
 
 /** Every counter the hub exposes on GET /metrics; one home for their names. */
 @Injectable()
@@ -20,4 +20,8 @@ export class HubMetrics {
   readonly mqttAuthRefused = this.registry.counter('shelfsight_mqtt_auth_refused_total', 'embedded-broker connects, publishes and subscribes refused (MQTT_AUTH=on), by action and reason');
   readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'admin API requests refused for a missing or wrong X-API-Key, by reason');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
+
+  constructor() {
+    registerProcessMetrics(this.registry);
+  }
 }

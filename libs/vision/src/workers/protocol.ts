@@ -5,7 +5,7 @@ export interface WorkerData {
   backbone: string;
   offline: boolean;
   batchSize: number;
-  /** @swc-node/register when running from TypeScript sources. */
+  /** The TypeScript require hook (bin/register.js) when running from sources. */
   register?: string;
   entry: string;
 }

@@ -14,10 +14,11 @@ if (workerData.register) require(workerData.register);
 require(workerData.entry);
 `;
 
-function findTsconfig(): string | undefined {
+/** The repository's TypeScript require hook, for workers running from sources. */
+function findRegister(): string | undefined {
   let dir = __dirname;
   for (let i = 0; i < 8; i++) {
-    const p = join(dir, 'tsconfig.json');
+    const p = join(dir, 'bin', 'register.js');
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
@@ -56,15 +57,13 @@ export class WorkerPoolExtractor implements FeatureExtractor {
       backbone: backboneSpec,
       offline: !!opts.offline,
       batchSize: opts.batchSize ?? 8,
-      register: isTs ? require.resolve('@swc-node/register') : undefined,
+      register: isTs ? findRegister() : undefined,
       entry: join(__dirname, `feature-worker${isTs ? '.ts' : '.js'}`),
     };
-    const tsconfig = findTsconfig();
-    const env = { ...process.env, ...(isTs && tsconfig && !process.env.SWC_NODE_PROJECT ? { SWC_NODE_PROJECT: tsconfig } : {}) };
     const slots: Slot[] = [];
     const ready: Array<Promise<BackboneInfo>> = [];
     for (let i = 0; i < n; i++) {
-      const worker = new Worker(BOOT, { eval: true, workerData: data, env });
+      const worker = new Worker(BOOT, { eval: true, workerData: data });
       slots.push({ worker, busy: false });
       ready.push(
         new Promise<BackboneInfo>((resolve, reject) => {

@@ -1,0 +1,149 @@
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { extname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import type { Command } from 'commander';
+import { cfg, createProgress, loadConfig } from '@shelfsight/common';
+import { IMAGE_EXTENSIONS } from '@shelfsight/vision';
+import { freePort, spawnShelf, waitForHttp } from '../bench/processes';
+import { addConfigOptions, flagsFrom } from '../options';
+
+const SPEC = {
+  model: {
+    env: 'AGENT_MODEL_DIR',
+    flag: 'model',
+    description: 'model directory to run (e.g. one trained by `shelf train` on ../shared/models/mobilenet_v1_050_224)',
+    schema: cfg.optionalString(),
+  },
+  images: {
+    env: 'SHELF_BENCH_IMAGES',
+    flag: 'images',
+    description: 'folder of photos (searched recursively) fed to the agent',
+    schema: cfg.string('../shared/datasets/grocery-store/val'),
+  },
+  frames: { env: 'SHELF_BENCH_FRAMES', flag: 'frames', description: 'frames to classify (photos are reused if there are fewer)', schema: cfg.int(300, 10) },
+  runtime: {
+    env: 'SHELF_BENCH_RUNTIME',
+    flag: 'runtime',
+    description: 'device = with the Environment= lines of deploy/systemd/shelfsight-agent.service (how devices run it); plain = bare node',
+    schema: z.enum(['device', 'plain']).default('device'),
+  },
+  mqttUrl: {
+    env: 'MQTT_URL',
+    flag: 'mqtt-url',
+    description: 'broker for the agent; unset = none reachable, so every detection stays in the outbox (the worst case for memory)',
+    schema: cfg.url(['mqtt', 'tcp']),
+  },
+} as const;
+
+/**
+ * `shelf bench agent`: one real `shelf agent` process classifying photos from its frames
+ * directory. Reports frames/s once the model is loaded, the agent's own p95 latency,
+ * and its resident memory: peak (VmHWM) and the mean over the steady part of the run.
+ */
+export function registerBenchAgent(bench: Command): void {
+  const cmd = bench
+    .command('agent')
+    .description('Edge agent: frames/s, p95 latency and resident memory of one `shelf agent` process classifying photos');
+  addConfigOptions(cmd, SPEC);
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
+    const photos = await findImages(c.images);
+    if (photos.length === 0) throw new Error(`no photos under ${c.images}`);
+    const work = await mkdtemp(join(tmpdir(), 'shelfsight-bench-agent-'));
+    const framesDir = join(work, 'frames');
+    await mkdir(framesDir);
+    // The file-name prefix is the location (A-03-2-B_0001.jpg); 40 locations.
+    for (let i = 0; i < c.frames; i++) {
+      const src = photos[i % photos.length]!;
+      const location = `B-${String(Math.floor(i / 10) % 10).padStart(2, '0')}-${(i % 4) + 1}-A`;
+      await copyFile(src, join(framesDir, `${location}_${String(i).padStart(5, '0')}${extname(src).toLowerCase()}`));
+    }
+    const httpPort = await freePort();
+    const mqttUrl = c.mqttUrl ?? `mqtt://127.0.0.1:${await freePort()}`;
+    const args = ['agent', '--device-id', 'bench-agent', '--site', 'bench', '--frames-dir', framesDir, '--state-dir', join(work, 'state')];
+    args.push('--mqtt-url', mqttUrl, '--http-port', String(httpPort), '--poll-ms', '200', '--settle-ms', '0');
+    if (c.model) args.push('--model', c.model);
+    process.stderr.write(`bench agent: ${c.frames} frames from ${c.images}, model ${c.model ?? 'demo (generated)'}, broker ${c.mqttUrl ?? 'none (offline)'}\n`);
+
+    const runtimeEnv = c.runtime === 'device' ? await deviceEnvironment() : {};
+    process.stderr.write(`runtime: ${c.runtime} ${JSON.stringify(runtimeEnv)}\n`);
+    const started = Date.now();
+    const agent = spawnShelf(args, { LOG_LEVEL: 'warn', NODE_OPTIONS: '', ...runtimeEnv });
+    try {
+      await waitForHttp(`http://127.0.0.1:${httpPort}/health`, 300_000);
+      const progress = createProgress('classify', c.frames);
+      const rss: number[] = [];
+      let done = 0;
+      let firstAt: number | undefined;
+      let lastAt = 0;
+      let metrics = '';
+      while (done < c.frames) {
+        if (agent.child.exitCode !== null) throw new Error(`agent exited with ${agent.child.exitCode}: ${agent.stderr().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 250));
+        metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+        const n = gauge(metrics, 'shelf_agent_outbox_next_seq') - 1;
+        if (n > 0) {
+          firstAt ??= Date.now();
+          // Memory once the model is loaded and frames are flowing: the steady state.
+          const now = residentMb(agent.child.pid);
+          if (now !== undefined) rss.push(now);
+        }
+        if (n > done) {
+          progress.tick(n - done);
+          done = n;
+          lastAt = Date.now();
+        }
+      }
+      progress.done();
+      const seconds = (lastAt - (firstAt ?? lastAt)) / 1000;
+      const result = {
+        frames: done,
+        frames_per_s: seconds > 0 ? Math.round((done / seconds) * 10) / 10 : undefined,
+        classify_p95_ms: Math.round(gauge(metrics, 'shelf_agent_classify_p95_ms') * 10) / 10,
+        startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
+        peak_rss_mb: agent.peakRssMb(),
+        steady_rss_mb: rss.length > 0 ? Math.round(rss.reduce((a, b) => a + b, 0) / rss.length) : undefined,
+        heap_used_mb: Math.round(gauge(metrics, 'nodejs_heap_used_bytes') / 2 ** 20),
+        external_mb: Math.round(gauge(metrics, 'nodejs_external_memory_bytes') / 2 ** 20),
+        outbox_depth: gauge(metrics, 'shelf_agent_outbox_depth'),
+        model: c.model ?? 'demo',
+        runtime: c.runtime,
+        cpus: cpus().length,
+      };
+      process.stdout.write(JSON.stringify(result) + '\n');
+    } finally {
+      await agent.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+}
+
+/** The agent unit's `Environment=NAME=value` lines: the runtime settings devices use. */
+async function deviceEnvironment(): Promise<Record<string, string>> {
+  const unit = await readFile(resolve(__dirname, '../../../../deploy/systemd/shelfsight-agent.service'), 'utf8');
+  return Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+}
+
+async function findImages(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && IMAGE_EXTENSIONS.includes(extname(entry.name).toLowerCase())) out.push(join(entry.parentPath, entry.name));
+  }
+  return out.sort();
+}
+
+function gauge(text: string, name: string): number {
+  const m = new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function residentMb(pid: number | undefined): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
