@@ -164,14 +164,25 @@ for (const variant of variants) {
         backboneId: 'bb',
         modelVersion: 'm1',
         startedAt: new Date().toISOString(),
+        epoch: 'epoch-1',
       };
       await device.sendRaw('birth', JSON.stringify(birth));
-      type Dev = { id: string; online: boolean; kind: string; lastSeenAt: string | null };
+      type Dev = { id: string; online: boolean; kind: string; lastSeenAt: string | null; epoch: string | null; epochChangedAt: string | null };
       const online = await eventually(async () => {
         const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
         return list.find((x) => x.id === device.id && x.online && x.kind === 'robot');
       });
       expect(online.lastSeenAt).not.toBeNull();
+      expect(online).toMatchObject({ epoch: 'epoch-1', epochChangedAt: null });
+
+      // Restarted on wiped storage: a new epoch, reported to operators.
+      await device.sendRaw('birth', JSON.stringify({ ...birth, epoch: 'epoch-2' }));
+      const reset = await eventually(async () => {
+        const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
+        return list.find((x) => x.id === device.id && x.epoch === 'epoch-2');
+      });
+      expect(reset.epochChangedAt).not.toBeNull();
+      expect(await (await fetch(`${sut.hub.httpUrl}/metrics`)).text()).toMatch(/^shelfsight_device_epoch_changes_total 1$/m);
       await device.sendRaw('death', JSON.stringify({ v: 1, deviceId: device.id, reason: 'shutdown' }));
       await eventually(async () => {
         const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;

@@ -97,6 +97,8 @@ export const BirthSchema = z.object({
   backboneId: z.string().min(1).max(128),
   modelVersion: z.string().min(1).max(128),
   startedAt: IsoTime,
+  /** The outbox's sequence epoch; a new one means the device's storage was reset. */
+  epoch: EpochSchema,
 });
 export type Birth = z.infer<typeof BirthSchema>;
 

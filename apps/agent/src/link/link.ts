@@ -32,7 +32,7 @@ export interface LinkOptions {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   /** Built fresh for every (re)connect. */
-  birth: () => Omit<Birth, 'v' | 'deviceId'>;
+  birth: () => Omit<Birth, 'v' | 'deviceId' | 'epoch'>;
   logger?: Logger;
 }
 
@@ -147,7 +147,7 @@ export class Link extends EventEmitter {
     this.inFlight.clear();
     try {
       await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), HUB_STATUS_TOPIC], { qos: 1 });
-      const birth: Birth = { v: SCHEMA_VERSION, deviceId, ...this.options.birth() };
+      const birth: Birth = { v: SCHEMA_VERSION, deviceId, epoch: this.outbox.epoch, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
       this.logger.warn('subscribe/birth failed; waiting for reconnect', { err });

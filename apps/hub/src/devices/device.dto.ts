@@ -9,5 +9,13 @@ export class DeviceDto {
   @ApiProperty({ nullable: true, type: String }) agentVersion!: string | null;
   @ApiProperty({ nullable: true, type: String }) backboneId!: string | null;
   @ApiProperty({ nullable: true, type: String }) modelVersion!: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'sequence epoch of the device\'s outbox, from its last birth' }) epoch!: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    format: 'date-time',
+    description: 'when the device last came back with a new epoch: its storage was reset and detections it had not delivered are lost',
+  })
+  epochChangedAt!: string | null;
   @ApiProperty({ nullable: true, type: Object }) lastHeartbeat!: Record<string, unknown> | null;
 }

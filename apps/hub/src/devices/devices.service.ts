@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { z } from 'zod';
 import { BirthSchema, DeathSchema, HeartbeatSchema, parsePayload } from '@shelfsight/contracts';
 import type { Device, Prisma } from '@shelfsight/db';
@@ -10,12 +10,13 @@ import type { DeviceDto } from './device.dto';
 /** Fleet membership and liveness from birth, death (last will) and heartbeat messages. */
 @Injectable()
 export class DevicesService implements OnModuleInit {
+  private readonly log = new Logger(DevicesService.name);
   private onlineCount = 0;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly rejections: RejectionRecorder,
-    metrics: HubMetrics,
+    private readonly metrics: HubMetrics,
   ) {
     metrics.devicesOnline.collect(() => this.onlineCount);
   }
@@ -27,6 +28,14 @@ export class DevicesService implements OnModuleInit {
   async onBirth(topicDeviceId: string, payload: unknown): Promise<void> {
     const birth = this.validate('birth', BirthSchema, topicDeviceId, payload);
     if (!birth) return;
+    const known = await this.prisma.device.findUnique({ where: { id: birth.deviceId }, select: { epoch: true } });
+    const epochChanged = known?.epoch != null && known.epoch !== birth.epoch;
+    if (epochChanged) {
+      this.metrics.epochChanges.inc();
+      this.log.warn(
+        `device ${birth.deviceId} is back with a new sequence epoch (${known.epoch} -> ${birth.epoch}): its storage was reset, and detections it had not delivered are lost`,
+      );
+    }
     const data = {
       kind: birth.kind,
       site: birth.site,
@@ -36,6 +45,8 @@ export class DevicesService implements OnModuleInit {
       online: true,
       lastSeenAt: new Date(),
       lastBirthAt: new Date(),
+      epoch: birth.epoch,
+      ...(epochChanged ? { epochChangedAt: new Date() } : {}),
     };
     await this.prisma.device.upsert({ where: { id: birth.deviceId }, create: { id: birth.deviceId, ...data }, update: data });
     await this.refreshOnlineCount();
@@ -96,6 +107,8 @@ function toDto(d: Device): DeviceDto {
     agentVersion: d.agentVersion,
     backboneId: d.backboneId,
     modelVersion: d.modelVersion,
+    epoch: d.epoch,
+    epochChangedAt: d.epochChangedAt?.toISOString() ?? null,
     lastHeartbeat: (d.lastHeartbeat as Record<string, unknown> | null) ?? null,
   };
 }

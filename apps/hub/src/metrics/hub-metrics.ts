@@ -19,6 +19,7 @@ export class HubMetrics {
   readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
   readonly mqttAuthRefused = this.registry.counter('shelfsight_mqtt_auth_refused_total', 'embedded-broker connects, publishes and subscribes refused (MQTT_AUTH=on), by action and reason');
   readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'admin API requests refused for a missing or wrong X-API-Key, by reason');
+  readonly epochChanges = this.registry.counter('shelfsight_device_epoch_changes_total', 'devices back with a new sequence epoch (storage reset: what they had not delivered is gone)');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
 
   constructor() {
