@@ -17,8 +17,8 @@ export class FakeDevice {
     private readonly client: MqttClient,
   ) {}
 
-  static async connect(url: string, id: string): Promise<FakeDevice> {
-    const client = await connectAsync(url, { clientId: `fake-${id}`, reconnectPeriod: 0 });
+  static async connect(url: string, id: string, auth?: { username: string; password: string }): Promise<FakeDevice> {
+    const client = await connectAsync(url, { clientId: `fake-${id}`, reconnectPeriod: 0, ...auth });
     const device = new FakeDevice(id, client);
     client.on('message', (_topic, payload) => {
       const ack = parsePayload(AckSchema, payload);
