@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { Client } from 'pg';
 import { startSimulatedFleet } from '@shelfsight/agent';
+import { spawnShelf } from '../apps/cli/src/bench/processes';
 import { silentLogger } from '@shelfsight/common';
 import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { detection } from './support/fake-device';
@@ -227,6 +228,24 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
       expect(await storedPerDevice()).toEqual(expected);
     } finally {
       await fleet.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('`shelf sim --api-key` issues each simulated device its own credential and gets everything acknowledged', async () => {
+    const prefix = `cli-${tag}-`;
+    const stateDir = mkdtempSync(join(tmpdir(), 'shelfsight-auth-sim-'));
+    const args = ['sim', '--agents', '3', '--frames-per-agent', '4', '--rate', '50', '--device-prefix', prefix, '--site', `site-${tag}`];
+    args.push('--mqtt-url', sut.hub.mqttUrl, '--hub-url', sut.hub.httpUrl, '--api-key', apiKey, '--state-dir', stateDir, '--timeout-s', '60');
+    const sim = spawnShelf(args, { LOG_LEVEL: 'warn' });
+    try {
+      expect(await sim.exited).toBe(0);
+      expect(sim.stderr()).toContain('issued 3 device credentials');
+      expect(JSON.parse(sim.stdout().trim().split('\n').pop()!)).toMatchObject({ detected: 12, unacked: 0 });
+      const stored = await sql.query('SELECT count(*)::int AS n FROM detections WHERE device_id LIKE $1', [`${prefix}%`]);
+      expect(stored.rows[0].n).toBe(12);
+    } finally {
+      await sim.stop('SIGKILL');
       rmSync(stateDir, { recursive: true, force: true });
     }
   });

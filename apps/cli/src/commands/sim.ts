@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, createLogger, loadConfig } from '@shelfsight/common';
 import { DEFAULT_MQTT_URL, startSimulatedFleet } from '@shelfsight/agent';
+import { issueDeviceCredential, type IssuedCredential } from '../hub-client';
 import { addConfigOptions, flagsFrom, onShutdown } from '../options';
 
 export const SIM_SPEC = {
@@ -27,6 +28,13 @@ export const SIM_SPEC = {
     schema: cfg.int(32, 1),
   },
   queueSize: { env: 'SIM_QUEUE_SIZE', flag: 'queue-size', description: 'frames waiting for the classifier per device', schema: cfg.int(1000, 1) },
+  apiKey: {
+    env: 'HUB_API_KEY',
+    flag: 'api-key',
+    description: 'hub admin key: issue each simulated device its own MQTT credential first (for a hub with MQTT_AUTH=on); unset = connect without credentials',
+    schema: cfg.optionalString(),
+  },
+  hubUrl: { env: 'HUB_URL', flag: 'hub-url', description: 'hub HTTP address, for issuing credentials (with --api-key)', schema: cfg.string('http://127.0.0.1:3000') },
   timeoutS: { env: 'SIM_TIMEOUT_S', flag: 'timeout-s', description: 'give up waiting for acknowledgements after this long', schema: cfg.int(1800, 1) },
 } as const;
 
@@ -44,8 +52,10 @@ export function registerSim(program: Command): void {
   cmd.action(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SIM_SPEC, flagsFrom(SIM_SPEC, opts));
     const logger = createLogger('sim', {}, (process.env.LOG_LEVEL as 'info' | undefined) ?? 'warn');
+    const credentials = c.apiKey ? await issueCredentials(c.hubUrl, c.apiKey, c.deviceIdPrefix, c.agents) : undefined;
     const started = Date.now();
     const fleet = await startSimulatedFleet({
+      credentials: credentials && ((deviceId) => credentials.get(deviceId)),
       agents: c.agents,
       rate: c.rate,
       mqttUrl: c.mqttUrl,
@@ -80,4 +90,16 @@ export function registerSim(program: Command): void {
       await fleet.stop();
     });
   });
+}
+
+/** One credential per simulated device, a few requests at a time (the hub hashes each password). */
+async function issueCredentials(hubUrl: string, apiKey: string, prefix: string, agents: number): Promise<Map<string, IssuedCredential>> {
+  const ids = Array.from({ length: agents }, (_, i) => `${prefix}${i + 1}`);
+  const out = new Map<string, IssuedCredential>();
+  for (let i = 0; i < ids.length; i += 8) {
+    const issued = await Promise.all(ids.slice(i, i + 8).map((id) => issueDeviceCredential(hubUrl, apiKey, id)));
+    for (const cred of issued) out.set(cred.deviceId, cred);
+  }
+  process.stderr.write(`sim: issued ${out.size} device credentials at ${hubUrl}\n`);
+  return out;
 }
