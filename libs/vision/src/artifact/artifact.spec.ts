@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, readFile, rm, writeFile, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,27 @@ describe(loadModel.name, () => {
     expect(sut.head.toWeights()).toHaveLength(6 * 3 + 3);
     expect(sut.manifest.head.weightsBytes).toBe((6 * 3 + 3) * 4);
     sut.head.dispose();
+  });
+
+  it('round-trips an ensemble head: members stored one after another, probabilities averaged', async () => {
+    const spec = { type: 'mlp' as const, inputDim: 6, numClasses: 3, hidden: 4, normalize: 'l2' as const };
+    const [a, b] = [Head.init(spec, 11), Head.init(spec, 12)];
+    const x = tf.tensor2d([[1, 0, 2, 0, 1, 3], [0, 4, 1, 1, 0, 0]]);
+    const pa = a.predict(x).arraySync();
+    const pb = b.predict(x).arraySync();
+    const ensembleDir = join(dir, 'ensemble');
+    const ensemble = Head.ensemble([a, b]);
+    await saveModel(ensembleDir, { head: ensemble, labels: ['milk', 'juice', 'apples'], backbone, training: {}, metrics: {} });
+    ensemble.dispose();
+
+    const sut = await loadModel(ensembleDir);
+    expect(sut.manifest.head).toMatchObject({ members: 2, params: 2 * (6 * 4 + 4 + 4 * 3 + 3) });
+    const p = sut.head.predict(x).arraySync();
+    p.forEach((row, i) => row.forEach((v, k) => expect(v).toBeCloseTo(((pa[i]![k] as number) + (pb[i]![k] as number)) / 2, 5)));
+    // ...and differs from either member alone.
+    expect(Math.abs((p[0]![0] as number) - (pa[0]![0] as number))).toBeGreaterThan(1e-4);
+    sut.head.dispose();
+    x.dispose();
   });
 
   it('refuses a truncated weights file', async () => {

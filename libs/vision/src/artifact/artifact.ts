@@ -40,6 +40,8 @@ const ManifestSchema = z.object({
     numClasses: z.number().int().min(1),
     hidden: z.number().int().positive().optional(),
     normalize: z.enum(['none', 'l2']),
+    /** Ensemble: this many heads of the shape above, averaged; absent = 1. */
+    members: z.number().int().min(1).optional(),
     params: z.number().int().positive(),
     weightsFile: z.string().min(1),
     weightsBytes: z.number().int().positive(),
@@ -179,7 +181,7 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   if (labels.length !== manifest.labels.count || labels.length !== expectedLabels) {
     throw new TruncatedArtifactError(dir, `${manifest.labels.file} has ${labels.length} labels, manifest says ${manifest.labels.count}`);
   }
-  const spec: HeadSpec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize };
+  const spec: HeadSpec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize, members: h.members };
   if (headParamCount(spec) !== h.params || h.params * 4 !== h.weightsBytes) {
     throw new TruncatedArtifactError(dir, `head shape does not match its weights`);
   }

@@ -4,6 +4,8 @@ import { seededRng, gaussian } from '../image/distort';
 /**
  * The trainable part of a model. `softmax` is retrain.py's final layer: N × (D + 1)
  * numbers. `mlp` adds one hidden ReLU layer (trained with dropout) for more accuracy.
+ * A head may be an ensemble: `members` heads of the same shape, trained from different
+ * seeds, whose probabilities are averaged (still kilobytes next to the backbone).
  */
 export type HeadType = 'softmax' | 'mlp';
 /** `l2`: features are scaled to unit length × √D before the head (robust to brightness/contrast). */
@@ -16,6 +18,8 @@ export interface HeadSpec {
   /** Hidden units of the `mlp` head. */
   hidden?: number;
   normalize: FeatureNorm;
+  /** Ensemble size (default 1): the weights hold this many heads of the shape above, one after another. */
+  members?: number;
 }
 
 export interface DenseShape {
@@ -35,7 +39,7 @@ export function headShapes(spec: HeadSpec): DenseShape[] {
 }
 
 export function headParamCount(spec: HeadSpec): number {
-  return headShapes(spec).reduce((n, s) => n + s.inDim * s.outDim + s.outDim, 0);
+  return (spec.members ?? 1) * headShapes(spec).reduce((n, s) => n + s.inDim * s.outDim + s.outDim, 0);
 }
 
 /** Apply the head's feature normalisation. */
@@ -54,9 +58,38 @@ export class Head {
 
   private constructor(
     readonly spec: HeadSpec,
-    /** [W0, b0, W1, b1, ...] */
+    /** [W0, b0, W1, b1, ...], member after member. */
     readonly vars: tf.Variable[],
   ) {}
+
+  /** Number of heads averaged (1 unless an ensemble). */
+  get members(): number {
+    return this.spec.members ?? 1;
+  }
+
+  /** Several trained heads of one shape as one ensemble head (the inputs are disposed). */
+  static ensemble(heads: Head[]): Head {
+    const first = heads[0];
+    if (!first) throw new Error('an ensemble needs at least one head');
+    const { members: _m, ...shape } = first.spec;
+    for (const h of heads) {
+      const { members: _hm, ...other } = h.spec;
+      if (h.members !== 1 || JSON.stringify(other) !== JSON.stringify(shape)) throw new Error('ensemble members must be single heads of one shape');
+    }
+    if (heads.length === 1) return first;
+    const spec: HeadSpec = { ...shape, members: heads.length };
+    const weights = new Float32Array(headParamCount(spec));
+    let off = 0;
+    for (const h of heads) {
+      const w = h.toWeights();
+      weights.set(w, off);
+      off += w.length;
+      h.dispose();
+    }
+    const out = Head.fromWeights(spec, weights);
+    out.groups = first.groups;
+    return out;
+  }
 
   /** Number of reported labels: groups when set, else the softmax outputs. */
   get outputDim(): number {
@@ -65,6 +98,7 @@ export class Head {
 
   /** Glorot-uniform weights, zero biases (softmax: all zeros, as retrain.py starts near it). */
   static init(spec: HeadSpec, seed = 1): Head {
+    if ((spec.members ?? 1) !== 1) throw new Error('train ensemble members one at a time, then combine them with Head.ensemble');
     const rng = seededRng(seed);
     const vars: tf.Variable[] = [];
     for (const s of headShapes(spec)) {
@@ -86,26 +120,30 @@ export class Head {
     if (weights.length !== expected) throw new Error(`head weights: expected ${expected} floats, got ${weights.length}`);
     const vars: tf.Variable[] = [];
     let off = 0;
-    for (const s of shapes) {
-      vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), false));
-      off += s.inDim * s.outDim;
-      vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), false));
-      off += s.outDim;
+    for (let m = 0; m < (spec.members ?? 1); m++) {
+      for (const s of shapes) {
+        vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), false));
+        off += s.inDim * s.outDim;
+        vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), false));
+        off += s.outDim;
+      }
     }
     return new Head(spec, vars);
   }
 
   /**
-   * Logits; with `dropout` > 0 applies dropout on the hidden layer (training only).
-   * `normalized`: the features are already normalised (training normalises once up front).
+   * Logits of one member; with `dropout` > 0 applies dropout on the hidden layer
+   * (training only). `normalized`: the features are already normalised (training
+   * normalises once up front).
    */
-  logits(features: tf.Tensor2D, dropout = 0, normalized = false): tf.Tensor2D {
+  logits(features: tf.Tensor2D, dropout = 0, normalized = false, member = 0): tf.Tensor2D {
     return tf.tidy(() => {
       let h = normalized ? features : normalizeFeatures(features, this.spec.normalize);
-      const n = this.vars.length / 2;
+      const n = this.vars.length / 2 / this.members;
+      const first = member * n;
       for (let i = 0; i < n; i++) {
-        const w = this.vars[2 * i] as tf.Variable;
-        const b = this.vars[2 * i + 1] as tf.Variable;
+        const w = this.vars[2 * (first + i)] as tf.Variable;
+        const b = this.vars[2 * (first + i) + 1] as tf.Variable;
         h = tf.add(tf.matMul(h, w), b) as tf.Tensor2D;
         if (i < n - 1) {
           h = tf.relu(h);
@@ -116,10 +154,13 @@ export class Head {
     });
   }
 
-  /** Probabilities of the reported labels, [batch, outputDim] (sub-class probabilities summed per group). */
+  /** Probabilities of the reported labels, [batch, outputDim] (sub-class probabilities summed per group, members averaged). */
   predict(features: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const p = tf.softmax(this.logits(features));
+      const x = normalizeFeatures(features, this.spec.normalize);
+      let p = tf.softmax(this.logits(x, 0, true, 0));
+      for (let m = 1; m < this.members; m++) p = tf.add(p, tf.softmax(this.logits(x, 0, true, m)));
+      if (this.members > 1) p = tf.div(p, this.members);
       if (!this.groups) return p;
       const g = this.groups;
       const m = new Float32Array(g.length * this.outputDim);

@@ -132,4 +132,34 @@ describe(trainModel.name, () => {
     expect(r.topK[0].confidence + r.topK[1].confidence).toBeCloseTo(1, 4);
     sut.dispose();
   });
+
+  it('trains an ensemble (--ensemble): one head per seed, averaged, each member scored', async () => {
+    const out = join(dir, 'ensemble-model');
+    await trainModel({
+      ...TRAIN_DEFAULTS,
+      backbone: 'unused',
+      extractor,
+      logger: silentLogger,
+      cacheDir: join(dir, 'cache'),
+      data: join(dir, 'data'),
+      out,
+      validationPercentage: 20,
+      testingPercentage: 20,
+      distortions: {},
+      ensemble: 3,
+      epochs: 10,
+      learningRate: 0.1,
+      batchSize: 16,
+    });
+    const model = await loadModel(out);
+    expect(model.head.members).toBe(3);
+    expect(model.manifest.training).toMatchObject({ ensemble: 3, seed: 1 });
+    expect(model.manifest.metrics.memberValidationAccuracy).toHaveLength(3);
+    const log = (await readFile(join(out, 'training-log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { member: number });
+    expect(new Set(log.map((r) => r.member))).toEqual(new Set([1, 2, 3]));
+    model.head.dispose();
+    const sut = await loadClassifier({ model: out, backbone, topK: 1 });
+    expect((await sut.classify(await colourImage([...CLASSES.juice], 77))).category).toBe('juice');
+    sut.dispose();
+  });
 });

@@ -7,8 +7,8 @@ import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
 import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImage } from '../data/dataset';
 import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
 import { DatasetError } from '../errors';
-import type { FeatureNorm, HeadType } from '../head/head';
-import { argmax, trainHead, type EvalRecord, type FeatureSet, type TrainHeadOptions } from '../head/train';
+import { Head, type FeatureNorm, type HeadType } from '../head/head';
+import { argmax, trainHead, type EvalRecord, type FeatureSet, type TrainHeadOptions, type TrainHeadResult } from '../head/train';
 import { predictImages } from './infer';
 import { hasDistortions, type DistortionOptions } from '../image/distort';
 import { plotTrainingLog } from '../report/svg-charts';
@@ -42,6 +42,8 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   head: HeadType;
   hidden?: number;
   normalize: FeatureNorm;
+  /** Train this many heads (seeds seed, seed+1, …) and average them (default 1). */
+  ensemble?: number;
   parent?: string;
 }
 
@@ -162,40 +164,47 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
 
   await mkdir(opts.out, { recursive: true });
-  const history: EvalRecord[] = [];
+  /** Evaluations of every member, in training order (`member` counts from 1). */
+  const history: Array<EvalRecord & { member: number }> = [];
   const tStart = Date.now();
   const stepsPerEpoch = Math.ceil(train.y.length / Math.max(1, Math.min(opts.batchSize, train.y.length)));
   const totalSteps = opts.steps ?? Math.max(1, Math.round((opts.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch));
-  const progress = createProgress('train', totalSteps);
-  let lastStep = 0;
-  const result = await trainHead(
-    train,
-    val.y.length > 0 ? val : undefined,
-    {
-      head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
-      numClasses: outputs.length,
-      learningRate: opts.learningRate,
-      optimizer: opts.optimizer,
-      steps: totalSteps,
-      batchSize: opts.batchSize,
-      evalInterval: opts.evalInterval,
-      patience: opts.patience,
-      labelSmoothing: opts.labelSmoothing,
-      weightDecay: opts.weightDecay,
-      dropout: opts.dropout,
-      seed: opts.seed,
-    },
-    (rec) => {
-      history.push(rec);
-      logger.debug('evaluation', { ...rec });
-      const note =
-        `loss ${rec.trainLoss.toFixed(3)} train ${(rec.trainAccuracy * 100).toFixed(1)}%` +
-        (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
-      progress.tick(rec.step - lastStep, note);
-      lastStep = rec.step;
-    },
-  );
-  progress.done(`best val ${result.bestValAccuracy !== undefined ? (result.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${result.bestStep}`);
+  const members = opts.ensemble ?? 1;
+  const memberResults: TrainHeadResult[] = [];
+  for (let member = 1; member <= members; member++) {
+    const progress = createProgress(members > 1 ? `train ${member}/${members}` : 'train', totalSteps);
+    let lastStep = 0;
+    const r = await trainHead(
+      train,
+      val.y.length > 0 ? val : undefined,
+      {
+        head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
+        numClasses: outputs.length,
+        learningRate: opts.learningRate,
+        optimizer: opts.optimizer,
+        steps: totalSteps,
+        batchSize: opts.batchSize,
+        evalInterval: opts.evalInterval,
+        patience: opts.patience,
+        labelSmoothing: opts.labelSmoothing,
+        weightDecay: opts.weightDecay,
+        dropout: opts.dropout,
+        seed: opts.seed + member - 1,
+      },
+      (rec) => {
+        history.push({ ...rec, member });
+        logger.debug('evaluation', { ...rec, member });
+        const note =
+          `loss ${rec.trainLoss.toFixed(3)} train ${(rec.trainAccuracy * 100).toFixed(1)}%` +
+          (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
+        progress.tick(rec.step - lastStep, note);
+        lastStep = rec.step;
+      },
+    );
+    progress.done(`best val ${r.bestValAccuracy !== undefined ? (r.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${r.bestStep}`);
+    memberResults.push(r);
+  }
+  const result = { ...(memberResults[0] as TrainHeadResult), head: Head.ensemble(memberResults.map((r) => r.head)) };
   const trainSeconds = (Date.now() - tStart) / 1000;
   if (groups) result.head.groups = groups;
   // Validation accuracy on the reported labels (sub-label probabilities summed, TTA views averaged).
@@ -230,14 +239,16 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     weightDecay: opts.weightDecay,
     dropout: opts.dropout,
     seed: opts.seed,
+    ensemble: members,
     stoppedEarly: result.stoppedEarly,
-    bestStep: result.bestStep,
+    bestStep: members > 1 ? memberResults.map((r) => r.bestStep) : result.bestStep,
     seconds: { bottlenecks: +bottleneckSeconds.toFixed(1), head: +trainSeconds.toFixed(1) },
   };
   const last = history[history.length - 1];
   const metrics = {
     validationAccuracy: valAccuracy,
-    ...(groups ? { validationSublabelAccuracy: result.bestValAccuracy ?? null } : {}),
+    ...(groups && members === 1 ? { validationSublabelAccuracy: result.bestValAccuracy ?? null } : {}),
+    ...(members > 1 ? { memberValidationAccuracy: memberResults.map((r) => r.bestValAccuracy ?? null) } : {}),
     validationImages: new Set(val.group).size,
     trainAccuracy: last?.trainAccuracy ?? null,
   };
@@ -255,7 +266,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const logPath = join(opts.out, 'training-log.jsonl');
   await writeFile(logPath, '');
   for (const rec of history) await appendFile(logPath, JSON.stringify(rec) + '\n');
-  await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history, `${backbone.id} · ${opts.head} head · ${labels.length} classes`));
+  const title = `${backbone.id} · ${opts.head} head · ${labels.length} classes${members > 1 ? ` · member 1 of ${members}` : ''}`;
+  await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
   return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
