@@ -133,10 +133,10 @@ export class Head {
 
   /**
    * Logits of one member; with `dropout` > 0 applies dropout on the hidden layer
-   * (training only). `normalized`: the features are already normalised (training
-   * normalises once up front).
+   * (training only; `dropoutSeed` makes the mask reproducible). `normalized`: the
+   * features are already normalised (training normalises once up front).
    */
-  logits(features: tf.Tensor2D, dropout = 0, normalized = false, member = 0): tf.Tensor2D {
+  logits(features: tf.Tensor2D, dropout = 0, normalized = false, member = 0, dropoutSeed?: number): tf.Tensor2D {
     return tf.tidy(() => {
       let h = normalized ? features : normalizeFeatures(features, this.spec.normalize);
       const n = this.vars.length / 2 / this.members;
@@ -147,7 +147,7 @@ export class Head {
         h = tf.add(tf.matMul(h, w), b) as tf.Tensor2D;
         if (i < n - 1) {
           h = tf.relu(h);
-          if (dropout > 0) h = tf.dropout(h, dropout) as tf.Tensor2D;
+          if (dropout > 0) h = tf.dropout(h, dropout, undefined, dropoutSeed) as tf.Tensor2D;
         }
       }
       return h;

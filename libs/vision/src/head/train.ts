@@ -128,10 +128,12 @@ export async function trainHead(
       cursor += batchSize;
       const xt = tf.tensor2d(xb, [batchSize, dim]);
       const yt = tf.tensor2d(yb, [batchSize, c]);
+      // Dropout masks from the seeded generator too, so a seed reproduces a run exactly.
+      const dropoutSeed = Math.floor(rng() * 2 ** 31);
       const loss = optimizer.minimize(
         () =>
           tf.tidy(() => {
-            const logits = head.logits(xt, opts.dropout, true);
+            const logits = head.logits(xt, opts.dropout, true, 0, dropoutSeed);
             let l = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
             if (opts.weightDecay > 0) {
               for (const k of head.kernels()) l = l.add(tf.sum(tf.square(k)).mul(opts.weightDecay));
