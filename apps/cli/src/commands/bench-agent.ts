@@ -79,11 +79,14 @@ export function registerBenchAgent(bench: Command): void {
       let firstAt: number | undefined;
       let lastAt = 0;
       let metrics = '';
+      let progressAt = Date.now();
       while (done < c.frames) {
         if (agent.child.exitCode !== null) throw new Error(`agent exited with ${agent.child.exitCode}: ${agent.stderr().slice(-2000)}`);
+        if (Date.now() - progressAt > 120_000) throw new Error(`no frame classified for 2 minutes (${done} of ${c.frames}): ${agent.stderr().slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 250));
         metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-        const n = gauge(metrics, 'shelf_agent_outbox_next_seq') - 1;
+        // Classified (stored in the outbox) plus refused (unreadable photos), so a bad file cannot stall the run.
+        const n = gauge(metrics, 'shelf_agent_outbox_next_seq') - 1 + sum(metrics, 'shelf_agent_frames_rejected_total');
         if (n > 0) {
           firstAt ??= Date.now();
           // Memory once the model is loaded and frames are flowing: the steady state.
@@ -93,13 +96,14 @@ export function registerBenchAgent(bench: Command): void {
         if (n > done) {
           progress.tick(n - done);
           done = n;
-          lastAt = Date.now();
+          lastAt = progressAt = Date.now();
         }
       }
       progress.done();
       const seconds = (lastAt - (firstAt ?? lastAt)) / 1000;
       const result = {
         frames: done,
+        rejected: sum(metrics, 'shelf_agent_frames_rejected_total'),
         frames_per_s: seconds > 0 ? Math.round((done / seconds) * 10) / 10 : undefined,
         classify_p95_ms: Math.round(gauge(metrics, 'shelf_agent_classify_p95_ms') * 10) / 10,
         startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
@@ -137,6 +141,11 @@ async function findImages(dir: string): Promise<string[]> {
 function gauge(text: string, name: string): number {
   const m = new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/** Sum of every series of a metric (all label values). */
+function sum(text: string, name: string): number {
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.eE+-]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 function residentMb(pid: number | undefined): number | undefined {
