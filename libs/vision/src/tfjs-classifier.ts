@@ -61,7 +61,10 @@ export class TfjsFrameClassifier implements FrameClassifier {
       throw new ImageDecodeError(source, err);
     }
     const probs = tf.tidy(() => {
-      const p = this.head.predict(this.backbone.extract(toBatch(pixels, spec)));
+      // TTA views go through the backbone one at a time: the same work as one batch, but
+      // the WASM heap (which never shrinks) only ever holds one view's activations.
+      const features = pixels.map((px) => this.backbone.extract(toBatch([px], spec)));
+      const p = this.head.predict(features.length > 1 ? tf.concat(features, 0) : (features[0] as tf.Tensor2D));
       return (pixels.length > 1 ? p.mean(0) : p).dataSync() as Float32Array;
     });
     const topK = rankTopK(probs, this.labels, this.topK);
