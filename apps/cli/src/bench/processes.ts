@@ -42,19 +42,22 @@ export function spawnShelf(args: string[], env: NodeJS.ProcessEnv, onStderr?: (c
     exited,
     stdout: () => out,
     stderr: () => err,
-    peakRssMb: () => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        return m ? Math.round(Number(m[1]) / 1024) : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    peakRssMb: () => processMemoryMb(child.pid, 'VmHWM'),
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
+}
+
+/** A process's resident memory now (VmRSS) or at its peak (VmHWM), in MB (Linux; undefined elsewhere or once it is gone). */
+export function processMemoryMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  try {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function waitForHttp(url: string, timeoutMs: number): Promise<void> {

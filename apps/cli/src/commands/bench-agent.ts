@@ -1,12 +1,11 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Command } from 'commander';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { IMAGE_EXTENSIONS } from '@shelfsight/vision';
-import { freePort, spawnShelf, waitForHttp } from '../bench/processes';
+import { freePort, processMemoryMb, spawnShelf, waitForHttp } from '../bench/processes';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const SPEC = {
@@ -90,7 +89,7 @@ export function registerBenchAgent(bench: Command): void {
         if (n > 0) {
           firstAt ??= Date.now();
           // Memory once the model is loaded and frames are flowing: the steady state.
-          const now = residentMb(agent.child.pid);
+          const now = processMemoryMb(agent.child.pid, 'VmRSS');
           if (now !== undefined) rss.push(now);
         }
         if (n > done) {
@@ -146,13 +145,4 @@ function gauge(text: string, name: string): number {
 /** Sum of every series of a metric (all label values). */
 function sum(text: string, name: string): number {
   return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.eE+-]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-}
-
-function residentMb(pid: number | undefined): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -10,7 +10,7 @@ import { colourImage, meanColourBackbone, writeColourDataset } from '../testing/
 import { loadClassifier } from '../tfjs-classifier';
 import { evaluateModel } from './evaluate-model';
 import { predictImagesWithModel, predictionsToCsv } from './predict-images';
-import { TRAIN_DEFAULTS, trainModel } from './train-model';
+import { TRAIN_DEFAULTS, trainModel, type TrainModelOptions } from './train-model';
 
 const CLASSES = { milk: [235, 235, 235], juice: [240, 140, 20], apples: [190, 20, 30] } as const;
 
@@ -19,17 +19,15 @@ describe(trainModel.name, () => {
   let modelDir: string;
   const backbone = meanColourBackbone();
   const extractor = new InThreadExtractor(backbone);
+  /** trainModel on the colour fixtures with the stand-in backbone; the rest as given. */
+  const train = (opts: Pick<TrainModelOptions, 'data' | 'out' | 'distortions'> & Partial<TrainModelOptions>) =>
+    trainModel({ ...TRAIN_DEFAULTS, backbone: 'unused', extractor, logger: silentLogger, cacheDir: join(dir, 'cache'), ...opts });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shelf-pipeline-'));
     await writeColourDataset(join(dir, 'data'), { milk: [...CLASSES.milk], juice: [...CLASSES.juice], apples: [...CLASSES.apples] }, 12);
     modelDir = join(dir, 'model');
-    await trainModel({
-      ...TRAIN_DEFAULTS,
-      backbone: 'unused',
-      extractor,
-      logger: silentLogger,
-      cacheDir: join(dir, 'cache'),
+    await train({
       data: join(dir, 'data'),
       out: modelDir,
       validationPercentage: 20,
@@ -104,11 +102,7 @@ describe(trainModel.name, () => {
     await writeColourDataset(join(hier, 'dairy'), { milk: [235, 235, 235], cream: [250, 240, 200] }, 6);
     await writeColourDataset(join(hier, 'fruit'), { apples: [190, 20, 30], oranges: [240, 140, 20] }, 6);
     const out = join(dir, 'hier-model');
-    await trainModel({
-      ...TRAIN_DEFAULTS,
-      backbone: 'unused',
-      extractor,
-      logger: silentLogger,
+    await train({
       cacheDir: false,
       data: hier,
       out,
@@ -135,12 +129,7 @@ describe(trainModel.name, () => {
 
   it('trains an ensemble (--ensemble): one head per seed, averaged, each member scored', async () => {
     const out = join(dir, 'ensemble-model');
-    await trainModel({
-      ...TRAIN_DEFAULTS,
-      backbone: 'unused',
-      extractor,
-      logger: silentLogger,
-      cacheDir: join(dir, 'cache'),
+    await train({
       data: join(dir, 'data'),
       out,
       validationPercentage: 20,
