@@ -4,7 +4,7 @@
  * that compiles with SWC (options in bin/swc-options.js) and keeps the output in an
  * on-disk cache keyed by the source's content, the compiler's version and the options.
  * A process whose sources are all cached never loads the compiler, which keeps a
- * device's agent about 100 MB smaller than compiling on the fly; an edited source is
+ * device's agent about 70 MB smaller than compiling on the fly; an edited source is
  * simply a new key, so the cache can never serve stale code. Stack traces point into
  * the TypeScript (inline source maps).
  *
