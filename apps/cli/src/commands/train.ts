@@ -30,7 +30,7 @@ export const TRAIN_SPEC = {
   dropout: { env: 'SHELF_DROPOUT', flag: 'dropout', description: 'dropout on the mlp hidden layer (0..1)', schema: z.coerce.number().min(0).max(0.95).default(TRAIN_DEFAULTS.dropout) },
   seed: { env: 'SHELF_SEED', flag: 'seed', description: 'random seed', schema: cfg.int(TRAIN_DEFAULTS.seed) },
   ensemble: { env: 'SHELF_ENSEMBLE', flag: 'ensemble', description: 'train this many heads (seeds seed, seed+1, …) and average their probabilities', schema: z.coerce.number().int().min(1).max(16).default(1) },
-  tta: { env: 'SHELF_TTA', flag: 'tta', description: 'test-time augmentation recorded in the model: none, flip, flip-zoom', schema: TTA.default(TRAIN_DEFAULTS.tta) },
+  tta: { env: 'SHELF_TTA', flag: 'tta', description: `test-time augmentation recorded in the model: ${TTA.options.join(', ')} (one backbone pass per view: 1, 2, 4, 1, 2)`, schema: TTA.default(TRAIN_DEFAULTS.tta) },
   augViews: { env: 'SHELF_AUG_VIEWS', flag: 'aug-views', description: 'cached distorted views per training image (default 6 when a distortion is on)', schema: z.coerce.number().int().min(0).max(64).optional() },
   balance: { env: 'SHELF_BALANCE', flag: 'balance', description: 'add distorted views until every class has this many rows', schema: z.coerce.number().int().positive().optional() },
   randomCrop: { env: 'SHELF_RANDOM_CROP', flag: 'random-crop', description: 'distortion: percent margin to crop randomly', schema: optPct() },

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, type ConfigSpec } from '@shelfsight/common';
-import { VisionError, type ExtractionOptions } from '@shelfsight/vision';
+import { TTA_MODES, VisionError, type ExtractionOptions } from '@shelfsight/vision';
 
 /** Options shared by the commands that run a backbone over images (train, eval, predict, bench). */
 export const EXTRACTION_SPEC = {
@@ -38,7 +38,7 @@ export function extractionFrom(
   };
 }
 
-export const TTA = z.enum(['none', 'flip', 'flip-zoom']);
+export const TTA = z.enum(TTA_MODES);
 
 /**
  * Wrap a vision command's action: expected failures (`VisionError`: bad image set,

@@ -18,11 +18,18 @@ const zoomBox = { x: (1 - ZOOM) / 2, y: (1 - ZOOM) / 2, w: ZOOM, h: ZOOM };
 export const ZOOM_VIEW: ImageView = { key: 'zoom', draw: () => ({ ...IDENTITY_DRAW, box: zoomBox }) };
 export const ZOOM_FLIP_VIEW: ImageView = { key: 'zoom-flip', draw: () => ({ ...IDENTITY_DRAW, box: zoomBox, flip: true }) };
 
-/** Test-time augmentation: which fixed views to average at inference. */
-export type TtaMode = 'none' | 'flip' | 'flip-zoom';
+/**
+ * Test-time augmentation: which fixed views to average at inference (one backbone pass
+ * each). `zoom` replaces the centre crop by a tighter one (85%); on the grocery photos
+ * it beats the plain crop, and `zoom-flip` (2 passes) beats `flip-zoom` (4 passes).
+ */
+export const TTA_MODES = ['none', 'flip', 'flip-zoom', 'zoom', 'zoom-flip'] as const;
+export type TtaMode = (typeof TTA_MODES)[number];
 export function ttaViews(mode: TtaMode): ImageView[] {
   if (mode === 'flip') return [CENTER_VIEW, FLIP_VIEW];
   if (mode === 'flip-zoom') return [CENTER_VIEW, FLIP_VIEW, ZOOM_VIEW, ZOOM_FLIP_VIEW];
+  if (mode === 'zoom') return [ZOOM_VIEW];
+  if (mode === 'zoom-flip') return [ZOOM_VIEW, ZOOM_FLIP_VIEW];
   return [CENTER_VIEW];
 }
 

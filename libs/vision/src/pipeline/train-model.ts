@@ -105,9 +105,9 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   // Views: the plain centre crop, plus cached distorted views when distortions are on.
   const distort = hasDistortions(opts.distortions);
   const augViews = distort ? (opts.augViews ?? 6) : 0;
-  const baseViews: ImageView[] = [CENTER_VIEW];
-  if (opts.tta !== 'none') baseViews.push(...ttaViews(opts.tta).filter((v) => v !== CENTER_VIEW));
-  else if (opts.distortions.flipLeftRight) baseViews.push(FLIP_VIEW);
+  // The head learns every view it will see: the centre crop, the TTA views, and the mirror image when flips are on.
+  const baseViews: ImageView[] = [CENTER_VIEW, ...ttaViews(opts.tta).filter((v) => v !== CENTER_VIEW)];
+  if (opts.distortions.flipLeftRight && !baseViews.includes(FLIP_VIEW)) baseViews.push(FLIP_VIEW);
   const aug = Array.from({ length: augViews }, (_, i) => distortedView(opts.distortions, i));
   const counts = countByLabel(trainImages);
   const balanceDistortions: DistortionOptions = distort ? opts.distortions : { flipLeftRight: true, crop: 10, scale: 20, brightness: 20 };
