@@ -10,7 +10,8 @@
  *
  * Use: `require('./bin/register')` before the first `.ts` module, or `node -r ./bin/register.js file.ts`.
  * `node bin/register.js --warm` compiles every source into the cache ahead of time
- * (run by `npm install`), so even a first start never loads the compiler.
+ * (run by `npm install`), so even a first start never loads the compiler, and removes
+ * entries unused by the current sources for 30 days.
  * The cache lives in node_modules/.cache/shelfsight-ts (SHELF_COMPILE_CACHE overrides;
  * `off` compiles in memory only). A read-only or full disk only disables caching.
  */
@@ -26,10 +27,14 @@ const salt = `${require('@swc/core/package.json').version}\0${JSON.stringify(opt
 /** Loaded on the first cache miss only. */
 let swc;
 
+/** Cache entries this process used (read or wrote). */
+const used = new Set();
+
 /** JavaScript for one TypeScript source: from the cache, or compiled (and cached). */
 function compile(source, filename) {
   const key = crypto.createHash('sha256').update(salt).update(filename).update('\0').update(source).digest('hex');
   const cached = cacheDir && path.join(cacheDir, key.slice(0, 2), `${key}.js`);
+  if (cached) used.add(cached);
   if (cached) {
     try {
       return fs.readFileSync(cached, 'utf8');
@@ -77,8 +82,36 @@ function warm() {
   return files;
 }
 
+/**
+ * Delete cache entries older than `maxAgeDays` that this process did not use (sources
+ * since edited or removed). Only files named like entries are touched; an entry still
+ * needed by some other file (a test helper, say) is simply compiled again on its next use.
+ */
+function prune(maxAgeDays) {
+  if (!cacheDir || !fs.existsSync(cacheDir)) return 0;
+  const cutoff = Date.now() - maxAgeDays * 86_400_000;
+  let removed = 0;
+  for (const sub of fs.readdirSync(cacheDir)) {
+    if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+    for (const name of fs.readdirSync(path.join(cacheDir, sub))) {
+      const file = path.join(cacheDir, sub, name);
+      if (!/^[0-9a-f]{64}\.js$/.test(name) || used.has(file)) continue;
+      try {
+        if (fs.statSync(file).mtimeMs < cutoff) {
+          fs.rmSync(file);
+          removed++;
+        }
+      } catch {
+        // gone already
+      }
+    }
+  }
+  return removed;
+}
+
 if (require.main === module && process.argv.includes('--warm')) {
   const started = Date.now();
   const files = warm();
-  process.stdout.write(`compiled ${files} TypeScript sources into the cache in ${Date.now() - started} ms\n`);
+  const removed = prune(30);
+  process.stdout.write(`compiled ${files} TypeScript sources into the cache in ${Date.now() - started} ms; removed ${removed} stale entries\n`);
 }

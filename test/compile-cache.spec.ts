@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -43,6 +43,35 @@ describe('TypeScript launcher (bin/register.js)', () => {
     writeFileSync(blocked, 'a file where the cache directory would go');
     expect(run(file, blocked).out).toBe('ok');
     expect(run(file, blocked).out).toBe('ok');
+  });
+
+  it('--warm compiles the sources and removes only stale entries it did not use', () => {
+    const cache = join(dir, 'cache');
+    const stale = join(cache, 'ab', `ab${'0'.repeat(62)}.js`);
+    const fresh = join(cache, 'cd', `cd${'0'.repeat(62)}.js`);
+    const foreign = join(cache, 'ab', 'notes.txt');
+    mkdirSync(join(cache, 'ab'), { recursive: true });
+    mkdirSync(join(cache, 'cd'), { recursive: true });
+    for (const f of [stale, fresh, foreign]) writeFileSync(f, '// x');
+    const old = new Date(Date.now() - 40 * 86_400_000);
+    utimesSync(stale, old, old);
+    utimesSync(foreign, old, old);
+
+    const out = execFileSync(process.execPath, [REGISTER, '--warm'], { env: { ...process.env, SHELF_COMPILE_CACHE: cache }, encoding: 'utf8' });
+    expect(out).toMatch(/compiled \d+ TypeScript sources .* removed 1 stale entries/);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(foreign)).toBe(true);
+    // Entries the sources still use are kept however old they are.
+    const warmed = readdirSync(cache)
+      .filter((d) => /^[0-9a-f]{2}$/.test(d))
+      .flatMap((d) => readdirSync(join(cache, d)).map((f) => join(cache, d, f)))
+      .filter((f) => f.endsWith('.js') && f !== fresh);
+    expect(warmed.length).toBeGreaterThan(100);
+    for (const f of warmed) utimesSync(f, old, old);
+    const again = execFileSync(process.execPath, [REGISTER, '--warm'], { env: { ...process.env, SHELF_COMPILE_CACHE: cache }, encoding: 'utf8' });
+    expect(again).toMatch(/removed 0 stale entries/);
+    expect(warmed.every((f) => existsSync(f))).toBe(true);
   });
 
   it('maps stack traces to the TypeScript lines', () => {
