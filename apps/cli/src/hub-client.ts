@@ -3,15 +3,30 @@ import { z } from 'zod';
 const IssuedCredentialSchema = z.object({ deviceId: z.string(), username: z.string(), password: z.string().min(1) });
 export type IssuedCredential = z.infer<typeof IssuedCredentialSchema>;
 
+/** The hub's admin API could not be reached, refused the request, or answered nonsense. */
+export class HubRequestError extends Error {
+  override name = 'HubRequestError';
+  readonly code = 'HUB_REQUEST';
+}
+
 /**
  * Issue (or rotate) a device's MQTT credential through the hub's admin API
  * (`POST /devices/:id/credentials`, `X-API-Key`). The password is shown only here.
  */
 export async function issueDeviceCredential(hubUrl: string, apiKey: string, deviceId: string): Promise<IssuedCredential> {
-  const res = await fetch(new URL(`/devices/${encodeURIComponent(deviceId)}/credentials`, hubUrl), { method: 'POST', headers: { 'X-API-Key': apiKey } });
+  const url = new URL(`/devices/${encodeURIComponent(deviceId)}/credentials`, hubUrl);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'X-API-Key': apiKey } });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+    throw new HubRequestError(`could not reach the hub at ${hubUrl} (${cause})`);
+  }
   if (!res.ok) {
     const body = await res.text().catch(() => '');
-    throw new Error(`hub ${hubUrl} refused a credential for ${deviceId}: HTTP ${res.status} ${body.slice(0, 200)}`);
+    throw new HubRequestError(`hub ${hubUrl} refused a credential for ${deviceId}: HTTP ${res.status} ${body.slice(0, 200)}`);
   }
-  return IssuedCredentialSchema.parse(await res.json());
+  const parsed = IssuedCredentialSchema.safeParse(await res.json().catch(() => undefined));
+  if (!parsed.success) throw new HubRequestError(`hub ${hubUrl} answered POST ${url.pathname} without a credential`);
+  return parsed.data;
 }

@@ -18,7 +18,7 @@ import {
   type DetectionBatch,
   type Heartbeat,
 } from '@shelfsight/contracts';
-import { silentLogger, type Logger } from '@shelfsight/common';
+import { silentLogger, withTimeout, type Logger } from '@shelfsight/common';
 import type { Outbox } from '../outbox/outbox';
 
 export interface LinkOptions {
@@ -324,7 +324,7 @@ export class Link extends EventEmitter {
    */
   async stop(flushMs: number): Promise<void> {
     if (this.isConnected && this.outbox.depth > 0 && flushMs > 0) {
-      await Promise.race([this.outbox.whenEmpty(), delay(flushMs)]);
+      await withTimeout(this.outbox.whenEmpty(), flushMs);
     }
     this.stopping = true;
     clearTimeout(this.reconnectTimer);
@@ -334,7 +334,7 @@ export class Link extends EventEmitter {
     if (!client) return;
     if (this.isConnected) {
       const death = encodePayload(DeathSchema, { v: SCHEMA_VERSION, deviceId: this.options.deviceId, reason: 'shutdown' });
-      await Promise.race([client.publishAsync(deviceTopic(this.options.deviceId, 'death'), death, { qos: 1 }).catch(() => undefined), delay(2000)]);
+      await withTimeout(client.publishAsync(deviceTopic(this.options.deviceId, 'death'), death, { qos: 1 }).catch(() => undefined), 2000);
     }
     this.isConnected = false;
     // A graceful end waits for every outgoing QoS 1 publish to be acknowledged, and
@@ -342,10 +342,7 @@ export class Link extends EventEmitter {
     // then never exit). Drop them from the client first: the outbox still holds every
     // unacknowledged detection. The end stays graceful (DISCONNECT, so no last will).
     for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
-    await Promise.race([new Promise<void>((resolve) => client.end(false, {}, () => resolve())), delay(3000)]);
+    await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), 3000);
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}

@@ -60,9 +60,12 @@ export function processMemoryMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM
   }
 }
 
-export async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+/** Poll `url` until it answers 2xx; `gaveUp` (say, the server process died) ends the wait with its message. */
+export async function waitForHttp(url: string, timeoutMs: number, gaveUp?: () => string | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const reason = gaveUp?.();
+    if (reason !== undefined) throw new Error(reason);
     try {
       const res = await fetch(url);
       if (res.ok) return;
@@ -72,6 +75,11 @@ export async function waitForHttp(url: string, timeoutMs: number): Promise<void>
     if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** Sum of every series of a Prometheus metric in `text` (all label values); 0 when absent. */
+export function metricSum(text: string, name: string): number {
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.eE+-]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 /** Upper bound of the bucket holding quantile q of a Prometheus histogram in `text`. */

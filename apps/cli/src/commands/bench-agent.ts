@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { IMAGE_EXTENSIONS } from '@shelfsight/vision';
-import { freePort, processMemoryMb, spawnShelf, waitForHttp } from '../bench/processes';
+import { freePort, metricSum, processMemoryMb, spawnShelf, waitForHttp } from '../bench/processes';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const SPEC = {
@@ -71,11 +71,15 @@ export function registerBenchAgent(bench: Command): void {
     const started = Date.now();
     const agent = spawnShelf(args, { LOG_LEVEL: 'warn', NODE_OPTIONS: '', ...runtimeEnv });
     try {
-      await waitForHttp(`http://127.0.0.1:${httpPort}/health`, 300_000);
+      // An agent that cannot start (bad model, say) fails the run at once, with its log.
+      await waitForHttp(`http://127.0.0.1:${httpPort}/health`, 300_000, () =>
+        agent.child.exitCode !== null ? `agent exited with ${agent.child.exitCode} before it was up: ${agent.stderr().slice(-2000).trim()}` : undefined,
+      );
       const progress = createProgress('classify', c.frames);
       const rss: number[] = [];
       let done = 0;
       let firstAt: number | undefined;
+      let doneAtFirst = 0;
       let lastAt = 0;
       let metrics = '';
       let progressAt = Date.now();
@@ -85,9 +89,12 @@ export function registerBenchAgent(bench: Command): void {
         await new Promise((r) => setTimeout(r, 250));
         metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
         // Classified (stored in the outbox) plus refused (unreadable photos), so a bad file cannot stall the run.
-        const n = gauge(metrics, 'shelf_agent_outbox_next_seq') - 1 + sum(metrics, 'shelf_agent_frames_rejected_total');
+        const n = metricSum(metrics, 'shelf_agent_outbox_next_seq') - 1 + metricSum(metrics, 'shelf_agent_frames_rejected_total');
         if (n > 0) {
-          firstAt ??= Date.now();
+          if (firstAt === undefined) {
+            firstAt = Date.now();
+            doneAtFirst = n;
+          }
           // Memory once the model is loaded and frames are flowing: the steady state.
           const now = processMemoryMb(agent.child.pid, 'VmRSS');
           if (now !== undefined) rss.push(now);
@@ -102,15 +109,16 @@ export function registerBenchAgent(bench: Command): void {
       const seconds = (lastAt - (firstAt ?? lastAt)) / 1000;
       const result = {
         frames: done,
-        rejected: sum(metrics, 'shelf_agent_frames_rejected_total'),
-        frames_per_s: seconds > 0 ? Math.round((done / seconds) * 10) / 10 : undefined,
-        classify_p95_ms: Math.round(gauge(metrics, 'shelf_agent_classify_p95_ms') * 10) / 10,
+        rejected: metricSum(metrics, 'shelf_agent_frames_rejected_total'),
+        // Frames finished after the first one was seen, over the time since: the model load is not counted.
+        frames_per_s: seconds > 0 ? Math.round(((done - doneAtFirst) / seconds) * 10) / 10 : undefined,
+        classify_p95_ms: Math.round(metricSum(metrics, 'shelf_agent_classify_p95_ms') * 10) / 10,
         startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
         peak_rss_mb: agent.peakRssMb(),
         steady_rss_mb: rss.length > 0 ? Math.round(rss.reduce((a, b) => a + b, 0) / rss.length) : undefined,
-        heap_used_mb: Math.round(gauge(metrics, 'nodejs_heap_used_bytes') / 2 ** 20),
-        external_mb: Math.round(gauge(metrics, 'nodejs_external_memory_bytes') / 2 ** 20),
-        outbox_depth: gauge(metrics, 'shelf_agent_outbox_depth'),
+        heap_used_mb: Math.round(metricSum(metrics, 'nodejs_heap_used_bytes') / 2 ** 20),
+        external_mb: Math.round(metricSum(metrics, 'nodejs_external_memory_bytes') / 2 ** 20),
+        outbox_depth: metricSum(metrics, 'shelf_agent_outbox_depth'),
         model: c.model ?? 'demo',
         runtime: c.runtime,
         cpus: cpus().length,
@@ -137,12 +145,4 @@ async function findImages(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function gauge(text: string, name: string): number {
-  const m = new RegExp(`^${name} ([\\d.eE+-]+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
 
-/** Sum of every series of a metric (all label values). */
-function sum(text: string, name: string): number {
-  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.eE+-]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-}

@@ -57,7 +57,9 @@ export function registerBenchIngest(bench: Command): void {
     const hub = spawnShelf(['hub'], hubEnv);
     let sim: ReturnType<typeof spawnShelf> | undefined;
     try {
-      await waitForHttp(`${hubUrl}/health`, 120_000);
+      await waitForHttp(`${hubUrl}/health`, 120_000, () =>
+        hub.child.exitCode !== null ? `hub exited with ${hub.child.exitCode} before it was up: ${hub.stderr().slice(-2000).trim()}` : undefined,
+      );
       const databaseUrl = scratch?.url ?? (await discoverEmbeddedUrl(hub.stdout() + hub.stderr()));
       const sql = new Client({ connectionString: databaseUrl });
       await sql.connect();

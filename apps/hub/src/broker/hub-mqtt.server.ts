@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { ServerMqtt, type MqttOptions } from '@nestjs/microservices';
 import type { MqttClient } from 'mqtt';
+import { withTimeout } from '@shelfsight/common';
 import { encodePayload, HUB_STATUS_TOPIC, HubStatusSchema, SCHEMA_VERSION, sharedSubscription } from '@shelfsight/contracts';
 
 type MqttServerOptions = Required<MqttOptions>['options'];
@@ -69,9 +70,8 @@ export class HubMqttServer extends ServerMqtt {
     if (!client) return;
     // Graceful (DISCONNECT) but bounded: a publish the broker never acknowledges must not hold shutdown.
     for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
-    const ended = client.endAsync().catch(() => undefined);
-    const timedOut = await Promise.race([ended.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
-    if (timedOut) await client.endAsync(true).catch(() => undefined);
+    const ended = await withTimeout(client.endAsync().then(() => true, () => true), 3000);
+    if (!ended) await client.endAsync(true).catch(() => undefined);
   }
 
   /** Publish raw bytes to a topic with QoS 1; resolves once the broker has it. */

@@ -5,7 +5,7 @@ import { seededRng, gaussian } from '../image/distort';
  * The trainable part of a model. `softmax` is retrain.py's final layer: N × (D + 1)
  * numbers. `mlp` adds one hidden ReLU layer (trained with dropout) for more accuracy.
  * A head may be an ensemble: `members` heads of the same shape, trained from different
- * seeds, whose probabilities are averaged (still kilobytes next to the backbone).
+ * seeds, whose probabilities are averaged (N times the size: megabytes for MLP heads).
  */
 export type HeadType = 'softmax' | 'mlp';
 /** `l2`: features are scaled to unit length × √D before the head (robust to brightness/contrast). */
@@ -163,9 +163,9 @@ export class Head {
       if (this.members > 1) p = tf.div(p, this.members);
       if (!this.groups) return p;
       const g = this.groups;
-      const m = new Float32Array(g.length * this.outputDim);
-      g.forEach((to, i) => (m[i * this.outputDim + to] = 1));
-      return tf.matMul(p, tf.tensor2d(m, [g.length, this.outputDim]));
+      const toGroup = new Float32Array(g.length * this.outputDim);
+      g.forEach((to, i) => (toGroup[i * this.outputDim + to] = 1));
+      return tf.matMul(p, tf.tensor2d(toGroup, [g.length, this.outputDim]));
     });
   }
 

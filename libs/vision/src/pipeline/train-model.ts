@@ -240,7 +240,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     dropout: opts.dropout,
     seed: opts.seed,
     ensemble: members,
-    stoppedEarly: result.stoppedEarly,
+    stoppedEarly: memberResults.some((r) => r.stoppedEarly),
     bestStep: members > 1 ? memberResults.map((r) => r.bestStep) : result.bestStep,
     seconds: { bottlenecks: +bottleneckSeconds.toFixed(1), head: +trainSeconds.toFixed(1) },
   };
