@@ -70,6 +70,8 @@ describe('agent process crash (kill -9)', () => {
     }
 
     child = spawnAgent(args);
+    // Up (signal handlers installed) before it is asked to stop, even if earlier runs already delivered everything.
+    await waitUntil(() => hub.births.length === kills + 1, 60_000, `birth ${kills + 1}`);
     await waitUntil(() => hub.framesOf('crashy').length >= total, 60_000, 'every frame at the hub');
     // Give a last stray re-publish a chance to show up as a conflict; then stop cleanly.
     child.kill('SIGTERM');

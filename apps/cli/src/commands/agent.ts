@@ -33,7 +33,11 @@ Queue: at most --queue-size frames wait for the classifier; when a pushed frame
   addConfigOptions(cmd, AGENT_CONFIG);
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = loadAgentConfig(flagsFrom(AGENT_CONFIG, opts));
-    const agent = await startAgent(config);
-    await onShutdown(() => agent.stop());
+    // Signals are handled from the start: a stop requested while the model loads waits
+    // for the agent to be up, then stops it cleanly (the outbox is closed properly).
+    const starting = startAgent(config);
+    const stopped = onShutdown(async () => (await starting).stop());
+    await starting;
+    await stopped;
   });
 }
