@@ -1,0 +1,24 @@
+import { SetMetadata } from '@nestjs/common';
+
+/**
+ * Who may call an endpoint. Roles are ordered: an admin may do what an operator may, an
+ * operator what a viewer may.
+ * - viewer: inventory, history, locations, detections, devices (read);
+ * - operator: samples and labels, corrections, training, models, rollouts;
+ * - admin: API keys, device provisioning, settings, audit.
+ */
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const REQUIRED_ROLE_KEY = 'shelfsight:required-role';
+
+/** Mark a controller or handler with the least role that may call it. */
+export const RequireRole = (role: Role): ClassDecorator & MethodDecorator => SetMetadata(REQUIRED_ROLE_KEY, role);
+
+/** Mark a handler (or controller) as open to anyone, without a key (health, docs). */
+export const PUBLIC_KEY = 'shelfsight:public';
+export const Public = (): ClassDecorator & MethodDecorator => SetMetadata(PUBLIC_KEY, true);
+
+export function roleAtLeast(have: Role, need: Role): boolean {
+  return ROLES.indexOf(have) >= ROLES.indexOf(need);
+}
