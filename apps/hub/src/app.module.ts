@@ -4,6 +4,7 @@ import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
 import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-access-control';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { HUB_CONFIG, type HubConfig } from './config/hub-config';
+import { BlobsModule } from './blobs/blobs.module';
 import { CredentialsModule } from './credentials/credentials.module';
 import { DetectionsModule } from './detections/detections.module';
 import { DevicesModule } from './devices/devices.module';
@@ -37,7 +38,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
+      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };
