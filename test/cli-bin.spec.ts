@@ -57,7 +57,7 @@ describe('shelf through an npm bin symlink', () => {
     expect(help.stdout).toMatch(/--http-upload \[bool\]/);
     const missing = await run('agent', '--site', 'store-1', '--http-upload');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('--device-id / DEVICE_ID is required (device id, unique in the fleet');
+    expect(missing.stderr).toContain('--device-id / DEVICE_ID is required: device id, unique in the fleet');
   });
 
   it('exits non-zero on an unknown option', async () => {

@@ -53,7 +53,7 @@ describe(addConfigOptions.name, () => {
   });
 
   it('does not let commander refuse a required setting (the environment may hold it), but says it is required in --help', () => {
-    expect(() => run([])).toThrow('--device-id / DEVICE_ID is required (device id)');
+    expect(() => run([])).toThrow('--device-id / DEVICE_ID is required: device id');
     const help = sut.helpInformation();
     expect(help).toMatch(/--device-id <value>\s+device id \[env DEVICE_ID\] \(required\)/);
     expect(help).toMatch(/--http-port <value>\s+health port \[env AGENT_HTTP_PORT\] \(default: 0\)/);

@@ -26,7 +26,7 @@ describe(loadConfig.name, () => {
   });
 
   it('names both the flag and the variable of a missing required setting, with its meaning', () => {
-    expect(messageOf(() => loadConfig(SPEC, {}, {}))).toBe('invalid configuration:\n  --device-id / DEVICE_ID is required (device id, unique in the fleet)');
+    expect(messageOf(() => loadConfig(SPEC, {}, {}))).toBe('invalid configuration:\n  --device-id / DEVICE_ID is required: device id, unique in the fleet');
     // An empty variable counts as unset.
     expect(messageOf(() => loadConfig(SPEC, {}, { DEVICE_ID: '' }))).toContain('--device-id / DEVICE_ID is required');
   });
@@ -38,7 +38,7 @@ describe(loadConfig.name, () => {
     const fromEnv = messageOf(() => loadConfig(SPEC, {}, { AGENT_HTTP_PORT: 'x', AGENT_HTTP_UPLOAD: 'maybe' }));
     expect(fromEnv.split('\n')).toEqual([
       'invalid configuration:',
-      '  --device-id / DEVICE_ID is required (device id, unique in the fleet)',
+      '  --device-id / DEVICE_ID is required: device id, unique in the fleet',
       expect.stringContaining('--http-port / AGENT_HTTP_PORT: "x" (from AGENT_HTTP_PORT) is invalid:'),
       '  --http-upload / AGENT_HTTP_UPLOAD: "maybe" (from AGENT_HTTP_UPLOAD) is invalid: expected one of true, false, 1, 0, yes, no, on, off (accept uploads)',
     ]);

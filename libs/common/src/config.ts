@@ -64,7 +64,7 @@ export function loadConfig<T extends ConfigSpec>(
     if (result.success) {
       out[key] = result.data;
     } else if (raw === undefined) {
-      errors.push(`${fieldName(key, field)} is required (${field.description})`);
+      errors.push(`${fieldName(key, field)} is required: ${field.description}`);
     } else {
       const source = fromFlag !== undefined ? `--${flagOf(key, field)}` : field.env;
       const issue = result.error.issues[0];
