@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RetentionService } from '../apps/hub/src/retention/retention.service';
+import { RetentionService } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
