@@ -5,14 +5,16 @@
 import { flagOf, isRequired, isSwitch, type ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';
 import { HUB_CONFIG_SPEC } from '@shelfsight/hub';
-import { SIM_SPEC, START_SPEC, TRAIN_SPEC } from '@shelfsight/cli';
+import { cliConfigSpecs } from '@shelfsight/cli';
+
+const cli = cliConfigSpecs();
 
 export const CONFIG_SPECS: Array<[string, ConfigSpec]> = [
   ['Hub (`shelf hub`, `shelf start`)', HUB_CONFIG_SPEC],
-  ['Demo fleet (`shelf start`)', START_SPEC],
+  ['Demo fleet (`shelf start`)', cli.start],
   ['Edge agent (`shelf agent`)', AGENT_CONFIG],
-  ['Simulator (`shelf sim`)', SIM_SPEC],
-  ['Training (`shelf train`; `eval`, `predict` and the benches share `--workers`, `--cache-dir`, `--cache`, `--offline`)', TRAIN_SPEC],
+  ['Simulator (`shelf sim`)', cli.sim],
+  ['Training (`shelf train`; `eval`, `predict` and the benches share `--workers`, `--cache-dir`, `--cache`, `--offline`)', cli.train],
 ];
 
 export function configTables(): string {
