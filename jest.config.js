@@ -20,6 +20,7 @@ const shared = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper,
   testPathIgnorePatterns: ['/node_modules/', '/generated/'],
+  testTimeout: 60000,
 };
 
 /** What makes a spec in the sources an integration test: an MQTT broker, a (fake) hub, a database or a child process. */
