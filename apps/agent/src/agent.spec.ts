@@ -156,7 +156,13 @@ describe('startAgent', () => {
     const sut = await start({ outboxMaxBytes: 2048, shutdownFlushMs: 0 });
     await waitUntil(() => sut.stats().outbox.full, 20_000, 'outbox to fill');
     const held = sut.stats().outbox.depth;
+    // A liveness bound, not a benchmark: with nothing to flush (shutdownFlushMs 0) stop()
+    // must not wait for acks that never come; a stop that hangs on the full outbox or the
+    // waiting frames exceeds this by far (the test's own timeout would be the only limit).
+    const stopping = Date.now();
     await sut.stop();
+    const stopMs = Date.now() - stopping;
+    expect(stopMs).toBeLessThan(10_000);
     agents.length = 0;
 
     hub.acking = true;

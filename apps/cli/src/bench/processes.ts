@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { packageRoot } from '@shelfsight/common';
 
-export const SHELF_BIN = join(__dirname, '..', '..', '..', '..', 'bin', 'shelf.js');
+export const SHELF_BIN = join(packageRoot(), 'bin', 'shelf.js');
 
 /** A free TCP port on loopback (closed again before returning). */
 export async function freePort(): Promise<number> {

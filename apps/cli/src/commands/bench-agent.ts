@@ -1,9 +1,9 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { extname, join } from 'node:path';
 import { z } from 'zod';
 import type { Command } from 'commander';
-import { cfg, createProgress, loadConfig } from '@shelfsight/common';
+import { cfg, createProgress, loadConfig, packageRoot } from '@shelfsight/common';
 import { IMAGE_EXTENSIONS } from '@shelfsight/vision';
 import { freePort, metricSum, processMemoryMb, spawnShelf, waitForHttp } from '../bench/processes';
 import { addConfigOptions, flagsFrom } from '../options';
@@ -12,14 +12,14 @@ const SPEC = {
   model: {
     env: 'AGENT_MODEL_DIR',
     flag: 'model',
-    description: 'model directory to run (e.g. one trained by `shelf train` on ../shared/models/mobilenet_v1_050_224)',
+    description: 'model directory to run (one written by `shelf train`); unset = the generated demo model',
     schema: cfg.optionalString(),
   },
   images: {
     env: 'SHELF_BENCH_IMAGES',
     flag: 'images',
-    description: 'folder of photos (searched recursively) fed to the agent',
-    schema: cfg.string('../shared/datasets/grocery-store/val'),
+    description: 'folder of photos (searched recursively) fed to the agent, e.g. the val folder of the Grocery Store dataset (github.com/marcusklasson/GroceryStoreDataset)',
+    schema: z.string().min(1),
   },
   frames: { env: 'SHELF_BENCH_FRAMES', flag: 'frames', description: 'frames to classify (photos are reused if there are fewer)', schema: cfg.int(300, 10) },
   runtime: {
@@ -133,7 +133,7 @@ export function registerBenchAgent(bench: Command): void {
 
 /** The agent unit's `Environment=NAME=value` lines: the runtime settings devices use. */
 async function deviceEnvironment(): Promise<Record<string, string>> {
-  const unit = await readFile(resolve(__dirname, '../../../../deploy/systemd/shelfsight-agent.service'), 'utf8');
+  const unit = await readFile(join(packageRoot(), 'deploy', 'systemd', 'shelfsight-agent.service'), 'utf8');
   return Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
 }
 
