@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { parse, parseAllDocuments } from 'yaml';
 import { AGENT_CONFIG } from '@shelfsight/agent';
-import { freePort } from '../apps/cli/src/bench/processes';
+import { freePort } from '@shelfsight/cli';
 import { portOpen } from './support/services';
 
 /**
