@@ -45,6 +45,12 @@ export const TRAIN_SPEC = {
     description: 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels',
     schema: cfg.bool(false),
   },
+  trainingRows: {
+    env: 'SHELF_TRAINING_ROWS',
+    flag: 'training-rows',
+    description: 'also write the training rows (embeddings + labels, training-rows.bin) into --out, for `shelf models register`',
+    schema: cfg.bool(false),
+  },
   randomRotate: { env: 'SHELF_RANDOM_ROTATE', flag: 'random-rotate', description: 'distortion: max rotation in degrees', schema: z.coerce.number().min(0).max(45).optional() },
   ...EXTRACTION_SPEC,
 };
@@ -93,6 +99,7 @@ export function registerTrain(program: Command): void {
       dropout: c.dropout,
       seed: c.seed,
       ensemble: c.ensemble,
+      trainingRows: c.trainingRows,
     });
     const m = result.manifest;
     process.stdout.write(
