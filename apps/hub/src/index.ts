@@ -1,4 +1,4 @@
 export { startHub, type HubHandle, type StartHubOptions } from './hub';
 export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';
 export { RetentionService } from './retention/retention.service';
-export { ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
+export { createModelRegistry, ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
