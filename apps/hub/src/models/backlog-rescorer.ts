@@ -50,7 +50,7 @@ export class BacklogRescorer implements RescoreTrigger, OnApplicationBootstrap, 
       return;
     }
     this.running = this.drain()
-      .catch((err: unknown) => this.log.error(`backlog re-score failed: ${(err as Error).stack ?? String(err)}`))
+      .catch((err: unknown) => this.log.warn(`backlog re-score paused: ${(err as Error).message} (retried in ${POLL_MS / 1000} s)`))
       .finally(() => {
         this.running = undefined;
         if (this.again) {

@@ -1,8 +1,10 @@
 /**
  * A confusion matrix drawn as SVG (rows: true category, columns: predicted), cells shaded
- * by the share of the row, with counts. Dependency-free, like common/svg-chart.ts.
+ * by the share of the row, with counts. Dependency-free. Same signature as the
+ * `confusionMatrixSvg` of the chart home that helper p2-vision adds to libs/common: when
+ * both are merged, delete this file and import that one.
  */
-export function confusionMatrixSvg(title: string, labels: string[], confusion: number[][]): string {
+export function confusionMatrixSvg(labels: string[], confusion: number[][], title: string): string {
   const cell = Math.max(28, Math.min(64, Math.floor(640 / Math.max(1, labels.length))));
   const left = 20 + Math.min(160, 7 * Math.max(...labels.map((l) => l.length), 4));
   const top = 60 + Math.min(160, 7 * Math.max(...labels.map((l) => l.length), 4));

@@ -172,7 +172,7 @@ export class ModelsService {
     const row = await this.row(version);
     if (!row.metrics) throw new IncomparableModelsError(`model version ${version} has not been evaluated (no frozen evaluation set for its category set)`);
     const m = row.metrics;
-    return confusionMatrixSvg(`${version} · accuracy ${(m.accuracy * 100).toFixed(1)}% on ${m.rows} frozen evaluation rows`, m.labels, m.confusion);
+    return confusionMatrixSvg(m.labels, m.confusion, `${version} · accuracy ${(m.accuracy * 100).toFixed(1)}% on ${m.rows} frozen evaluation rows`);
   }
 
   /** The stored canonical artifact tar. */
