@@ -8,14 +8,15 @@ import type { FeatureExtractor } from '../extractor';
 import type { FeatureJob } from '../features';
 import type { WorkerData, WorkerReply, WorkerRequest, WireJob } from './protocol';
 
-const BOOT = `
+/** Worker bootstrap: the TypeScript hook when running from sources, then the worker's entry module. */
+export const WORKER_BOOT = `
 const { workerData } = require('node:worker_threads');
 if (workerData.register) require(workerData.register);
 require(workerData.entry);
 `;
 
 /** The repository's TypeScript require hook, for workers running from sources. */
-function findRegister(): string | undefined {
+export function findRegister(): string | undefined {
   let dir = __dirname;
   for (let i = 0; i < 8; i++) {
     const p = join(dir, 'bin', 'register.js');
@@ -63,7 +64,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     const slots: Slot[] = [];
     const ready: Array<Promise<BackboneInfo>> = [];
     for (let i = 0; i < n; i++) {
-      const worker = new Worker(BOOT, { eval: true, workerData: data });
+      const worker = new Worker(WORKER_BOOT, { eval: true, workerData: data });
       slots.push({ worker, busy: false });
       ready.push(
         new Promise<BackboneInfo>((resolve, reject) => {
