@@ -28,7 +28,6 @@ export function findRegister(): string | undefined {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
 }
 
 /**
@@ -41,6 +40,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     readonly backbone: BackboneInfo,
     private readonly slots: Slot[],
     private readonly chunk: number,
+    private readonly inFlight: number,
   ) {}
 
   static defaultSize(): number {
@@ -50,7 +50,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
 
   static async start(
     backboneSpec: string,
-    opts: { workers?: number; offline?: boolean; batchSize?: number } = {},
+    opts: { workers?: number; offline?: boolean; batchSize?: number; /** Chunks queued per worker (default 2). */ inFlight?: number } = {},
   ): Promise<WorkerPoolExtractor> {
     const n = opts.workers ?? WorkerPoolExtractor.defaultSize();
     const isTs = __filename.endsWith('.ts');
@@ -65,7 +65,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     const ready: Array<Promise<BackboneInfo>> = [];
     for (let i = 0; i < n; i++) {
       const worker = new Worker(WORKER_BOOT, { eval: true, workerData: data });
-      slots.push({ worker, busy: false });
+      slots.push({ worker });
       ready.push(
         new Promise<BackboneInfo>((resolve, reject) => {
           const onMsg = (m: WorkerReply) => {
@@ -80,7 +80,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     }
     try {
       const infos = await Promise.all(ready);
-      return new WorkerPoolExtractor(infos[0] as BackboneInfo, slots, Math.max(1, opts.batchSize ?? 8));
+      return new WorkerPoolExtractor(infos[0] as BackboneInfo, slots, Math.max(1, opts.batchSize ?? 8), Math.max(1, opts.inFlight ?? 2));
     } catch (err) {
       await Promise.all(slots.map((s) => s.worker.terminate()));
       throw err;
@@ -100,7 +100,6 @@ export class WorkerPoolExtractor implements FeatureExtractor {
       new Promise<void>((resolve, reject) => {
         const pump = () => {
           if (next >= jobs.length) {
-            slot.busy = false;
             resolve();
             return;
           }
@@ -108,7 +107,6 @@ export class WorkerPoolExtractor implements FeatureExtractor {
           const part = jobs.slice(start, start + this.chunk);
           next += part.length;
           const id = ++seq;
-          slot.busy = true;
           const onMsg = (m: WorkerReply) => {
             if ((m.type !== 'result' && m.type !== 'failed') || m.id !== id) return;
             slot.worker.off('message', onMsg);
@@ -143,7 +141,10 @@ export class WorkerPoolExtractor implements FeatureExtractor {
         };
         pump();
       });
-    await Promise.all(this.slots.map(runOn));
+    // Two chunks in flight per worker: while the backbone runs on one, the worker's sharp
+    // decodes the next (on libuv threads) and the message round trip is hidden; with one,
+    // each worker idled during decode + round trip (the second worker's loss in `bench infer`).
+    await Promise.all(this.slots.flatMap((s) => Array.from({ length: this.inFlight }, () => runOn(s))));
     return out;
   }
 
