@@ -87,14 +87,14 @@ export async function trainHead(
 }
 
 /**
- * Train `members` heads at once as one batched model: member m starts from seed
- * `opts.seed + m` (its own initial weights, data order and dropout masks) and its
- * weights are slice m of stacked tensors ([members, in, out]), so every step is one
- * batched matmul per layer for all members instead of one small step per member.
- * Each member's loss, gradients and Adam state depend only on its own slice, so member
- * m ends up as a single `trainHead` run with seed `opts.seed + m` would (up to float
- * rounding); early stopping freezes a member's best weights and training ends when every
- * member has stopped.
+ * Train `members` heads at once: member m starts from seed `opts.seed + m` (its own
+ * initial weights, data order and dropout masks), and every step runs all members in
+ * one pass (one forward/backward per member, one Adam update over all of them) instead
+ * of one training after another. Each member's loss, gradients and Adam state depend
+ * only on its own weights, so member m ends up as a single `trainHead` run with seed
+ * `opts.seed + m` would (up to float rounding). Early stopping freezes a member's best
+ * weights; training ends when every member has stopped. Use `trainEnsemble` to spread
+ * the members over worker threads.
  */
 export async function trainHeads(
   train: FeatureSet,
