@@ -1,33 +1,33 @@
 import { DEFAULT_BACKBONE } from '../backbones/builtin';
 import { TrainOptionsError } from '../errors';
 import { DEFAULT_TRAIN_OPTIONS } from '../head/train';
-import type { TrainModelOptions } from './train-model';
+import type { TtaMode } from '../data/views';
+import type { FeatureNorm, HeadType } from '../head/head';
+import type { DistortionOptions } from '../image/distort';
 
-/** Every tuning knob of `shelf train` / `trainModel` a preset sets. */
-export type TrainSettings = Required<
-  Pick<
-    TrainModelOptions,
-    | 'validationPercentage'
-    | 'testingPercentage'
-    | 'distortions'
-    | 'tta'
-    | 'sublabels'
-    | 'head'
-    | 'hidden'
-    | 'normalize'
-    | 'learningRate'
-    | 'optimizer'
-    | 'epochs'
-    | 'batchSize'
-    | 'patience'
-    | 'labelSmoothing'
-    | 'weightDecay'
-    | 'dropout'
-    | 'seed'
-    | 'ensemble'
-  >
-> &
-  Pick<TrainModelOptions, 'views'>;
+/** Every tuning knob of `shelf train` / `trainModel` a preset sets (the same fields of `TrainModelOptions`). */
+export interface TrainSettings {
+  validationPercentage: number;
+  testingPercentage: number;
+  distortions: DistortionOptions;
+  /** Cached views per training image in all (see `TrainModelOptions.views`). */
+  views?: number;
+  tta: TtaMode;
+  sublabels: boolean;
+  head: HeadType;
+  hidden: number;
+  normalize: FeatureNorm;
+  learningRate: number;
+  optimizer: 'adam' | 'sgd';
+  epochs: number;
+  batchSize: number;
+  patience: number;
+  labelSmoothing: number;
+  weightDecay: number;
+  dropout: number;
+  seed: number;
+  ensemble: number;
+}
 
 export interface TrainPreset {
   description: string;
