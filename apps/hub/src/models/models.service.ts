@@ -24,7 +24,7 @@ import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
 import { HUB_CONFIG } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RESCORE_TRIGGER, type RescoreTrigger } from './backlog-rescorer';
-import { confusionMatrixSvg } from './confusion-svg';
+import { confusionMatrixSvg } from '@shelfsight/common';
 import { categorySetOf, evaluateHead, type ModelMetrics } from './evaluation';
 import { ModelGate, type GateTolerance } from './model-gate';
 import type { ListModelsQuery, ModelComparisonDto, ModelLineage, ModelSource, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';

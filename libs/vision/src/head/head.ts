@@ -22,6 +22,23 @@ export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2
   });
 }
 
+/**
+ * The initial weights of one head for a seed, in `Head.toWeights()` layout ([W0, b0, W1, b1]):
+ * Glorot-uniform kernels (softmax: tiny Gaussian, as retrain.py starts near zero), zero biases.
+ */
+export function initialWeights(spec: HeadSpec, seed: number): Float32Array {
+  const rng = seededRng(seed);
+  const out = new Float32Array(headParamCount({ ...spec, members: 1 }));
+  let off = 0;
+  for (const s of headShapes(spec)) {
+    const limit = Math.sqrt(6 / (s.inDim + s.outDim));
+    const n = s.inDim * s.outDim;
+    for (let i = 0; i < n; i++) out[off + i] = spec.type === 'softmax' ? gaussian(rng) * 0.001 : (rng() * 2 - 1) * limit;
+    off += n + s.outDim;
+  }
+  return out;
+}
+
 export class Head {
   /** Output i counts towards reported label `groups[i]` (hierarchical labels); absent: one label per output. */
   groups?: number[];
@@ -69,22 +86,11 @@ export class Head {
   /** Glorot-uniform weights, zero biases (softmax: all zeros, as retrain.py starts near it). */
   static init(spec: HeadSpec, seed = 1): Head {
     if ((spec.members ?? 1) !== 1) throw new Error('train ensemble members one at a time, then combine them with Head.ensemble');
-    const rng = seededRng(seed);
-    const vars: tf.Variable[] = [];
-    for (const s of headShapes(spec)) {
-      const limit = Math.sqrt(6 / (s.inDim + s.outDim));
-      const w = new Float32Array(s.inDim * s.outDim);
-      if (spec.type === 'softmax') {
-        for (let i = 0; i < w.length; i++) w[i] = gaussian(rng) * 0.001;
-      } else {
-        for (let i = 0; i < w.length; i++) w[i] = (rng() * 2 - 1) * limit;
-      }
-      vars.push(tf.variable(tf.tensor2d(w, [s.inDim, s.outDim])), tf.variable(tf.zeros([s.outDim])));
-    }
-    return new Head(spec, vars);
+    return Head.fromWeights(spec, initialWeights(spec, seed), true);
   }
 
-  static fromWeights(spec: HeadSpec, weights: Float32Array): Head {
+  /** Weights laid out as `toWeights()` returns them; `trainable` makes variables an optimizer may update. */
+  static fromWeights(spec: HeadSpec, weights: Float32Array, trainable = false): Head {
     const shapes = headShapes(spec);
     const expected = headParamCount(spec);
     if (weights.length !== expected) throw new Error(`head weights: expected ${expected} floats, got ${weights.length}`);
@@ -92,15 +98,14 @@ export class Head {
     let off = 0;
     for (let m = 0; m < (spec.members ?? 1); m++) {
       for (const s of shapes) {
-        vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), false));
+        vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), trainable));
         off += s.inDim * s.outDim;
-        vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), false));
+        vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), trainable));
         off += s.outDim;
       }
     }
     return new Head(spec, vars);
   }
-
   /**
    * Logits of one member; with `dropout` > 0 applies dropout on the hidden layer
    * (training only; `dropoutSeed` makes the mask reproducible). `normalized`: the
