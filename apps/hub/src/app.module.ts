@@ -5,8 +5,11 @@ import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-acces
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { HUB_CONFIG, type HubConfig } from './config/hub-config';
 import { BlobsModule } from './blobs/blobs.module';
+import { CategoriesModule } from './categories/categories.module';
+import { CorrectionsModule } from './corrections/corrections.module';
 import { CredentialsModule } from './credentials/credentials.module';
 import { DetectionsModule } from './detections/detections.module';
+import { DisputesModule } from './disputes/disputes.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
 import { IngestModule } from './ingest/ingest.module';
@@ -15,6 +18,7 @@ import { LocationsModule } from './locations/locations.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
+import { SamplesModule } from './samples/samples.module';
 
 @Module({})
 class CoreModule {
@@ -38,7 +42,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
+      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

@@ -21,6 +21,15 @@ export class HubMetrics {
   readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'admin API requests refused for a missing or wrong X-API-Key, by reason');
   readonly epochChanges = this.registry.counter('shelfsight_device_epoch_changes_total', 'devices back with a new sequence epoch (storage reset: what they had not delivered is gone)');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
+  readonly samplesStored = this.registry.counter('shelfsight_samples_stored_total', 'samples newly stored (repeats excluded), by reason');
+  readonly samplesDuplicate = this.registry.counter('shelfsight_samples_duplicate_total', 'repeated (device, sampleId) samples ignored');
+  readonly samplesRejected = this.registry.counter('shelfsight_samples_rejected_total', 'samples and frame replies refused, by reason (schema, invalid_json, device_mismatch, unknown_backbone, dimension_mismatch, quota, queue_full, unknown_request)');
+  readonly samplesPurged = this.registry.counter('shelfsight_samples_purged_total', 'unlabelled samples deleted after SAMPLE_RETENTION_DAYS');
+  readonly samplesQueued = this.registry.gauge('shelfsight_samples_queued', 'samples in memory awaiting the sample writer');
+  readonly frameRequests = this.registry.counter('shelfsight_frame_requests_total', 'frame requests sent to devices, by purpose (correction, disagreement)');
+  readonly frameReplies = this.registry.counter('shelfsight_frame_replies_total', 'frame replies received, by status (ok, not_held)');
+  readonly disputes = this.registry.counter('shelfsight_disputed_detections_total', 'detections marked disputed (devices disagreed on a location within DISAGREEMENT_WINDOW_S)');
+  readonly disagreementDropped = this.registry.counter('shelfsight_disagreement_checks_dropped_total', 'committed locations not checked for disagreement because the checker queue was full');
 
   constructor() {
     registerProcessMetrics(this.registry);
