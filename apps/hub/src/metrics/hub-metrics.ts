@@ -23,7 +23,7 @@ export class HubMetrics {
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
   readonly samplesStored = this.registry.counter('shelfsight_samples_stored_total', 'samples newly stored (repeats excluded), by reason');
   readonly samplesDuplicate = this.registry.counter('shelfsight_samples_duplicate_total', 'repeated (device, sampleId) samples ignored');
-  readonly samplesRejected = this.registry.counter('shelfsight_samples_rejected_total', 'samples and frame replies refused, by reason (schema, invalid_json, device_mismatch, unknown_backbone, dimension_mismatch, quota, queue_full, unknown_request)');
+  readonly samplesRejected = this.registry.counter('shelfsight_samples_rejected_total', 'samples and frame replies refused, by reason (schema, invalid_json, device_mismatch, unknown_backbone, dimension_mismatch, quota, queue_full, unknown_request, store_failed)');
   readonly samplesPurged = this.registry.counter('shelfsight_samples_purged_total', 'unlabelled samples deleted after SAMPLE_RETENTION_DAYS');
   readonly samplesQueued = this.registry.gauge('shelfsight_samples_queued', 'samples in memory awaiting the sample writer');
   readonly frameRequests = this.registry.counter('shelfsight_frame_requests_total', 'frame requests sent to devices, by purpose (correction, disagreement)');

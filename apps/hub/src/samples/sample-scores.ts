@@ -37,4 +37,5 @@ export type SampleRejectReason =
   | 'dimension_mismatch'
   | 'quota'
   | 'queue_full'
-  | 'unknown_request';
+  | 'unknown_request'
+  | 'store_failed';

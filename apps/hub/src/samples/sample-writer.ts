@@ -12,6 +12,7 @@ export type SampleWork =
   | { kind: 'reply'; requestId: string; deviceId: string; status: 'ok' | 'not_held'; sample?: Sample; thumbnail?: Buffer };
 
 const BATCH = 50;
+const WRITE_ATTEMPTS = 3;
 const BACKBONE_CACHE_MS = 2000;
 
 /**
@@ -64,12 +65,21 @@ export class SampleWriter implements OnModuleDestroy {
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, BATCH);
-      try {
-        await this.write(batch);
-      } catch (err) {
-        // Best effort: a batch that cannot be written now is lost (the device does not resend samples).
-        this.log.warn(`${batch.length} samples not stored: ${(err as Error).message}`);
-        for (const _ of batch) this.metrics.samplesRejected.inc({ reason: 'store_failed' });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // Repeating a batch is harmless: blobs are content-addressed, rows ON CONFLICT DO NOTHING.
+          await this.write(batch);
+          break;
+        } catch (err) {
+          if (attempt < WRITE_ATTEMPTS && !this.closed) {
+            await new Promise((r) => setTimeout(r, 200 * attempt));
+            continue;
+          }
+          // Best effort: a batch that cannot be written is lost (the device does not resend samples).
+          this.log.warn(`${batch.length} samples not stored: ${(err as Error).message}`);
+          this.metrics.samplesRejected.inc({ reason: 'store_failed' }, batch.length);
+          break;
+        }
       }
     }
   }
