@@ -8,6 +8,8 @@ const PROJ_DIM = 64;
 /** Candidates kept by the projection prefilter, then compared on the int8 vectors. */
 const PREFILTER = 400;
 const LOAD_CHUNK = 5000;
+/** At most one catch-up query per backbone this often: new samples are searchable within it. */
+const CATCH_UP_MS = 1000;
 
 /** One backbone's vectors: normalised, int8-quantised (×127), plus a 64-d random projection of each. */
 class BackboneIndex {
@@ -93,8 +95,8 @@ class BackboneIndex {
 
 /**
  * Nearest neighbours by cosine over the stored embeddings, in the hub process (no
- * pgvector). Per backbone, loaded on first use and caught up incrementally on every
- * query (samples with an id above the last one loaded, from any replica), it holds each
+ * pgvector). Per backbone, loaded on first use and caught up incrementally at most once a
+ * second on query (samples with an id above the last one loaded, from any replica), it holds each
  * vector normalised and int8-quantised plus a 64-d Gaussian random projection: a query
  * scans the projections (64 multiply-adds per sample), reranks the best 400 on the
  * int8 vectors, and the caller reranks the best few exactly on the stored float32
@@ -107,6 +109,7 @@ class BackboneIndex {
 export class SimilarIndex {
   private readonly indexes = new Map<string, BackboneIndex>();
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly caughtUpAt = new Map<string, number>();
 
   constructor(
     private readonly repo: SamplesRepository,
@@ -128,6 +131,8 @@ export class SimilarIndex {
 
   private async caughtUp(backboneId: string): Promise<BackboneIndex> {
     // One catch-up at a time per backbone; concurrent queries share it.
+    const fresh = Date.now() - (this.caughtUpAt.get(backboneId) ?? -Infinity) < CATCH_UP_MS;
+    if (fresh && !this.loading.has(backboneId)) return this.indexes.get(backboneId)!;
     let pending = this.loading.get(backboneId);
     if (!pending) {
       pending = this.catchUp(backboneId).finally(() => this.loading.delete(backboneId));
@@ -148,8 +153,9 @@ export class SimilarIndex {
       const rows = await this.repo.embeddingsSince(backboneId, index.maxId, LOAD_CHUNK);
       for (const r of rows) index.add(r.id, embeddingFromBytes(r.embedding), this.config.similarIndexMax);
       if (rows.length > 0) index.maxId = rows[rows.length - 1]!.id;
-      if (rows.length < LOAD_CHUNK) return;
+      if (rows.length < LOAD_CHUNK) break;
     }
+    this.caughtUpAt.set(backboneId, Date.now());
   }
 }
 
