@@ -60,7 +60,7 @@ export function registerBenchSamples(bench: Command): void {
       const hub = await startHub(
         loadHubConfig({}, {
           DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: join(work, 'hub'),
-          SAMPLES_PER_DEVICE_PER_DAY: String(c.streamed * 2), SAMPLE_QUEUE_MAX: '2000',
+          SAMPLES_PER_DEVICE_PER_DAY: String(c.streamed * 2), SAMPLE_QUEUE_MAX: String(c.streamed),
         }),
         { logLevels: ['error'] },
       );

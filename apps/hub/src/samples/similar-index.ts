@@ -5,8 +5,9 @@ import { SamplesRepository } from './samples.repository';
 
 /** Dimensions of the random projection used to prefilter. */
 const PROJ_DIM = 64;
-/** Candidates kept by the projection prefilter, then compared on the int8 vectors. */
+/** Candidates kept by the projection prefilter (at least; 1% of the index when larger), then compared on the int8 vectors. */
 const PREFILTER = 400;
+const PREFILTER_FRACTION = 0.01;
 const LOAD_CHUNK = 5000;
 /** At most one catch-up query per backbone this often: new samples are searchable within it. */
 const CATCH_UP_MS = 1000;
@@ -25,7 +26,7 @@ class BackboneIndex {
     if (v.length !== this.dim) return;
     if (this.ids.length >= max) this.dropOldest(Math.max(1, Math.floor(max / 10)));
     const n = this.ids.length;
-    if ((n + 1) * this.dim > this.q8.length) this.grow(Math.max(1024, n * 2));
+    if ((n + 1) * this.dim > this.q8.length) this.grow(Math.min(max, Math.max(1024, n * 2)));
     const u = normalised(v);
     const q = this.q8.subarray(n * this.dim, (n + 1) * this.dim);
     for (let i = 0; i < this.dim; i++) q[i] = Math.round(u[i]! * 127);
@@ -41,7 +42,7 @@ class BackboneIndex {
     const qp = new Float32Array(PROJ_DIM);
     this.project(query, qp);
     // 1. prefilter on the projection: the PREFILTER highest projected dot products.
-    const pre = topK(n, Math.min(n, PREFILTER), (i) => {
+    const pre = topK(n, Math.min(n, Math.max(PREFILTER, Math.ceil(n * PREFILTER_FRACTION))), (i) => {
       let s = 0;
       const o = i * PROJ_DIM;
       for (let j = 0; j < PROJ_DIM; j++) s += qp[j]! * this.proj[o + j]!;
@@ -98,8 +99,8 @@ class BackboneIndex {
  * pgvector). Per backbone, loaded on first use and caught up incrementally at most once a
  * second on query (samples with an id above the last one loaded, from any replica), it holds each
  * vector normalised and int8-quantised plus a 64-d Gaussian random projection: a query
- * scans the projections (64 multiply-adds per sample), reranks the best 400 on the
- * int8 vectors, and the caller reranks the best few exactly on the stored float32
+ * scans the projections (64 multiply-adds per sample), reranks the best 400 (or 1%)
+ * on the int8 vectors, and the caller reranks the best few exactly on the stored float32
  * vectors. Memory: (dim + 256 + 8) bytes per sample, ≈ 0.8 KB at 512-d, so ≈ 78 MB at
  * 100k; at most SIMILAR_INDEX_MAX vectors per backbone (the oldest are dropped, a tenth
  * at a time). Deleted samples stay in the index until a restart; callers drop ids that
