@@ -20,7 +20,7 @@ const SPEC = {
   streamed: { env: 'BENCH_STREAMED', flag: 'streamed', description: 'real MQTT samples (20 KB thumbnail + embedding) sent while detections stream', schema: cfg.int(3000, 1) },
   dim: { env: 'BENCH_DIM', flag: 'dim', description: 'embedding dimension', schema: cfg.int(512, 1) },
   agents: { env: 'BENCH_AGENTS', flag: 'agents', description: 'simulated devices streaming detections meanwhile', schema: cfg.int(20, 1) },
-  detections: { env: 'BENCH_DETECTIONS', flag: 'detections', description: 'detections the simulated fleet sends', schema: cfg.int(60_000, 1) },
+  detections: { env: 'BENCH_DETECTIONS', flag: 'detections', description: 'detections the simulated fleet sends', schema: cfg.int(100_000, 1) },
   requests: { env: 'BENCH_REQUESTS', flag: 'requests', description: 'timed requests per query', schema: cfg.int(300, 1) },
   databaseUrl: {
     env: 'DATABASE_URL',
@@ -74,10 +74,16 @@ export function registerBenchSamples(bench: Command): void {
         );
         let stream: { samplesPerS: number; stored: number; seconds: number; rejected: number };
         let detectionsPerS: number;
+        let detectionsAlonePerS = 0;
         try {
           // Let the fleet reach its pace first.
           await waitForCount(sql, `SELECT count(*)::int AS n FROM detections`, Math.min(5000, c.detections / 4), 120_000);
+          // The fleet's ingest rate alone, for 5 s, then with the sample stream beside it.
+          const base0 = await count(sql, 'SELECT count(*)::int AS n FROM detections');
+          const tb = Date.now();
+          await new Promise((r) => setTimeout(r, 5000));
           const before = await count(sql, 'SELECT count(*)::int AS n FROM detections');
+          detectionsAlonePerS = Math.round((before - base0) / ((Date.now() - tb) / 1000));
           const t0 = Date.now();
           stream = await streamSamples(hub.mqttUrl, sql, c.streamed, centres);
           const detectionsDuring = (await count(sql, 'SELECT count(*)::int AS n FROM detections')) - before;
@@ -130,6 +136,7 @@ export function registerBenchSamples(bench: Command): void {
             samples_streamed_stored: stream.stored,
             samples_rejected: stream.rejected,
             detections_per_s_during_samples: detectionsPerS,
+            detections_per_s_without_samples: detectionsAlonePerS,
             similar_index_mb: indexMb,
             similar_index_load_s: indexLoadS,
             fill_s: Math.round(fillS),

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { FrameReplySchema, parsePayload, SampleSchema, type Sample } from '@shelfsight/contracts';
+import { FrameReplySchema, parsePayload, SampleSchema, type RejectReason, type Sample } from '@shelfsight/contracts';
 import { HubMetrics } from '../metrics/hub-metrics';
+import { RejectionRecorder } from '../metrics/rejection-recorder';
 import type { SampleRejectReason } from './sample-scores';
 import { SampleWriter } from './sample-writer';
 
@@ -16,13 +17,14 @@ export class SampleIntakeService {
   constructor(
     private readonly writer: SampleWriter,
     private readonly metrics: HubMetrics,
+    private readonly rejections: RejectionRecorder,
   ) {}
 
   acceptSample(topicDeviceId: string, payload: unknown): IntakeResult {
     const parsed = parsePayload(SampleSchema, payload);
-    if (!parsed.ok) return this.reject(parsed.reason);
+    if (!parsed.ok) return this.refuse('samples', parsed.reason, topicDeviceId, parsed.message);
     const sample = parsed.value;
-    if (sample.deviceId !== topicDeviceId) return this.reject('device_mismatch');
+    if (sample.deviceId !== topicDeviceId) return this.refuse('samples', 'device_mismatch', topicDeviceId, `payload names device ${sample.deviceId}`);
     const checked = this.decode(sample);
     if (typeof checked === 'string') return this.reject(checked);
     return this.writer.offer({ kind: 'sample', sample, thumbnail: checked }) ? 'queued' : this.reject('queue_full');
@@ -30,9 +32,11 @@ export class SampleIntakeService {
 
   acceptFrameReply(topicDeviceId: string, payload: unknown): IntakeResult {
     const parsed = parsePayload(FrameReplySchema, payload);
-    if (!parsed.ok) return this.reject(parsed.reason);
+    if (!parsed.ok) return this.refuse('frame-reply', parsed.reason, topicDeviceId, parsed.message);
     const reply = parsed.value;
-    if (reply.deviceId !== topicDeviceId || (reply.sample && reply.sample.deviceId !== topicDeviceId)) return this.reject('device_mismatch');
+    if (reply.deviceId !== topicDeviceId || (reply.sample && reply.sample.deviceId !== topicDeviceId)) {
+      return this.refuse('frame-reply', 'device_mismatch', topicDeviceId, `payload names device ${reply.deviceId}`);
+    }
     let thumbnail: Buffer | undefined;
     if (reply.sample) {
       const checked = this.decode(reply.sample);
@@ -52,7 +56,13 @@ export class SampleIntakeService {
     return thumbnail;
   }
 
-  private reject(reason: SampleRejectReason | 'invalid_json' | 'schema' | 'device_mismatch' | 'unknown_topic'): 'rejected' {
+  /** A payload that breaks its contract: counted and logged (rate-limited) like every channel's, and as a refused sample. */
+  private refuse(channel: string, reason: RejectReason, deviceId: string, detail: string): 'rejected' {
+    this.rejections.record(channel, reason, deviceId, detail);
+    return this.reject(reason);
+  }
+
+  private reject(reason: SampleRejectReason): 'rejected' {
     this.metrics.samplesRejected.inc({ reason });
     return 'rejected';
   }

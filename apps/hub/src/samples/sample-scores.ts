@@ -33,6 +33,7 @@ export type SampleRejectReason =
   | 'invalid_json'
   | 'schema'
   | 'device_mismatch'
+  | 'unknown_topic'
   | 'unknown_backbone'
   | 'dimension_mismatch'
   | 'quota'

@@ -86,7 +86,7 @@ export class SampleWriter implements OnModuleDestroy {
 
   private reject(reason: SampleRejectReason, deviceId: string, detail: string): void {
     this.metrics.samplesRejected.inc({ reason });
-    this.log.debug?.(`sample from ${deviceId} refused (${reason}): ${detail}`);
+    this.log.debug(`sample from ${deviceId} refused (${reason}): ${detail}`);
   }
 
   private async knownBackbones(): Promise<Map<string, number | null>> {
