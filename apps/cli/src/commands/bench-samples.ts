@@ -62,7 +62,7 @@ export function registerBenchSamples(bench: Command): void {
           DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: join(work, 'hub'),
           SAMPLES_PER_DEVICE_PER_DAY: String(c.streamed * 2), SAMPLE_QUEUE_MAX: String(c.streamed),
         }),
-        { logLevels: ['error'] },
+        { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : ['error'] },
       );
       try {
         // 1. Samples over MQTT while the fleet streams detections.
@@ -91,6 +91,11 @@ export function registerBenchSamples(bench: Command): void {
         } finally {
           await sim.stop('SIGKILL');
         }
+
+        const metricsText = await (await fetch(`${hub.httpUrl}/metrics`)).text();
+        const rejectedByReason = Object.fromEntries(
+          [...metricsText.matchAll(/^shelfsight_samples_rejected_total\{reason="([a-z_]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
+        );
 
         // 2. The queue and the neighbours, timed.
         const ids = (await sql.query<{ id: string }>(`SELECT id::text FROM samples WHERE embedding IS NOT NULL ORDER BY random() LIMIT ${c.requests + 20}`)).rows.map((r) => r.id);
@@ -134,7 +139,8 @@ export function registerBenchSamples(bench: Command): void {
             queries,
             samples_per_s: stream.samplesPerS,
             samples_streamed_stored: stream.stored,
-            samples_rejected: stream.rejected,
+            samples_not_stored: stream.rejected,
+            samples_rejected_by_reason: rejectedByReason,
             detections_per_s_during_samples: detectionsPerS,
             detections_per_s_without_samples: detectionsAlonePerS,
             similar_index_mb: indexMb,
@@ -262,7 +268,7 @@ async function streamSamples(
       progress.tick(Math.min(10, n - i));
     }
     const query = `SELECT count(*)::int AS n FROM samples WHERE site = 'bench-stream'`;
-    // Wait until stored (or nothing moved for 5 s: the rest was refused).
+    // Wait until stored (or nothing moved for 30 s: the rest was refused).
     let last = -1;
     let stillSince = Date.now();
     for (;;) {
@@ -271,7 +277,7 @@ async function streamSamples(
       if (stored !== last) {
         last = stored;
         stillSince = Date.now();
-      } else if (Date.now() - stillSince > 5000) break;
+      } else if (Date.now() - stillSince > 30_000) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     progress.done();

@@ -104,6 +104,12 @@ export const HUB_CONFIG_SPEC = {
     description: 'confident detections of one location by different devices with different categories captured within this many seconds are disputed (too short for a real restock) and their frames requested; 0 = off',
     schema: cfg.number(120, 0),
   },
+  disagreementFramesPerMinute: {
+    env: 'DISAGREEMENT_FRAMES_PER_MINUTE',
+    flag: 'disagreement-frames-per-minute',
+    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it detections are still marked disputed',
+    schema: cfg.int(60, 0),
+  },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
 } as const;
 

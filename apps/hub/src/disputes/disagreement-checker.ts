@@ -14,8 +14,10 @@ const CHUNK = 500;
  * touched are checked (off the hot path: a bounded set of keys, deduplicated, drained by
  * one async loop, one statement per 500 locations) for confident detections by
  * different devices with different categories within DISAGREEMENT_WINDOW_S. Those are
- * marked disputed and each device is asked for its frame; the replies are queued with
- * reason `disagreement`, ahead of plain low-confidence samples.
+ * marked disputed and each device is asked for its frame (at most
+ * DISAGREEMENT_FRAMES_PER_MINUTE; beyond it detections are still marked, and the skipped
+ * requests counted); the replies are queued with reason `disagreement`, ahead of plain
+ * low-confidence samples.
  */
 @Injectable()
 export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
@@ -23,6 +25,7 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
   private readonly pending = new Map<string, CommittedLocation>();
   private running?: Promise<void>;
   private closed = false;
+  private readonly sentAt: number[] = [];
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -60,6 +63,15 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
     while (this.running) await this.running;
   }
 
+  /** Up to `want` frame requests within DISAGREEMENT_FRAMES_PER_MINUTE (a noisy fleet must not flood the sample queue). */
+  private takeBudget(want: number): number {
+    const now = Date.now();
+    while (this.sentAt.length > 0 && this.sentAt[0]! <= now - 60_000) this.sentAt.shift();
+    const n = Math.max(0, Math.min(want, this.config.disagreementFramesPerMinute - this.sentAt.length));
+    for (let i = 0; i < n; i++) this.sentAt.push(now);
+    return n;
+  }
+
   private async drain(): Promise<void> {
     while (this.pending.size > 0 && !this.closed) {
       const chunk: CommittedLocation[] = [];
@@ -69,8 +81,12 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
         if (chunk.length >= CHUNK) break;
       }
       try {
-        const requests = await this.repo.markDisputes(chunk, this.config.minConfidence, this.config.disagreementWindowS);
-        this.metrics.disputes.inc({}, requests.length);
+        const disputed = await this.repo.markDisputes(chunk, this.config.minConfidence, this.config.disagreementWindowS);
+        this.metrics.disputes.inc({}, disputed.length);
+        const budget = this.takeBudget(disputed.length);
+        if (budget < disputed.length) this.metrics.disagreementFramesSkipped.inc({}, disputed.length - budget);
+        const requests = disputed.slice(0, budget).map((d) => ({ request_id: FrameRequester.newRequestId(), device_id: d.device_id, frame_id: d.frame_id, detection_id: d.id }));
+        await this.repo.recordRequests(requests);
         for (const r of requests) await this.frames.send('disagreement', { requestId: r.request_id, deviceId: r.device_id, frameId: r.frame_id });
       } catch (err) {
         this.log.warn(`disagreement check of ${chunk.length} locations failed: ${(err as Error).message}`);

@@ -27,12 +27,12 @@ export class DisputesRepository {
 
   /**
    * Among the newest confident detections of these locations, find pairs from different
-   * devices with different categories captured within `windowS` of each other; mark
-   * those not yet disputed, and record a frame request for each (in the same statement).
-   * Returns the requests to send. One statement for the whole chunk of locations.
+   * devices with different categories captured within `windowS` of each other, and mark
+   * those not yet disputed. Returns the newly disputed detections. One statement for the
+   * whole chunk of locations.
    */
-  async markDisputes(locations: CommittedLocation[], minConfidence: number, windowS: number): Promise<DisputeRequest[]> {
-    return this.prisma.$queryRawUnsafe<DisputeRequest[]>(
+  async markDisputes(locations: CommittedLocation[], minConfidence: number, windowS: number): Promise<Array<{ id: bigint; device_id: string; frame_id: string }>> {
+    return this.prisma.$queryRawUnsafe(
       `WITH k AS (
          SELECT DISTINCT site, location FROM jsonb_to_recordset($1::jsonb) AS x(site text, location text)
        ), cand AS (
@@ -46,17 +46,24 @@ export class DisputesRepository {
          SELECT DISTINCT a.id FROM cand a JOIN cand b
            ON a.site = b.site AND a.location = b.location AND a.device_id <> b.device_id AND a.category <> b.category
           AND abs(extract(epoch FROM a.captured_at - b.captured_at)) <= $3
-       ), upd AS (
-         UPDATE detections d SET disputed_at = now() FROM hit
-         WHERE d.id = hit.id AND d.disputed_at IS NULL
-         RETURNING d.id, d.device_id, d.frame_id
        )
-       INSERT INTO frame_requests (request_id, device_id, frame_id, purpose, detection_id)
-       SELECT gen_random_uuid()::text, device_id, frame_id, 'disagreement', id FROM upd ORDER BY id
-       RETURNING request_id, device_id, frame_id`,
+       UPDATE detections d SET disputed_at = now() FROM hit
+       WHERE d.id = hit.id AND d.disputed_at IS NULL
+       RETURNING d.id, d.device_id, d.frame_id`,
       JSON.stringify(locations.map((l) => ({ site: l.site, location: l.location }))),
       minConfidence,
       windowS,
+    );
+  }
+
+  /** Record the frame requests about to be sent for disputed detections. */
+  async recordRequests(requests: Array<DisputeRequest & { detection_id: bigint }>): Promise<void> {
+    if (requests.length === 0) return;
+    await this.prisma.$executeRawUnsafe(
+      `INSERT INTO frame_requests (request_id, device_id, frame_id, purpose, detection_id)
+       SELECT request_id, device_id, frame_id, 'disagreement', detection_id::bigint
+       FROM jsonb_to_recordset($1::jsonb) AS x(request_id text, device_id text, frame_id text, detection_id text)`,
+      JSON.stringify(requests.map((r) => ({ ...r, detection_id: r.detection_id.toString() }))),
     );
   }
 

@@ -29,6 +29,7 @@ export class HubMetrics {
   readonly frameRequests = this.registry.counter('shelfsight_frame_requests_total', 'frame requests sent to devices, by purpose (correction, disagreement)');
   readonly frameReplies = this.registry.counter('shelfsight_frame_replies_total', 'frame replies received, by status (ok, not_held)');
   readonly disputes = this.registry.counter('shelfsight_disputed_detections_total', 'detections marked disputed (devices disagreed on a location within DISAGREEMENT_WINDOW_S)');
+  readonly disagreementFramesSkipped = this.registry.counter('shelfsight_disagreement_frames_skipped_total', 'disputed detections whose frame was not requested (over DISAGREEMENT_FRAMES_PER_MINUTE)');
   readonly disagreementDropped = this.registry.counter('shelfsight_disagreement_checks_dropped_total', 'committed locations not checked for disagreement because the checker queue was full');
 
   constructor() {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { zoneOfLocation, type Sample } from '@shelfsight/contracts';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
@@ -103,6 +104,7 @@ export class SampleWriter implements OnModuleDestroy {
     const rows: NewSample[] = [];
     const labelAfter: Array<{ request: FrameRequestRow; deviceId: string; sampleId: string }> = [];
     const notHeld: string[] = [];
+    const toStore = new Map<string, Buffer>();
     const quotaDevices = [...new Set(batch.filter((w) => w.kind === 'sample').map((w) => (w as { sample: Sample }).sample.deviceId))];
     const today = quotaDevices.length > 0 ? await this.repo.countsToday(quotaDevices, now) : new Map<string, number>();
 
@@ -145,7 +147,8 @@ export class SampleWriter implements OnModuleDestroy {
         this.reject('dimension_mismatch', sample.deviceId, `embedding of ${sample.bottleneck.dim} values, backbone ${sample.backboneId} has ${dim}`);
         continue;
       }
-      const sha = await this.blobs.put(thumbnail);
+      const sha = { sha256: createHash('sha256').update(thumbnail).digest('hex'), bytes: thumbnail.length };
+      toStore.set(sha.sha256, thumbnail);
       const u = uncertaintyOf(sample.prediction.topK);
       rows.push({
         device_id: sample.deviceId,
@@ -176,6 +179,8 @@ export class SampleWriter implements OnModuleDestroy {
       if (request) labelAfter.push({ request, deviceId: sample.deviceId, sampleId: sample.sampleId });
     }
 
+    // Thumbnails first (in parallel: each write is fsynced), so no row ever names a missing blob.
+    await Promise.all([...toStore.values()].map((t) => this.blobs.put(t)));
     const inserted = await this.repo.insert(rows);
     for (const r of rows) {
       if (inserted.some((i) => i.device_id === r.device_id && i.sample_id === r.sample_id)) this.metrics.samplesStored.inc({ reason: r.reason });
