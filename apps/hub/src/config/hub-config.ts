@@ -95,7 +95,7 @@ export const HUB_CONFIG_SPEC = {
   similarIndexMax: {
     env: 'SIMILAR_INDEX_MAX',
     flag: 'similar-index-max',
-    description: 'most embeddings per backbone held in the in-memory similar-samples index (newest kept; about 0.6 KB each for 512-d: int8 vector + 64-d projection)',
+    description: 'most embeddings per backbone held in the in-memory similar-samples index (newest kept; about 0.6 KB each for 512-d: int8 vector + 32-d int8 projection)',
     schema: cfg.int(200_000, 1),
   },
   disagreementWindowS: {
