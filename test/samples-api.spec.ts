@@ -1,12 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { FrameRequest, Sample } from '@shelfsight/contracts';
+import { metricSum } from '@shelfsight/common';
 import { checkInventoryConsistency } from '@shelfsight/db';
-import { BLOB_STORE, type BlobStore } from '../apps/hub/src/blobs/blob-store';
-import { DisagreementChecker } from '../apps/hub/src/disputes/disagreement-checker';
-import { HubMetrics } from '../apps/hub/src/metrics/hub-metrics';
-import { SamplePurgeService } from '../apps/hub/src/samples/sample-purge.service';
-import { SampleWriter } from '../apps/hub/src/samples/sample-writer';
+import { BLOB_STORE, DisagreementChecker, SamplePurgeService, SampleWriter, type BlobStore } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { jpegThumbnail, nearby, randomVector, registerTestBackbone, sampleMessage } from './support/samples';
@@ -94,7 +91,7 @@ for (const variant of variants) {
       return dev;
     };
     const send = (dev: FakeDevice, s: Sample) => dev.sendRaw('samples', JSON.stringify(s));
-    const metrics = () => sut.hub.app.get(HubMetrics);
+    const metric = async (name: string, labels: Record<string, string> = {}) => metricSum(await (await fetch(api('/metrics'))).text(), name, labels);
     const settle = () => sut.hub.app.get(SampleWriter).idle();
     const pending = async (site: string, query = '') => (await getJson<Page>(api(`/samples?site=${site}&limit=500${query}`))).body.items;
     const waitForSamples = (site: string, n: number, query = '') =>
@@ -127,8 +124,14 @@ for (const variant of variants) {
     it('stores a sample once, with thumbnail and embedding, and refuses and counts foreign backbones and bad payloads', async () => {
       const site = siteOf('dup');
       const dev = await device('dup');
-      const rejected = (reason: string) => metrics().samplesRejected.get({ reason });
-      const before = { dup: metrics().samplesDuplicate.get(), backbone: rejected('unknown_backbone'), dim: rejected('dimension_mismatch'), json: rejected('invalid_json'), schema: rejected('schema') };
+      const rejected = (reason: string) => metric('shelfsight_samples_rejected_total', { reason });
+      const before = {
+        dup: await metric('shelfsight_samples_duplicate_total'),
+        backbone: await rejected('unknown_backbone'),
+        dim: await rejected('dimension_mismatch'),
+        json: await rejected('invalid_json'),
+        schema: await rejected('schema'),
+      };
       const s = await sampleMessage(dev.id, { site, embedding: randomVector(DIM, 1) });
       await send(dev, s);
       await send(dev, s);
@@ -136,12 +139,12 @@ for (const variant of variants) {
       await dev.sendRaw('samples', 'not json');
       await dev.sendRaw('samples', JSON.stringify({ v: 1, deviceId: dev.id }));
       await send(dev, await sampleMessage(dev.id, { site, embedding: randomVector(DIM + 1, 2) }));
-      await eventually(async () => (rejected('dimension_mismatch') > before.dim ? true : undefined), 15_000, 'dimension rejection');
+      await eventually(async () => ((await rejected('dimension_mismatch')) > before.dim ? true : undefined), 15_000, 'dimension rejection');
       await settle();
-      expect(rejected('unknown_backbone') - before.backbone).toBe(1);
-      expect(rejected('invalid_json') - before.json).toBe(1);
-      expect(rejected('schema') - before.schema).toBe(1);
-      expect(metrics().samplesDuplicate.get() - before.dup).toBe(1);
+      expect((await rejected('unknown_backbone')) - before.backbone).toBe(1);
+      expect((await rejected('invalid_json')) - before.json).toBe(1);
+      expect((await rejected('schema')) - before.schema).toBe(1);
+      expect((await metric('shelfsight_samples_duplicate_total')) - before.dup).toBe(1);
       const items = await pending(site);
       expect(items).toHaveLength(1);
       expect(items[0]).toMatchObject({ deviceId: dev.id, sampleId: s.sampleId, reason: 'low_confidence', state: 'pending', embeddingDim: DIM });
@@ -153,12 +156,13 @@ for (const variant of variants) {
     it('holds the per-device daily quota on the hub', async () => {
       const site = siteOf('quota');
       const dev = await device('quota');
-      const before = metrics().samplesRejected.get({ reason: 'quota' });
+      const quota = () => metric('shelfsight_samples_rejected_total', { reason: 'quota' });
+      const before = await quota();
       for (let i = 0; i < 22; i++) await send(dev, await sampleMessage(dev.id, { site }));
-      await eventually(async () => (metrics().samplesRejected.get({ reason: 'quota' }) - before >= 2 ? true : undefined), 15_000, 'quota rejections');
+      await eventually(async () => ((await quota()) - before >= 2 ? true : undefined), 15_000, 'quota rejections');
       await settle();
       expect(await pending(site)).toHaveLength(20);
-      expect(metrics().samplesRejected.get({ reason: 'quota' }) - before).toBe(2);
+      expect((await quota()) - before).toBe(2);
     });
 
     it('orders the queue by margin, entropy, newest and diverse, pages without repeats, and finds the true nearest neighbours', async () => {

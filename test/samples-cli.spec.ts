@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '@shelfsight/vision';
-import { SHELF_BIN } from '../apps/cli/src/bench/processes';
+import { SHELF_BIN } from '@shelfsight/cli';
 import { FakeDevice } from './support/fake-device';
 import { registerTestBackbone, sampleMessage } from './support/samples';
 import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';

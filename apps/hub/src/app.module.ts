@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule, type Params as LoggerParams } from 'nestjs-pino';
 import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
 import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-access-control';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
@@ -38,11 +39,11 @@ class CoreModule {
 
 @Module({})
 export class AppModule {
-  /** `access`: the embedded broker's access control when MQTT_AUTH=on, else null. */
-  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
+  /** `access`: the embedded broker's access control when MQTT_AUTH=on, else null; `logger`: nestjs-pino's parameters (request logging). */
+  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null, logger: LoggerParams = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
+      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

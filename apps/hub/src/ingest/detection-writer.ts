@@ -137,7 +137,7 @@ export class DetectionWriter implements OnModuleDestroy {
     private readonly metrics: HubMetrics,
     private readonly committed: CommittedDetections,
   ) {
-    metrics.pending.collect(() => this.pendingRows);
+    metrics.pending.readFrom(() => this.pendingRows);
   }
 
   /** Resolves after the detections are committed; undefined when the writer is full. */

@@ -42,7 +42,7 @@ export class SampleWriter implements OnModuleDestroy {
     private readonly repo: SamplesRepository,
     private readonly metrics: HubMetrics,
   ) {
-    metrics.samplesQueued.collect(() => this.queue.length);
+    metrics.samplesQueued.readFrom(() => this.queue.length);
   }
 
   /** Queue work; false when the queue is full (the caller counts the drop). */
