@@ -2,35 +2,32 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { cfg, loadConfig } from '@shelfsight/common';
+import { loadConfig } from '@shelfsight/common';
 import { ARCHIVE_FILES, LABELS_FILE, MANIFEST_FILE, OUTPUTS_FILE, packArtifact, TRAINING_ROWS_FILE, unpackArtifact, WEIGHTS_FILE } from '@shelfsight/contracts';
-import { hubJson, hubRequest, HubRequestError, type HubAccess } from '../hub-client';
+import { z } from 'zod';
+import { HUB_TARGET_SPEC, hubJson, hubRequest, HubRequestError, hubTargetOf, type HubTarget } from '../hub-client';
 import { addConfigOptions, flagsFrom } from '../options';
 
-export const HUB_ACCESS_SPEC = {
-  hubUrl: { env: 'HUB_URL', flag: 'hub-url', description: 'hub HTTP address', schema: cfg.string('http://127.0.0.1:3000') },
-  apiKey: { env: 'HUB_API_KEY', flag: 'api-key', description: 'API key (operator or admin), sent as X-API-Key', schema: cfg.optionalString() },
-} as const;
 
-interface Summary {
-  version: string;
-  backbone: { id: string };
-  labels: string[];
-  headType: string;
-  source: string;
-  accuracy: number | null;
-  releasable: boolean | null;
-  gateReason: string | null;
-  registeredAt: string;
-}
+const SummarySchema = z.object({
+  version: z.string(),
+  backbone: z.object({ id: z.string() }),
+  labels: z.array(z.string()),
+  headType: z.string(),
+  source: z.string(),
+  accuracy: z.number().nullable(),
+  releasable: z.boolean().nullable(),
+  gateReason: z.string().nullable(),
+  registeredAt: z.string(),
+});
 
-interface Comparison {
-  a: string;
-  b: string;
-  evaluationRows: number;
-  overall: { a: number; b: number; delta: number };
-  perCategory: Array<{ category: string; rows: number; a: number; b: number; delta: number }>;
-}
+const ComparisonSchema = z.object({
+  a: z.string(),
+  b: z.string(),
+  evaluationRows: z.number(),
+  overall: z.object({ a: z.number(), b: z.number(), delta: z.number() }),
+  perCategory: z.array(z.object({ category: z.string(), rows: z.number(), a: z.number(), b: z.number(), delta: z.number() })),
+});
 
 const pct = (v: number | null) => (v === null ? '   n/a' : `${(v * 100).toFixed(1).padStart(5)}%`);
 const signedPct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)}`;
@@ -39,16 +36,15 @@ const out = (line: string): void => void process.stdout.write(line + '\n');
 /** `shelf models …`: the model registry over the hub's REST API. */
 export function registerModels(program: Command): void {
   const models = program.command('models').description('The hub\u2019s model registry: list, show, compare, register and download head versions');
-  const access = (opts: Record<string, unknown>): HubAccess => {
-    const c = loadConfig(HUB_ACCESS_SPEC, flagsFrom(HUB_ACCESS_SPEC, opts));
-    return { hubUrl: c.hubUrl, apiKey: c.apiKey };
+  const access = (opts: Record<string, unknown>): HubTarget => {
+    return hubTargetOf(loadConfig(HUB_TARGET_SPEC, flagsFrom(HUB_TARGET_SPEC, opts)));
   };
-  const sub = (name: string, description: string) => addConfigOptions(models.command(name).description(description), HUB_ACCESS_SPEC);
+  const sub = (name: string, description: string) => addConfigOptions(models.command(name).description(description), HUB_TARGET_SPEC);
 
   sub('list', 'Versions, newest first, with accuracy on the frozen evaluation set and the gate verdict')
     .option('--json', 'print the JSON the hub answers')
     .action(async (opts: Record<string, unknown>) => {
-      const list = await hubJson<Summary[]>(access(opts), '/models');
+      const list = await hubJson(access(opts), 'GET', '/models', z.array(SummarySchema));
       if (opts.json) return out(JSON.stringify(list, null, 2));
       out(['version'.padEnd(34), 'backbone'.padEnd(20), 'classes', 'head'.padEnd(10), 'source', 'accuracy', 'releasable', 'reason'].join('  '));
       for (const m of list) {
@@ -59,7 +55,7 @@ export function registerModels(program: Command): void {
   sub('show', 'One version: lineage, metrics with confusion matrix, gate verdict, re-score state (JSON)')
     .argument('<version>')
     .action(async (version: string, opts: Record<string, unknown>) => {
-      out(JSON.stringify(await hubJson<unknown>(access(opts), `/models/${encodeURIComponent(version)}`), null, 2));
+      out(JSON.stringify(await hubJson(access(opts), 'GET', `/models/${encodeURIComponent(version)}`, z.unknown()), null, 2));
     });
 
   sub('compare', 'Overall and per-category accuracy of <b> minus <a> on their shared frozen evaluation set')
@@ -67,7 +63,7 @@ export function registerModels(program: Command): void {
     .argument('<b>')
     .option('--json', 'print the JSON the hub answers')
     .action(async (a: string, b: string, opts: Record<string, unknown>) => {
-      const c = await hubJson<Comparison>(access(opts), `/models/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+      const c = await hubJson(access(opts), 'GET', `/models/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`, ComparisonSchema);
       if (opts.json) return out(JSON.stringify(c, null, 2));
       out(`${c.a} -> ${c.b} on ${c.evaluationRows} frozen evaluation rows`);
       out(['category'.padEnd(24), 'rows'.padStart(6), 'a'.padStart(7), 'b'.padStart(7), 'delta'.padStart(7)].join('  '));
@@ -92,7 +88,7 @@ export function registerModels(program: Command): void {
       const tar = await packArtifact({ ...files, ...(outputs ? { outputs } : {}), ...(trainingRows ? { trainingRows } : {}) });
       const query = typeof opts.parent === 'string' ? `?parent=${encodeURIComponent(opts.parent)}` : '';
       const res = await hubRequest(access(opts), 'POST', `/models${query}`, { data: tar, contentType: 'application/x-tar' });
-      const m = (await res.json()) as Summary & { metrics: { rows: number } | null };
+      const m = SummarySchema.extend({ metrics: z.object({ rows: z.number() }).passthrough().nullable() }).parse(await res.json());
       process.stderr.write(
         `${res.status === 201 ? 'registered' : 'already registered'} ${m.version}: accuracy ${pct(m.accuracy).trim()}${m.metrics ? ` on ${m.metrics.rows} frozen rows` : ''}; ` +
           `${m.releasable ? 'releasable' : 'NOT releasable'} (${m.gateReason})${trainingRows ? '' : `; no ${TRAINING_ROWS_FILE} sent`}\n`,
