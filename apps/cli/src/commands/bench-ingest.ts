@@ -22,6 +22,12 @@ const SPEC = {
   mqttUrl: { env: 'MQTT_URL', flag: 'mqtt-url', description: 'external broker; unset = the hub\u2019s embedded broker', schema: cfg.url(['mqtt', 'tcp']) },
   batchSize: { env: 'BENCH_BATCH_SIZE', flag: 'batch-size', description: 'detections per MQTT message', schema: cfg.int(100, 1) },
   keep: { env: 'BENCH_KEEP', flag: 'keep', description: 'keep the scratch database', schema: cfg.bool(false) },
+  cpuProf: {
+    env: 'BENCH_CPU_PROF',
+    flag: 'cpu-prof',
+    description: 'write V8 CPU profiles of the hub and fleet processes into this folder (node --cpu-prof; open in Chrome DevTools)',
+    schema: cfg.optionalString(),
+  },
 } as const;
 
 /**
@@ -54,7 +60,8 @@ export function registerBenchIngest(bench: Command): void {
     hubEnv.MQTT_PORT = String(mqttPort);
     const hubUrl = `http://127.0.0.1:${httpPort}`;
     process.stderr.write(`bench ingest: ${c.agents} agents x ${perAgent} detections, database ${c.databaseUrl ? 'PostgreSQL (scratch db)' : 'embedded PGlite'}, broker ${c.mqttUrl ?? 'embedded aedes'}\n`);
-    const hub = spawnShelf(['hub'], hubEnv);
+    const nodeArgs = (name: string) => (c.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${c.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
+    const hub = spawnShelf(['hub'], hubEnv, undefined, nodeArgs('hub'));
     let sim: ReturnType<typeof spawnShelf> | undefined;
     try {
       await waitForHttp(`${hubUrl}/health`, 120_000, () =>
@@ -79,6 +86,8 @@ export function registerBenchIngest(bench: Command): void {
           '--site', site,
         ],
         { LOG_LEVEL: 'warn' },
+        undefined,
+        nodeArgs('fleet'),
       );
       const poll = setInterval(() => {
         void sql
