@@ -67,8 +67,8 @@ export interface WriterStageResult {
  * Stage (a): the writer and its SQL fed directly with pre-built messages (no MQTT, no
  * decoding), as fast as it takes them: what the database path alone sustains.
  */
-export async function runWriterStage(databaseUrl: string, messages: IngestMessage[]): Promise<WriterStageResult> {
-  const config = loadHubConfig({}, { DATABASE_URL: databaseUrl });
+export async function runWriterStage(databaseUrl: string, messages: IngestMessage[], env: Record<string, string> = {}): Promise<WriterStageResult> {
+  const config = loadHubConfig({}, { ...env, DATABASE_URL: databaseUrl });
   const prisma = new PrismaService(config);
   const metrics = new HubMetrics();
   const writer = new DetectionWriter(config, new IngestRepository(prisma), metrics);
