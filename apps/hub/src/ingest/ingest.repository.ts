@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import type { Detection } from '@shelfsight/contracts';
-import { zoneOfLocation } from '@shelfsight/contracts';
 import { PrismaService } from '../prisma/prisma.service';
 
 /** Detections of one device's message, as the writer groups them. */
@@ -41,9 +40,12 @@ export interface IngestCommit {
  */
 const INGEST_SQL = `
 WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
-    device_id text, epoch text, seq bigint, frame_id text, site text, zone text, location text,
-    captured_at timestamptz, category text, confidence real, top_k jsonb, model_version text, latency_ms real)
+  -- $1: [{"deviceId", "epoch", "detections": [Detection, ...]}, ...], the validated messages as they are; zone = aisle = first segment of the location.
+  SELECT m."deviceId" AS device_id, m.epoch, x.seq, x."frameId" AS frame_id, x.site, split_part(x.location, '-', 1) AS zone, x.location,
+    x."capturedAt" AS captured_at, x.category, x.confidence, x."topK" AS top_k, x."modelVersion" AS model_version, x."latencyMs" AS latency_ms
+  FROM jsonb_to_recordset($1::jsonb) AS m("deviceId" text, epoch text, detections jsonb)
+  CROSS JOIN LATERAL jsonb_to_recordset(m.detections) AS x(
+    seq bigint, "frameId" text, site text, location text, "capturedAt" timestamptz, category text, confidence real, "topK" jsonb, "modelVersion" text, "latencyMs" real)
 ), ins AS (
   INSERT INTO detections (device_id, epoch, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms)
   SELECT device_id, epoch, seq, frame_id, site, zone, location, captured_at, category, confidence, top_k, model_version, latency_ms
@@ -137,8 +139,8 @@ SELECT (SELECT count(*) FROM locked)::int AS locked,
 
 /**
  * The ingest writer's SQL. Runs on the hub's connection pool with the pg driver
- * directly: the rows go as one JSON parameter to the statement that needs them and the
- * lock statement gets only the distinct locations.
+ * directly: the messages go as one JSON parameter to the statement that needs them and
+ * the lock statement gets only the distinct locations.
  */
 @Injectable()
 export class IngestRepository {
@@ -146,13 +148,13 @@ export class IngestRepository {
 
   /** Store the detections of these messages in one transaction (throws if it did not commit). */
   async commit(messages: readonly IngestMessage[], minConfidence: number): Promise<IngestCommit> {
-    const rows: ReturnType<typeof toRow>[] = [];
     const sites: string[] = [];
     const locations: string[] = [];
     const seenKeys = new Set<string>();
+    let rows = 0;
     for (const m of messages) {
+      rows += m.detections.length;
       for (const d of m.detections) {
-        rows.push(toRow(m.deviceId, m.epoch, d));
         const key = `${d.site}\u0000${d.location}`;
         if (!seenKeys.has(key)) {
           seenKeys.add(key);
@@ -161,6 +163,8 @@ export class IngestRepository {
         }
       }
     }
+    // The validated detections go as they are; the statement reads the fields it needs.
+    const json = JSON.stringify(messages.map((m) => ({ deviceId: m.deviceId, epoch: m.epoch, detections: m.detections })));
     const client = await this.prisma.pool.connect();
     let broken: Error | undefined;
     try {
@@ -168,9 +172,9 @@ export class IngestRepository {
       try {
         await client.query(LOCK_STATES_SQL, [sites, locations]);
         const result = await client.query<{ stored: number; state_changes: number; seq_conflicts: number; conflict_examples: string[] }>(INGEST_SQL, [
-          JSON.stringify(rows),
+          json,
           minConfidence,
-          rows.length,
+          rows,
         ]);
         await client.query('COMMIT');
         const r = result.rows[0];
@@ -193,22 +197,4 @@ function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   // SQLSTATE class 08 (connection exception), 57P (operator intervention: shutdown), or a socket error without a SQLSTATE.
   return e.code === undefined || e.code.startsWith('08') || e.code.startsWith('57P');
-}
-
-function toRow(deviceId: string, epoch: string, d: Detection) {
-  return {
-    device_id: deviceId,
-    epoch,
-    seq: d.seq,
-    frame_id: d.frameId,
-    site: d.site,
-    zone: zoneOfLocation(d.location),
-    location: d.location,
-    captured_at: d.capturedAt,
-    category: d.category,
-    confidence: d.confidence,
-    top_k: d.topK,
-    model_version: d.modelVersion,
-    latency_ms: d.latencyMs,
-  };
 }
