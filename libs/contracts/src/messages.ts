@@ -24,9 +24,11 @@ export function zoneOfLocation(code: string): string {
  * storage was wiped or replaced starts a new epoch at seq 1 instead of having its new
  * detections taken for repeats of old ones.
  */
-export const EpochSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'epoch: letters, digits, _ - (max 64)');
+export const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const EpochSchema = z.string().regex(EPOCH_PATTERN, 'epoch: letters, digits, _ - (max 64)');
 
-export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
+export const SITE_PATTERN = /^[A-Za-z0-9_.-]+$/;
+export const SiteSchema = z.string().min(1).max(64).regex(SITE_PATTERN, 'letters, digits, _ . - only');
 export const CategorySchema = z.string().min(1).max(64);
 const IsoTime = z.iso.datetime({ offset: true });
 const Confidence = z.number().min(0).max(1);
