@@ -24,6 +24,12 @@ const SPEC = {
   },
   mqttUrl: { env: 'MQTT_URL', flag: 'mqtt-url', description: 'external broker; unset = the hub\u2019s embedded broker', schema: cfg.url(['mqtt', 'tcp']) },
   batchSize: { env: 'BENCH_BATCH_SIZE', flag: 'batch-size', description: 'detections per MQTT message', schema: cfg.int(100, 1) },
+  rate: {
+    env: 'BENCH_RATE',
+    flag: 'rate',
+    description: 'frames per second each simulated device offers (above what the fleet can take, so the stages, not the sources, set the pace)',
+    schema: cfg.int(1000, 1),
+  },
   stages: {
     env: 'BENCH_STAGES',
     flag: 'stages',
@@ -92,7 +98,7 @@ function simArgs(c: BenchConfig, perAgent: number, mqttUrl: string, stateDir: st
     'sim',
     '--agents', String(c.agents),
     '--frames-per-agent', String(perAgent),
-    '--rate', String(Math.max(1000, perAgent)),
+    '--rate', String(c.rate),
     '--queue-size', String(perAgent),
     '--batch-size', String(c.batchSize),
     '--mqtt-url', mqttUrl,
