@@ -39,19 +39,26 @@ export function ownCpuSeconds(): number {
 /**
  * CPU used by the PostgreSQL backends serving one database, over a window: backends
  * are found in pg_stat_activity (polled, so connections opened later count too) and
- * read from /proc. Works when the server runs on this machine; `total()` is undefined
- * otherwise.
+ * read from /proc. Only for a server on this machine (a loopback address); `total()` is
+ * undefined otherwise. A backend that has exited counts with its last reading.
  */
 export class DatabaseBackendsCpu {
   private readonly baseline = new Map<number, number>();
   private readonly last = new Map<number, number>();
   private started = false;
-  private unreadable = false;
+  private readonly local: boolean;
 
   constructor(
     private readonly sql: Client,
-    private readonly database: string,
-  ) {}
+    databaseUrl: string,
+  ) {
+    const host = new URL(databaseUrl).hostname.replace(/^\[|\]$/g, '');
+    this.local = host === '' || host === 'localhost' || host === '::1' || host.startsWith('127.');
+  }
+
+  private get database(): string {
+    return this.sql.database ?? '';
+  }
 
   /** Start the window: the backends there now count from their current CPU. */
   async start(): Promise<void> {
@@ -62,15 +69,13 @@ export class DatabaseBackendsCpu {
 
   /** Look for new backends and note every backend's CPU so far (call now and then, and at the end). */
   async sample(): Promise<void> {
+    if (!this.local) return;
     const pids = (
       await this.sql.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [this.database])
     ).rows.map((r) => r.pid);
     for (const pid of pids) {
       const cpu = processCpuSeconds(pid);
-      if (cpu === undefined) {
-        this.unreadable = true;
-        continue;
-      }
+      if (cpu === undefined) continue; // exited meanwhile
       this.last.set(pid, cpu);
       // A backend first seen after the start was opened during the window: all of its CPU counts.
       if (!this.baseline.has(pid)) this.baseline.set(pid, this.started ? 0 : cpu);
@@ -79,7 +84,7 @@ export class DatabaseBackendsCpu {
 
   /** CPU seconds of the backends within the window; undefined when they could not be read (server elsewhere). */
   total(): number | undefined {
-    if (this.unreadable || this.last.size === 0) return undefined;
+    if (!this.local || this.last.size === 0) return undefined;
     let sum = 0;
     for (const [pid, cpu] of this.last) sum += cpu - (this.baseline.get(pid) ?? 0);
     return sum;

@@ -141,7 +141,7 @@ async function runEndToEnd(c: BenchConfig, perAgent: number, work: string) {
     const settings = await commitSettings(sql);
     process.stderr.write(`postgres: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
     // PGlite runs inside the hub process: its CPU is the hub's.
-    const dbCpu = scratch ? new DatabaseBackendsCpu(sql, new URL(scratch.url).pathname.slice(1)) : undefined;
+    const dbCpu = scratch ? new DatabaseBackendsCpu(sql, scratch.url) : undefined;
     await dbCpu?.start();
     const hubCpuFrom = processCpuSeconds(hub.child.pid);
     const progress = createProgress('ingest', expected);
@@ -257,7 +257,7 @@ async function stageWriter(c: BenchConfig, perAgent: number, work: string) {
     await applyMigrations(url);
     const sql = new Client({ connectionString: url });
     await sql.connect();
-    const dbCpu = c.databaseUrl ? new DatabaseBackendsCpu(sql, new URL(url).pathname.slice(1)) : undefined;
+    const dbCpu = c.databaseUrl ? new DatabaseBackendsCpu(sql, url) : undefined;
     await dbCpu?.start();
     const sampler = setInterval(() => void dbCpu?.sample().catch(() => undefined), 500);
     const cpuFrom = ownCpuSeconds();
