@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { withTimeout } from '@shelfsight/common';
-import { metricSum } from '../apps/cli/src/bench/processes';
-import { IngestRepository } from '../apps/hub/src/ingest/ingest.repository';
+import { metricSum } from '@shelfsight/cli';
+import { IngestRepository } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
