@@ -6,3 +6,4 @@ export * from './model-artifact';
 export * from './head-math';
 export * from './training-rows';
 export * from './artifact-archive';
+export * from './detection-batch-fast';
