@@ -2,3 +2,4 @@ export * from './topics';
 export * from './messages';
 export * from './parse';
 export * from './samples';
+export * from './training-set';

@@ -1,6 +1,7 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createProgress } from '@shelfsight/common';
+import { encodeTrainingSet, TRAINING_SET_FILE, type TrainingSet } from '@shelfsight/contracts';
 import { saveModel, type ModelManifest } from '../artifact/artifact';
 import { describeBackbone } from '../backbones/backbone';
 import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
@@ -21,8 +22,18 @@ type HeadTrainingSettings = Pick<
 >;
 
 export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettings {
-  /** Class folders or CSV `image,label`. */
-  data: string;
+  /** Class folders or CSV `image,label`; may be omitted when `extraRows` holds all the data. */
+  data?: string;
+  /**
+   * Pre-computed rows trained beside the images of `data` (labelled samples' stored
+   * embeddings, an earlier version's training set): no image decoding or backbone pass for
+   * them. Each row keeps its split (training or validation). Labels may add categories.
+   */
+  extraRows?: TrainingSet;
+  /** Called at each evaluation (once per epoch by default) and at phase changes. */
+  onProgress?: (p: TrainModelProgress) => void;
+  /** Cooperative cancel: checked after the bottlenecks and at each evaluation; throws TrainingCancelledError. */
+  signal?: AbortSignal;
   /** Explicit validation set; otherwise a hash split of `data`. */
   valData?: string;
   out: string;
@@ -45,6 +56,27 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   /** Train this many heads (seeds seed, seed+1, …) and average them (default 1). */
   ensemble?: number;
   parent?: string;
+}
+
+export interface TrainModelProgress {
+  phase: 'bottlenecks' | 'training';
+  /** Training rows (images' views plus extra rows), once known. */
+  rows?: number;
+  step?: number;
+  steps?: number;
+  epoch?: number;
+  epochs?: number;
+  valAccuracy?: number;
+  /** Ensemble member (from 1) and count. */
+  member?: number;
+  members?: number;
+}
+
+export class TrainingCancelledError extends Error {
+  override name = 'TrainingCancelledError';
+  constructor() {
+    super('training cancelled');
+  }
 }
 
 export interface TrainModelResult {
@@ -76,7 +108,10 @@ export const TRAIN_DEFAULTS = {
 /** retrain.py end to end: bottlenecks (cached), head training with evaluation, artifact + log + plot. */
 export async function trainModel(opts: TrainModelOptions): Promise<TrainModelResult> {
   const started = Date.now();
-  const data = await loadDataset(opts.data);
+  const extra = opts.extraRows;
+  if (!opts.data && !extra) throw new DatasetError('nothing to train on: neither a dataset nor pre-computed rows');
+  if (extra && opts.sublabels) throw new DatasetError('pre-computed rows carry labels, not sub-labels: --sublabels cannot be combined with them');
+  const data: Dataset = opts.data ? await loadDataset(opts.data) : { source: 'rows', labels: [], images: [] };
   let trainImages: LabeledImage[];
   let valImages: LabeledImage[];
   let split: Record<string, unknown>;
@@ -91,7 +126,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     valImages = s.validation;
     split = { mode: 'hash', validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: s.testing.length };
   }
-  const labels = data.labels;
+  const labels = extra ? [...new Set([...data.labels, ...extra.labels])].sort() : data.labels;
   // Head outputs: the labels, or with --sublabels every label/sublabel pair.
   const outputKey = (i: LabeledImage) => (opts.sublabels ? `${i.label}/${i.sublabel ?? i.label}` : i.label);
   const outputs = opts.sublabels ? [...new Set(trainImages.map(outputKey))].sort() : labels;
@@ -99,7 +134,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const groups = opts.sublabels ? outputs.map((o) => labels.indexOf(o.slice(0, o.lastIndexOf('/')))) : undefined;
   const unknown = valImages.filter((i) => !labelIndex.has(outputKey(i)));
   if (unknown.length > 0) throw new DatasetError(`validation set has labels not in the training data: ${[...new Set(unknown.map((u) => u.label))].join(', ')}`);
-  const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l));
+  const extraTrainLabels = new Set(extra ? [...extra.label].filter((_, i) => extra.split[i] === 0).map((l) => extra.labels[l] as string) : []);
+  const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l) && !extraTrainLabels.has(l));
   if (missingClasses.length > 0) throw new DatasetError(`no training images for: ${missingClasses.join(', ')}`);
 
   // Views: the plain centre crop, plus cached distorted views when distortions are on.
@@ -124,6 +160,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const requestsVal = valImages.map((img) => ({ path: img.path, views: valViewList }));
 
   const totalJobs = [...requestsTrain, ...requestsVal].reduce((n, r) => n + r.views.length, 0);
+  opts.onProgress?.({ phase: 'bottlenecks' });
   const ctx = await openExtraction(opts, totalJobs);
   const { logger } = ctx;
   const bStart = Date.now();
@@ -146,21 +183,35 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const bottleneckSeconds = (Date.now() - bStart) / 1000;
   const backbone = ctx.extractor.backbone;
   const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed];
+  if (opts.signal?.aborted) throw new TrainingCancelledError();
+  if (extra && (extra.backboneId !== backbone.id || extra.dim !== backbone.featureDim)) {
+    throw new DatasetError(`pre-computed rows are from backbone ${extra.backboneId} (dim ${extra.dim}), not ${backbone.id} (dim ${backbone.featureDim})`);
+  }
 
-  const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>): FeatureSet => {
+  const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>, extraSplit: number): FeatureSet => {
     const rows: Array<{ f: Float32Array; y: number; g: number }> = [];
     images.forEach((img, g) => {
       const views = feats.get(img.path);
       if (!views) return;
       for (const f of views.values()) rows.push({ f, y: labelIndex.get(outputKey(img)) as number, g });
     });
+    // Pre-computed rows: one image each, after the dataset's images.
+    if (extra) {
+      for (let i = 0; i < extra.label.length; i++) {
+        if (extra.split[i] !== extraSplit) continue;
+        const name = extra.labels[extra.label[i] as number] as string;
+        const y = labelIndex.get(name);
+        if (y === undefined) throw new DatasetError(`pre-computed row label "${name}" is not a head output`);
+        rows.push({ f: extra.features.subarray(i * extra.dim, (i + 1) * extra.dim), y, g: images.length + i });
+      }
+    }
     const dim = backbone.featureDim;
     const x = new Float32Array(rows.length * dim);
     rows.forEach((r, i) => x.set(r.f, i * dim));
     return { dim, x, y: Int32Array.from(rows.map((r) => r.y)), group: Int32Array.from(rows.map((r) => r.g)) };
   };
-  const train = pack(trainImages, bottlenecks.tr.features);
-  const val = pack(valImages, bottlenecks.va.features);
+  const train = pack(trainImages, bottlenecks.tr.features, 0);
+  const val = pack(valImages, bottlenecks.va.features, 1);
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
 
   await mkdir(opts.out, { recursive: true });
@@ -174,6 +225,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   for (let member = 1; member <= members; member++) {
     const progress = createProgress(members > 1 ? `train ${member}/${members}` : 'train', totalSteps);
     let lastStep = 0;
+    const epochs = totalSteps / stepsPerEpoch;
+    opts.onProgress?.({ phase: 'training', rows: train.y.length, step: 0, steps: totalSteps, epoch: 0, epochs, member, members });
     const r = await trainHead(
       train,
       val.y.length > 0 ? val : undefined,
@@ -199,6 +252,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
           (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
         progress.tick(rec.step - lastStep, note);
         lastStep = rec.step;
+        opts.onProgress?.({ phase: 'training', rows: train.y.length, step: rec.step, steps: totalSteps, epoch: rec.epoch, epochs, valAccuracy: rec.valAccuracy, member, members });
+        if (opts.signal?.aborted) throw new TrainingCancelledError();
       },
     );
     progress.done(`best val ${r.bestValAccuracy !== undefined ? (r.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${r.bestStep}`);
@@ -210,15 +265,24 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   // Validation accuracy on the reported labels (sub-label probabilities summed, TTA views averaged).
   const scoredVal = valImages.filter((i) => bottlenecks.va.features.has(i.path));
   const valProbs = predictImages(result.head, scoredVal.map((i) => [...(bottlenecks.va.features.get(i.path) as Map<string, Float32Array>).values()]));
-  const valAccuracy = scoredVal.length
-    ? valProbs.filter((p, k) => argmax(p) === labels.indexOf((scoredVal[k] as LabeledImage).label)).length / scoredVal.length
-    : null;
+  const extraVal: Array<{ f: Float32Array; label: string }> = [];
+  if (extra) {
+    for (let i = 0; i < extra.label.length; i++) {
+      if (extra.split[i] === 1) extraVal.push({ f: extra.features.subarray(i * extra.dim, (i + 1) * extra.dim), label: extra.labels[extra.label[i] as number] as string });
+    }
+  }
+  const extraValProbs = extraVal.length ? predictImages(result.head, extraVal.map((r) => [r.f])) : [];
+  const valCorrect =
+    valProbs.filter((p, k) => argmax(p) === labels.indexOf((scoredVal[k] as LabeledImage).label)).length +
+    extraValProbs.filter((p, k) => argmax(p) === labels.indexOf((extraVal[k] as { label: string }).label)).length;
+  const valScored = scoredVal.length + extraVal.length;
+  const valAccuracy = valScored ? valCorrect / valScored : null;
 
   const training = {
     data: data.source,
     split,
     images: { training: trainImages.length, validation: valImages.length, failed: failed.length },
-    rows: { training: train.y.length, validation: val.y.length },
+    rows: { training: train.y.length, validation: val.y.length, ...(extra ? { extra: extra.label.length } : {}) },
     distortions: opts.distortions,
     augViews,
     balance: opts.balance ?? null,
@@ -269,6 +333,23 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const title = `${backbone.id} · ${opts.head} head · ${labels.length} classes${members > 1 ? ` · member 1 of ${members}` : ''}`;
   await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
+  // The rows themselves, so a registry can keep them and a later job can train from them.
+  await writeFile(join(opts.out, TRAINING_SET_FILE), encodeTrainingSet(toTrainingSet(train, val, outputs, backbone)));
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
   return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
+}
+
+/** The packed training and validation rows as one training set (labels = head outputs). */
+function toTrainingSet(train: FeatureSet, val: FeatureSet, outputs: string[], backbone: { id: string; checksum: string; featureDim: number }): TrainingSet {
+  const rows = train.y.length + val.y.length;
+  const dim = backbone.featureDim;
+  const features = new Float32Array(rows * dim);
+  features.set(train.x, 0);
+  features.set(val.x, train.x.length);
+  const label = new Uint32Array(rows);
+  label.set(train.y, 0);
+  label.set(val.y, train.y.length);
+  const split = new Uint8Array(rows);
+  split.fill(1, train.y.length);
+  return { labels: outputs, backboneId: backbone.id, backboneChecksum: backbone.checksum, dim, features, label, split };
 }
