@@ -1,7 +1,7 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createProgress } from '@shelfsight/common';
-import { encodeTrainingSet, TRAINING_SET_FILE, type TrainingSet } from '@shelfsight/contracts';
+import type { TrainingRows } from '@shelfsight/contracts';
 import { saveModel, type ModelManifest } from '../artifact/artifact';
 import { describeBackbone } from '../backbones/backbone';
 import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
@@ -29,7 +29,7 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
    * embeddings, an earlier version's training set): no image decoding or backbone pass for
    * them. Each row keeps its split (training or validation). Labels may add categories.
    */
-  extraRows?: TrainingSet;
+  extraRows?: TrainingRows;
   /** Called at each evaluation (once per epoch by default) and at phase changes. */
   onProgress?: (p: TrainModelProgress) => void;
   /** Cooperative cancel: checked after the bottlenecks and at each evaluation; throws TrainingCancelledError. */
@@ -86,6 +86,8 @@ export interface TrainModelResult {
   bottleneckSeconds: number;
   trainSeconds: number;
   totalSeconds: number;
+  /** The rows the head was trained and validated on (labels = head outputs), for a registry to keep. */
+  rows: TrainingRows;
 }
 
 export const TRAIN_DEFAULTS = {
@@ -184,8 +186,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const backbone = ctx.extractor.backbone;
   const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed];
   if (opts.signal?.aborted) throw new TrainingCancelledError();
-  if (extra && (extra.backboneId !== backbone.id || extra.dim !== backbone.featureDim)) {
-    throw new DatasetError(`pre-computed rows are from backbone ${extra.backboneId} (dim ${extra.dim}), not ${backbone.id} (dim ${backbone.featureDim})`);
+  if (extra && extra.dim !== backbone.featureDim) {
+    throw new DatasetError(`pre-computed rows have dim ${extra.dim}, backbone ${backbone.id} gives ${backbone.featureDim}`);
   }
 
   const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>, extraSplit: number): FeatureSet => {
@@ -202,7 +204,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
         const name = extra.labels[extra.label[i] as number] as string;
         const y = labelIndex.get(name);
         if (y === undefined) throw new DatasetError(`pre-computed row label "${name}" is not a head output`);
-        rows.push({ f: extra.features.subarray(i * extra.dim, (i + 1) * extra.dim), y, g: images.length + i });
+        rows.push({ f: extra.x.subarray(i * extra.dim, (i + 1) * extra.dim), y, g: images.length + i });
       }
     }
     const dim = backbone.featureDim;
@@ -268,7 +270,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const extraVal: Array<{ f: Float32Array; label: string }> = [];
   if (extra) {
     for (let i = 0; i < extra.label.length; i++) {
-      if (extra.split[i] === 1) extraVal.push({ f: extra.features.subarray(i * extra.dim, (i + 1) * extra.dim), label: extra.labels[extra.label[i] as number] as string });
+      if (extra.split[i] === 1) extraVal.push({ f: extra.x.subarray(i * extra.dim, (i + 1) * extra.dim), label: extra.labels[extra.label[i] as number] as string });
     }
   }
   const extraValProbs = extraVal.length ? predictImages(result.head, extraVal.map((r) => [r.f])) : [];
@@ -333,23 +335,21 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const title = `${backbone.id} · ${opts.head} head · ${labels.length} classes${members > 1 ? ` · member 1 of ${members}` : ''}`;
   await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
-  // The rows themselves, so a registry can keep them and a later job can train from them.
-  await writeFile(join(opts.out, TRAINING_SET_FILE), encodeTrainingSet(toTrainingSet(train, val, outputs, backbone)));
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
-  return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
+  const rows = toTrainingRows(train, val, outputs);
+  return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000, rows };
 }
 
-/** The packed training and validation rows as one training set (labels = head outputs). */
-function toTrainingSet(train: FeatureSet, val: FeatureSet, outputs: string[], backbone: { id: string; checksum: string; featureDim: number }): TrainingSet {
-  const rows = train.y.length + val.y.length;
-  const dim = backbone.featureDim;
-  const features = new Float32Array(rows * dim);
-  features.set(train.x, 0);
-  features.set(val.x, train.x.length);
-  const label = new Uint32Array(rows);
+/** The packed training and validation rows as one set (labels = head outputs). */
+function toTrainingRows(train: FeatureSet, val: FeatureSet, outputs: string[]): TrainingRows {
+  const n = train.y.length + val.y.length;
+  const x = new Float32Array(n * train.dim);
+  x.set(train.x, 0);
+  x.set(val.x, train.x.length);
+  const label = new Uint32Array(n);
   label.set(train.y, 0);
   label.set(val.y, train.y.length);
-  const split = new Uint8Array(rows);
+  const split = new Uint8Array(n);
   split.fill(1, train.y.length);
-  return { labels: outputs, backboneId: backbone.id, backboneChecksum: backbone.checksum, dim, features, label, split };
+  return { dim: train.dim, labels: outputs, label, split, x };
 }
