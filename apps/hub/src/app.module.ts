@@ -15,6 +15,7 @@ import { LocationsModule } from './locations/locations.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
+import { TrainingModule } from './training/training.module';
 
 @Module({})
 class CoreModule {
@@ -38,7 +39,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
+      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, TrainingModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

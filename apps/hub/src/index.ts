@@ -1,2 +1,4 @@
 export { startHub, type HubHandle, type StartHubOptions } from './hub';
 export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';
+export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
+export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';

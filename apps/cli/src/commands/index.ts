@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,
   train: () => require('./train').registerTrain,
+  worker: () => require('./worker').registerWorker,
 };
 
 /** The loaders to run for these arguments: the named sub-command, or all of them. */
