@@ -178,6 +178,9 @@ export async function trainHead(
         }
         history.push(rec);
         onEval?.(rec, totalSteps);
+        // Let timers and I/O run once per evaluation (a caller's heartbeat, progress, cancel check):
+        // the steps themselves never give the event loop a turn.
+        await new Promise<void>((r) => setImmediate(r));
         if (opts.patience > 0 && sinceBest >= opts.patience) {
           stoppedEarly = true;
           break;
