@@ -71,7 +71,7 @@ for (const variant of variants) {
 
     beforeAll(async () => {
       await ready;
-      sut = await startTestHub(variant.db, 'aedes', { TRAINING_WORKER: 'child', TRAINING_HEARTBEAT_TIMEOUT_S: '3' });
+      sut = await startTestHub(variant.db, 'aedes', { TRAINING_WORKER: 'child', TRAINING_HEARTBEAT_TIMEOUT_S: '10' });
       await insertLabelledSamples(sut.db.url, 'red', 6, 0);
       await insertLabelledSamples(sut.db.url, 'purple', 6, 2);
     }, 120_000);
