@@ -92,3 +92,10 @@ export function histogramQuantile(text: string, name: string, q: number): number
   if (total === 0) return undefined;
   return buckets.find((b) => b.n >= q * total)?.le;
 }
+
+/** The hub logs the embedded database's address; the benchmark reads the data it wrote there. */
+export async function discoverEmbeddedUrl(log: string): Promise<string> {
+  const m = /serving postgresql:\/\/([\d.]+):(\d+)\/postgres/.exec(log);
+  if (!m) throw new Error('could not find the embedded database address in the hub log');
+  return `postgresql://postgres:postgres@${m[1]}:${m[2]}/postgres?sslmode=disable`;
+}

@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { z } from 'zod';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { checkInventoryConsistency } from '@shelfsight/db';
-import { freePort, histogramQuantile, spawnShelf, waitForHttp } from '../bench/processes';
+import { discoverEmbeddedUrl, freePort, histogramQuantile, spawnShelf, waitForHttp } from '../bench/processes';
 import { createScratchDatabase, type ScratchDatabase } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
 
@@ -134,11 +134,4 @@ export function registerBenchIngest(bench: Command): void {
       rmSync(work, { recursive: true, force: true });
     }
   });
-}
-
-/** The hub logs the embedded database's address; the benchmark reads the data it wrote there. */
-async function discoverEmbeddedUrl(log: string): Promise<string> {
-  const m = /serving postgresql:\/\/([\d.]+):(\d+)\/postgres/.exec(log);
-  if (!m) throw new Error('could not find the embedded database address in the hub log');
-  return `postgresql://postgres:postgres@${m[1]}:${m[2]}/postgres?sslmode=disable`;
 }
