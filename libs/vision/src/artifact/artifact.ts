@@ -1,60 +1,22 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { z } from 'zod';
+import { LABELS_FILE, MANIFEST_FILE, ManifestSchema, OUTPUTS_FILE, SUPPORTED_FORMAT_VERSIONS, WEIGHTS_FILE, type ModelManifest } from '@shelfsight/contracts';
 import type { BackboneIdentity, BackboneInfo } from '../backbones/backbone';
 import { BackboneMismatchError, TruncatedArtifactError, UnsupportedFormatVersionError } from '../errors';
 import { sha256Hex } from '../hash';
 import { Head, headParamCount, type HeadSpec } from '../head/head';
 
-/** Bump when the layout changes; loaders refuse versions they do not know. */
-export const ARTIFACT_FORMAT_VERSION = 1;
-export const SUPPORTED_FORMAT_VERSIONS = [1];
-
-export const MANIFEST_FILE = 'manifest.json';
-export const LABELS_FILE = 'labels.txt';
-export const WEIGHTS_FILE = 'head.bin';
-export const OUTPUTS_FILE = 'outputs.txt';
-
-const ManifestSchema = z.object({
-  formatVersion: z.literal(1),
-  version: z.string().min(1),
-  createdAt: z.string().min(1),
-  backbone: z.object({
-    id: z.string().min(1),
-    checksum: z.string().regex(/^[0-9a-f]{64}$/),
-    format: z.enum(['tfjs-graph', 'tfjs-layers']),
-    inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
-    inputRange: z.tuple([z.number(), z.number()]),
-    featureDim: z.number().int().positive(),
-    source: z.string(),
-  }),
-  input: z.object({
-    size: z.tuple([z.number().int().positive(), z.number().int().positive()]),
-    range: z.tuple([z.number(), z.number()]),
-    resize: z.literal('cover-centre'),
-  }),
-  head: z.object({
-    type: z.enum(['softmax', 'mlp']),
-    inputDim: z.number().int().positive(),
-    numClasses: z.number().int().min(1),
-    hidden: z.number().int().positive().optional(),
-    normalize: z.enum(['none', 'l2']),
-    /** Ensemble: this many heads of the shape above, averaged; absent = 1. */
-    members: z.number().int().min(1).optional(),
-    params: z.number().int().positive(),
-    weightsFile: z.string().min(1),
-    weightsBytes: z.number().int().positive(),
-    weightsSha256: z.string().regex(/^[0-9a-f]{64}$/),
-    /** Hierarchical labels: output i of the softmax counts towards labels[groups[i]]; outputs named in outputs.txt. */
-    groups: z.array(z.number().int().min(0)).optional(),
-  }),
-  labels: z.object({ file: z.string().min(1), count: z.number().int().min(1) }),
-  training: z.record(z.string(), z.unknown()),
-  metrics: z.record(z.string(), z.unknown()),
-  lineage: z.object({ parent: z.string().optional() }).optional(),
-});
-export type ModelManifest = z.infer<typeof ManifestSchema>;
+export {
+  ARTIFACT_FORMAT_VERSION,
+  SUPPORTED_FORMAT_VERSIONS,
+  MANIFEST_FILE,
+  LABELS_FILE,
+  WEIGHTS_FILE,
+  OUTPUTS_FILE,
+  ManifestSchema,
+  type ModelManifest,
+} from '@shelfsight/contracts';
 
 export interface SaveModelInput {
   head: Head;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { headParamCount, headShapes, type FeatureNorm, type HeadSpec } from '@shelfsight/contracts';
 import { seededRng, gaussian } from '../image/distort';
 
 /**
@@ -6,41 +7,10 @@ import { seededRng, gaussian } from '../image/distort';
  * numbers. `mlp` adds one hidden ReLU layer (trained with dropout) for more accuracy.
  * A head may be an ensemble: `members` heads of the same shape, trained from different
  * seeds, whose probabilities are averaged (N times the size: megabytes for MLP heads).
+ * Shape and weight layout are the artifact contract's (`@shelfsight/contracts` head-math,
+ * which also has a TensorFlow-free forward pass for the hub).
  */
-export type HeadType = 'softmax' | 'mlp';
-/** `l2`: features are scaled to unit length × √D before the head (robust to brightness/contrast). */
-export type FeatureNorm = 'none' | 'l2';
-
-export interface HeadSpec {
-  type: HeadType;
-  inputDim: number;
-  numClasses: number;
-  /** Hidden units of the `mlp` head. */
-  hidden?: number;
-  normalize: FeatureNorm;
-  /** Ensemble size (default 1): the weights hold this many heads of the shape above, one after another. */
-  members?: number;
-}
-
-export interface DenseShape {
-  inDim: number;
-  outDim: number;
-}
-
-export function headShapes(spec: HeadSpec): DenseShape[] {
-  if (spec.type === 'mlp') {
-    const hidden = spec.hidden ?? 512;
-    return [
-      { inDim: spec.inputDim, outDim: hidden },
-      { inDim: hidden, outDim: spec.numClasses },
-    ];
-  }
-  return [{ inDim: spec.inputDim, outDim: spec.numClasses }];
-}
-
-export function headParamCount(spec: HeadSpec): number {
-  return (spec.members ?? 1) * headShapes(spec).reduce((n, s) => n + s.inDim * s.outDim + s.outDim, 0);
-}
+export { headShapes, headParamCount, type HeadType, type FeatureNorm, type HeadSpec, type DenseShape } from '@shelfsight/contracts';
 
 /** Apply the head's feature normalisation. */
 export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2D {
