@@ -14,6 +14,7 @@ import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
 import { LocationsModule } from './locations/locations.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { ModelsModule } from './models/models.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
 
@@ -39,7 +40,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null, logger: LoggerParams = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule],
+      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, ModelsModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

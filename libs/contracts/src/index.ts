@@ -5,3 +5,4 @@ export * from './samples';
 export * from './model-artifact';
 export * from './head-math';
 export * from './training-rows';
+export * from './artifact-archive';

@@ -59,6 +59,19 @@ export class HubMetrics {
     help: 'devices back with a new sequence epoch (storage reset: what they had not delivered is gone)',
     registers: this.registers,
   });
+  readonly modelsRegistered = new Counter({
+    name: 'shelfsight_models_registered_total',
+    help: 'model versions registered, by source and gate verdict',
+    labelNames: ['source', 'releasable'] as const,
+    registers: this.registers,
+  });
+  readonly modelsRefused = new Counter({
+    name: 'shelfsight_models_refused_total',
+    help: 'model registrations refused (damaged artifact, bad training rows, conflicting version), by reason',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly samplesRescored = new Counter({ name: 'shelfsight_samples_rescored_total', help: 'pending samples scored again by a newly registered model version', registers: this.registers });
   readonly devicesOnline = new SourcedGauge({
     name: 'shelfsight_devices_online',
     help: 'devices whose last message was a birth or heartbeat, not a death',
