@@ -5,6 +5,8 @@ import { predictPlain, type PlainHead, type TrainingRows } from '@shelfsight/con
 export interface ModelMetrics {
   /** The category set (sha256 of the sorted names) whose frozen rows were used. */
   categorySet: string;
+  /** The version whose held-out training rows froze the evaluation set. */
+  frozenBy: string;
   rows: number;
   accuracy: number;
   /** Per category: share of its rows classified as it (recall) and its row count. */
@@ -23,7 +25,7 @@ export function categorySetOf(labels: string[]): string {
 }
 
 /** Score a head (labels in its output order) on evaluation rows whose labels are the set's sorted names. */
-export function evaluateHead(head: PlainHead, headLabels: string[], rows: TrainingRows, categorySet: string, batch = 1024): ModelMetrics {
+export function evaluateHead(head: PlainHead, headLabels: string[], rows: TrainingRows, set: { categorySet: string; frozenBy: string }, batch = 1024): ModelMetrics {
   const labels = rows.labels;
   const toSet = headLabels.map((l) => labels.indexOf(l));
   if (toSet.some((i) => i < 0)) throw new Error(`head labels ${headLabels.join(', ')} are not the evaluation set's ${labels.join(', ')}`);
@@ -54,7 +56,8 @@ export function evaluateHead(head: PlainHead, headLabels: string[], rows: Traini
   });
   const counts = confusion.map((row) => row.reduce((a, b) => a + b, 0));
   return {
-    categorySet,
+    categorySet: set.categorySet,
+    frozenBy: set.frozenBy,
     rows: n,
     accuracy: n > 0 ? correct / n : 0,
     perCategory,

@@ -245,7 +245,7 @@ export class ModelsService {
     if (set.backbone_id !== artifact.manifest.backbone.id || set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
     const bytes = await this.blobs.get(set.blob_sha256);
     if (!bytes) throw new Error(`evaluation set blob ${set.blob_sha256} of category set ${categorySet} is missing`);
-    return evaluateHead(artifact.head, artifact.labels, decodeTrainingRows(bytes), categorySet);
+    return evaluateHead(artifact.head, artifact.labels, decodeTrainingRows(bytes), { categorySet, frozenBy: set.frozen_by });
   }
 
   private checkTrainingRows(input: Buffer | TrainingRows, artifact: VerifiedArtifact): TrainingRows {
