@@ -4,8 +4,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeTrainingRows, packArtifact, unpackArtifact, TRAINING_ROWS_FILE, type TrainingRows } from '@shelfsight/contracts';
-import { DEFAULT_TRAIN_OPTIONS, describeBackbone, saveModel, seededRng, trainHead } from '@shelfsight/vision';
-import { meanColourBackbone } from '../libs/vision/src/testing/fixtures';
+import { silentLogger } from '@shelfsight/common';
+import { DEFAULT_TRAIN_OPTIONS, describeBackbone, InThreadExtractor, saveModel, seededRng, TRAIN_DEFAULTS, trainHead, trainModel } from '@shelfsight/vision';
+import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import { PrismaService } from '../apps/hub/src/prisma/prisma.service';
 import type { DatabaseKind } from './support/databases';
 import { postArchive, rowsOf, tinyArchive } from './support/model-artifacts';
@@ -19,6 +20,7 @@ const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
 
 interface Model {
   version: string;
+  labels: string[];
   releasable: boolean;
   gateReason: string;
   categorySet: string;
@@ -149,6 +151,38 @@ for (const variant of variants) {
         expect(second.metrics.frozenBy).toBe(first.version);
         expect(second.categorySet).toBe(first.categorySet);
         expect(second.releasable).toBe(true);
+      });
+
+      it('registers what shelf train --training-rows writes from real images: its validation rows become the evaluation set', async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'shelfsight-train-'));
+        await writeColourDataset(join(dir, 'data'), { cream: [235, 235, 235], oranges: [240, 140, 20], tomatoes: [190, 20, 30] }, 10);
+        const backbone = meanColourBackbone(`colour-${tag}`);
+        await trainModel({
+          ...TRAIN_DEFAULTS,
+          backbone: 'unused',
+          extractor: new InThreadExtractor(backbone),
+          logger: silentLogger,
+          cacheDir: join(dir, 'cache'),
+          data: join(dir, 'data'),
+          out: join(dir, 'model'),
+          validationPercentage: 30,
+          testingPercentage: 0,
+          distortions: { flipLeftRight: false },
+          epochs: 20,
+          learningRate: 0.1,
+          batchSize: 8,
+          trainingRows: true,
+        });
+        const res = await postArchive(sut.hub.httpUrl, await folderArchive(join(dir, 'model')));
+        expect(res.status).toBe(201);
+        const m = await model(res.body.version as string);
+        expect(m.labels).toEqual(['cream', 'oranges', 'tomatoes']);
+        expect(m.trainingSet?.rows).toBe(30);
+        expect(m.metrics.rows).toBeGreaterThan(0);
+        expect(m.metrics.rows).toBeLessThan(30);
+        expect(m.metrics.accuracy).toBe(1);
+        expect(m.lineage.base).toMatchObject({ images: { training: 30 - m.metrics.rows, validation: m.metrics.rows } });
+        expect(m.releasable).toBe(true);
       });
 
       it('refuses damaged artifacts with 422 and the reason, and bodies that are no artifact with 4xx', async () => {

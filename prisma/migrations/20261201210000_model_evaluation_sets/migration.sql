@@ -1,6 +1,7 @@
--- The evaluation set frozen for each category set: the first version registered for a
--- set with training rows freezes the held-out rows of its training set (split validation
--- or testing); every later version of that set is scored on exactly those rows. The rows
+-- The evaluation set frozen for each category set (per backbone: embeddings of another
+-- backbone are other numbers): the first version registered for a set with training rows
+-- freezes the held-out rows of its training set (split validation or testing); every
+-- later version of that set and backbone is scored on exactly those rows. The rows
 -- (embeddings, labels, row ids) are a training-rows blob in the hub's blob store.
 CREATE TABLE "evaluation_sets" (
     "category_set" TEXT NOT NULL,
@@ -16,7 +17,7 @@ CREATE TABLE "evaluation_sets" (
     "frozen_by" TEXT NOT NULL,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
-    CONSTRAINT "evaluation_sets_pkey" PRIMARY KEY ("category_set")
+    CONSTRAINT "evaluation_sets_pkey" PRIMARY KEY ("category_set", "backbone_id")
 );
 
 -- Backlog re-scoring after a registration: pending samples of the version's backbone are

@@ -25,7 +25,7 @@ const EPS = 1e-9;
 /**
  * The registry's release gate. A version is releasable only if, on its category set's
  * frozen evaluation set, it does not fall more than the tolerance below the best
- * releasable version of that set, overall AND on every single category — one category's
+ * releasable version of that set (and backbone), overall AND on every single category — one category's
  * collapse cannot hide behind a better average. The first version of a set has nothing
  * to compare with: it is releasable when it beats what a head that knows nothing would
  * score (the larger of the majority-category share and 1 / categories). The reason is

@@ -80,18 +80,18 @@ export class ModelsRepository {
       LIMIT ${filter.limit}`;
   }
 
-  /** The releasable version of a category set with the best overall accuracy (newest among equals). */
-  async bestReleasable(categorySet: string, except: string): Promise<{ version: string; metrics: ModelMetrics } | undefined> {
+  /** The releasable version of a category set and backbone with the best overall accuracy (newest among equals). */
+  async bestReleasable(categorySet: string, backboneId: string, except: string): Promise<{ version: string; metrics: ModelMetrics } | undefined> {
     const rows = await this.prisma.$queryRaw<Array<{ version: string; metrics: ModelMetrics }>>`
       SELECT version, metrics FROM model_versions
-      WHERE category_set = ${categorySet} AND releasable AND metrics IS NOT NULL AND version <> ${except}
+      WHERE category_set = ${categorySet} AND backbone_id = ${backboneId} AND releasable AND metrics IS NOT NULL AND version <> ${except}
       ORDER BY (metrics->>'accuracy')::float8 DESC, registered_at DESC
       LIMIT 1`;
     return rows[0];
   }
 
-  async evaluationSet(categorySet: string): Promise<EvaluationSetRow | undefined> {
-    const rows = await this.prisma.$queryRaw<EvaluationSetRow[]>`SELECT * FROM evaluation_sets WHERE category_set = ${categorySet}`;
+  async evaluationSet(categorySet: string, backboneId: string): Promise<EvaluationSetRow | undefined> {
+    const rows = await this.prisma.$queryRaw<EvaluationSetRow[]>`SELECT * FROM evaluation_sets WHERE category_set = ${categorySet} AND backbone_id = ${backboneId}`;
     return rows[0];
   }
 
@@ -101,8 +101,8 @@ export class ModelsRepository {
       INSERT INTO evaluation_sets (category_set, labels, backbone_id, embedding_dim, blob_sha256, rows, counts, frozen_by)
       VALUES (${e.category_set}, ${JSON.stringify(e.labels)}::jsonb, ${e.backbone_id}, ${e.embedding_dim}, ${e.blob_sha256}, ${e.rows},
         ${JSON.stringify(e.counts)}::jsonb, ${e.frozen_by})
-      ON CONFLICT (category_set) DO NOTHING`;
-    return (await this.evaluationSet(e.category_set)) as EvaluationSetRow;
+      ON CONFLICT (category_set, backbone_id) DO NOTHING`;
+    return (await this.evaluationSet(e.category_set, e.backbone_id)) as EvaluationSetRow;
   }
 
   /** A registered version's labels become known categories (existing ones, retired or not, are left alone). */

@@ -119,9 +119,9 @@ export class ModelsService {
     const categorySet = categorySetOf(labels);
     const evalSet = await this.evaluationSetFor(categorySet, manifest.version, manifest.backbone.id, rows);
     const metrics = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
-    const best = metrics ? await this.repo.bestReleasable(categorySet, manifest.version) : undefined;
+    const best = metrics ? await this.repo.bestReleasable(categorySet, manifest.backbone.id, manifest.version) : undefined;
     const verdict = evalSet && !metrics
-      ? { releasable: false, reason: `not evaluated: the evaluation set of its category set was frozen for backbone ${evalSet.backbone_id} (${evalSet.embedding_dim}-d)` }
+      ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
       : this.gate.judge(metrics, best);
     const lineage: ModelLineage = {
       parent: input.lineage?.parent ?? manifest.lineage?.parent ?? null,
@@ -186,6 +186,9 @@ export class ModelsService {
     if (ra.category_set !== rb.category_set) {
       throw new IncomparableModelsError(`${a} and ${b} have different category sets (${ra.labels.join(', ')} vs ${rb.labels.join(', ')}): no shared evaluation set`);
     }
+    if (ra.backbone_id !== rb.backbone_id) {
+      throw new IncomparableModelsError(`${a} and ${b} belong to different backbones (${ra.backbone_id}, ${rb.backbone_id}): no shared evaluation set`);
+    }
     const ma = ra.metrics;
     const mb = rb.metrics;
     if (!ma || !mb) throw new IncomparableModelsError(`${!ma ? a : b} has not been evaluated on its category set's frozen evaluation set`);
@@ -210,13 +213,13 @@ export class ModelsService {
   }
 
   /**
-   * The category set's frozen evaluation set; frozen now from this version's held-out
+   * The frozen evaluation set of the category set (for this backbone); frozen now from this version's held-out
    * training rows (split validation or testing) when the set has none yet. Rows with a
    * label outside the set are left out. Later labelled samples are not added: a frozen
    * set never changes, so every version of the set is scored on exactly the same rows.
    */
   private async evaluationSetFor(categorySet: string, version: string, backboneId: string, rows: TrainingRows | undefined): Promise<EvaluationSetRow | undefined> {
-    const frozen = await this.repo.evaluationSet(categorySet);
+    const frozen = await this.repo.evaluationSet(categorySet, backboneId);
     if (frozen || !rows) return frozen;
     const sorted = [...rows.labels].sort();
     const heldOut: number[] = [];
@@ -242,7 +245,7 @@ export class ModelsService {
   }
 
   private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<ModelMetrics | undefined> {
-    if (set.backbone_id !== artifact.manifest.backbone.id || set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
+    if (set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
     const bytes = await this.blobs.get(set.blob_sha256);
     if (!bytes) throw new Error(`evaluation set blob ${set.blob_sha256} of category set ${categorySet} is missing`);
     return evaluateHead(artifact.head, artifact.labels, decodeTrainingRows(bytes), { categorySet, frozenBy: set.frozen_by });
