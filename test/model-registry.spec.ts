@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,8 @@ import type { DatabaseKind } from './support/databases';
 import { postArchive, rowsOf, tinyArchive } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+
+const run = promisify(execFile);
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -257,6 +261,28 @@ for (const variant of variants) {
         expect(res.status).toBe(409);
         expect(((await res.json()) as { message: string }).message).toMatch(/different category sets/);
         expect((await fetch(api('/models/nope'))).status).toBe(404);
+      });
+    });
+
+    describe('shelf models', () => {
+      const shelf = async (...args: string[]) => {
+        const { stdout } = await run(process.execPath, [join(__dirname, '..', 'bin', 'shelf.js'), 'models', ...args, '--hub-url', sut.hub.httpUrl], { timeout: 60_000 });
+        return stdout;
+      };
+
+      it('registers a folder, lists, compares and downloads it back byte for byte', async () => {
+        const dir = await trainColourModel(colourRows(4, 40), 4);
+        const registered = JSON.parse((await shelf('register', dir)).trim()) as { version: string; releasable: boolean };
+        expect(registered.releasable).toBe(true);
+        expect(await shelf('list')).toContain(registered.version);
+        const first = (await getJson<Model[]>(api('/models'))).body.find((m) => m.labels.join() === 'blue,green,red' && m.version !== registered.version) as Model;
+        const cmp = JSON.parse(await shelf('compare', first.version, registered.version, '--json')) as { perCategory: Array<{ category: string }> };
+        expect(cmp.perCategory.map((c) => c.category)).toEqual(['blue', 'green', 'red']);
+        const out = join(mkdtempSync(join(tmpdir(), 'shelfsight-dl-')), 'model');
+        const dl = JSON.parse((await shelf('download', registered.version, '--out', out)).trim()) as { files: string[] };
+        expect(dl.files).toEqual(['manifest.json', 'head.bin', 'labels.txt']);
+        for (const f of dl.files) expect((await readFile(join(out, f))).equals(await readFile(join(dir, f)))).toBe(true);
+        await expect(shelf('show', 'no-such-version')).rejects.toThrow(/HTTP 404 model version no-such-version not found/);
       });
     });
 

@@ -90,14 +90,12 @@ export class ModelsService {
   /** Register an artifact folder on this machine (the demo's model at `npm start`). */
   async registerFolder(dir: string, opts: { source: ModelSource; registeredBy?: string }): Promise<RegisterModelResult> {
     const optional = (name: string) => readFile(join(dir, name)).catch(() => undefined);
-    const files = await this.refuseInvalid(async () => ({
-      manifest: await readFile(join(dir, MANIFEST_FILE)),
-      weights: await readFile(join(dir, WEIGHTS_FILE)),
-      labels: await readFile(join(dir, LABELS_FILE)),
-      outputs: await optional(OUTPUTS_FILE),
-    })).catch(() => {
+    let files: ArtifactFiles;
+    try {
+      files = { manifest: await readFile(join(dir, MANIFEST_FILE)), weights: await readFile(join(dir, WEIGHTS_FILE)), labels: await readFile(join(dir, LABELS_FILE)), outputs: await optional(OUTPUTS_FILE) };
+    } catch {
       throw this.refused('missing-file', `${dir} is not a complete artifact folder (${MANIFEST_FILE}, ${WEIGHTS_FILE}, ${LABELS_FILE})`);
-    });
+    }
     return this.register({ files, trainingSet: await optional(TRAINING_ROWS_FILE), source: opts.source, registeredBy: opts.registeredBy });
   }
 
