@@ -10,6 +10,8 @@ import { silentLogger } from '@shelfsight/common';
 import { DEFAULT_TRAIN_OPTIONS, describeBackbone, InThreadExtractor, saveModel, seededRng, TRAIN_DEFAULTS, trainHead, trainModel } from '@shelfsight/vision';
 import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import { PrismaService } from '../apps/hub/src/prisma/prisma.service';
+import { BLOB_STORE, type BlobStore } from '../apps/hub/src/blobs/blob-store';
+import { createModelRegistry } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { postArchive, rowsOf, tinyArchive } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
@@ -326,6 +328,17 @@ for (const variant of variants) {
         expect(after.slice(9).every((r) => !odd.has(String(r.id)) && r.scored_margin > 0.9)).toBe(true);
         const labelled = await prisma.$queryRaw<Array<{ scored_model_version: string }>>`SELECT scored_model_version FROM samples WHERE id = ${ids[1]}`;
         expect(labelled[0]?.scored_model_version).toBe('device-v0');
+
+        // A version registered outside the hub's app (as a training worker does) is queued, and the hub claims its re-score.
+        const worker = createModelRegistry({ prisma, blobs: sut.hub.app.get<BlobStore>(BLOB_STORE), gate: { gateMaxOverallDrop: 0.02, gateMaxCategoryDrop: 0.05 } });
+        const swapped = `rescorer-swapped-${tag}`;
+        const { trainingRows: _none, ...files } = await unpackArtifact(await tinyArchive({ version: swapped, labels: ['apples', 'milk'], kernel: [[0, 6], [6, 0]], backboneId: backbone }));
+        const registered = await worker.register({ files, source: 'job', registeredBy: 'job:test', lineage: { jobId: 'test', sampleIds: ['1', '2'] } });
+        expect(registered.model).toMatchObject({ source: 'job', lineage: { jobId: 'test', sampleIds: ['1', '2'] }, rescore: { state: 'queued' } });
+        await eventually(async () => ((await model(swapped)).rescore.state === 'done' ? true : undefined), 30_000, 'worker version re-scored');
+        const clear = await prisma.$queryRaw<Array<{ scored_category: string; scored_model_version: string }>>`
+          SELECT scored_category, scored_model_version FROM samples WHERE id = ${ids[0]}`;
+        expect(clear[0]).toEqual({ scored_category: 'milk', scored_model_version: swapped });
       });
     });
   });

@@ -1,3 +1,3 @@
 export { startHub, type HubHandle, type StartHubOptions } from './hub';
 export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';
-export { ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
+export { createModelRegistry, ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';

@@ -1,32 +1,39 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { unpackArtifact, verifyArtifact, type PlainHead } from '@shelfsight/contracts';
+import { unpackArtifact, verifyArtifact } from '@shelfsight/contracts';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { scoreRows } from './evaluation';
 import { ModelsRepository } from './models.repository';
 
-export interface RescoreJob {
-  version: string;
-  backboneId: string;
-  labels: string[];
-  head: PlainHead;
+/** What registration needs of the re-scorer: a nudge that work is queued (a no-op outside the hub). */
+export interface RescoreTrigger {
+  kick(): void;
 }
+export const RESCORE_TRIGGER = Symbol('RESCORE_TRIGGER');
+
+/** A run that has not beaten for this long belongs to a process that died: claimed again. */
+const STALE_MS = 60_000;
+/** How often the hub looks for versions registered by other processes (training workers, replicas). */
+const POLL_MS = 5_000;
 
 /**
- * Re-scores the labelling backlog when a version is registered: every pending sample of
- * the version's backbone is scored again from its stored embedding with the new head
- * (plain TypeScript, no TensorFlow), in keyset batches of RESCORE_BATCH_ROWS (bounded
- * memory), in the background, one job at a time, progress logged. The queue's orders
- * (least margin, entropy) then follow the newest model. A job stops when a newer version
- * of the backbone arrives (that one re-scores everything again). A job cut off by a
- * restart is resumed at boot.
+ * Re-scores the labelling backlog after a registration: every pending sample of the
+ * version's backbone is scored again from its stored embedding with the new head (plain
+ * TypeScript, no TensorFlow), in keyset batches of RESCORE_BATCH_ROWS (bounded memory),
+ * in the background, progress logged. The queue's orders (least margin, entropy) then
+ * follow the newest model. Work is claimed from model_versions.rescore_state, so a
+ * version registered by a worker process is picked up by a hub, several replicas share
+ * the work, and a run cut off by a restart is claimed again. A run stops when a newer
+ * version of its backbone arrives (that one re-scores everything again).
  */
 @Injectable()
-export class BacklogRescorer implements OnApplicationBootstrap, OnModuleDestroy {
+export class BacklogRescorer implements RescoreTrigger, OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger('Rescore');
-  private chain: Promise<void> = Promise.resolve();
+  private running: Promise<void> | undefined;
+  private again = false;
   private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly repo: ModelsRepository,
@@ -35,78 +42,94 @@ export class BacklogRescorer implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
 
-  schedule(job: RescoreJob): void {
-    this.chain = this.chain.then(() => this.run(job)).catch((err: unknown) => {
-      this.log.error(`re-scoring the backlog with ${job.version} failed: ${(err as Error).stack ?? String(err)}`);
-      return this.repo.setRescore(job.version, 'failed', null).catch(() => undefined);
-    });
+  /** Look for queued work now (after a registration in this process). */
+  kick(): void {
+    if (this.stopping) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .catch((err: unknown) => this.log.error(`backlog re-score failed: ${(err as Error).stack ?? String(err)}`))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
   }
 
-  /** Resolves when every scheduled job has finished (tests, shutdown). */
-  idle(): Promise<void> {
-    return this.chain;
+  /** Resolves when no re-score is running in this process. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
   }
 
   onApplicationBootstrap(): void {
-    void this.resumeInterrupted().catch((err: unknown) => this.log.warn(`could not resume interrupted re-scores: ${(err as Error).message}`));
+    this.timer = setInterval(() => this.kick(), POLL_MS);
+    this.timer.unref();
+    this.kick();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
-    await this.chain;
+    if (this.timer) clearInterval(this.timer);
+    await this.idle();
   }
 
-  private async resumeInterrupted(): Promise<void> {
-    for (const v of await this.repo.versionsToRescore()) {
-      if ((await this.repo.newestVersionFor(v.backbone_id)) !== v.version) {
-        await this.repo.setRescore(v.version, 'superseded', null);
-        continue;
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.stopping) return;
+      const claim = await this.repo.claimRescore(STALE_MS);
+      if (!claim) return;
+      try {
+        await this.run(claim.version, claim.backbone_id, claim.artifact_sha256);
+      } catch (err) {
+        this.log.error(`re-scoring the backlog with ${claim.version} failed: ${(err as Error).message}`);
+        await this.repo.setRescore(claim.version, 'failed', null);
       }
-      const tar = await this.blobs.get(v.artifact_sha256);
-      if (!tar) continue;
-      const { trainingRows: _t, ...files } = await unpackArtifact(tar);
-      const a = verifyArtifact(files);
-      this.log.log(`resuming the interrupted backlog re-score with ${v.version}`);
-      this.schedule({ version: v.version, backboneId: v.backbone_id, labels: a.labels, head: a.head });
     }
   }
 
-  private async run(job: RescoreJob): Promise<void> {
-    if (this.stopping) return;
-    const dim = job.head.spec.inputDim;
-    const total = await this.repo.countPending(job.backboneId, dim);
-    await this.repo.setRescore(job.version, 'running', 0);
+  private async run(version: string, backboneId: string, artifactSha256: string): Promise<void> {
+    const tar = await this.blobs.get(artifactSha256);
+    if (!tar) throw new Error(`artifact blob ${artifactSha256} is missing`);
+    const { trainingRows: _rows, ...files } = await unpackArtifact(tar);
+    const { head, labels } = verifyArtifact(files);
+    const dim = head.spec.inputDim;
+    const total = await this.repo.countPending(backboneId, dim);
     const started = Date.now();
     let done = 0;
     let after = 0n;
     let lastDecile = -1;
     for (;;) {
-      if (this.stopping) return; // stays 'running': resumed at the next boot
-      if ((await this.repo.newestVersionFor(job.backboneId)) !== job.version) {
-        this.log.log(`re-score with ${job.version} stopped after ${done}/${total} samples: a newer version of ${job.backboneId} was registered`);
-        await this.repo.setRescore(job.version, 'superseded', done);
+      if (this.stopping) return; // stays 'running' and goes stale: claimed again after a restart
+      if ((await this.repo.newestVersionFor(backboneId)) !== version) {
+        this.log.log(`re-score with ${version} stopped after ${done}/${total} samples: a newer version of ${backboneId} was registered`);
+        await this.repo.setRescore(version, 'superseded', done);
         return;
       }
-      const page = await this.repo.pendingEmbeddings(job.backboneId, dim, after, this.config.rescoreBatchRows);
+      const page = await this.repo.pendingEmbeddings(backboneId, dim, after, this.config.rescoreBatchRows);
       if (page.length === 0) break;
       const x = new Float32Array(page.length * dim);
       page.forEach((p, i) => {
-        const bytes = Buffer.from(p.embedding);
+        const bytes = Buffer.from(p.embedding.buffer, p.embedding.byteOffset, p.embedding.byteLength);
         for (let j = 0; j < dim; j++) x[i * dim + j] = bytes.readFloatLE(4 * j);
       });
-      const scores = scoreRows(job.head, job.labels, x, page.length);
-      const updated = await this.repo.updateScores(job.version, page.map((p) => p.id), scores);
+      const updated = await this.repo.updateScores(version, page.map((p) => p.id), scoreRows(head, labels, x, page.length));
       done += updated;
-      this.metrics.samplesRescored.inc({}, updated);
+      this.metrics.samplesRescored.inc(updated);
       after = (page[page.length - 1] as { id: bigint }).id;
+      await this.repo.setRescore(version, 'running', done);
       const decile = total > 0 ? Math.floor((done / total) * 10) : 10;
       if (decile !== lastDecile) {
         lastDecile = decile;
-        this.log.log(`re-scoring the backlog with ${job.version}: ${done}/${total} samples (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        this.log.log(`re-scoring the backlog with ${version}: ${done}/${total} samples (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       }
-      await this.repo.setRescore(job.version, 'running', done);
+      // Let detection ingest and requests run between batches.
+      await new Promise((r) => setImmediate(r));
     }
-    await this.repo.setRescore(job.version, 'done', done);
-    this.log.log(`re-scored ${done} pending samples with ${job.version} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await this.repo.setRescore(version, 'done', done);
+    this.log.log(`re-scored ${done} pending samples with ${version} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }

@@ -1,5 +1,5 @@
-import { Injectable } from '@nestjs/common';
-import { Prisma } from '@shelfsight/db';
+import { Inject, Injectable } from '@nestjs/common';
+import { Prisma, type PrismaClient } from '@shelfsight/db';
 import { PrismaService } from '../prisma/prisma.service';
 import type { ModelMetrics, ScoredRow } from './evaluation';
 
@@ -51,7 +51,8 @@ export interface PendingEmbedding {
 /** SQL of the model registry: model_versions, evaluation_sets, categories, and the samples it re-scores. */
 @Injectable()
 export class ModelsRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  /** Any Prisma client: the hub's PrismaService, or a worker process's own client. */
+  constructor(@Inject(PrismaService) private readonly prisma: PrismaClient) {}
 
   async insertVersion(v: NewModelVersion): Promise<void> {
     await this.prisma.$executeRaw`
@@ -144,16 +145,27 @@ export class ModelsRepository {
       WHERE s.id = u.id AND s.state = 'pending'`;
   }
 
-  /** Versions whose re-score was queued or running when the hub stopped. */
-  async versionsToRescore(): Promise<Array<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'>>> {
-    return this.prisma.$queryRaw`
-      SELECT version, backbone_id, artifact_sha256 FROM model_versions WHERE rescore_state IN ('queued', 'running') ORDER BY registered_at`;
+  /**
+   * Claim the oldest version whose backlog re-score is queued, or whose run stopped
+   * beating for `staleMs` (its process died): marks it running. SKIP LOCKED, so with
+   * several hub replicas each version is re-scored by one of them.
+   */
+  async claimRescore(staleMs: number): Promise<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'> | undefined> {
+    const staleBefore = new Date(Date.now() - staleMs);
+    const rows = await this.prisma.$queryRaw<Array<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'>>>`
+      UPDATE model_versions SET rescore_state = 'running', rescored_at = now()
+      WHERE version = (
+        SELECT version FROM model_versions
+        WHERE rescore_state = 'queued' OR (rescore_state = 'running' AND rescored_at < ${staleBefore})
+        ORDER BY registered_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING version, backbone_id, artifact_sha256`;
+    return rows[0];
   }
 
+  /** Progress of a re-score; rescored_at is its heartbeat while running, its end after. */
   async setRescore(version: string, state: 'running' | 'done' | 'superseded' | 'failed', samples: number | null): Promise<void> {
     await this.prisma.$executeRaw`
-      UPDATE model_versions SET rescore_state = ${state}, rescored_samples = ${samples},
-        rescored_at = ${state === 'running' ? null : new Date()}
+      UPDATE model_versions SET rescore_state = ${state}, rescored_samples = ${samples}, rescored_at = now()
       WHERE version = ${version}`;
   }
 }

@@ -19,13 +19,14 @@ import {
   type TrainingRows,
   type VerifiedArtifact,
 } from '@shelfsight/contracts';
+import type { PrismaClient } from '@shelfsight/db';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
-import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { HUB_CONFIG } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
-import { BacklogRescorer } from './backlog-rescorer';
+import { RESCORE_TRIGGER, type RescoreTrigger } from './backlog-rescorer';
 import { confusionMatrixSvg } from './confusion-svg';
 import { categorySetOf, evaluateHead, type ModelMetrics } from './evaluation';
-import { ModelGate } from './model-gate';
+import { ModelGate, type GateTolerance } from './model-gate';
 import type { ListModelsQuery, ModelComparisonDto, ModelLineage, ModelSource, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';
 import { IncomparableModelsError, InvalidModelArtifactError, ModelVersionConflictError, ModelVersionNotFoundError } from './models.error';
 import { ModelsRepository, type EvaluationSetRow, type ModelVersionRow } from './models.repository';
@@ -58,8 +59,9 @@ export interface RegisterModelResult {
 /**
  * The model registry. `register` is the one way a version enters it — from `POST /models`
  * (an artifact trained elsewhere with `shelf train`), from the demo at start, and
- * in-process from the training-job worker (`app.get(ModelsService).register({ files,
- * trainingSet, lineage, source: 'job', registeredBy })`). It verifies the artifact without
+ * in-process from a training-job worker: `createModelRegistry({ prisma, blobs, gate })
+ * .register({ files, trainingSet, lineage, source: 'job', registeredBy })` (no Nest app
+ * needed; the hub picks up the queued backlog re-score). It verifies the artifact without
  * TensorFlow, stores it (canonical tar) and its training rows as blobs, freezes the
  * category set's evaluation set on its first registration with training rows, scores the
  * version on it, runs the gate, records everything, upserts the labels as categories,
@@ -72,12 +74,13 @@ export class ModelsService {
 
   constructor(
     private readonly repo: ModelsRepository,
-    private readonly rescorer: BacklogRescorer,
+    @Inject(RESCORE_TRIGGER) private readonly rescorer: RescoreTrigger,
     private readonly metrics: HubMetrics,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
-    @Inject(HUB_CONFIG) config: HubConfig,
+    @Inject(HUB_CONFIG) config: { gateMaxOverallDrop: number; gateMaxCategoryDrop: number },
   ) {
-    this.gate = new ModelGate({ maxOverallDrop: config.gateMaxOverallDrop, maxCategoryDrop: config.gateMaxCategoryDrop });
+    const tolerance: GateTolerance = { maxOverallDrop: config.gateMaxOverallDrop, maxCategoryDrop: config.gateMaxCategoryDrop };
+    this.gate = new ModelGate(tolerance);
   }
 
   /** `POST /models`: a tar (or tar.gz) of the artifact folder, training rows included when present. */
@@ -151,7 +154,8 @@ export class ModelsService {
     await this.repo.addCategories(labels);
     this.metrics.modelsRegistered.inc({ source: input.source, releasable: String(verdict.releasable) });
     this.log.log(`registered ${manifest.version} (${input.source}, ${labels.length} categories, accuracy ${metrics ? metrics.accuracy.toFixed(3) : 'n/a'}): ${verdict.releasable ? 'releasable' : 'NOT releasable'} — ${verdict.reason}`);
-    this.rescorer.schedule({ version: manifest.version, backboneId: manifest.backbone.id, labels, head: artifact.head });
+    // Queued in the row (rescore_state); a hub process claims it, this one at once.
+    this.rescorer.kick();
     return { model: this.toDto((await this.repo.findVersion(manifest.version)) as ModelVersionRow), created: true };
   }
 
@@ -311,4 +315,13 @@ export class ModelsService {
 function baseSummary(training: Record<string, unknown>): Record<string, unknown> {
   const pick = ['data', 'split', 'images', 'rows', 'head', 'ensemble', 'seed'];
   return Object.fromEntries(pick.filter((k) => k in training).map((k) => [k, training[k]]));
+}
+
+/**
+ * The registry outside the hub's Nest app (a training-job worker process): the same
+ * service on the worker's own Prisma client and blob store. Its backlog re-score is
+ * left queued in the database for a hub process to claim.
+ */
+export function createModelRegistry(deps: { prisma: PrismaClient; blobs: BlobStore; gate: { gateMaxOverallDrop: number; gateMaxCategoryDrop: number }; metrics?: HubMetrics }): ModelsService {
+  return new ModelsService(new ModelsRepository(deps.prisma), { kick: () => undefined }, deps.metrics ?? new HubMetrics(), deps.blobs, deps.gate);
 }
