@@ -13,9 +13,9 @@ import { PrismaService } from '../apps/hub/src/prisma/prisma.service';
 import { BLOB_STORE, type BlobStore } from '../apps/hub/src/blobs/blob-store';
 import { createModelRegistry } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
-import { postArchive, rowsOf, tinyArchive } from './support/model-artifacts';
+import { keyedFetch, keyedJson, postArchive, REGISTRY_TEST_KEY, rowsOf, tinyArchive } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, startTestHub, type TestHub } from './support/test-hub';
 
 const run = promisify(execFile);
 
@@ -101,10 +101,10 @@ for (const variant of variants) {
     let sut: TestHub;
     const tag = randomBytes(3).toString('hex');
     const api = (path: string) => `${sut.hub.httpUrl}${path}`;
-    const model = async (version: string) => (await getJson<Model>(api(`/models/${version}`))).body;
+    const model = async (version: string) => (await keyedJson<Model>(api(`/models/${version}`))).body;
 
     beforeAll(async () => {
-      sut = await startTestHub(variant.db, 'aedes', { GATE_MAX_OVERALL_DROP: '0.02', GATE_MAX_CATEGORY_DROP: '0.05', RESCORE_BATCH_ROWS: '7' });
+      sut = await startTestHub(variant.db, 'aedes', { HUB_API_KEY: REGISTRY_TEST_KEY, GATE_MAX_OVERALL_DROP: '0.02', GATE_MAX_CATEGORY_DROP: '0.05', RESCORE_BATCH_ROWS: '7' });
     });
     afterAll(async () => {
       await sut?.stop();
@@ -130,18 +130,18 @@ for (const variant of variants) {
         expect(full.metrics.frozenBy).toBe(first.version);
         expect(full.metrics.confusion).toEqual([[10, 0, 0], [0, 10, 0], [0, 0, 10]]);
         // The artifact downloads as the tar whose SHA-256 the registry recorded.
-        const dl = await fetch(api(`/models/${first.version}/artifact`));
+        const dl = await keyedFetch(api(`/models/${first.version}/artifact`));
         const tar = Buffer.from(await dl.arrayBuffer());
         expect(dl.headers.get('x-artifact-sha256')).toBe(full.artifact.sha256);
         expect(dl.headers.get('etag')).toBe(`"${full.artifact.sha256}"`);
         expect(createHash('sha256').update(tar).digest('hex')).toBe(full.artifact.sha256);
         expect((await unpackArtifact(tar)).weights.equals(await readFile(join(dir, 'head.bin')))).toBe(true);
-        expect((await fetch(api(`/models/${first.version}/artifact`), { headers: { 'If-None-Match': `"${full.artifact.sha256}"` } })).status).toBe(304);
+        expect((await keyedFetch(api(`/models/${first.version}/artifact`), { headers: { 'If-None-Match': `"${full.artifact.sha256}"` } })).status).toBe(304);
         // Its labels became categories; registering the same artifact again changes nothing.
         const prisma = sut.hub.app.get(PrismaService);
         expect((await prisma.$queryRaw<Array<{ name: string }>>`SELECT name FROM categories WHERE name IN ('red', 'green', 'blue') ORDER BY name`).map((r) => r.name)).toEqual(['blue', 'green', 'red']);
         expect((await postArchive(sut.hub.httpUrl, await folderArchive(dir))).status).toBe(200);
-        const svg = await fetch(api(`/models/${first.version}/confusion.svg`));
+        const svg = await keyedFetch(api(`/models/${first.version}/confusion.svg`));
         expect(svg.headers.get('content-type')).toMatch(/image\/svg\+xml/);
         expect(await svg.text()).toMatch(/<svg[\s\S]*>10<\/text>[\s\S]*blue/);
       });
@@ -209,9 +209,9 @@ for (const variant of variants) {
           expect(res.status).toBe(422);
           expect(String(res.body.message)).toMatch(reason);
         }
-        const noManifest = await fetch(api('/models'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+        const noManifest = await keyedFetch(api('/models'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
         expect(noManifest.status).toBe(415);
-        expect((await getJson<Model[]>(api('/models'))).body.map((m) => m.version)).not.toContain(JSON.parse(files.manifest.toString()).version);
+        expect((await keyedJson<Model[]>(api('/models'))).body.map((m) => m.version)).not.toContain(JSON.parse(files.manifest.toString()).version);
       });
     });
 
@@ -244,7 +244,7 @@ for (const variant of variants) {
         const perfect = await model(v('perfect'));
         expect(perfect.releasable).toBe(true);
         expect(perfect.gateReason).toMatch(/no regression against .*: overall 0\.73 -> 1\.00 \(\+0\.27\)/);
-        const cmp = (await getJson<{ overall: { a: number; b: number; delta: number }; evaluationRows: number; perCategory: Array<{ category: string; a: number; b: number; delta: number }> }>(
+        const cmp = (await keyedJson<{ overall: { a: number; b: number; delta: number }; evaluationRows: number; perCategory: Array<{ category: string; a: number; b: number; delta: number }> }>(
           api(`/models/compare?a=${v('mediocre')}&b=${v('perfect')}`),
         )).body;
         expect(cmp.evaluationRows).toBe(90);
@@ -256,19 +256,19 @@ for (const variant of variants) {
       });
 
       it('lists newest first with gate verdicts, and refuses to compare different category sets', async () => {
-        const list = (await getJson<Model[]>(api('/models'))).body;
+        const list = (await keyedJson<Model[]>(api('/models'))).body;
         expect(list.slice(0, 2).map((m) => [m.version, m.releasable])).toEqual([[v('collapse-2'), false], [v('perfect'), true]]);
         const colours = list.find((m) => m.categorySet !== list[0]?.categorySet) as Model;
-        const res = await fetch(api(`/models/compare?a=${v('perfect')}&b=${colours.version}`));
+        const res = await keyedFetch(api(`/models/compare?a=${v('perfect')}&b=${colours.version}`));
         expect(res.status).toBe(409);
         expect(((await res.json()) as { message: string }).message).toMatch(/different category sets/);
-        expect((await fetch(api('/models/nope'))).status).toBe(404);
+        expect((await keyedFetch(api('/models/nope'))).status).toBe(404);
       });
     });
 
     describe('shelf models', () => {
       const shelf = async (...args: string[]) => {
-        const { stdout } = await run(process.execPath, [join(__dirname, '..', 'bin', 'shelf.js'), 'models', ...args, '--hub-url', sut.hub.httpUrl], { timeout: 60_000 });
+        const { stdout } = await run(process.execPath, [join(__dirname, '..', 'bin', 'shelf.js'), 'models', ...args, '--hub-url', sut.hub.httpUrl, '--api-key', REGISTRY_TEST_KEY], { timeout: 60_000 });
         return stdout;
       };
 
@@ -277,7 +277,7 @@ for (const variant of variants) {
         const registered = JSON.parse((await shelf('register', dir)).trim()) as { version: string; releasable: boolean };
         expect(registered.releasable).toBe(true);
         expect(await shelf('list')).toContain(registered.version);
-        const first = (await getJson<Model[]>(api('/models'))).body.find((m) => m.labels.join() === 'blue,green,red' && m.version !== registered.version) as Model;
+        const first = (await keyedJson<Model[]>(api('/models'))).body.find((m) => m.labels.join() === 'blue,green,red' && m.version !== registered.version) as Model;
         const cmp = JSON.parse(await shelf('compare', first.version, registered.version, '--json')) as { perCategory: Array<{ category: string }> };
         expect(cmp.perCategory.map((c) => c.category)).toEqual(['blue', 'green', 'red']);
         const out = join(mkdtempSync(join(tmpdir(), 'shelfsight-dl-')), 'model');

@@ -7,11 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHubConfig, startHub } from '@shelfsight/hub';
-import { postArchive, rowsOf, tinyArchive } from './model-artifacts';
+import { postArchive, REGISTRY_TEST_KEY, rowsOf, tinyArchive } from './model-artifacts';
 
 async function main(): Promise<void> {
   const hub = await startHub(
-    loadHubConfig({}, { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-probe-')) }),
+    loadHubConfig({}, { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-probe-')), HUB_API_KEY: REGISTRY_TEST_KEY }),
     { logLevels: false },
   );
   try {

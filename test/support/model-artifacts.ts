@@ -65,7 +65,22 @@ export function rowsOf(labels: string[], items: Array<{ label: string; x: number
   };
 }
 
+/** The admin key registry tests start their hub with (HUB_API_KEY) and send on every request. */
+export const REGISTRY_TEST_KEY = 'registry-tests-admin-key-5f2c9a';
+
+/** fetch with the registry tests' key. */
+export function keyedFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('X-API-Key', REGISTRY_TEST_KEY);
+  return fetch(url, { ...init, headers });
+}
+
+export async function keyedJson<T>(url: string): Promise<{ status: number; body: T }> {
+  const res = await keyedFetch(url);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
 export async function postArchive(hubUrl: string, body: Buffer, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${hubUrl}/models${query}`, { method: 'POST', headers: { 'Content-Type': 'application/x-tar' }, body });
+  const res = await keyedFetch(`${hubUrl}/models${query}`, { method: 'POST', headers: { 'Content-Type': 'application/x-tar' }, body: new Uint8Array(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
