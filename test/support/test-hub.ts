@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHubConfig, startHub, type HubHandle } from '@shelfsight/hub';
+import { loadHubConfig, startHub, type HubHandle, type StartHubOptions } from '@shelfsight/hub';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases';
 import { EXTERNAL_MQTT_URL } from './services';
 
@@ -14,11 +14,12 @@ export interface TestHub {
   stop(): Promise<void>;
 }
 
-/** A hub on a fresh database with the chosen broker, on free ports, silent. */
+/** A hub on a fresh database with the chosen broker, on free ports, silent (unless HUB_LOGS or `options` say). */
 export async function startTestHub(
   dbKind: DatabaseKind,
   broker: BrokerKind,
   overrides: Record<string, string> = {},
+  options: StartHubOptions = {},
 ): Promise<TestHub> {
   const db = await createTestDatabase(dbKind);
   const env: Record<string, string> = {
@@ -32,7 +33,7 @@ export async function startTestHub(
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
     ...overrides,
   };
-  const hub = await startHub(loadHubConfig({}, env), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false });
+  const hub = await startHub(loadHubConfig({}, env), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false, ...options });
   return {
     hub,
     db,

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule, type Params as LoggerParams } from 'nestjs-pino';
 import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
 import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-access-control';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
@@ -13,6 +14,7 @@ import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
 import { LocationsModule } from './locations/locations.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { ModelsModule } from './models/models.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
 import { TrainingModule } from './training/training.module';
@@ -35,11 +37,11 @@ class CoreModule {
 
 @Module({})
 export class AppModule {
-  /** `access`: the embedded broker's access control when MQTT_AUTH=on, else null. */
-  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null): DynamicModule {
+  /** `access`: the embedded broker's access control when MQTT_AUTH=on, else null; `logger`: nestjs-pino's parameters (request logging). */
+  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null, logger: LoggerParams = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, TrainingModule],
+      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, TrainingModule, ModelsModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { DestinationStream } from 'pino';
 import { withTimeout } from '@shelfsight/common';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
@@ -11,6 +12,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-brok
 import { HubMqttServer } from './broker/hub-mqtt.server';
 import { MqttAccessControl } from './broker/mqtt-access-control';
 import type { HubConfig } from './config/hub-config';
+import { hubLoggerParams, nestLoggerOf } from './logging/hub-logger';
 
 export interface HubHandle {
   httpUrl: string;
@@ -22,8 +24,10 @@ export interface HubHandle {
 }
 
 export interface StartHubOptions {
-  /** Nest log levels; false silences the hub (tests). */
+  /** Nest log levels; false silences the hub (tests); default `LOG_LEVEL` (info). */
   logLevels?: LogLevel[] | false;
+  /** Where the hub's JSON log lines go; default stderr. */
+  logDestination?: DestinationStream;
 }
 
 /**
@@ -31,8 +35,11 @@ export interface StartHubOptions {
  * broker (external or embedded aedes), then the hybrid Nest app (HTTP + MQTT).
  */
 export async function startHub(config: HubConfig, opts: StartHubOptions = {}): Promise<HubHandle> {
+  // One JSON format (pino) for Nest's own logs, services' Logger calls and HTTP requests.
+  const logParams = hubLoggerParams({ levels: opts.logLevels, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
+  const nestLogger = nestLoggerOf(logParams);
+  Logger.overrideLogger(nestLogger);
   const log = new Logger('Hub');
-  if (opts.logLevels !== undefined) Logger.overrideLogger(opts.logLevels);
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
     // Each step is bounded: a connection that never closes must not keep the hub from exiting.
@@ -89,8 +96,8 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // PGlite runs one query at a time and its socket server interleaves connections only
     // at transaction boundaries: one connection is all it can use, and the safest.
     const resolved: HubConfig = { ...config, databaseUrl, mqttUrl, dbPoolSize: embeddedDb ? 1 : config.dbPoolSize };
-    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null), {
-      logger: opts.logLevels ?? ['log', 'warn', 'error'],
+    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, logParams), {
+      logger: nestLogger,
     });
     app.enableShutdownHooks();
     cleanups.push(() => app.close());

@@ -6,3 +6,4 @@ export * from './model-artifact';
 export * from './head-math';
 export * from './training-rows';
 export * from './training-jobs';
+export * from './artifact-archive';

@@ -116,7 +116,7 @@ export function registerBenchAgent(bench: Command): void {
         startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
         peak_rss_mb: agent.peakRssMb(),
         steady_rss_mb: rss.length > 0 ? Math.round(rss.reduce((a, b) => a + b, 0) / rss.length) : undefined,
-        heap_used_mb: Math.round(metricSum(metrics, 'nodejs_heap_used_bytes') / 2 ** 20),
+        heap_used_mb: Math.round(metricSum(metrics, 'nodejs_heap_size_used_bytes') / 2 ** 20),
         external_mb: Math.round(metricSum(metrics, 'nodejs_external_memory_bytes') / 2 ** 20),
         outbox_depth: metricSum(metrics, 'shelf_agent_outbox_depth'),
         model: c.model ?? 'demo',

@@ -9,7 +9,7 @@ import { cfg, loadConfig } from '@shelfsight/common';
 import { decodeTrainingRows, TrainingJobViewSchema, type TrainingJobView } from '@shelfsight/contracts';
 import { discoverEmbeddedUrl, freePort, spawnShelf, waitForHttp } from '../bench/processes';
 import { createScratchDatabase, type ScratchDatabase } from '../bench/scratch-database';
-import { hubRequest } from '../hub-client';
+import { hubJsonRequest } from '../hub-client';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const SPEC = {
@@ -65,10 +65,10 @@ export function registerBenchRetrain(bench: Command): void {
       const sql = new Client({ connectionString: databaseUrl });
       await sql.connect();
       const runJob = async (body: unknown): Promise<TrainingJobView> => {
-        let job = await hubRequest(hubUrl, undefined, 'POST', '/training-jobs', TrainingJobViewSchema, body);
+        let job = await hubJsonRequest({ hubUrl }, 'POST', '/training-jobs', TrainingJobViewSchema, body);
         while (job.status === 'queued' || job.status === 'running') {
           await new Promise((r) => setTimeout(r, 250));
-          job = await hubRequest(hubUrl, undefined, 'GET', `/training-jobs/${job.id}`, TrainingJobViewSchema);
+          job = await hubJsonRequest({ hubUrl }, 'GET', `/training-jobs/${job.id}`, TrainingJobViewSchema);
         }
         if (job.status !== 'done') throw new Error(`job ${job.id} ${job.status}: ${job.error}`);
         return job;

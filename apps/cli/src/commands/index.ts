@@ -16,6 +16,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
   jobs: () => require('./jobs').registerJobs,
+  models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { HEAD_TYPES, TrainingJobViewSchema, type TrainingJobRequest, type TrainingJobView } from '@shelfsight/contracts';
-import { hubRequest, HubRequestError } from '../hub-client';
+import { hubJsonRequest, HubRequestError } from '../hub-client';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const HUB_SPEC = {
@@ -48,7 +48,7 @@ export function registerJobs(program: Command): void {
       },
       augmentFromThumbnails: false,
     };
-    const job = await hubRequest(c.hubUrl, c.apiKey, 'POST', '/training-jobs', TrainingJobViewSchema, request);
+    const job = await hubJsonRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'POST', '/training-jobs', TrainingJobViewSchema, request);
     await finish(job, c.hubUrl, c.apiKey, opts.watch === true);
   });
 
@@ -57,7 +57,7 @@ export function registerJobs(program: Command): void {
   show.option('--watch', 'follow the job with a progress bar until it ends');
   show.action(async (id: string, opts: Record<string, unknown>) => {
     const c = loadConfig(HUB_SPEC, flagsFrom(HUB_SPEC, opts));
-    const job = await hubRequest(c.hubUrl, c.apiKey, 'GET', `/training-jobs/${encodeURIComponent(id)}`, TrainingJobViewSchema);
+    const job = await hubJsonRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'GET', `/training-jobs/${encodeURIComponent(id)}`, TrainingJobViewSchema);
     await finish(job, c.hubUrl, c.apiKey, opts.watch === true);
   });
 
@@ -65,7 +65,7 @@ export function registerJobs(program: Command): void {
   addConfigOptions(list, HUB_SPEC);
   list.action(async (opts: Record<string, unknown>) => {
     const c = loadConfig(HUB_SPEC, flagsFrom(HUB_SPEC, opts));
-    for (const j of await hubRequest(c.hubUrl, c.apiKey, 'GET', '/training-jobs', JobListSchema)) process.stdout.write(summary(j) + '\n');
+    for (const j of await hubJsonRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'GET', '/training-jobs', JobListSchema)) process.stdout.write(summary(j) + '\n');
   });
 
   for (const [verb, what] of [
@@ -77,7 +77,7 @@ export function registerJobs(program: Command): void {
     if (verb === 'retry') cmd.option('--watch', 'follow the new attempt until it ends');
     cmd.action(async (id: string, opts: Record<string, unknown>) => {
       const c = loadConfig(HUB_SPEC, flagsFrom(HUB_SPEC, opts));
-      const job = await hubRequest(c.hubUrl, c.apiKey, 'POST', `/training-jobs/${encodeURIComponent(id)}/${verb}`, TrainingJobViewSchema);
+      const job = await hubJsonRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'POST', `/training-jobs/${encodeURIComponent(id)}/${verb}`, TrainingJobViewSchema);
       await finish(job, c.hubUrl, c.apiKey, opts.watch === true);
     });
   }
@@ -121,6 +121,6 @@ async function watch(job: TrainingJobView, hubUrl: string, apiKey: string | unde
       return current;
     }
     await new Promise((r) => setTimeout(r, 500));
-    current = await hubRequest(hubUrl, apiKey, 'GET', `/training-jobs/${current.id}`, TrainingJobViewSchema);
+    current = await hubJsonRequest({ hubUrl, apiKey }, 'GET', `/training-jobs/${current.id}`, TrainingJobViewSchema);
   }
 }

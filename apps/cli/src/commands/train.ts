@@ -49,6 +49,7 @@ export function registerTrain(program: Command): void {
     .description('Train a head on cached bottlenecks of --data and write a model artifact to --out (log: training-log.jsonl/.png inside)');
   addConfigOptions(cmd, TRAIN_SPEC);
   cmd.option('--flip-left-right', 'distortion: random horizontal flips');
+  cmd.option('--training-rows', 'also write the training rows (embeddings + labels, training-rows.bin) into --out, for `shelf models register`');
   cmd.option('--sublabels', 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels');
   addExtractionSwitches(cmd);
   cmd.action(visionAction(async (opts: Record<string, unknown>) => {
@@ -89,6 +90,7 @@ export function registerTrain(program: Command): void {
       dropout: c.dropout,
       seed: c.seed,
       ensemble: c.ensemble,
+      trainingRows: opts.trainingRows === true,
     });
     const m = result.manifest;
     process.stdout.write(

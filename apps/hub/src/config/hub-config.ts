@@ -93,6 +93,30 @@ export const HUB_CONFIG_SPEC = {
     description: 'backbone (folder, built-in or catalogue name) for training jobs on a dataset base when neither the request nor a registered version names one',
     schema: z.string().min(1).optional(),
   },
+  gateMaxOverallDrop: {
+    env: 'GATE_MAX_OVERALL_DROP',
+    flag: 'gate-max-overall-drop',
+    description: 'model gate: a version whose overall accuracy on the frozen evaluation set is more than this below the best releasable version of its category set is not releasable (0..1)',
+    schema: z.coerce.number().min(0).max(1).default(0.02),
+  },
+  gateMaxCategoryDrop: {
+    env: 'GATE_MAX_CATEGORY_DROP',
+    flag: 'gate-max-category-drop',
+    description: 'model gate: nor is one whose accuracy on any single category drops by more than this (0..1)',
+    schema: z.coerce.number().min(0).max(1).default(0.05),
+  },
+  modelUploadMaxBytes: {
+    env: 'MODEL_UPLOAD_MAX_BYTES',
+    flag: 'model-upload-max-bytes',
+    description: 'largest model artifact archive POST /models accepts (artifact plus training rows)',
+    schema: cfg.int(512 * 1024 * 1024, 1024),
+  },
+  rescoreBatchRows: {
+    env: 'RESCORE_BATCH_ROWS',
+    flag: 'rescore-batch-rows',
+    description: 'pending samples re-scored per batch after a model version is registered (bounds memory)',
+    schema: cfg.int(500, 1),
+  },
 } as const;
 
 export type HubConfig = ConfigOf<typeof HUB_CONFIG_SPEC>;

@@ -1,14 +1,15 @@
 import { Controller, Get, Header } from '@nestjs/common';
+import { METRICS_CONTENT_TYPE, renderMetrics } from '@shelfsight/common';
 import { HubMetrics } from './hub-metrics';
 
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: HubMetrics) {}
 
-  /** Prometheus text format. */
+  /** Prometheus text format: the hub's metrics and the process's (prom-client defaults). */
   @Get()
-  @Header('Content-Type', 'text/plain; version=0.0.4')
-  render(): string {
-    return this.metrics.registry.render();
+  @Header('Content-Type', METRICS_CONTENT_TYPE)
+  render(): Promise<string> {
+    return renderMetrics(this.metrics.registry);
   }
 }

@@ -62,6 +62,8 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
       DATA_DIR: resolve(this.config.dataDir),
       WORKER_ID: workerId,
       TRAINING_HEARTBEAT_TIMEOUT_S: String(this.config.trainingHeartbeatTimeoutS),
+      GATE_MAX_OVERALL_DROP: String(this.config.gateMaxOverallDrop),
+      GATE_MAX_CATEGORY_DROP: String(this.config.gateMaxCategoryDrop),
       ...(this.config.trainingBackbone ? { TRAINING_BACKBONE: this.config.trainingBackbone } : {}),
     };
     const child = spawn(process.execPath, [SHELF_BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

@@ -1,5 +1,6 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
 import { createProgress } from '@shelfsight/common';
 import type { TrainingRows } from '@shelfsight/contracts';
 import { saveModel, type ModelManifest } from '../artifact/artifact';
@@ -56,6 +57,12 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   /** Train this many heads (seeds seed, seed+1, …) and average them (default 1). */
   ensemble?: number;
   parent?: string;
+  /**
+   * Also write the training rows (`training-rows.bin`: embeddings, labels, split, row ids)
+   * into the artifact folder, so the hub's registry can freeze an evaluation set from the
+   * held-out rows and retrain from them.
+   */
+  trainingRows?: boolean;
 }
 
 export interface TrainModelProgress {
@@ -328,6 +335,26 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     ...(groups ? { groups, outputs } : {}),
   });
   result.head.dispose();
+  if (opts.trainingRows) {
+    const ids = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
+      images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
+    // Rows carry the reported labels (sub-labels folded into their label).
+    const reported = (y: Int32Array) => Uint32Array.from(y, (o) => (groups ? (groups[o] as number) : o));
+    const x = new Float32Array(train.x.length + val.x.length);
+    x.set(train.x);
+    x.set(val.x, train.x.length);
+    await writeFile(
+      join(opts.out, TRAINING_ROWS_FILE),
+      encodeTrainingRows({
+        dim: train.dim,
+        labels,
+        label: Uint32Array.from([...reported(train.y), ...reported(val.y)]),
+        split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(val.y.length).fill(1)]),
+        x,
+        ids: [...ids(trainImages, bottlenecks.tr.features), ...ids(valImages, bottlenecks.va.features)],
+      }),
+    );
+  }
   // The log and its plot live beside the artifact files (loaders ignore them).
   const logPath = join(opts.out, 'training-log.jsonl');
   await writeFile(logPath, '');

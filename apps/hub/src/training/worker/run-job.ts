@@ -13,12 +13,13 @@ import {
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
-import { registerTrainedVersion, type RegisteredVersion } from './register-version';
+import { registerTrainedVersion, type GateTolerances, type RegisteredVersion } from './register-version';
 
 export interface RunJobDeps {
   db: PrismaClient;
   jobs: TrainingJobsRepository;
   blobs: BlobStore;
+  gate: GateTolerances;
   /** Where artifacts are written before registration. */
   workDir: string;
   defaultBackbone?: string;
@@ -144,7 +145,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     const metrics = trained.manifest.metrics;
     if (hooks.signal.aborted) throw new vision.TrainingCancelledError();
     hooks.report('registering');
-    const registered = await registerTrainedVersion(deps.db, deps.blobs, {
+    const registered = await registerTrainedVersion(deps.db, deps.blobs, deps.gate, {
       artifactDir: out,
       rows: trained.rows,
       parent,
@@ -157,6 +158,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
         version: registered.version,
         releasable: registered.releasable,
         gateReason: registered.gateReason,
+        evaluation: registered.metrics,
         validationAccuracy: metrics.validationAccuracy ?? null,
         rows: trained.rows.label.length,
         baseRows: baseCount,

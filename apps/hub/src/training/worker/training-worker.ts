@@ -109,6 +109,7 @@ export class TrainingWorker {
           db: this.db,
           jobs: this.jobs,
           blobs: new FileBlobStore(join(resolve(this.config.dataDir), 'blobs')),
+          gate: { gateMaxOverallDrop: this.config.gateMaxOverallDrop, gateMaxCategoryDrop: this.config.gateMaxCategoryDrop },
           workDir: join(resolve(this.config.dataDir), 'training'),
           defaultBackbone: this.config.trainingBackbone,
           logger: this.logger,
