@@ -4,12 +4,13 @@
  */
 import type { ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';
-import { HUB_CONFIG_SPEC } from '@shelfsight/hub';
+import { HUB_CONFIG_SPEC, WORKER_CONFIG_SPEC } from '@shelfsight/hub';
 import { START_SPEC } from '../apps/cli/src/commands/start';
 import { SIM_SPEC } from '../apps/cli/src/commands/sim';
 
 export const CONFIG_SPECS: Array<[string, ConfigSpec]> = [
   ['Hub (`shelf hub`, `shelf start`)', HUB_CONFIG_SPEC],
+  ['Training worker (`shelf worker`)', WORKER_CONFIG_SPEC],
   ['Demo fleet (`shelf start`)', START_SPEC],
   ['Edge agent (`shelf agent`)', AGENT_CONFIG],
   ['Simulator (`shelf sim`)', SIM_SPEC],

@@ -63,6 +63,7 @@ export function registerBenchRetrain(bench: Command): void {
       await waitForHttp(`${hubUrl}/health`, 120_000, () => (hub.child.exitCode !== null ? `hub exited: ${hub.stderr().slice(-2000)}` : undefined));
       const databaseUrl = scratch?.url ?? (await discoverEmbeddedUrl(hub.stdout() + hub.stderr()));
       const sql = new Client({ connectionString: databaseUrl });
+      sql.on('error', (err) => log(`database connection lost: ${err.message}`));
       await sql.connect();
       const runJob = async (body: unknown): Promise<TrainingJobView> => {
         let job = await hubJsonRequest({ hubUrl }, 'POST', '/training-jobs', TrainingJobViewSchema, body);
@@ -123,6 +124,9 @@ export function registerBenchRetrain(bench: Command): void {
           load_1m_after: +(loadavg()[0] ?? 0).toFixed(2),
         }) + '\n',
       );
+    } catch (err) {
+      log(`failed; hub log tail:\n${hub.stderr().slice(-3000)}\n${hub.stdout().slice(-3000)}`);
+      throw err;
     } finally {
       await sim?.stop('SIGKILL');
       await hub.stop();
