@@ -2,7 +2,7 @@
  * `npm run test:loop`: the learning loop end to end with real grocery photos and the
  * reference backbone (workspace data, through the vision test fixtures).
  *
- * 1. A head that barely knows two categories (two training photos each) is trained with
+ * 1. A head that barely knows two categories (one training photo each) is trained with
  *    `trainModel` (validation photos of all four categories: the registry freezes them as
  *    the category set's evaluation set) and registered on a real hub process (POST /models).
  * 2. Two real `shelf agent` processes classify unseen photos of those two categories; their
@@ -28,8 +28,8 @@ import { frameIdOf } from '../../apps/agent/src/sources/frame';
 import { discoverEmbeddedUrl, freePort, spawnShelf, waitForHttp, SHELF_BIN } from '../../apps/cli/src/bench/processes';
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../../libs/vision/src/testing/fixtures';
 
-const WEAK_PER_CLASS = 2;
-const AGENT_FRAMES_PER_CLASS = 12;
+const WEAK_PER_CLASS = 1;
+const AGENT_FRAMES_PER_CLASS = 20;
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`loop: ${m}\n`);
 
@@ -114,7 +114,7 @@ async function main(): Promise<Record<string, unknown>> {
         if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
         return (text ? JSON.parse(text) : undefined) as T;
       };
-      const register = await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', hubUrl, '--json']).catch((e: Error & { stderr?: string }) => {
+      const register = await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', hubUrl]).catch((e: Error & { stderr?: string }) => {
         throw new Error(`shelf models register failed: ${e.stderr ?? e.message}`);
       });
       const v0Version = v0.manifest.version;
