@@ -113,6 +113,11 @@ for (const variant of variants) {
       expect(nextDone).toMatchObject({ status: 'done', error: null });
       expect(nextDone.result).toMatchObject({ baseRows: v.rows[0].training_set_rows, sampleRows: 0 });
 
+      // Bad requests are refused with the field named, before anything is queued.
+      const bad = await fetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: {}, head: { type: 'svm' } }) });
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(await bad.json())).toMatch(/base/);
+      expect((await post(sut, '/training-jobs', { base: { dataset }, augmentFromThumbnails: true })).status).toBe(400);
       const list = (await (await fetch(`${sut.hub.httpUrl}/training-jobs`)).json()) as TrainingJobView[];
       expect(list.map((j) => j.id).slice(0, 2)).toEqual([next.body.id, created.body.id]);
     }, 240_000);

@@ -3,7 +3,7 @@ import type PgBoss from 'pg-boss';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import type { TrainingJobDto } from './training-job.dto';
-import { TrainingJobNotFoundError, TrainingJobStateError } from './training.error';
+import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError } from './training.error';
 import { TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
 import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from './training-queue';
 
@@ -38,6 +38,9 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
 
   async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
     const spec = TrainingJobRequestSchema.parse(request);
+    if (spec.augmentFromThumbnails) {
+      throw new TrainingBaseError('augmentFromThumbnails: training on distorted views of the stored thumbnails is not implemented yet; jobs train from the samples\u2019 stored embeddings');
+    }
     const row = await this.jobs.create(spec, actor);
     return this.toDto(await this.enqueue(row));
   }
