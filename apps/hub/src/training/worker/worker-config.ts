@@ -11,12 +11,13 @@ export const WORKER_CONFIG_SPEC = {
   trainingBackbone: HUB_CONFIG_SPEC.trainingBackbone,
   gateMaxOverallDrop: HUB_CONFIG_SPEC.gateMaxOverallDrop,
   gateMaxCategoryDrop: HUB_CONFIG_SPEC.gateMaxCategoryDrop,
-  workerId: { env: 'WORKER_ID', flag: 'worker-id', description: 'this worker\u2019s name in job records (default host-pid)', schema: cfg.string(`${hostname()}-${process.pid}`) },
+  workerId: { env: 'WORKER_ID', flag: 'worker-id', description: 'this worker\u2019s name in job records (default host-pid)', schema: cfg.optionalString() },
   heartbeatS: { env: 'TRAINING_HEARTBEAT_S', flag: 'heartbeat-s', description: 'seconds between a running job\u2019s heartbeats (progress, cancel check)', schema: z.coerce.number().min(0.1).max(60).default(1) },
 } as const;
 
-export type WorkerConfig = ConfigOf<typeof WORKER_CONFIG_SPEC>;
+export type WorkerConfig = Omit<ConfigOf<typeof WORKER_CONFIG_SPEC>, 'workerId'> & { workerId: string };
 
 export function loadWorkerConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  return loadConfig(WORKER_CONFIG_SPEC, flags, env);
+  const c = loadConfig(WORKER_CONFIG_SPEC, flags, env);
+  return { ...c, workerId: c.workerId ?? `${hostname()}-${process.pid}` };
 }
