@@ -30,6 +30,8 @@ export async function startTestHub(
     DATABASE_URL: db.url,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-hub-')),
     MQTT_SHARE_GROUP: `test-${randomBytes(3).toString('hex')}`,
+    // No training worker process unless a test asks for one (TRAINING_WORKER=child).
+    TRAINING_WORKER: 'off',
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
     // As the hub does for its own embedded PGlite: one connection (its socket server
     // interleaves connections only at transaction boundaries, so concurrent plain

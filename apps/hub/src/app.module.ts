@@ -21,6 +21,7 @@ import { ModelsModule } from './models/models.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
 import { SamplesModule } from './samples/samples.module';
+import { TrainingModule } from './training/training.module';
 
 @Module({})
 class CoreModule {
@@ -44,7 +45,7 @@ export class AppModule {
   static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null, logger: LoggerParams = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
+      imports: [LoggerModule.forRoot(logger), CoreModule.forRoot(config, link, access), PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule, TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
       controllers: [HealthController],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };

@@ -10,3 +10,6 @@ export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
 export { buildIngestMessages, runWriterStage, startDecodeStage, type DecodeStage, type DecodeStageStats, type WriterStageResult } from './ingest/ingest-stages';
 export { IngestRepository, type IngestCommit, type IngestMessage } from './ingest/ingest.repository';
+export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
+export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';
+export { TrainingWorkerSupervisor } from './training/worker-supervisor';

@@ -7,3 +7,4 @@ export * from './head-math';
 export * from './training-rows';
 export * from './artifact-archive';
 export * from './detection-batch-fast';
+export * from './training-jobs';

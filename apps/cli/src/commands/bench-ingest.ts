@@ -9,7 +9,7 @@ import { applyMigrations, checkInventoryConsistency, startEmbeddedPostgres } fro
 import { buildIngestMessages, runWriterStage, startDecodeStage } from '@shelfsight/hub';
 import { startAckingBroker } from '../bench/acking-broker';
 import { commitSettings, DatabaseBackendsCpu, machineInfo, ownCpuSeconds, per1000, processCpuSeconds } from '../bench/cpu';
-import { freePort, histogramQuantile, spawnShelf, waitForHttp, type ShelfProcess } from '../bench/processes';
+import { discoverEmbeddedUrl, freePort, histogramQuantile, spawnShelf, waitForHttp, type ShelfProcess } from '../bench/processes';
 import { createScratchDatabase, type ScratchDatabase } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
 
@@ -333,11 +333,4 @@ function round3(x: number): number {
 
 function round3OrUndefined(x: number | undefined): number | undefined {
   return x === undefined ? undefined : round3(x);
-}
-
-/** The hub logs the embedded database's address; the benchmark reads the data it wrote there. */
-async function discoverEmbeddedUrl(log: string): Promise<string> {
-  const m = /serving postgresql:\/\/([\d.]+):(\d+)\/postgres/.exec(log);
-  if (!m) throw new Error('could not find the embedded database address in the hub log');
-  return `postgresql://postgres:postgres@${m[1]}:${m[2]}/postgres?sslmode=disable`;
 }

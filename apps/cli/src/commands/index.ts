@@ -16,12 +16,14 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   dataset: () => require('./dataset').registerDataset,
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
+  jobs: () => require('./jobs').registerJobs,
   models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
   samples: () => require('./samples').registerSamples,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,
   train: () => require('./train').registerTrain,
+  worker: () => require('./worker').registerWorker,
 };
 
 /** The loaders to run for these arguments: the named sub-command, none for `--version`, or all of them. */

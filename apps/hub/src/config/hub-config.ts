@@ -111,6 +111,24 @@ export const HUB_CONFIG_SPEC = {
     schema: cfg.int(60, 0),
   },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
+  trainingWorker: {
+    env: 'TRAINING_WORKER',
+    flag: 'training-worker',
+    description: 'child = the hub runs one training worker process beside it (restarted if it dies, stopped with the hub); off = this hub only queues jobs (replicas; workers run as `shelf worker`)',
+    schema: z.enum(['child', 'off']).default('child'),
+  },
+  trainingHeartbeatTimeoutS: {
+    env: 'TRAINING_HEARTBEAT_TIMEOUT_S',
+    flag: 'training-heartbeat-timeout-s',
+    description: 'a running training job whose worker has not reported for this many seconds ends as failed: interrupted',
+    schema: cfg.int(30, 2),
+  },
+  trainingBackbone: {
+    env: 'TRAINING_BACKBONE',
+    flag: 'training-backbone',
+    description: 'backbone (folder, built-in or catalogue name) for training jobs on a dataset base when neither the request nor a registered version names one',
+    schema: z.string().min(1).optional(),
+  },
   gateMaxOverallDrop: {
     env: 'GATE_MAX_OVERALL_DROP',
     flag: 'gate-max-overall-drop',
