@@ -10,7 +10,7 @@ import { spawnShelf } from '../apps/cli/src/bench/processes';
 import { silentLogger } from '@shelfsight/common';
 import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { detection } from './support/fake-device';
-import { eventually, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
 interface IssuedCredential {
   deviceId: string;
@@ -54,7 +54,7 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
     return err.code ?? -1;
   };
   const metric = async (line: string): Promise<number> => {
-    const text = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+    const text = await (await hubFetch(`${sut.hub.httpUrl}/metrics`, { apiKey })).text();
     const found = text.split('\n').find((l) => l.startsWith(`${line} `));
     return found ? Number(found.split(' ').pop()) : 0;
   };

@@ -2,10 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { withTimeout } from '@shelfsight/common';
+import { redactUrl, withTimeout } from '@shelfsight/common';
+import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
+import { requestIdMiddleware } from './audit/request-id';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
@@ -24,6 +27,11 @@ export interface HubHandle {
 export interface StartHubOptions {
   /** Nest log levels; false silences the hub (tests). */
   logLevels?: LogLevel[] | false;
+  /**
+   * Requests without an API key may read the viewer endpoints. Only the zero-config demo
+   * (`shelf start`) sets this; it is deliberately not a setting, so no deployment can.
+   */
+  anonymousViewer?: boolean;
 }
 
 /**
@@ -55,7 +63,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       embeddedDb = await startEmbeddedPostgres({ dataDir });
       cleanups.push(() => embeddedDb!.stop());
       databaseUrl = embeddedDb.url;
-      log.log(`embedded PostgreSQL (PGlite) in ${dataDir}, serving ${embeddedDb.url.replace(/\/\/[^@]*@/, '//')}`);
+      log.log(`embedded PostgreSQL (PGlite) in ${dataDir}, serving ${redactUrl(embeddedDb.url)}`);
     }
     const migrations = await applyMigrations(databaseUrl);
     if (migrations.applied.length > 0) log.log(`applied migrations: ${migrations.applied.join(', ')}`);
@@ -89,9 +97,22 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // PGlite runs one query at a time and its socket server interleaves connections only
     // at transaction boundaries: one connection is all it can use, and the safest.
     const resolved: HubConfig = { ...config, databaseUrl, mqttUrl, dbPoolSize: embeddedDb ? 1 : config.dbPoolSize };
-    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null), {
+    const anonymousViewer = opts.anonymousViewer === true;
+    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, { anonymousViewer }), {
       logger: opts.logLevels ?? ['log', 'warn', 'error'],
+      bodyParser: false,
     });
+    // Before any body is read: an id for the request, security headers, bounded body parsers
+    // (a body over HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as
+    // soon as that many bytes have arrived).
+    app.use(requestIdMiddleware);
+    app.use(helmet());
+    app.useBodyParser('json', { limit: config.httpMaxBodyBytes });
+    app.useBodyParser('urlencoded', { limit: config.httpMaxBodyBytes, extended: false, parameterLimit: 100 });
+    app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: ['application/octet-stream', 'image/*'] });
+    if (anonymousViewer) {
+      log.warn('DEMO MODE: requests WITHOUT an API key may read inventory, history, locations, detections, devices and metrics (`shelf start` only; `shelf hub` always needs keys)');
+    }
     app.enableShutdownHooks();
     cleanups.push(() => app.close());
     const doc = new DocumentBuilder()
@@ -105,7 +126,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await app.listen(config.httpPort, config.httpHost);
     const address = app.getHttpServer().address() as { port: number };
     const httpUrl = `http://127.0.0.1:${address.port}`;
-    const devicesConnectTo = broker ? `mqtt://<this-host>:${broker.port}` : mqttUrl;
+    const devicesConnectTo = broker ? `mqtt://<this-host>:${broker.port}` : redactUrl(mqttUrl);
     log.log(`REST API on ${httpUrl} (docs at /docs); devices connect to ${devicesConnectTo}${broker ? ' (embedded broker)' : ''}`);
     return {
       httpUrl,

@@ -3,3 +3,4 @@ export * from './logger';
 export * from './progress';
 export * from './metrics';
 export * from './timeout';
+export * from './redact';

@@ -4,8 +4,10 @@ import { Ctx, EventPattern, MqttContext, Payload } from '@nestjs/microservices';
 import { allDevicesTopic, parseDeviceTopic } from '@shelfsight/contracts';
 import { DeviceDto } from './device.dto';
 import { DevicesService } from './devices.service';
+import { RequireRole } from '../auth/roles';
 
 @ApiTags('devices')
+@RequireRole('viewer')
 @Controller()
 export class DevicesController {
   constructor(private readonly devices: DevicesService) {}

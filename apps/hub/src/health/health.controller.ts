@@ -2,9 +2,11 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { Public } from '../auth/roles';
 import { PrismaService } from '../prisma/prisma.service';
 
 @ApiTags('operations')
+@Public()
 @Controller('health')
 export class HealthController {
   constructor(

@@ -18,7 +18,11 @@ export class HubMetrics {
   readonly retentionDeleted = this.registry.counter('shelfsight_retention_deleted_total', 'raw detections deleted by retention');
   readonly pending = this.registry.gauge('shelfsight_ingest_pending', 'detections in memory awaiting commit');
   readonly mqttAuthRefused = this.registry.counter('shelfsight_mqtt_auth_refused_total', 'embedded-broker connects, publishes and subscribes refused (MQTT_AUTH=on), by action and reason');
-  readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'admin API requests refused for a missing or wrong X-API-Key, by reason');
+  readonly apiKeyRefused = this.registry.counter('shelfsight_api_key_refused_total', 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403)');
+  readonly httpRateLimited = this.registry.counter('shelfsight_http_rate_limited_total', 'REST requests refused with 429 (HTTP_RATE_PER_MINUTE per key or address)');
+  readonly httpBodyRefused = this.registry.counter('shelfsight_http_body_refused_total', 'REST request bodies refused before a handler saw them, by reason (too_large, malformed, ...)');
+  readonly mqttRefused = this.registry.counter('shelfsight_mqtt_refused_total', 'embedded-broker packets refused by its limits, by reason (packet_too_large, topic_too_long, topic_too_deep, rate, rate_abuse)');
+  readonly auditFailures = this.registry.counter('shelfsight_audit_write_failures_total', 'audit log entries that could not be written (logged instead)');
   readonly epochChanges = this.registry.counter('shelfsight_device_epoch_changes_total', 'devices back with a new sequence epoch (storage reset: what they had not delivered is gone)');
   readonly devicesOnline = this.registry.gauge('shelfsight_devices_online', 'devices whose last message was a birth or heartbeat, not a death');
 
