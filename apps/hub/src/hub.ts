@@ -9,10 +9,14 @@ import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
 import { requestIdMiddleware } from './audit/request-id';
+import { bodyLimitMiddleware } from './common/body-limit.middleware';
+import { listRouteRules } from './auth/route-rules';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
 import { MqttAccessControl } from './broker/mqtt-access-control';
+import { MqttLimits } from './broker/mqtt-limits';
+import { HubMetrics } from './metrics/hub-metrics';
 import type { HubConfig } from './config/hub-config';
 
 export interface HubHandle {
@@ -71,9 +75,11 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     let mqttUrl = config.mqttUrl;
     let broker: EmbeddedBroker | undefined;
     let access: MqttAccessControl | undefined;
+    let limits: MqttLimits | undefined;
     if (!mqttUrl) {
       access = config.mqttAuth === 'on' ? new MqttAccessControl() : undefined;
-      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access);
+      limits = new MqttLimits({ maxPacketBytes: config.mqttMaxPacketBytes, ratePerS: config.mqttRatePerS, burst: config.mqttBurst });
+      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access, limits);
       cleanups.push(() => broker!.stop());
       mqttUrl = broker.url;
       if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on)');
@@ -102,18 +108,24 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       logger: opts.logLevels ?? ['log', 'warn', 'error'],
       bodyParser: false,
     });
+    const metrics = app.get(HubMetrics);
     // Before any body is read: an id for the request, security headers, bounded body parsers
     // (a body over HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as
     // soon as that many bytes have arrived).
     app.use(requestIdMiddleware);
     app.use(helmet());
+    app.use(bodyLimitMiddleware(config.httpMaxBodyBytes, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
     app.useBodyParser('json', { limit: config.httpMaxBodyBytes });
     app.useBodyParser('urlencoded', { limit: config.httpMaxBodyBytes, extended: false, parameterLimit: 100 });
     app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: ['application/octet-stream', 'image/*'] });
+    for (const r of listRouteRules(app).filter((rule) => !rule.access)) {
+      log.error(`${r.method} ${r.path} (${r.handler}) has no access rule (@RequireRole or @Public): it answers 500`);
+    }
     if (anonymousViewer) {
       log.warn('DEMO MODE: requests WITHOUT an API key may read inventory, history, locations, detections, devices and metrics (`shelf start` only; `shelf hub` always needs keys)');
     }
     app.enableShutdownHooks();
+    limits?.attach((reason) => metrics.mqttRefused.inc({ reason }));
     cleanups.push(() => app.close());
     const doc = new DocumentBuilder()
       .setTitle('ShelfSight hub')

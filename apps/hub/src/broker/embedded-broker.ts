@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import Aedes, { createBroker } from 'aedes';
-import type { MqttAccessControl } from './mqtt-access-control';
+import Aedes, { createBroker, type AedesOptions } from 'aedes';
+import { MqttAccessControl } from './mqtt-access-control';
+import type { MqttLimits } from './mqtt-limits';
 
 export interface EmbeddedBroker {
   /** URL devices and the hub itself connect to (on loopback). */
@@ -14,10 +15,16 @@ export interface EmbeddedBroker {
 /**
  * The aedes MQTT broker inside the hub process: the default when no MQTT_URL is given.
  * With `access` (MQTT_AUTH=on) it admits only provisioned devices, each under its own id.
+ * With `limits`, every connection passes its packet size, publish rate and topic limits.
  */
-export async function startEmbeddedBroker(port: number, host: string, access?: MqttAccessControl): Promise<EmbeddedBroker> {
-  const broker = createBroker(access ? access.hooks() : {});
-  const server: Server = createServer(broker.handle);
+export async function startEmbeddedBroker(port: number, host: string, access?: MqttAccessControl, limits?: MqttLimits): Promise<EmbeddedBroker> {
+  const broker = createBroker(limits ? withLimits(limits, access?.hooks() ?? {}) : (access?.hooks() ?? {}));
+  if (limits) {
+    broker.on('client', (client) => {
+      if (client.id.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX)) limits.exempt(client.conn);
+    });
+  }
+  const server: Server = createServer(limits ? (socket) => broker.handle(limits.wrap(socket)) : broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -33,6 +40,31 @@ export async function startEmbeddedBroker(port: number, host: string, access?: M
     async stop() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The topic limits in front of the access hooks (a refused topic never reaches them). */
+function withLimits(limits: MqttLimits, hooks: Partial<AedesOptions>): Partial<AedesOptions> {
+  return {
+    ...hooks,
+    authorizePublish: (client, packet, done) => {
+      const reason = limits.topicRefusal(packet.topic);
+      if (reason) {
+        limits.refuse(reason, `publish by ${JSON.stringify(client?.id ?? null)}`);
+        return done(new Error(`publish refused (${reason})`));
+      }
+      if (hooks.authorizePublish) return hooks.authorizePublish(client, packet, done);
+      done(null);
+    },
+    authorizeSubscribe: (client, sub, done) => {
+      const reason = limits.topicRefusal(sub.topic);
+      if (reason) {
+        limits.refuse(reason, `subscribe by ${JSON.stringify(client?.id ?? null)}`);
+        return done(null, null);
+      }
+      if (hooks.authorizeSubscribe) return hooks.authorizeSubscribe(client, sub, done);
+      done(null, sub);
     },
   };
 }

@@ -48,8 +48,8 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     }
     const clientError = asClientError(exception);
     if (clientError) {
+      if (res.headersSent) return; // answered already (an oversized body, see bodyLimitMiddleware)
       this.metrics?.httpBodyRefused.inc({ reason: clientError.reason });
-      if (res.headersSent) return;
       // The rest of an oversized body is not read: close the connection once answered.
       if (clientError.status === 413) res.setHeader('Connection', 'close');
       res.status(clientError.status).json({ statusCode: clientError.status, error: clientError.reason, message: clientError.message });
