@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { listRouteRules, type RouteRule } from '@shelfsight/hub';
+import { spawnShelf } from '../apps/cli/src/bench/processes';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
@@ -218,6 +219,28 @@ describe('first start and the demo', () => {
       expect(list.status).toBe(200);
       expect(list.body).toEqual([expect.objectContaining({ role: 'admin', name: 'first admin key' })]);
       expect((await getJson(`${sut.hub.httpUrl}/inventory`, null)).status).toBe(401);
+
+      // `shelf key create|list|revoke` with that key.
+      const shelf = async (...args: string[]) => {
+        const p = spawnShelf(['key', ...args, '--hub-url', sut.hub.httpUrl], { HUB_API_KEY: key });
+        const code = await p.exited;
+        return { code, out: p.stdout(), err: p.stderr() };
+      };
+      const created = await shelf('create', '--name', 'grafana', '--role', 'viewer', '--expires', '30d');
+      expect(created.code).toBe(0);
+      const viewerKey = created.out.trim();
+      expect(viewerKey).toMatch(/^shk_[0-9a-f]{16}_/);
+      expect(created.err).toMatch(/created viewer key [0-9a-f]{16} "grafana", expires 20/);
+      expect((await getJson(`${sut.hub.httpUrl}/inventory`, viewerKey)).status).toBe(200);
+      const listed = await shelf('list');
+      expect(listed.out).toMatch(/grafana/);
+      expect(listed.out).not.toContain(viewerKey);
+      const id = viewerKey.split('_')[1]!;
+      expect((await shelf('revoke', id)).out).toMatch(new RegExp(`revoked key ${id} "grafana"`));
+      expect((await getJson(`${sut.hub.httpUrl}/inventory`, viewerKey)).status).toBe(401);
+      const refused = await shelf('create', '--name', 'x', '--role', 'admin', '--api-key', viewerKey);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(/HTTP 401 API key revoked/);
     } finally {
       await sut.stop();
     }

@@ -30,3 +30,59 @@ export async function issueDeviceCredential(hubUrl: string, apiKey: string, devi
   if (!parsed.success) throw new HubRequestError(`hub ${hubUrl} answered POST ${url.pathname} without a credential`);
   return parsed.data;
 }
+
+const ApiKeySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.string(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+});
+export type ApiKeyInfo = z.infer<typeof ApiKeySchema>;
+const CreatedApiKeySchema = ApiKeySchema.extend({ key: z.string().startsWith('shk_') });
+export type CreatedApiKey = z.infer<typeof CreatedApiKeySchema>;
+
+/** One call of the hub's REST API with an API key; the answer checked against `schema`. */
+async function hubCall<S extends z.ZodType>(hubUrl: string, apiKey: string, method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+  const url = new URL(path, hubUrl);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { 'X-API-Key': apiKey, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+    throw new HubRequestError(`could not reach the hub at ${hubUrl} (${cause})`);
+  }
+  if (!res.ok) {
+    const text = await res.text().catch(() => '');
+    let message = text.slice(0, 300);
+    try {
+      const m = (JSON.parse(text) as { message?: unknown }).message;
+      if (m !== undefined) message = Array.isArray(m) ? m.join('; ') : String(m);
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new HubRequestError(`hub ${hubUrl} refused ${method} ${url.pathname}: HTTP ${res.status} ${message}`);
+  }
+  const parsed = schema.safeParse(await res.json().catch(() => undefined));
+  if (!parsed.success) throw new HubRequestError(`hub ${hubUrl} answered ${method} ${url.pathname} with something unexpected`);
+  return parsed.data;
+}
+
+export function createApiKey(hubUrl: string, apiKey: string, input: { name: string; role: string; expiresAt?: string }): Promise<CreatedApiKey> {
+  return hubCall(hubUrl, apiKey, 'POST', '/api-keys', CreatedApiKeySchema, input);
+}
+
+export function listApiKeys(hubUrl: string, apiKey: string): Promise<ApiKeyInfo[]> {
+  return hubCall(hubUrl, apiKey, 'GET', '/api-keys', z.array(ApiKeySchema));
+}
+
+export function revokeApiKey(hubUrl: string, apiKey: string, id: string): Promise<ApiKeyInfo> {
+  return hubCall(hubUrl, apiKey, 'POST', `/api-keys/${encodeURIComponent(id)}/revoke`, ApiKeySchema);
+}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,9 @@ export function registerBenchIngest(bench: Command): void {
     const work = mkdtempSync(join(tmpdir(), 'shelfsight-bench-ingest-'));
     const site = 'bench';
     let scratch: ScratchDatabase | undefined;
-    const hubEnv: NodeJS.ProcessEnv = { DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '' };
+    const metricsToken = randomBytes(24).toString('base64url');
+    // Unlimited publish rate: the bench measures ingest, not the broker's per-device limit.
+    const hubEnv: NodeJS.ProcessEnv = { DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '', METRICS_TOKEN: metricsToken, MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000' };
     if (c.databaseUrl) {
       scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
       hubEnv.DATABASE_URL = scratch.url;
@@ -105,7 +108,7 @@ export function registerBenchIngest(bench: Command): void {
       ).rows[0] as { stored: number; distinct_frames: number; window_s: number };
       const consistency = await checkInventoryConsistency(sql, 0.5); // the hub's default MIN_CONFIDENCE
       await sql.end();
-      const metrics = await (await fetch(`${hubUrl}/metrics`)).text();
+      const metrics = await (await fetch(`${hubUrl}/metrics`, { headers: { Authorization: `Bearer ${metricsToken}` } })).text();
       const result = {
         agents: c.agents,
         detections_sent: simResult.detected,

@@ -15,6 +15,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   dataset: () => require('./dataset').registerDataset,
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
+  key: () => require('./key').registerKey,
   predict: () => require('./predict').registerPredict,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,
