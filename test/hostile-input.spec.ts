@@ -179,6 +179,14 @@ describe('hostile input: size and rate limits (embedded broker, REST)', () => {
     await honestBatch();
   });
 
+  it('refuses client ids with wildcard or path characters', async () => {
+    for (const clientId of [`a/b-${tag}`, `x+${tag}`, `y#${tag}`]) {
+      await expect(connectAsync(sut.hub.mqttUrl, { clientId, reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow();
+    }
+    expect(await metric('shelfsight_mqtt_refused_total{reason="client_id"}')).toBe(3);
+    await honestBatch();
+  });
+
   it('limits REST requests per key with 429, counted, leaving other keys alone', async () => {
     const created = await hubFetch(`${sut.hub.httpUrl}/api-keys`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'busy', role: 'viewer' }) });
     const busy = ((await created.json()) as { key: string }).key;

@@ -32,6 +32,7 @@ d('secrets in the hub\u2019s log', () => {
           DATABASE_URL: db.url,
           MQTT_URL: url.toString(),
           HUB_API_KEY: apiKey,
+          MQTT_AUTH: 'off',
           MQTT_SHARE_GROUP: `secrets-${randomBytes(3).toString('hex')}`,
           DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-secrets-')),
         }),

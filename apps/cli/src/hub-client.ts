@@ -86,3 +86,14 @@ export function listApiKeys(hubUrl: string, apiKey: string): Promise<ApiKeyInfo[
 export function revokeApiKey(hubUrl: string, apiKey: string, id: string): Promise<ApiKeyInfo> {
   return hubCall(hubUrl, apiKey, 'POST', `/api-keys/${encodeURIComponent(id)}/revoke`, ApiKeySchema);
 }
+
+const CredentialStatusSchema = z.object({ deviceId: z.string(), enabled: z.boolean(), createdAt: z.string(), rotatedAt: z.string(), disabledAt: z.string().nullable() });
+export type CredentialStatus = z.infer<typeof CredentialStatusSchema>;
+
+export function deviceCredentialStatus(hubUrl: string, apiKey: string, deviceId: string): Promise<CredentialStatus> {
+  return hubCall(hubUrl, apiKey, 'GET', `/devices/${encodeURIComponent(deviceId)}/credentials`, CredentialStatusSchema);
+}
+
+export function disableDeviceCredential(hubUrl: string, apiKey: string, deviceId: string): Promise<CredentialStatus> {
+  return hubCall(hubUrl, apiKey, 'DELETE', `/devices/${encodeURIComponent(deviceId)}/credentials`, CredentialStatusSchema);
+}

@@ -82,12 +82,15 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access, limits);
       cleanups.push(() => broker!.stop());
       mqttUrl = broker.url;
-      if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on)');
-      else if (!isLoopback(config.mqttHost)) {
-        log.warn(`embedded broker on ${config.mqttHost} accepts any client as any device (MQTT_AUTH=off); set MQTT_AUTH=on and HUB_API_KEY beyond a trusted network`);
+      if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on; provision with `shelf device add`)');
+      else {
+        log.warn(
+          `OPEN BROKER: the embedded broker on ${config.mqttHost} accepts any client as any device (MQTT_AUTH=off), for demos and tests` +
+            (isLoopback(config.mqttHost) ? '' : '; set MQTT_AUTH=on beyond a trusted network'),
+        );
       }
-    } else if (config.mqttAuth === 'on') {
-      log.warn('MQTT_AUTH=on applies to the embedded broker only; the external broker at MQTT_URL enforces its own authentication and ACLs');
+    } else {
+      log.log('device authentication and ACLs are the external broker\u2019s (MQTT_URL); MQTT_AUTH applies to the embedded broker only');
     }
     const server = new HubMqttServer(
       {

@@ -45,7 +45,7 @@ export function registerBenchIngest(bench: Command): void {
     let scratch: ScratchDatabase | undefined;
     const metricsToken = randomBytes(24).toString('base64url');
     // Unlimited publish rate: the bench measures ingest, not the broker's per-device limit.
-    const hubEnv: NodeJS.ProcessEnv = { DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '', METRICS_TOKEN: metricsToken, MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000' };
+    const hubEnv: NodeJS.ProcessEnv = { DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '', METRICS_TOKEN: metricsToken, MQTT_AUTH: 'off', MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000' };
     if (c.databaseUrl) {
       scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
       hubEnv.DATABASE_URL = scratch.url;

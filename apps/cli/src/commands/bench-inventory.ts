@@ -51,7 +51,7 @@ export function registerBenchInventory(bench: Command): void {
       const fillS = (Date.now() - fillStarted) / 1000;
       const hub = await startHub(
         // A key of its own, and no rate limit: the bench measures queries, not the limiter.
-        loadHubConfig({}, { DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: dataDir, HUB_API_KEY: benchKey, HTTP_RATE_PER_MINUTE: '100000000' }),
+        loadHubConfig({}, { DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: dataDir, HUB_API_KEY: benchKey, MQTT_AUTH: 'off', HTTP_RATE_PER_MINUTE: '100000000' }),
         { logLevels: ['error'] },
       );
       try {

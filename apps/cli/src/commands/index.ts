@@ -13,6 +13,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   agent: () => require('./agent').registerAgent,
   bench: () => require('./bench').registerBench,
   dataset: () => require('./dataset').registerDataset,
+  device: () => require('./device').registerDevice,
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
   key: () => require('./key').registerKey,

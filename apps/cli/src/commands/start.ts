@@ -39,7 +39,8 @@ export function registerStart(program: Command): void {
     const started = Date.now();
     const log = createLogger('start');
     const demoConfig = loadConfig(START_SPEC, flagsFrom(START_SPEC, opts));
-    const hubConfig = loadHubConfig(flagsFrom(HUB_CONFIG_SPEC, opts));
+    // The demo fleet connects without credentials: the open broker, unless asked otherwise.
+    const hubConfig = loadHubConfig(flagsFrom(HUB_CONFIG_SPEC, opts), { MQTT_AUTH: 'off', ...process.env });
     const demoDir = resolve(demoConfig.demoDir);
 
     // The demo alone opens the viewer endpoints to requests without a key (so `curl .../inventory`

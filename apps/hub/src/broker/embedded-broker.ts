@@ -48,6 +48,15 @@ export async function startEmbeddedBroker(port: number, host: string, access?: M
 function withLimits(limits: MqttLimits, hooks: Partial<AedesOptions>): Partial<AedesOptions> {
   return {
     ...hooks,
+    preConnect: (client, packet, done) => {
+      // An empty id is the broker's to assign; anything else must be a plain topic level.
+      if (packet.clientId && limits.clientIdRefused(packet.clientId)) {
+        limits.refuse('client_id', `client id ${JSON.stringify(packet.clientId.slice(0, 80))}`);
+        return done(null, false);
+      }
+      if (hooks.preConnect) return hooks.preConnect(client, packet, done);
+      done(null, true);
+    },
     authorizePublish: (client, packet, done) => {
       const reason = limits.topicRefusal(packet.topic);
       if (reason) {

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
 
 /** Why the embedded broker refused something (the label of shelfsight_mqtt_refused_total). */
-export type MqttRefusal = 'packet_too_large' | 'malformed_length' | 'topic_too_long' | 'topic_too_deep' | 'rate' | 'rate_abuse';
+export type MqttRefusal = 'packet_too_large' | 'malformed_length' | 'topic_too_long' | 'topic_too_deep' | 'rate' | 'rate_abuse' | 'client_id';
 
 export interface MqttLimitOptions {
   /** Largest packet (fixed header + remaining length) accepted. */
@@ -78,6 +78,19 @@ export class MqttLimits {
   exempt(conn: object): void {
     const gate = this.gates.get(conn);
     if (gate) gate.rateLimited = false;
+  }
+
+  /**
+   * Whether a client id is refused: wildcard, path or control characters (an id becomes a
+   * topic level), or longer than any device id or hub client id.
+   */
+  clientIdRefused(clientId: string): boolean {
+    if (clientId.length > 128 || /[/+#]/.test(clientId)) return true;
+    for (let i = 0; i < clientId.length; i++) {
+      const c = clientId.charCodeAt(i);
+      if (c < 0x20 || c === 0x7f) return true;
+    }
+    return false;
   }
 
   /** Why a topic or filter is refused, if it is. */

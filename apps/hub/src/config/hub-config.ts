@@ -37,8 +37,8 @@ export const HUB_CONFIG_SPEC = {
     env: 'MQTT_AUTH',
     flag: 'mqtt-auth',
     description:
-      'on = the embedded broker admits only provisioned devices (username = client id = device id, password from POST /devices/:id/credentials) and lets each publish/subscribe only under its own id; off = open broker (demo, tests). An external broker (MQTT_URL) enforces its own auth',
-    schema: z.enum(['on', 'off']).default('off'),
+      'on = the embedded broker admits only provisioned devices (username = client id = device id, password from `shelf device add` or POST /devices/:id/credentials) and lets each publish/subscribe only under its own id; off = open broker, any client may act as any device (the demo `shelf start` and the tests default to off). An external broker (MQTT_URL) enforces its own auth',
+    schema: z.enum(['on', 'off']).default('on'),
   },
   hubApiKey: {
     env: 'HUB_API_KEY',
