@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, type Logger } from '@shelfsight/common';
 import type { FrameRequest } from '@shelfsight/contracts';
@@ -108,6 +108,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       deviceId: config.deviceId,
       username: config.mqttUsername,
       password: config.mqttPassword,
+      ...(config.mqttCaFile ? { ca: readFileSync(config.mqttCaFile) } : {}),
       batchSize: config.batchSize,
       maxInFlight: config.maxInFlight,
       ackTimeoutMs: config.ackTimeoutMs,

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { redactUrl, withTimeout } from '@shelfsight/common';
+import { ConfigError, redactUrl, withTimeout } from '@shelfsight/common';
 import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
@@ -79,7 +80,12 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     if (!mqttUrl) {
       access = config.mqttAuth === 'on' ? new MqttAccessControl() : undefined;
       limits = new MqttLimits({ maxPacketBytes: config.mqttMaxPacketBytes, ratePerS: config.mqttRatePerS, burst: config.mqttBurst });
-      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access, limits);
+      if ((config.mqttTlsCert === undefined) !== (config.mqttTlsKey === undefined)) {
+        throw new ConfigError('invalid configuration:\n  MQTT_TLS_CERT and MQTT_TLS_KEY go together: set both (TLS) or neither (plain MQTT)');
+      }
+      const tls = config.mqttTlsCert && config.mqttTlsKey ? { cert: readFileSync(config.mqttTlsCert), key: readFileSync(config.mqttTlsKey) } : undefined;
+      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access, limits, tls);
+      if (tls) log.log(`embedded broker speaks MQTT over TLS only (certificate ${config.mqttTlsCert})`);
       cleanups.push(() => broker!.stop());
       mqttUrl = broker.url;
       if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on; provision with `shelf device add`)');
@@ -98,6 +104,9 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
         clientId: `${MqttAccessControl.HUB_CLIENT_ID_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`,
         ...(access ? { username: MqttAccessControl.HUB_USERNAME, password: access.hubSecret } : {}),
         protocolVersion: broker ? 4 : 5,
+        // The hub's own client reaches its own TLS listener on loopback: the certificate names
+        // the host devices use, not 127.0.0.1, and the connection never leaves this machine.
+        ...(broker?.tls ? { rejectUnauthorized: false } : {}),
         reconnectPeriod: 1000,
         subscribeOptions: { qos: 1 },
       },
@@ -141,7 +150,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await app.listen(config.httpPort, config.httpHost);
     const address = app.getHttpServer().address() as { port: number };
     const httpUrl = `http://127.0.0.1:${address.port}`;
-    const devicesConnectTo = broker ? `mqtt://<this-host>:${broker.port}` : redactUrl(mqttUrl);
+    const devicesConnectTo = broker ? `${broker.tls ? 'mqtts' : 'mqtt'}://<this-host>:${broker.port}` : redactUrl(mqttUrl);
     log.log(`REST API on ${httpUrl} (docs at /docs); devices connect to ${devicesConnectTo}${broker ? ' (embedded broker)' : ''}`);
     return {
       httpUrl,

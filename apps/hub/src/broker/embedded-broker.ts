@@ -1,12 +1,14 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import Aedes, { createBroker, type AedesOptions } from 'aedes';
 import { MqttAccessControl } from './mqtt-access-control';
 import type { MqttLimits } from './mqtt-limits';
 
 export interface EmbeddedBroker {
-  /** URL devices and the hub itself connect to (on loopback). */
+  /** URL devices and the hub itself connect to (on loopback); mqtts:// with TLS. */
   url: string;
+  tls: boolean;
   port: number;
   broker: Aedes;
   stop(): Promise<void>;
@@ -17,14 +19,23 @@ export interface EmbeddedBroker {
  * With `access` (MQTT_AUTH=on) it admits only provisioned devices, each under its own id.
  * With `limits`, every connection passes its packet size, publish rate and topic limits.
  */
-export async function startEmbeddedBroker(port: number, host: string, access?: MqttAccessControl, limits?: MqttLimits): Promise<EmbeddedBroker> {
+export interface BrokerTls {
+  /** PEM certificate chain and private key. */
+  cert: Buffer;
+  key: Buffer;
+}
+
+export async function startEmbeddedBroker(port: number, host: string, access?: MqttAccessControl, limits?: MqttLimits, tls?: BrokerTls): Promise<EmbeddedBroker> {
   const broker = createBroker(limits ? withLimits(limits, access?.hooks() ?? {}) : (access?.hooks() ?? {}));
   if (limits) {
     broker.on('client', (client) => {
       if (client.id.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX)) limits.exempt(client.conn);
     });
   }
-  const server: Server = createServer(limits ? (socket) => broker.handle(limits.wrap(socket)) : broker.handle);
+  const onConnection = limits ? (socket: Socket) => broker.handle(limits.wrap(socket)) : (socket: Socket) => broker.handle(socket);
+  // With TLS the broker listens for TLS only: a plain connection fails its handshake.
+  const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, onConnection) : createServer(onConnection);
+  if (tls) server.on('tlsClientError', () => undefined); // a failed handshake is that client's problem
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -34,8 +45,9 @@ export async function startEmbeddedBroker(port: number, host: string, access?: M
   });
   const actual = (server.address() as AddressInfo).port;
   return {
-    url: `mqtt://127.0.0.1:${actual}`,
+    url: `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${actual}`,
     port: actual,
+    tls: tls !== undefined,
     broker,
     async stop() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));

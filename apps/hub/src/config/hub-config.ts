@@ -27,6 +27,13 @@ export const HUB_CONFIG_SPEC = {
     schema: cfg.port(1884),
   },
   mqttHost: { env: 'MQTT_HOST', flag: 'mqtt-host', description: 'address the embedded broker binds to', schema: cfg.string('0.0.0.0') },
+  mqttTlsCert: {
+    env: 'MQTT_TLS_CERT',
+    flag: 'mqtt-tls-cert',
+    description: 'embedded broker: PEM certificate (chain) file; with MQTT_TLS_KEY the broker speaks MQTT over TLS only (mqtts://) on MQTT_PORT. Devices trust it through the CA that signed it',
+    schema: cfg.optionalString(),
+  },
+  mqttTlsKey: { env: 'MQTT_TLS_KEY', flag: 'mqtt-tls-key', description: 'embedded broker: PEM private key file of MQTT_TLS_CERT', schema: cfg.optionalString() },
   mqttShareGroup: {
     env: 'MQTT_SHARE_GROUP',
     flag: 'mqtt-share-group',
