@@ -2,17 +2,19 @@
  * Prints the README's configuration tables from the specs the code validates with,
  * so the docs cannot drift: `npm run docs:config`.
  */
-import type { ConfigSpec } from '@shelfsight/common';
+import { flagOf, isRequired, isSwitch, type ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';
 import { HUB_CONFIG_SPEC } from '@shelfsight/hub';
-import { START_SPEC } from '../apps/cli/src/commands/start';
-import { SIM_SPEC } from '../apps/cli/src/commands/sim';
+import { cliConfigSpecs } from '@shelfsight/cli';
+
+const cli = cliConfigSpecs();
 
 export const CONFIG_SPECS: Array<[string, ConfigSpec]> = [
   ['Hub (`shelf hub`, `shelf start`)', HUB_CONFIG_SPEC],
-  ['Demo fleet (`shelf start`)', START_SPEC],
+  ['Demo fleet (`shelf start`)', cli.start],
   ['Edge agent (`shelf agent`)', AGENT_CONFIG],
-  ['Simulator (`shelf sim`)', SIM_SPEC],
+  ['Simulator (`shelf sim`)', cli.sim],
+  ['Training (`shelf train`; `eval`, `predict` and the benches share `--workers`, `--cache-dir`, `--cache`, `--offline`)', cli.train],
 ];
 
 export function configTables(): string {
@@ -21,8 +23,9 @@ export function configTables(): string {
     out.push(`#### ${title}`, '', '| variable | flag | default | meaning |', '|---|---|---|---|');
     for (const [key, f] of Object.entries(spec)) {
       const d = f.schema.safeParse(undefined);
-      const def = d.success && d.data !== undefined ? `\`${String(d.data)}\`` : '—';
-      out.push(`| \`${f.env}\` | \`--${f.flag ?? key}\` | ${def} | ${f.description.replace(/\|/g, '\\|')} |`);
+      const def = isRequired(f) ? '**required**' : d.success && d.data !== undefined ? `\`${String(d.data)}\`` : '—';
+      const flag = `--${flagOf(key, f)}${isSwitch(f) ? ' [bool]' : ''}`;
+      out.push(`| \`${f.env}\` | \`${flag}\` | ${def} | ${f.description.replace(/\|/g, '\\|')} |`);
     }
     out.push('');
   }

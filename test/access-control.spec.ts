@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { listRouteRules, type RouteRule } from '@shelfsight/hub';
-import { spawnShelf } from '../apps/cli/src/bench/processes';
+import { spawnShelf } from '@shelfsight/cli';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';

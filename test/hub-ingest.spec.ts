@@ -1,11 +1,13 @@
 import { withTimeout } from '@shelfsight/common';
+import { DeathSchema, deviceTopic, encodePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
+import { checkInventoryConsistency } from '@shelfsight/db';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAsync } from 'mqtt';
 import { Client } from 'pg';
-import { freePort, spawnShelf, waitForHttp, type ShelfProcess } from '../apps/cli/src/bench/processes';
-import { createScratchDatabase, type ScratchDatabase } from '../apps/cli/src/bench/scratch-database';
+import { createScratchDatabase, freePort, spawnShelf, waitForHttp, type ScratchDatabase, type ShelfProcess } from '@shelfsight/cli';
 import type { BrokerKind } from './support/test-hub';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
 import type { DatabaseKind } from './support/databases';
@@ -67,13 +69,15 @@ for (const variant of variants) {
     it('ignores a redelivered batch and a repeated sequence number, and acks them again', async () => {
       const batch = [detection(10, { site, location: 'C-01-1-A', category: 'apples' })];
       await device.sendDetections(batch);
-      await device.waitForAcks([10]);
-      device.acked.clear();
+      await device.waitForAckCount(10, 1);
       await device.sendDetections(batch);
       // Same seq, different content: still the same detection as far as the hub is concerned.
       await device.sendDetections([detection(10, { site, location: 'C-01-1-A', category: 'bananas', frameId: 'other-frame' })]);
-      await device.waitForAcks([10]);
+      // One ack per message: the third means the conflicting one was processed too.
+      await device.waitForAckCount(10, 3);
       expect(await storedRows(device.id)).toBe(4);
+      const stored = await sql.query('SELECT category FROM detections WHERE device_id = $1 AND seq = 10', [device.id]);
+      expect(stored.rows).toEqual([{ category: 'apples' }]);
       expect(await counts()).toEqual({ apples: 1, juice: 1, milk: 2 });
     });
 
@@ -88,13 +92,21 @@ for (const variant of variants) {
     it('never lets a late frame overwrite a newer state of its location', async () => {
       const newer = detection(31, { site, location: 'D-01-1-A', category: 'milk', capturedAt: '2026-11-02T10:00:00.000Z' });
       const older = detection(30, { site, location: 'D-01-1-A', category: 'juice', capturedAt: '2026-11-02T09:00:00.000Z' });
+      // The history, row by row: per hour, per zone, per category, every delta as stored.
+      const history = async () =>
+        (await sql.query('SELECT zone, category, hour, delta FROM inventory_deltas WHERE site = $1 ORDER BY hour, zone, category', [site])).rows;
       await device.sendDetections([newer]);
       await device.waitForAcks([31]);
+      const before = await history();
+      expect(before).toContainEqual({ zone: 'D', category: 'milk', hour: new Date('2026-11-02T10:00:00.000Z'), delta: 1 });
       await device.sendDetections([older]);
       await device.waitForAcks([30]);
       expect(await counts()).toEqual({ apples: 2, juice: 1, milk: 3 });
       const state = await sql.query('SELECT category FROM location_state WHERE site = $1 AND location = $2', [site, 'D-01-1-A']);
       expect(state.rows).toEqual([{ category: 'milk' }]);
+      // The late frame is stored but changes no state, so it writes no history, not even deltas that cancel out.
+      expect(await history()).toEqual(before);
+      expect(await storedRows(device.id)).toBe(7);
     });
 
     it('stores low-confidence detections without moving counts', async () => {
@@ -167,7 +179,15 @@ for (const variant of variants) {
         epoch: 'epoch-1',
       };
       await device.sendRaw('birth', JSON.stringify(birth));
-      type Dev = { id: string; online: boolean; kind: string; lastSeenAt: string | null; epoch: string | null; epochChangedAt: string | null };
+      type Dev = {
+        id: string;
+        online: boolean;
+        kind: string;
+        lastSeenAt: string | null;
+        epoch: string | null;
+        epochChangedAt: string | null;
+        lastHeartbeat: Record<string, unknown> | null;
+      };
       const online = await eventually(async () => {
         const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
         return list.find((x) => x.id === device.id && x.online && x.kind === 'robot');
@@ -183,11 +203,57 @@ for (const variant of variants) {
       });
       expect(reset.epochChangedAt).not.toBeNull();
       expect(await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text()).toMatch(/^shelfsight_device_epoch_changes_total 1$/m);
+
+      // A heartbeat is stored as the device's latest vitals, and counts as being seen.
+      const heartbeat = {
+        v: 1,
+        deviceId: device.id,
+        sentAt: new Date().toISOString(),
+        uptimeS: 42,
+        framesPerS: 1.5,
+        p95LatencyMs: 33,
+        queueDepth: 2,
+        outboxDepth: 7,
+        outboxBytes: 4096,
+        diskFreeBytes: 123_456_789,
+      };
+      await device.sendRaw('heartbeat', JSON.stringify(heartbeat));
+      const beating = await eventually(async () => {
+        const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
+        return list.find((x) => x.id === device.id && x.lastHeartbeat?.sentAt === heartbeat.sentAt);
+      });
+      expect(beating.lastHeartbeat).toEqual(heartbeat);
+      expect(beating.online).toBe(true);
+      expect(Date.parse(beating.lastSeenAt!)).toBeGreaterThanOrEqual(Date.parse(reset.lastSeenAt!));
+
       await device.sendRaw('death', JSON.stringify({ v: 1, deviceId: device.id, reason: 'shutdown' }));
-      await eventually(async () => {
+      const dead = await eventually(async () => {
         const list = (await getJson<Dev[]>(`${sut.hub.httpUrl}/devices`)).body;
         return list.find((x) => x.id === device.id && !x.online);
       });
+      // Death keeps what was known of the device.
+      expect(dead).toMatchObject({ kind: 'robot', epoch: 'epoch-2', lastHeartbeat: heartbeat });
+    });
+
+    it('marks an agent killed without a clean disconnect offline, through its last will', async () => {
+      const id = `${device.id}-will`;
+      // Like the agent's link: death "lost" as the MQTT last will, birth once connected.
+      const agent = await connectAsync(sut.hub.mqttUrl, {
+        clientId: id,
+        reconnectPeriod: 0,
+        will: { topic: deviceTopic(id, 'death'), payload: encodePayload(DeathSchema, { v: SCHEMA_VERSION, deviceId: id, reason: 'lost' }), qos: 1, retain: false },
+      });
+      const birth = { v: 1, deviceId: id, kind: 'robot', site, agentVersion: '0.1.0', backboneId: 'bb', modelVersion: 'm1', startedAt: new Date().toISOString(), epoch: 'e-1' };
+      await agent.publishAsync(deviceTopic(id, 'birth'), JSON.stringify(birth), { qos: 1 });
+      const byId = async (want: boolean) => {
+        const list = (await getJson<Array<{ id: string; online: boolean }>>(`${sut.hub.httpUrl}/devices`)).body;
+        return list.find((x) => x.id === id && x.online === want);
+      };
+      await eventually(() => byId(true), 15000, 'the agent online');
+      // Killed: the TCP connection drops with no DISCONNECT, so the broker publishes the will.
+      agent.stream.destroy();
+      await eventually(() => byId(false), 15000, 'the agent offline through its last will');
+      agent.end(true);
     });
 
     it('keeps state and history consistent when several devices race on the same new locations', async () => {
@@ -215,24 +281,11 @@ for (const variant of variants) {
       for (const dev of devices) await dev.waitForAcks(Array.from({ length: 80 }, (_, i) => i + 1));
       expect(n).toBe(320);
       // The state of each location is the newest detection by capture time (ties by device, seq)...
-      const mismatches = await sql.query(
-        `WITH exp AS (SELECT DISTINCT ON (location) location, device_id, seq FROM detections WHERE site = $1
-                      ORDER BY location, captured_at DESC, device_id DESC, seq DESC)
-         SELECT count(*)::int AS n FROM exp FULL JOIN (SELECT * FROM location_state WHERE site = $1) s USING (location)
-         WHERE s.seq IS DISTINCT FROM exp.seq OR s.device_id IS DISTINCT FROM exp.device_id`,
-        [raceSite],
-      );
-      expect(mismatches.rows[0].n).toBe(0);
-      // ...and the history's running sums end at exactly the current counts.
-      const history = await sql.query(
-        `SELECT category, sum(delta)::int AS n FROM inventory_deltas WHERE site = $1 GROUP BY category HAVING sum(delta) <> 0 ORDER BY category`,
-        [raceSite],
-      );
-      const state = await sql.query(`SELECT category, count(*)::int AS n FROM location_state WHERE site = $1 GROUP BY category ORDER BY category`, [
-        raceSite,
-      ]);
-      expect(history.rows).toEqual(state.rows);
-      expect(state.rows.reduce((t: number, r: { n: number }) => t + r.n, 0)).toBe(6);
+      // ...and the history's running sums end at exactly the current counts: the check that
+      // bench ingest and the chaos run make, on this site.
+      expect(await checkInventoryConsistency(sql, 0.5, { site: raceSite })).toEqual({ stateMismatches: 0, historyMismatches: 0 });
+      const state = await sql.query(`SELECT count(*)::int AS n FROM location_state WHERE site = $1`, [raceSite]);
+      expect(state.rows[0].n).toBe(6);
       for (const dev of devices) await dev.close();
     });
 

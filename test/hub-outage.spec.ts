@@ -53,6 +53,8 @@ for (const variant of variants) {
         return h.status === 503 && h.body.database === 'down' ? h : undefined;
       });
       expect(health.body.database).toBe('down');
+      // The process is alive all the same: the liveness probe must not restart a hub over a database outage.
+      expect((await fetch(`${sut.hub.httpUrl}/health/live`)).status).toBe(200);
       await new Promise((r) => setTimeout(r, 1500));
       expect(during.filter((s) => device.acked.has(s))).toEqual([]);
       const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();

@@ -6,7 +6,7 @@ import { connectAsync } from 'mqtt';
 import { Client } from 'pg';
 import { withTimeout } from '@shelfsight/common';
 import { DEVICE_PUBLISH_CHANNELS, DEVICE_SUBSCRIBE_CHANNELS, deviceTopic, SCHEMA_VERSION } from '@shelfsight/contracts';
-import { freePort } from '../apps/cli/src/bench/processes';
+import { freePort } from '@shelfsight/cli';
 import { detection, FakeDevice } from './support/fake-device';
 import { portOpen } from './support/services';
 import { startTestHub, type TestHub } from './support/test-hub';

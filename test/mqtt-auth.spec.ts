@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { Client } from 'pg';
 import { startSimulatedFleet } from '@shelfsight/agent';
-import { spawnShelf } from '../apps/cli/src/bench/processes';
+import { spawnShelf } from '@shelfsight/cli';
 import { silentLogger } from '@shelfsight/common';
 import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { detection } from './support/fake-device';

@@ -16,14 +16,12 @@ d('secrets in the hub\u2019s log', () => {
     url.password = password;
     const db = await createTestDatabase('pglite');
     const written: string[] = [];
-    const capture = (stream: NodeJS.WriteStream) => {
-      const original = stream.write.bind(stream);
-      return jest.spyOn(stream, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
-        written.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
-        return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
-      }) as typeof stream.write);
-    };
-    const spies = [capture(process.stdout), capture(process.stderr)];
+    // Both the pino lines and anything printed directly to stderr (the first-start key box).
+    const original = process.stderr.write.bind(process.stderr);
+    const spy = jest.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+      return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write);
     try {
       const hub = await startHub(
         loadHubConfig({}, {
@@ -36,11 +34,11 @@ d('secrets in the hub\u2019s log', () => {
           MQTT_SHARE_GROUP: `secrets-${randomBytes(3).toString('hex')}`,
           DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-secrets-')),
         }),
-        { logLevels: ['log', 'warn', 'error'] },
+        { logLevels: ['log', 'warn', 'error'], logDestination: { write: (line: string) => void written.push(line) } },
       );
       await hub.stop();
     } finally {
-      for (const s of spies) s.mockRestore();
+      spy.mockRestore();
       await db.drop();
     }
     const log = written.join('');

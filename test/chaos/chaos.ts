@@ -13,7 +13,7 @@ import { Client } from 'pg';
 import { Outbox } from '@shelfsight/agent';
 import { silentLogger } from '@shelfsight/common';
 import { checkInventoryConsistency } from '@shelfsight/db';
-import { freePort, spawnShelf, waitForHttp, type ShelfProcess } from '../../apps/cli/src/bench/processes';
+import { freePort, spawnShelf, waitForHttp, type ShelfProcess } from '@shelfsight/cli';
 import { OwnedPostgres } from './owned-postgres';
 
 const AGENTS = Number(process.env.CHAOS_AGENTS ?? 3);

@@ -24,7 +24,7 @@ import fc from 'fast-check';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { AckSchema, BirthSchema, DeathSchema, DetectionBatchSchema, deviceTopic, HeartbeatSchema, parsePayload, SCHEMA_VERSION, type DeviceChannel } from '@shelfsight/contracts';
-import { freePort, processMemoryMb, spawnShelf, waitForHttp } from '../../apps/cli/src/bench/processes';
+import { freePort, processMemoryMb, spawnShelf, waitForHttp } from '@shelfsight/cli';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const MQTT_CASES = Number(process.env.FUZZ_MQTT_CASES ?? 3000);

@@ -2,7 +2,7 @@ import { startEmbeddedPostgres } from '@shelfsight/db';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createScratchDatabase } from '../../apps/cli/src/bench/scratch-database';
+import { createScratchDatabase } from '@shelfsight/cli';
 import { EXTERNAL_POSTGRES_URL } from './services';
 
 export type DatabaseKind = 'pglite' | 'postgres';

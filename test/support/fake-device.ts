@@ -55,6 +55,20 @@ export class FakeDevice {
     }
   }
 
+  /** Acks of `seq` in the current epoch received so far (a redelivered message is acked again). */
+  ackCount(seq: number): number {
+    return this.acks.filter((a) => a.epoch === this.epoch && a.seqs.includes(seq)).length;
+  }
+
+  /** Wait until `seq` was acked `times` times in all: each message carrying it was processed. */
+  async waitForAckCount(seq: number, times: number, timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.ackCount(seq) < times) {
+      if (Date.now() > deadline) throw new Error(`device ${this.id}: seq ${seq} acked ${this.ackCount(seq)} times, expected ${times}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async close(): Promise<void> {
     await this.client.endAsync();
   }

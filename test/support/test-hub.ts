@@ -25,12 +25,12 @@ export interface TestHub {
  */
 export const TEST_ADMIN_KEY = `test-admin-${randomBytes(12).toString('hex')}`;
 
-/** A hub on a fresh database with the chosen broker, on free ports, silent. */
+/** A hub on a fresh database with the chosen broker, on free ports, silent (unless HUB_LOGS or `options` say). */
 export async function startTestHub(
   dbKind: DatabaseKind,
   broker: BrokerKind,
   overrides: Record<string, string> = {},
-  options: Omit<StartHubOptions, 'logLevels'> = {},
+  options: StartHubOptions = {},
 ): Promise<TestHub> {
   const db = await createTestDatabase(dbKind);
   const env: Record<string, string> = {
@@ -47,7 +47,7 @@ export async function startTestHub(
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
     ...overrides,
   };
-  const hub = await startHub(loadHubConfig({}, env), { ...options, logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false });
+  const hub = await startHub(loadHubConfig({}, env), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false, ...options });
   return {
     hub,
     db,

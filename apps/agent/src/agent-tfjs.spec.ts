@@ -16,13 +16,22 @@ describe('startAgent with the TensorFlow.js classifier', () => {
     const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-tfjs-'));
     const broker = await TestBroker.start();
     const hub = await FakeHub.start(broker.url);
-    const source = path.join(path.dirname(demoModel), 'demo-frames');
+    // Two held-out photos of each demo category (the model scored 100% on them when it was
+    // trained), one location each, so every detection can be checked against its photo's label.
+    const heldOut = path.join(path.dirname(demoModel), 'demo-heldout');
     const frames = path.join(tmp, 'frames');
     await fsp.mkdir(frames);
-    const names = (await fsp.readdir(source)).filter((n) => n.endsWith('.jpg')).sort().slice(0, 4);
-    for (const n of names) {
-      await fsp.copyFile(path.join(source, n), path.join(frames, n));
-      await fsp.copyFile(path.join(source, n.replace(/\.jpg$/, '.json')), path.join(frames, n.replace(/\.jpg$/, '.json')));
+    const expected = new Map<string, string>();
+    for (const [ci, category] of ['apples', 'bananas', 'juice', 'milk'].entries()) {
+      const photos = (await fsp.readdir(path.join(heldOut, category))).filter((n) => n.endsWith('.jpg')).sort().slice(0, 2);
+      expect(photos).toHaveLength(2);
+      for (const [pi, photo] of photos.entries()) {
+        const location = `A-0${ci + 1}-1-${'AB'[pi]}`;
+        const name = `${category}-${pi}`;
+        expected.set(location, category);
+        await fsp.copyFile(path.join(heldOut, category, photo), path.join(frames, `${name}.jpg`));
+        await fsp.writeFile(path.join(frames, `${name}.json`), JSON.stringify({ location, capturedAt: new Date().toISOString() }));
+      }
     }
     const sut = await startAgent(
       agentConfig({
@@ -42,11 +51,13 @@ describe('startAgent with the TensorFlow.js classifier', () => {
     try {
       await sut.idle(60_000);
       const got = hub.framesOf('tf-1');
-      expect(got).toHaveLength(4);
+      expect(got).toHaveLength(8);
       const manifest = JSON.parse(await fsp.readFile(path.join(demoModel, 'manifest.json'), 'utf8')) as { version: string };
+      // The right label for each photo (a constant or shuffled classifier fails this).
+      expect(Object.fromEntries(got.map((d) => [d.location, d.category]))).toEqual(Object.fromEntries(expected));
       for (const d of got) {
-        expect(['apples', 'bananas', 'juice', 'milk']).toContain(d.category);
         expect(d.topK).toHaveLength(2);
+        expect(d.topK[0]!.category).toBe(d.category);
         expect(d.modelVersion).toBe(manifest.version);
       }
       expect(hub.births[0]).toMatchObject({ deviceId: 'tf-1', modelVersion: manifest.version });

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, createLogger, type Logger } from '@shelfsight/common';
+import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
 import type { FrameRequest } from '@shelfsight/contracts';
 import type { Backbone, FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
@@ -51,7 +51,7 @@ export interface AgentHandle {
   readonly events: EventEmitter;
   stats(): AgentStats;
   /** Prometheus text of the agent's metrics. */
-  metrics(): string;
+  metrics(): Promise<string>;
   /** Queue a frame from code (push source semantics: the queue policy applies). */
   offer(frame: Frame): void;
   /** Resolves when the outbox is empty (every detection acknowledged). */
@@ -161,7 +161,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     'Samples by outcome: the reason they were picked (low_confidence, small_margin, audit, requested), sent, rate_limited, dropped, failed',
     () => ({ ...sampler.counts }),
   );
-  metrics.registry.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests').collect(() => ring.size);
+  metrics.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests', () => ring.size);
   const renderMetrics = () => metrics.render();
 
   const idleNow = () => pipeline.idle() && outbox.depth === 0 && sources.every((s) => s.idle());
@@ -183,7 +183,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   if (ops) {
     ops
       .route('GET', '/health', (_req, res) => sendJson(res, 200, health()))
-      .route('GET', '/metrics', (_req, res) => sendText(res, 200, renderMetrics()));
+      .route('GET', '/metrics', async (_req, res) => sendText(res, 200, await renderMetrics(), METRICS_CONTENT_TYPE));
     try {
       httpPort = await ops.listen(config.httpPort, config.httpHost);
     } catch (err) {
@@ -205,7 +205,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const beat = async () => {
     const diskFreeBytes = await diskFree(stateDir);
     const now = Date.now();
-    const frames = metrics.frames.get({ outcome: 'detected' });
+    const frames = metrics.frames('detected');
     const framesPerS = ((frames - lastBeat.frames) * 1000) / Math.max(1, now - lastBeat.at);
     lastBeat = { at: now, frames };
     link.heartbeat({
@@ -269,9 +269,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       connected: link.connected,
       uptimeS: (Date.now() - startedAt.getTime()) / 1000,
       frames: {
-        detected: metrics.frames.get({ outcome: 'detected' }),
-        rejected: metrics.frames.get({ outcome: 'rejected' }),
-        dropped: metrics.frames.get({ outcome: 'dropped' }),
+        detected: metrics.frames('detected'),
+        rejected: metrics.frames('rejected'),
+        dropped: metrics.frames('dropped'),
       },
       queueDepth: pipeline.queue.length,
       outbox: {
@@ -301,20 +301,19 @@ function registerMetrics(
   parts: { outbox: Outbox; pipeline: Pipeline; link: Link; startedAt: Date },
 ): void {
   const { outbox, pipeline, link, startedAt } = parts;
-  const r = metrics.registry;
-  r.gauge('shelf_agent_up_seconds', 'Seconds since the agent started').collect(() => (Date.now() - startedAt.getTime()) / 1000);
-  r.gauge('shelf_agent_connected', '1 while connected to the broker').collect(() => (link.connected ? 1 : 0));
-  r.gauge('shelf_agent_queue_depth', 'Frames waiting for the classifier').collect(() => pipeline.queue.length);
-  r.gauge('shelf_agent_outbox_depth', 'Detections stored and not yet acknowledged by the hub').collect(() => outbox.depth);
-  r.gauge('shelf_agent_outbox_bytes', 'Size of the unacknowledged detections (bounded by AGENT_OUTBOX_MAX_BYTES)').collect(() => outbox.bytes);
-  r.gauge('shelf_agent_outbox_max_bytes', 'Outbox bound, bytes').collect(() => outbox.maxBytes);
-  r.gauge('shelf_agent_outbox_file_bytes', 'Size of the outbox log on disk').collect(() => outbox.fileBytes);
-  r.gauge('shelf_agent_outbox_full', '1 while the outbox is full (new frames wait on disk or are dropped)').collect(() => (outbox.full ? 1 : 0));
-  r.gauge('shelf_agent_outbox_next_seq', 'Next detection sequence number').collect(() => outbox.nextSeq);
-  r.gauge('shelf_agent_in_flight', 'Detections published and awaiting an ack').collect(() => link.inFlightCount);
+  metrics.gauge('shelf_agent_up_seconds', 'Seconds since the agent started', () => (Date.now() - startedAt.getTime()) / 1000);
+  metrics.gauge('shelf_agent_connected', '1 while connected to the broker', () => (link.connected ? 1 : 0));
+  metrics.gauge('shelf_agent_queue_depth', 'Frames waiting for the classifier', () => pipeline.queue.length);
+  metrics.gauge('shelf_agent_outbox_depth', 'Detections stored and not yet acknowledged by the hub', () => outbox.depth);
+  metrics.gauge('shelf_agent_outbox_bytes', 'Size of the unacknowledged detections (bounded by AGENT_OUTBOX_MAX_BYTES)', () => outbox.bytes);
+  metrics.gauge('shelf_agent_outbox_max_bytes', 'Outbox bound, bytes', () => outbox.maxBytes);
+  metrics.gauge('shelf_agent_outbox_file_bytes', 'Size of the outbox log on disk', () => outbox.fileBytes);
+  metrics.gauge('shelf_agent_outbox_full', '1 while the outbox is full (new frames wait on disk or are dropped)', () => (outbox.full ? 1 : 0));
+  metrics.gauge('shelf_agent_outbox_next_seq', 'Next detection sequence number', () => outbox.nextSeq);
+  metrics.gauge('shelf_agent_in_flight', 'Detections published and awaiting an ack', () => link.inFlightCount);
   const c = link.counters;
   metrics.mirror('shelf_agent_outbox_refused_total', 'Times a detection could not be stored because the outbox was full', () => outbox.refusedTotal);
-  r.gauge('shelf_agent_outbox_full_seconds', 'How long the outbox has been full, seconds (0 = has room)').collect(() => outbox.fullForMs() / 1000);
+  metrics.gauge('shelf_agent_outbox_full_seconds', 'How long the outbox has been full, seconds (0 = has room)', () => outbox.fullForMs() / 1000);
   metrics.mirror('shelf_agent_acks_malformed_total', 'Ack messages ignored because they failed validation', () => c.acksMalformed);
   metrics.mirror('shelf_agent_acks_other_epoch_total', 'Acks ignored because they name another sequence epoch (storage replaced)', () => c.acksOtherEpoch);
   metrics.mirror('shelf_agent_acks_total', 'Valid ack messages received', () => c.acksReceived);
@@ -325,7 +324,7 @@ function registerMetrics(
   metrics.mirror('shelf_agent_connects_total', 'Successful broker connections', () => c.connects);
   metrics.mirror('shelf_agent_connect_errors_total', 'Broker connection errors', () => c.connectErrors);
   metrics.mirror('shelf_agent_auth_failures_total', 'Connections refused for bad credentials', () => c.authFailures);
-  r.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms').collect(() => metrics.latency.percentile(95));
+  metrics.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms', () => metrics.latency.percentile(95));
 }
 
 async function diskFree(dir: string): Promise<number | undefined> {

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '@shelfsight/common';
+import { ConfigError, packageVersion } from '@shelfsight/common';
 import { commandsFor } from './commands';
 
 /**
@@ -10,13 +10,18 @@ import { commandsFor } from './commands';
 export function buildProgram(args: string[] = []): Command {
   const program = new Command('shelf')
     .description('ShelfSight: edge shelf classification, inventory hub and fleet retraining')
+    .version(packageVersion(), '-V, --version', 'print the version of shelf')
     .showHelpAfterError()
     .exitOverride();
   for (const register of commandsFor(args)) register(program);
   return program;
 }
 
-async function main(argv: string[]): Promise<void> {
+/**
+ * Run the CLI on `argv` (`process.argv`: node, script, args…) and set `process.exitCode`.
+ * bin/shelf.js calls it, whatever name the bin was linked under (`shelf`, `shelf.js`).
+ */
+export async function main(argv: string[]): Promise<void> {
   const program = buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
@@ -39,6 +44,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('shelf.js')) {
-  void main(process.argv);
-}
+// `node -r ./bin/register.js apps/cli/src/main.ts …` works too.
+if (require.main === module) void main(process.argv);

@@ -6,6 +6,7 @@ import { AuditInterceptor } from './audit/audit.interceptor';
 import { AuditModule } from './audit/audit.module';
 import { ACCESS_OPTIONS, AccessGuard, type AccessOptions } from './auth/access.guard';
 import { RateLimitGuard } from './auth/rate-limit.guard';
+import { LoggerModule, type Params as LoggerParams } from 'nestjs-pino';
 import { DEVICE_LINK, type DeviceLink } from './broker/device-link';
 import { MQTT_ACCESS_CONTROL, type MqttAccessControl } from './broker/mqtt-access-control';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
@@ -42,13 +43,21 @@ class CoreModule {
 @Module({})
 export class AppModule {
   /**
-   * `access`: the embedded broker's access control when MQTT_AUTH=on, else null.
-   * `accessOptions`: how `startHub` was called (anonymous viewers only for the demo).
+   * `access`: the embedded broker's access control when MQTT_AUTH=on, else null; `logger`:
+   * nestjs-pino's parameters (request logging); `accessOptions`: how `startHub` was called
+   * (anonymous viewers only for the demo).
    */
-  static forRoot(config: HubConfig, link: DeviceLink, access: MqttAccessControl | null = null, accessOptions: AccessOptions = { anonymousViewer: false }): DynamicModule {
+  static forRoot(
+    config: HubConfig,
+    link: DeviceLink,
+    access: MqttAccessControl | null = null,
+    logger: LoggerParams = {},
+    accessOptions: AccessOptions = { anonymousViewer: false },
+  ): DynamicModule {
     return {
       module: AppModule,
       imports: [
+        LoggerModule.forRoot(logger),
         CoreModule.forRoot(config, link, access, accessOptions),
         ThrottlerModule.forRoot({ throttlers: [{ name: 'per-key', ttl: 60_000, limit: config.httpRatePerMinute }] }),
         ApiKeysModule,

@@ -5,11 +5,11 @@ import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { DestinationStream } from 'pino';
 import { ConfigError, redactUrl, withTimeout } from '@shelfsight/common';
 import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
-import { requestIdMiddleware } from './audit/request-id';
 import { bodyLimitMiddleware } from './common/body-limit.middleware';
 import { listRouteRules } from './auth/route-rules';
 import { MqttDeviceLink } from './broker/device-link';
@@ -19,6 +19,7 @@ import { MqttAccessControl } from './broker/mqtt-access-control';
 import { MqttLimits } from './broker/mqtt-limits';
 import { HubMetrics } from './metrics/hub-metrics';
 import type { HubConfig } from './config/hub-config';
+import { hubLoggerParams, nestLoggerOf } from './logging/hub-logger';
 
 export interface HubHandle {
   httpUrl: string;
@@ -30,13 +31,15 @@ export interface HubHandle {
 }
 
 export interface StartHubOptions {
-  /** Nest log levels; false silences the hub (tests). */
+  /** Nest log levels; false silences the hub (tests); default `LOG_LEVEL` (info). */
   logLevels?: LogLevel[] | false;
   /**
    * Requests without an API key may read the viewer endpoints. Only the zero-config demo
    * (`shelf start`) sets this; it is deliberately not a setting, so no deployment can.
    */
   anonymousViewer?: boolean;
+  /** Where the hub's JSON log lines go; default stderr. */
+  logDestination?: DestinationStream;
 }
 
 /**
@@ -44,8 +47,11 @@ export interface StartHubOptions {
  * broker (external or embedded aedes), then the hybrid Nest app (HTTP + MQTT).
  */
 export async function startHub(config: HubConfig, opts: StartHubOptions = {}): Promise<HubHandle> {
+  // One JSON format (pino) for Nest's own logs, services' Logger calls and HTTP requests.
+  const logParams = hubLoggerParams({ levels: opts.logLevels, ...(opts.logDestination ? { destination: opts.logDestination } : {}) });
+  const nestLogger = nestLoggerOf(logParams);
+  Logger.overrideLogger(nestLogger);
   const log = new Logger('Hub');
-  if (opts.logLevels !== undefined) Logger.overrideLogger(opts.logLevels);
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async () => {
     // Each step is bounded: a connection that never closes must not keep the hub from exiting.
@@ -116,15 +122,14 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // at transaction boundaries: one connection is all it can use, and the safest.
     const resolved: HubConfig = { ...config, databaseUrl, mqttUrl, dbPoolSize: embeddedDb ? 1 : config.dbPoolSize };
     const anonymousViewer = opts.anonymousViewer === true;
-    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, { anonymousViewer }), {
-      logger: opts.logLevels ?? ['log', 'warn', 'error'],
+    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, logParams, { anonymousViewer }), {
+      logger: nestLogger,
       bodyParser: false,
     });
     const metrics = app.get(HubMetrics);
-    // Before any body is read: an id for the request, security headers, bounded body parsers
-    // (a body over HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as
-    // soon as that many bytes have arrived).
-    app.use(requestIdMiddleware);
+    // Before any body is read: security headers, bounded body parsers (a body over
+    // HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as soon as that many
+    // bytes have arrived). Request ids come from the logger (nestjs-pino, `req.id`).
     app.use(helmet());
     app.use(bodyLimitMiddleware(config.httpMaxBodyBytes, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
     app.useBodyParser('json', { limit: config.httpMaxBodyBytes });

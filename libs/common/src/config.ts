@@ -19,6 +19,32 @@ export interface ConfigField<S extends z.ZodType = z.ZodType> {
   secret?: boolean;
 }
 
+/** The spec key (camelCase) of a field shows as `--kebab-case` unless it names its own flag. */
+export function flagOf(key: string, field: ConfigField): string {
+  return field.flag ?? key;
+}
+
+/** How a field is named to the operator: its flag and its variable, e.g. `--device-id / DEVICE_ID`. */
+export function fieldName(key: string, field: ConfigField): string {
+  return `--${flagOf(key, field)} / ${field.env}`;
+}
+
+/** A field without a default and not optional: it must be given. */
+export function isRequired(field: ConfigField): boolean {
+  return !field.schema.safeParse(undefined).success;
+}
+
+/** Schemas made by {@link cfg.bool}: on/off switches (`--flag`, `--flag=false`). */
+const SWITCHES = new WeakSet<z.ZodType>();
+
+/** Whether a field is an on/off switch (its schema was made by `cfg.bool`). */
+export function isSwitch(field: ConfigField): boolean {
+  return SWITCHES.has(field.schema);
+}
+
+/** Values an on/off setting accepts, from a flag or the environment. */
+export const SWITCH_VALUES = ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'] as const;
+
 export type ConfigSpec = Record<string, ConfigField>;
 export type ConfigOf<T extends ConfigSpec> = { [K in keyof T]: z.infer<T[K]['schema']> };
 
@@ -40,10 +66,12 @@ export function loadConfig<T extends ConfigSpec>(
     const result = field.schema.safeParse(raw);
     if (result.success) {
       out[key] = result.data;
+    } else if (raw === undefined) {
+      errors.push(`${fieldName(key, field)} is required: ${field.description}`);
     } else {
-      const source = fromFlag !== undefined ? `--${field.flag ?? key}` : field.env;
+      const source = fromFlag !== undefined ? `--${flagOf(key, field)}` : field.env;
       const issue = result.error.issues[0];
-      errors.push(`${source}=${shownValue(raw, field.secret === true)}: ${issue?.message ?? 'invalid'} (${field.description})`);
+      errors.push(`${fieldName(key, field)}: ${shownValue(raw, field.secret === true)} (from ${source}) is invalid: ${issue?.message ?? 'invalid'} (${field.description})`);
     }
   }
   if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
@@ -79,14 +107,26 @@ export const cfg = {
         }
       }, `expected a URL with scheme ${protocols.join(' or ')}`)
       .optional(),
-  bool: (def: boolean) =>
-    z
-      .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  /** An on/off switch: `--flag` alone means on; values true/false, 1/0, yes/no, on/off (any case). */
+  bool: (def: boolean) => {
+    const schema = z
+      .union([z.boolean(), z.string()])
       .default(def)
-      .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes'),
+      .transform((v, ctx) => {
+        if (typeof v === 'boolean') return v;
+        const i = SWITCH_VALUES.indexOf(v.trim().toLowerCase() as (typeof SWITCH_VALUES)[number]);
+        if (i < 0) {
+          ctx.addIssue({ code: 'custom', message: `expected one of ${SWITCH_VALUES.join(', ')}` });
+          return z.NEVER;
+        }
+        return i % 2 === 0;
+      });
+    SWITCHES.add(schema);
+    return schema;
+  },
 };
 
 /** Rows for the README's configuration table. */
-export function describeConfig(spec: ConfigSpec): Array<{ env: string; flag?: string; description: string }> {
-  return Object.values(spec).map((f) => ({ env: f.env, flag: f.flag, description: f.description }));
+export function describeConfig(spec: ConfigSpec): Array<{ env: string; flag: string; description: string; required: boolean; switch: boolean }> {
+  return Object.entries(spec).map(([key, f]) => ({ env: f.env, flag: flagOf(key, f), description: f.description, required: isRequired(f), switch: isSwitch(f) }));
 }

@@ -4,3 +4,4 @@ export * from './progress';
 export * from './metrics';
 export * from './timeout';
 export * from './redact';
+export * from './package-root';

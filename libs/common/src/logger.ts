@@ -1,6 +1,12 @@
-/** Structured logging: one JSON object per line on stderr, so stdout stays free for command output. */
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+
+/**
+ * Structured logging through pino: one JSON object per line on stderr, so stdout stays free
+ * for command output. Every process (hub, agent, CLI) logs in this one format; the hub's
+ * NestJS and HTTP request logs go through the same pino setup (see {@link createPino}).
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'warn', 'error', 'silent']);
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -10,29 +16,57 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+export interface PinoOptions {
+  /** Lowest level written; default `LOG_LEVEL` or `info`. `silent` writes nothing. */
+  level?: LogLevel | 'silent';
+  /** Where lines go; default stderr (synchronous, so nothing is lost on exit). */
+  destination?: DestinationStream;
+}
+
+let stderr: DestinationStream | undefined;
+
+/** `LOG_LEVEL` when it names a level, else `info`. */
+export function envLogLevel(): LogLevel | 'silent' {
+  const v = process.env.LOG_LEVEL?.trim().toLowerCase();
+  return v !== undefined && LEVELS.has(v) ? (v as LogLevel | 'silent') : 'info';
+}
+
+/**
+ * The pino instance behind every logger of this repository: ISO time, the level as a word,
+ * `pid` plus `bindings` on every line, errors under `err` serialized with their stack.
+ */
+export function createPino(bindings: Record<string, unknown>, opts: PinoOptions = {}): PinoLogger {
+  return pino(
+    {
+      level: opts.level ?? envLogLevel(),
+      base: { pid: process.pid, ...bindings },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+    },
+    opts.destination ?? (stderr ??= pino.destination({ fd: 2, sync: true })),
+  );
+}
+
+/** A logger for `component` (`{"component": ...}` on each line), plus `base` fields. */
 export function createLogger(
   component: string,
   base: Record<string, unknown> = {},
-  level: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info',
-  sink: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  level: LogLevel | 'silent' = envLogLevel(),
+  destination?: DestinationStream,
 ): Logger {
-  const min = ORDER[level] ?? ORDER.info;
-  const write = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < min) return;
-    sink(JSON.stringify({ time: new Date().toISOString(), level: lvl, component, msg, ...base, ...fields }, errorReplacer));
-  };
-  return {
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-    child: (fields) => createLogger(component, { ...base, ...fields }, level, sink),
-  };
+  return wrap(createPino({ component, ...base }, { level, ...(destination ? { destination } : {}) }));
 }
 
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
+/** Our call shape `(msg, fields)` over pino's `(fields, msg)`. */
+function wrap(p: PinoLogger): Logger {
+  return {
+    debug: (msg, fields) => (fields ? p.debug(fields, msg) : p.debug(msg)),
+    info: (msg, fields) => (fields ? p.info(fields, msg) : p.info(msg)),
+    warn: (msg, fields) => (fields ? p.warn(fields, msg) : p.warn(msg)),
+    error: (msg, fields) => (fields ? p.error(fields, msg) : p.error(msg)),
+    child: (fields) => wrap(p.child(fields)),
+  };
 }
 
 /** A logger that drops everything (tests, embedded use). */

@@ -1,132 +1,82 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
 /**
- * A minimal Prometheus registry: counters, gauges and histograms with labels, rendered
- * in the text exposition format. Shared by hub and agent.
+ * Prometheus metrics through prom-client. Each app keeps its own {@link Registry} of
+ * application metrics; the standard process metrics (prom-client's defaults:
+ * `process_resident_memory_bytes`, `process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`,
+ * `nodejs_external_memory_bytes`, event-loop lag, ...) live once per process in
+ * {@link processRegistry} and are rendered with every app registry by {@link renderMetrics}.
+ * (Once per process, not per app: several agents or hubs in one process, as in tests, would
+ * otherwise each start their own event-loop and GC monitors and report the same process twice.)
  */
-type Labels = Record<string, string>;
+export { Counter, Gauge, Histogram, Registry };
 
-function labelKey(labels: Labels): string {
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
-}
-
-abstract class Metric {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: 'counter' | 'gauge' | 'histogram',
-  ) {}
-  abstract render(): string[];
-}
-
-export class Counter extends Metric {
-  private readonly values = new Map<string, number>();
-  constructor(name: string, help: string) {
-    super(name, help, 'counter');
+/** A gauge whose value is read at scrape time; its owner says from where with {@link readFrom}. */
+export class SourcedGauge extends Gauge {
+  private read: () => number = () => 0;
+  constructor(config: { name: string; help: string; registers: Registry[] }) {
+    super({
+      ...config,
+      collect(this: Gauge) {
+        this.set((this as SourcedGauge).read());
+      },
+    });
   }
-  inc(labels: Labels = {}, by = 1): void {
-    const k = labelKey(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
-  }
-  get(labels: Labels = {}): number {
-    return this.values.get(labelKey(labels)) ?? 0;
-  }
-  render(): string[] {
-    if (this.values.size === 0) return [`${this.name} 0`];
-    return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ''} ${v}`);
-  }
-}
-
-export class Gauge extends Metric {
-  private readonly values = new Map<string, number>();
-  private collector?: () => number;
-  constructor(name: string, help: string) {
-    super(name, help, 'gauge');
-  }
-  set(value: number, labels: Labels = {}): void {
-    this.values.set(labelKey(labels), value);
-  }
-  /** Compute the value when scraped instead of pushing it. */
-  collect(fn: () => number): this {
-    this.collector = fn;
+  /** Read the value from `read` at every scrape (replaces the previous source). */
+  readFrom(read: () => number): this {
+    this.read = read;
     return this;
   }
-  get(labels: Labels = {}): number {
-    if (this.collector && Object.keys(labels).length === 0) return this.collector();
-    return this.values.get(labelKey(labels)) ?? 0;
-  }
-  render(): string[] {
-    if (this.collector) return [`${this.name} ${this.collector()}`];
-    if (this.values.size === 0) return [`${this.name} 0`];
-    return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ''} ${v}`);
-  }
 }
 
-export class Histogram extends Metric {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
-  constructor(
-    name: string,
-    help: string,
-    readonly buckets: number[],
-  ) {
-    super(name, help, 'histogram');
-    this.counts = buckets.map(() => 0);
-  }
-  observe(value: number): void {
-    this.sum += value;
-    this.count += 1;
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.counts[i]! += 1;
-  }
-  /** Approximate quantile from the buckets (upper bound of the bucket holding it). */
-  quantile(q: number): number {
-    if (this.count === 0) return 0;
-    const target = q * this.count;
-    for (let i = 0; i < this.buckets.length; i++) if (this.counts[i]! >= target) return this.buckets[i]!;
-    return Infinity;
-  }
-  get total(): number {
-    return this.count;
-  }
-  render(): string[] {
-    const lines = this.buckets.map((b, i) => `${this.name}_bucket{le="${b}"} ${this.counts[i]}`);
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
-    return lines;
-  }
-}
-
-export class MetricsRegistry {
-  private readonly metrics = new Map<string, Metric>();
-  counter(name: string, help: string): Counter {
-    return this.register(new Counter(name, help));
-  }
-  gauge(name: string, help: string): Gauge {
-    return this.register(new Gauge(name, help));
-  }
-  histogram(name: string, help: string, buckets: number[]): Histogram {
-    return this.register(new Histogram(name, help, buckets));
-  }
-  render(): string {
-    const out: string[] = [];
-    for (const m of this.metrics.values()) {
-      out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`, ...m.render());
-    }
-    return out.join('\n') + '\n';
-  }
-  private register<M extends Metric>(metric: M): M {
-    if (this.metrics.has(metric.name)) throw new Error(`metric ${metric.name} registered twice`);
-    this.metrics.set(metric.name, metric);
-    return metric;
-  }
-}
+let processMetrics: Registry | undefined;
 
 /**
- * The process's own gauges, under the names Prometheus client libraries use: resident
- * memory now and at its peak, the V8 heap, and memory outside it (Buffers, WASM).
+ * The process's own metrics: prom-client's defaults plus `process_max_resident_memory_bytes`
+ * (peak resident memory, which the benchmarks report).
  */
-export function registerProcessMetrics(registry: MetricsRegistry): void {
-  registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes').collect(() => process.memoryUsage.rss());
-  registry.gauge('process_max_resident_memory_bytes', 'Peak resident memory size in bytes').collect(() => process.resourceUsage().maxRSS * 1024);
-  registry.gauge('nodejs_heap_used_bytes', 'V8 heap in use, bytes').collect(() => process.memoryUsage().heapUsed);
-  registry.gauge('nodejs_external_memory_bytes', 'Memory held outside the V8 heap (Buffers, WASM), bytes').collect(() => process.memoryUsage().external);
+export function processRegistry(): Registry {
+  if (processMetrics) return processMetrics;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'process_max_resident_memory_bytes',
+    help: 'Peak resident memory size in bytes.',
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(process.resourceUsage().maxRSS * 1024);
+    },
+  });
+  return (processMetrics = registry);
+}
+
+/** Prometheus text of `registry` followed by the process metrics. */
+export async function renderMetrics(registry: Registry): Promise<string> {
+  return Registry.merge([registry, processRegistry()]).metrics();
+}
+
+/** The content type of {@link renderMetrics}' text. */
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/**
+ * Sum of every series of metric `name` in Prometheus text (all label values, or only the
+ * series carrying every label in `labels`); 0 when absent. For benchmarks and tests that
+ * read a /metrics page.
+ */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? ([\\d.eE+-]+|NaN)$`, 'gm'))]
+    .filter((m) => wanted.every((w) => (m[1] ?? '').split(',').includes(w)))
+    .reduce((n, m) => n + Number(m[2]), 0);
+}
+
+/** Upper bound of the bucket holding quantile q of an unlabelled Prometheus histogram in `text`. */
+export function histogramQuantile(text: string, name: string, q: number): number | undefined {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map((m) => ({
+    le: m[1] === '+Inf' ? Infinity : Number(m[1]),
+    n: Number(m[2]),
+  }));
+  const total = buckets.find((b) => b.le === Infinity)?.n ?? 0;
+  if (total === 0) return undefined;
+  return buckets.find((b) => b.n >= q * total)?.le;
 }

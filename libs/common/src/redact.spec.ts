@@ -39,7 +39,7 @@ describe('configuration errors', () => {
 
   it('never echo a password of a rejected URL', () => {
     const m = message({ DATABASE_URL: 'mysql://app:VerySecret1@db:3306/x' });
-    expect(m).toContain('DATABASE_URL=');
+    expect(m).toContain('DATABASE_URL');
     expect(m).toContain('expected a URL with scheme postgres');
     expect(m).not.toContain('VerySecret1');
     expect(message({ DATABASE_URL: 'postgres://app:Very Secret@db:99999/x' })).not.toContain('Very Secret');
@@ -48,7 +48,7 @@ describe('configuration errors', () => {
 
   it('never echo a rejected secret', () => {
     const m = message({ API_KEY: 'short-secret' });
-    expect(m).toContain('API_KEY="***"');
+    expect(m).toContain('API_KEY: "***"');
     expect(m).not.toContain('short-secret');
   });
 });

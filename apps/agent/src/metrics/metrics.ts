@@ -1,4 +1,4 @@
-import { MetricsRegistry, registerProcessMetrics, type Counter, type Histogram } from '@shelfsight/common';
+import { Counter, Gauge, Histogram, Registry, renderMetrics } from '@shelfsight/common';
 
 /** Sliding window of recent latencies, for the heartbeat's p95. */
 export class LatencyWindow {
@@ -18,28 +18,47 @@ export class LatencyWindow {
   }
 }
 
-/** The agent's counters; gauges are registered by the agent on {@link registry}. */
+export type FrameOutcome = 'detected' | 'rejected' | 'dropped';
+
+/**
+ * The agent's metrics (prom-client, one registry per agent). Counters kept elsewhere as plain
+ * numbers are mirrored at scrape time ({@link mirror}); gauges read their value at scrape time
+ * ({@link gauge}). Frame outcomes are also kept as plain numbers, for the heartbeat and stats.
+ */
 export class AgentMetrics {
-  readonly registry = new MetricsRegistry();
-  readonly frames: Counter = this.registry.counter('shelf_agent_frames_total', 'Frames by outcome: detected, rejected, dropped');
-  readonly rejected: Counter = this.registry.counter(
-    'shelf_agent_frames_rejected_total',
-    'Frames refused, by reason (no_location, bad_sidecar, decode, invalid_result) and source',
-  );
-  readonly dropped: Counter = this.registry.counter(
-    'shelf_agent_frames_dropped_total',
-    'Frames dropped by the full classification queue, by reason (superseded = same location newer frame, queue_full = oldest)',
-  );
-  readonly latencyHistogram: Histogram = this.registry.histogram(
-    'shelf_agent_classify_latency_ms',
-    'Time to decode and classify one frame, ms',
-    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
-  );
+  readonly registry = new Registry();
+  private readonly registers = [this.registry];
+  private readonly frameCounts: Record<FrameOutcome, number> = { detected: 0, rejected: 0, dropped: 0 };
+  readonly rejected = new Counter({
+    name: 'shelf_agent_frames_rejected_total',
+    help: 'Frames refused, by reason (no_location, bad_sidecar, decode, invalid_result) and source',
+    labelNames: ['reason', 'source'] as const,
+    registers: this.registers,
+  });
+  readonly dropped = new Counter({
+    name: 'shelf_agent_frames_dropped_total',
+    help: 'Frames dropped by the full classification queue, by reason (superseded = same location newer frame, queue_full = oldest)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly latencyHistogram = new Histogram({
+    name: 'shelf_agent_classify_latency_ms',
+    help: 'Time to decode and classify one frame, ms',
+    buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+    registers: this.registers,
+  });
   readonly latency = new LatencyWindow();
-  private readonly syncs: Array<() => void> = [];
 
   constructor() {
-    registerProcessMetrics(this.registry);
+    this.mirror('shelf_agent_frames_total', 'Frames by outcome: detected, rejected, dropped', () => ({ ...this.frameCounts }));
+  }
+
+  countFrame(outcome: FrameOutcome): void {
+    this.frameCounts[outcome] += 1;
+  }
+
+  frames(outcome: FrameOutcome): number {
+    return this.frameCounts[outcome];
   }
 
   /**
@@ -47,21 +66,35 @@ export class AgentMetrics {
    * label value); brought up to date at scrape time.
    */
   mirror(name: string, help: string, read: () => number | Record<string, number>, label = 'outcome'): void {
-    const counter = this.registry.counter(name, help);
-    this.syncs.push(() => {
-      const v = read();
-      if (typeof v === 'number') {
-        counter.inc({}, v - counter.get());
-        return;
-      }
-      for (const [key, n] of Object.entries(v)) counter.inc({ [label]: key }, n - counter.get({ [label]: key }));
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: this.registers,
+      collect(this: Counter<string>) {
+        const v = read();
+        this.reset();
+        if (typeof v === 'number') this.inc(v);
+        else for (const [key, n] of Object.entries(v)) this.inc({ [label]: key }, n);
+      },
     });
   }
 
-  /** Prometheus text exposition of every agent metric. */
-  render(): string {
-    for (const sync of this.syncs) sync();
-    return this.registry.render();
+  /** A gauge computed when scraped. */
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: this.registers,
+      collect(this: Gauge) {
+        this.set(read());
+      },
+    });
+  }
+
+  /** Prometheus text exposition of every agent metric and the process's. */
+  render(): Promise<string> {
+    return renderMetrics(this.registry);
   }
 
   observeLatency(ms: number): void {

@@ -70,7 +70,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
   offer(frame: Frame): void {
     const { dropped, reason } = this.queue.push(frame);
     if (dropped) {
-      this.metrics.frames.inc({ outcome: 'dropped' });
+      this.metrics.countFrame('dropped');
       this.metrics.dropped.inc({ reason: reason ?? 'queue_full' });
       this.logger.warn('queue full: dropped a frame', { reason, frameId: dropped.frameId, location: dropped.location, source: dropped.source });
       dropped.release?.();
@@ -78,7 +78,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
   }
 
   reject(source: string, reason: RejectReason, detail: Record<string, unknown>): void {
-    this.metrics.frames.inc({ outcome: 'rejected' });
+    this.metrics.countFrame('rejected');
     this.metrics.rejected.inc({ reason, source });
     this.logger.warn('frame rejected', { reason, source, ...detail });
   }
@@ -176,7 +176,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
       throw err;
     }
     this.metrics.observeLatency(latencyMs);
-    this.metrics.frames.inc({ outcome: 'detected' });
+    this.metrics.countFrame('detected');
     await frame.settle?.('ok');
     this.emit('classified', { frame, detection, classification: result } satisfies ClassifiedFrame);
   }

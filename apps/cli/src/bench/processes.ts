@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { packageRoot } from '@shelfsight/common';
 
-export const SHELF_BIN = join(__dirname, '..', '..', '..', '..', 'bin', 'shelf.js');
+export const SHELF_BIN = join(packageRoot(), 'bin', 'shelf.js');
 
 /** A free TCP port on loopback (closed again before returning). */
 export async function freePort(): Promise<number> {
@@ -77,18 +78,5 @@ export async function waitForHttp(url: string, timeoutMs: number, gaveUp?: () =>
   }
 }
 
-/** Sum of every series of a Prometheus metric in `text` (all label values); 0 when absent. */
-export function metricSum(text: string, name: string): number {
-  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.eE+-]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-}
-
-/** Upper bound of the bucket holding quantile q of a Prometheus histogram in `text`. */
-export function histogramQuantile(text: string, name: string, q: number): number | undefined {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm'))].map((m) => ({
-    le: m[1] === '+Inf' ? Infinity : Number(m[1]),
-    n: Number(m[2]),
-  }));
-  const total = buckets.find((b) => b.le === Infinity)?.n ?? 0;
-  if (total === 0) return undefined;
-  return buckets.find((b) => b.n >= q * total)?.le;
-}
+/** Readers of /metrics text; one home in @shelfsight/common. */
+export { histogramQuantile, metricSum } from '@shelfsight/common';

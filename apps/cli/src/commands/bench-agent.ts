@@ -1,9 +1,9 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { extname, join } from 'node:path';
 import { z } from 'zod';
 import type { Command } from 'commander';
-import { cfg, createProgress, loadConfig } from '@shelfsight/common';
+import { cfg, createProgress, loadConfig, packageRoot } from '@shelfsight/common';
 import { IMAGE_EXTENSIONS } from '@shelfsight/vision';
 import { freePort, metricSum, processMemoryMb, spawnShelf, waitForHttp } from '../bench/processes';
 import { addConfigOptions, flagsFrom } from '../options';
@@ -12,14 +12,14 @@ const SPEC = {
   model: {
     env: 'AGENT_MODEL_DIR',
     flag: 'model',
-    description: 'model directory to run (e.g. one trained by `shelf train` on ../shared/models/mobilenet_v1_050_224)',
+    description: 'model directory to run (one written by `shelf train`); unset = the generated demo model',
     schema: cfg.optionalString(),
   },
   images: {
     env: 'SHELF_BENCH_IMAGES',
     flag: 'images',
-    description: 'folder of photos (searched recursively) fed to the agent',
-    schema: cfg.string('../shared/datasets/grocery-store/val'),
+    description: 'folder of photos (searched recursively) fed to the agent, e.g. the val folder of the Grocery Store dataset (github.com/marcusklasson/GroceryStoreDataset)',
+    schema: z.string().min(1),
   },
   frames: { env: 'SHELF_BENCH_FRAMES', flag: 'frames', description: 'frames to classify (photos are reused if there are fewer)', schema: cfg.int(300, 10) },
   runtime: {
@@ -116,7 +116,7 @@ export function registerBenchAgent(bench: Command): void {
         startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
         peak_rss_mb: agent.peakRssMb(),
         steady_rss_mb: rss.length > 0 ? Math.round(rss.reduce((a, b) => a + b, 0) / rss.length) : undefined,
-        heap_used_mb: Math.round(metricSum(metrics, 'nodejs_heap_used_bytes') / 2 ** 20),
+        heap_used_mb: Math.round(metricSum(metrics, 'nodejs_heap_size_used_bytes') / 2 ** 20),
         external_mb: Math.round(metricSum(metrics, 'nodejs_external_memory_bytes') / 2 ** 20),
         outbox_depth: metricSum(metrics, 'shelf_agent_outbox_depth'),
         model: c.model ?? 'demo',
@@ -133,7 +133,7 @@ export function registerBenchAgent(bench: Command): void {
 
 /** The agent unit's `Environment=NAME=value` lines: the runtime settings devices use. */
 async function deviceEnvironment(): Promise<Record<string, string>> {
-  const unit = await readFile(resolve(__dirname, '../../../../deploy/systemd/shelfsight-agent.service'), 'utf8');
+  const unit = await readFile(join(packageRoot(), 'deploy', 'systemd', 'shelfsight-agent.service'), 'utf8');
   return Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
 }
 

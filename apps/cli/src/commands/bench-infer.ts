@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { benchInfer, DEFAULT_BACKBONE, IMAGE_EXTENSIONS } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { visionAction } from './vision-options';
+import { OFFLINE_FIELD, visionAction } from './vision-options';
 
 const SPEC = {
   backbone: { env: 'SHELF_BACKBONE', flag: 'backbone', description: 'backbone to measure', schema: cfg.string(DEFAULT_BACKBONE) },
@@ -13,13 +13,13 @@ const SPEC = {
   batchFrames: { env: 'SHELF_BENCH_BATCH_FRAMES', flag: 'batch-frames', description: 'frames for the throughput runs', schema: cfg.int(96, 8) },
   workers: { env: 'SHELF_WORKERS', flag: 'workers', description: 'workers for the all-cores run (default: all cores)', schema: z.coerce.number().int().min(1).optional() },
   images: { env: 'SHELF_BENCH_IMAGES', flag: 'images', description: 'folder of images to use (default: synthetic shelf photos)', schema: cfg.optionalString() },
+  offline: OFFLINE_FIELD,
 };
 
 /** `shelf bench infer`: per-frame latency and frames/s on one core vs all cores; last stdout line is JSON. */
 export function registerBenchInfer(bench: Command): void {
   const cmd = bench.command('infer').description('Backbone inference: p50/p95 latency of single frames, frames/s on one core and on all cores');
   addConfigOptions(cmd, SPEC);
-  cmd.option('--offline', 'never use the network');
   cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     let images: Buffer[] | undefined;
@@ -27,7 +27,7 @@ export function registerBenchInfer(bench: Command): void {
       const names = (await readdir(c.images)).filter((n) => IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort().slice(0, 32);
       images = await Promise.all(names.map((n) => readFile(join(c.images as string, n))));
     }
-    const r = await benchInfer({ backbone: c.backbone, frames: c.frames, batchFrames: c.batchFrames, workers: c.workers, images, offline: opts.offline === true });
+    const r = await benchInfer({ backbone: c.backbone, frames: c.frames, batchFrames: c.batchFrames, workers: c.workers, images, offline: c.offline });
     process.stdout.write(
       `${r.backbone} (${r.backend}, input ${r.input.join('x')}): p50 ${r.p50_ms} ms, p95 ${r.p95_ms} ms per frame; ` +
         `${r.frames_per_s_one_core} frames/s on one core, ${r.frames_per_s_all_cores} on ${r.workers} (x${r.speedup})\n`,

@@ -16,7 +16,12 @@ const IMPORT_SPEC = {
 };
 
 const GROCERY_SPEC = {
-  root: { env: 'SHELF_GROCERY_ROOT', flag: 'root', description: 'Grocery Store dataset folder', schema: cfg.string('../shared/datasets/grocery-store') },
+  root: {
+    env: 'SHELF_GROCERY_ROOT',
+    flag: 'root',
+    description: 'the Grocery Store dataset folder, holding train.txt and val.txt (e.g. a clone of github.com/marcusklasson/GroceryStoreDataset/dataset)',
+    schema: z.string().min(1),
+  },
   labels: { env: 'SHELF_GROCERY_LABELS', flag: 'labels', description: 'coarse (43 classes) or fine (81 classes)', schema: z.enum(['coarse', 'fine']).default('coarse') },
   out: { env: 'SHELF_GROCERY_OUT', flag: 'out', description: 'folder for train.csv and val.csv', schema: z.string().min(1) },
 };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { evaluateModel } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { addExtractionSwitches, visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
+import { visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
 export const EVAL_SPEC = {
   model: { env: 'SHELF_MODEL', flag: 'model', description: 'model artifact folder', schema: z.string().min(1) },
@@ -18,6 +18,7 @@ export const EVAL_SPEC = {
   tta: { env: 'SHELF_TTA', flag: 'tta', description: 'test-time augmentation (default: as trained)', schema: TTA.optional() },
   backbone: { env: 'SHELF_BACKBONE', flag: 'backbone', description: 'backbone (default: the one recorded in the model)', schema: cfg.optionalString() },
   out: { env: 'SHELF_EVAL_OUT', flag: 'out', description: 'report folder (default <model>/eval)', schema: cfg.optionalString() },
+  quiet: { env: 'SHELF_EVAL_QUIET', flag: 'quiet', description: 'do not list misclassified images', schema: cfg.bool(false) },
   ...EXTRACTION_SPEC,
 };
 
@@ -25,14 +26,12 @@ export const EVAL_SPEC = {
 export function registerEval(program: Command): void {
   const cmd = program.command('eval').description('Evaluate a model on labelled images; writes metrics.json, confusion.json/.png, misclassified.json');
   addConfigOptions(cmd, EVAL_SPEC);
-  addExtractionSwitches(cmd);
-  cmd.option('--quiet', 'do not list misclassified images');
   cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(EVAL_SPEC, flagsFrom(EVAL_SPEC, opts));
-    const r = await evaluateModel({ ...extractionFrom(c, opts), model: c.model, data: c.data, split: c.split, topK: c.topK, tta: c.tta, backbone: c.backbone, out: c.out });
+    const r = await evaluateModel({ ...extractionFrom(c), model: c.model, data: c.data, split: c.split, topK: c.topK, tta: c.tta, backbone: c.backbone, out: c.out });
     const m = r.metrics;
     const out = process.stdout;
-    if (opts.quiet !== true && r.misclassified.length > 0) {
+    if (!c.quiet && r.misclassified.length > 0) {
       out.write('=== MISCLASSIFIED IMAGES ===\n');
       for (const x of r.misclassified) out.write(`${x.image}  ${x.label} -> ${x.predicted} (${x.confidence.toFixed(3)})\n`);
     }

@@ -23,9 +23,10 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   train: () => require('./train').registerTrain,
 };
 
-/** The loaders to run for these arguments: the named sub-command, or all of them. */
+/** The loaders to run for these arguments: the named sub-command, none for `--version`, or all of them. */
 export function commandsFor(argv: string[]): RegisterCommand[] {
   const name = argv.find((a) => !a.startsWith('-'));
+  if (name === undefined && argv.some((a) => a === '-V' || a === '--version')) return [];
   const only = name !== undefined && name !== 'help' ? COMMANDS[name] : undefined;
   return (only ? [only] : Object.values(COMMANDS)).map((load) => load());
 }

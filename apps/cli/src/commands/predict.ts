@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cfg, createLogger, loadConfig } from '@shelfsight/common';
 import { predictImagesWithModel, predictionsToCsv } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { addExtractionSwitches, visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
+import { visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
 export const PREDICT_SPEC = {
   model: { env: 'SHELF_MODEL', flag: 'model', description: 'model artifact folder', schema: z.string().min(1) },
@@ -21,10 +21,9 @@ export function registerPredict(program: Command): void {
     .description('Label images with a model: CSV image,label,confidence (or JSON) on stdout; unreadable images are reported on stderr and skipped')
     .argument('<files-or-folders...>', 'images, or folders of images');
   addConfigOptions(cmd, PREDICT_SPEC);
-  addExtractionSwitches(cmd);
   cmd.action(visionAction(async (inputs: string[], opts: Record<string, unknown>) => {
     const c = loadConfig(PREDICT_SPEC, flagsFrom(PREDICT_SPEC, opts));
-    const r = await predictImagesWithModel({ ...extractionFrom(c, opts), model: c.model, inputs, topK: c.topK, tta: c.tta, backbone: c.backbone });
+    const r = await predictImagesWithModel({ ...extractionFrom(c), model: c.model, inputs, topK: c.topK, tta: c.tta, backbone: c.backbone });
     // Decode failures were logged where they happened; missing paths are reported here.
     const log = createLogger('predict');
     for (const f of r.failed.filter((x) => x.error === 'no such file or folder')) log.warn('image skipped', { image: f.path, error: f.error });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
 import { DEFAULT_BACKBONE, TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
-import { addExtractionSwitches, visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
+import { visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
 const pct = (def: number) => z.coerce.number().min(0).max(100).default(def);
 const optPct = () => z.coerce.number().min(0).max(100).optional();
@@ -38,6 +38,13 @@ export const TRAIN_SPEC = {
   randomBrightness: { env: 'SHELF_RANDOM_BRIGHTNESS', flag: 'random-brightness', description: 'distortion: percent brightness change', schema: optPct() },
   randomBlur: { env: 'SHELF_RANDOM_BLUR', flag: 'random-blur', description: 'distortion: max Gaussian blur sigma (pixels)', schema: z.coerce.number().min(0).max(20).optional() },
   randomNoise: { env: 'SHELF_RANDOM_NOISE', flag: 'random-noise', description: 'distortion: max noise std-dev (0..255 units)', schema: z.coerce.number().min(0).max(128).optional() },
+  flipLeftRight: { env: 'SHELF_FLIP_LEFT_RIGHT', flag: 'flip-left-right', description: 'distortion: random horizontal flips', schema: cfg.bool(false) },
+  sublabels: {
+    env: 'SHELF_SUBLABELS',
+    flag: 'sublabels',
+    description: 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels',
+    schema: cfg.bool(false),
+  },
   randomRotate: { env: 'SHELF_RANDOM_ROTATE', flag: 'random-rotate', description: 'distortion: max rotation in degrees', schema: z.coerce.number().min(0).max(45).optional() },
   ...EXTRACTION_SPEC,
 };
@@ -48,13 +55,10 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('Train a head on cached bottlenecks of --data and write a model artifact to --out (log: training-log.jsonl/.png inside)');
   addConfigOptions(cmd, TRAIN_SPEC);
-  cmd.option('--flip-left-right', 'distortion: random horizontal flips');
-  cmd.option('--sublabels', 'train the head on sub-labels (CSV column sublabel, or sub-folders of class folders) and report labels');
-  addExtractionSwitches(cmd);
   cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(TRAIN_SPEC, flagsFrom(TRAIN_SPEC, opts));
     const result = await trainModel({
-      ...extractionFrom(c, opts),
+      ...extractionFrom(c),
       backbone: c.backbone,
       data: c.data,
       valData: c.valData,
@@ -62,7 +66,7 @@ export function registerTrain(program: Command): void {
       validationPercentage: c.validationPercentage,
       testingPercentage: c.testingPercentage,
       distortions: {
-        flipLeftRight: opts.flipLeftRight === true,
+        flipLeftRight: c.flipLeftRight,
         crop: c.randomCrop,
         scale: c.randomScale,
         brightness: c.randomBrightness,
@@ -73,7 +77,7 @@ export function registerTrain(program: Command): void {
       augViews: c.augViews,
       balance: c.balance,
       tta: c.tta,
-      sublabels: opts.sublabels === true,
+      sublabels: c.sublabels,
       head: c.head,
       hidden: c.hidden,
       normalize: c.normalize,

@@ -1,7 +1,14 @@
-import type { Command } from 'commander';
 import { z } from 'zod';
-import { cfg, type ConfigSpec } from '@shelfsight/common';
+import { cfg, type ConfigField, type ConfigSpec } from '@shelfsight/common';
 import { TTA_MODES, VisionError, type ExtractionOptions } from '@shelfsight/vision';
+
+/** `--offline`: for every command that may fetch a backbone. */
+export const OFFLINE_FIELD = {
+  env: 'SHELF_OFFLINE',
+  flag: 'offline',
+  description: 'never use the network: URL / catalogue backbones must already be cached',
+  schema: cfg.bool(false),
+} satisfies ConfigField;
 
 /** Options shared by the commands that run a backbone over images (train, eval, predict, bench). */
 export const EXTRACTION_SPEC = {
@@ -17,24 +24,20 @@ export const EXTRACTION_SPEC = {
     description: 'cache folder for bottlenecks and downloaded backbones (default ~/.cache/shelfsight)',
     schema: cfg.optionalString(),
   },
+  cache: {
+    env: 'SHELF_CACHE',
+    flag: 'cache',
+    description: 'read and write the bottleneck cache (--no-cache: neither)',
+    schema: cfg.bool(true),
+  },
+  offline: OFFLINE_FIELD,
 } satisfies ConfigSpec;
 
-/** Boolean switches (no value), shared by the same commands. */
-export function addExtractionSwitches(cmd: Command): Command {
-  return cmd
-    .option('--offline', 'never use the network: URL / catalogue backbones must already be cached [env SHELF_OFFLINE=1]')
-    .option('--no-cache', 'do not read or write the bottleneck cache');
-}
-
-export function extractionFrom(
-  config: { workers?: number; cacheDir?: string },
-  opts: Record<string, unknown>,
-): Omit<ExtractionOptions, 'backbone'> {
-  const offline = opts.offline === true || ['1', 'true', 'yes'].includes((process.env.SHELF_OFFLINE ?? '').toLowerCase());
+export function extractionFrom(config: { workers?: number; cacheDir?: string; cache: boolean; offline: boolean }): Omit<ExtractionOptions, 'backbone'> {
   return {
     workers: config.workers,
-    offline,
-    cacheDir: opts.cache === false ? false : config.cacheDir,
+    offline: config.offline,
+    cacheDir: config.cache ? config.cacheDir : false,
   };
 }
 

@@ -73,7 +73,7 @@ describe(AccessGuard.name, () => {
     expect((await refusal(sut.canActivate(context('read').ctx)))!.getStatus()).toBe(401);
     expect((await refusal(sut.canActivate(context('change', { 'x-api-key': VIEWER_KEY }, 'POST').ctx)))!.getStatus()).toBe(403);
     expect((await refusal(sut.canActivate(context('read', { 'x-api-key': 'nonsense' }).ctx)))!.getStatus()).toBe(401);
-    const text = metrics.registry.render();
+    const text = await metrics.registry.metrics();
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="missing"\} 1$/m);
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="role"\} 1$/m);
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="wrong"\} 1$/m);

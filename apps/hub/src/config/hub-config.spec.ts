@@ -18,7 +18,7 @@ describe('loadHubConfig', () => {
       throw new Error('accepted');
     };
     const db = attempt({ DATABASE_URL: 'mysql://shelf:Hunter2Secret@db:3306/shelf' });
-    expect(db).toMatch(/DATABASE_URL="mysql:\/\/shelf:\*\*\*@db:3306\/shelf": expected a URL with scheme postgres or postgresql/);
+    expect(db).toMatch(/DATABASE_URL: "mysql:\/\/shelf:\*\*\*@db:3306\/shelf" \(from DATABASE_URL\) is invalid: expected a URL with scheme postgres or postgresql/);
     expect(db).not.toContain('Hunter2Secret');
     expect(attempt({ MQTT_URL: 'http://hub:BrokerSecret@x:1' })).not.toContain('BrokerSecret');
     expect(attempt({ HUB_API_KEY: 'tooShortKey' })).not.toContain('tooShortKey');

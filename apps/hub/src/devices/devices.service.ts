@@ -18,7 +18,7 @@ export class DevicesService implements OnModuleInit {
     private readonly rejections: RejectionRecorder,
     private readonly metrics: HubMetrics,
   ) {
-    metrics.devicesOnline.collect(() => this.onlineCount);
+    metrics.devicesOnline.readFrom(() => this.onlineCount);
   }
 
   async onModuleInit(): Promise<void> {

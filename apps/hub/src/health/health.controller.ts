@@ -5,6 +5,11 @@ import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { Public } from '../auth/roles';
 import { PrismaService } from '../prisma/prisma.service';
 
+/**
+ * Two probes: `GET /health/live` says this process is alive (Kubernetes liveness: restart it
+ * when it stops answering), `GET /health` says it can do its work (readiness: send it traffic).
+ * A database or broker outage must not restart healthy hubs, so liveness depends on neither.
+ */
 @ApiTags('operations')
 @Public()
 @Controller('health')
@@ -24,5 +29,11 @@ export class HealthController {
     const broker = this.link.connected ? ('up' as const) : ('down' as const);
     const ok = database === 'up' && broker === 'up';
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', database, broker });
+  }
+
+  /** 200 whenever the event loop runs: asks nothing of the database or the broker. */
+  @Get('live')
+  live(): { status: 'alive'; uptimeS: number } {
+    return { status: 'alive', uptimeS: Math.round(process.uptime()) };
   }
 }

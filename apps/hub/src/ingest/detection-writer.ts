@@ -135,7 +135,7 @@ export class DetectionWriter implements OnModuleDestroy {
     private readonly prisma: PrismaService,
     private readonly metrics: HubMetrics,
   ) {
-    metrics.pending.collect(() => this.pendingRows);
+    metrics.pending.readFrom(() => this.pendingRows);
   }
 
   /** Resolves after the detections are committed; undefined when the writer is full. */

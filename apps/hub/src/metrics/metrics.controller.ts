@@ -1,5 +1,6 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { RequireRole, ScrapeToken } from '../auth/roles';
+import { METRICS_CONTENT_TYPE, renderMetrics } from '@shelfsight/common';
 import { HubMetrics } from './hub-metrics';
 
 /** Viewer keys may read metrics; so may a scraper with METRICS_TOKEN. */
@@ -9,10 +10,10 @@ import { HubMetrics } from './hub-metrics';
 export class MetricsController {
   constructor(private readonly metrics: HubMetrics) {}
 
-  /** Prometheus text format. */
+  /** Prometheus text format: the hub's metrics and the process's (prom-client defaults). */
   @Get()
-  @Header('Content-Type', 'text/plain; version=0.0.4')
-  render(): string {
-    return this.metrics.registry.render();
+  @Header('Content-Type', METRICS_CONTENT_TYPE)
+  render(): Promise<string> {
+    return renderMetrics(this.metrics.registry);
   }
 }

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { Logger } from '@shelfsight/common';
 
 export type BackboneFormat = 'tfjs-graph' | 'tfjs-layers';
 
@@ -53,4 +54,13 @@ export function describeBackbone(b: BackboneInfo): BackboneInfo {
     featureDim: b.featureDim,
     source: b.source,
   };
+}
+
+/** How `loadBackbone` (and the remote loader under it) may fetch and where it keeps downloads. */
+export interface LoadBackboneOptions {
+  /** Never touch the network; a URL or catalogue backbone must already be cached. */
+  offline?: boolean;
+  /** Where downloaded backbones are kept (default `$SHELF_CACHE_DIR/backbones` or `~/.cache/shelfsight/backbones`). */
+  cacheDir?: string;
+  logger?: Logger;
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { silentLogger } from '@shelfsight/common';
 import { InThreadExtractor } from '../extractor';
 import { extractFeatures } from '../features';
-import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../testing/fixtures';
+import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from '../../../../test/support/workspace-data';
 import { WorkerPoolExtractor } from '../workers/worker-pool';
 import { backboneCacheDir, loadRemoteBackbone } from './remote';
 import { loadBackbone } from './resolve';
@@ -11,9 +11,8 @@ import { BackboneError, OfflineError } from '../errors';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
-const shared = hasShared();
-if (!shared) process.stdout.write(`skipping real-image tests: ${GROCERY_DIR} not found\n`);
-const withShared = shared ? describe : describe.skip;
+// Skipped only where the workspace data is missing, and never in CI (which must have it).
+const withShared = requireShared('the real-image backbone tests') ? describe : describe.skip;
 
 /** A handful of real photos: two apples, two milk cartons. */
 function realImages(): string[] {

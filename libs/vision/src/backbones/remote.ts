@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { ChecksumMismatchError, OfflineError, BackboneError } from '../errors';
 import { sha256Hex } from '../hash';
 import { defaultCacheRoot } from '../cache/bottleneck-cache';
-import type { Backbone, BackboneManifest } from './backbone';
+import type { Backbone, BackboneManifest, LoadBackboneOptions } from './backbone';
 import { BACKBONE_CATALOGUE, type CatalogueEntry } from './catalogue';
 import { readFolderBackbone } from './folder';
 import { parseBackboneManifest } from './manifest';
-import type { LoadBackboneOptions } from './resolve';
 import { bundleChecksum, createTfjsBackbone } from './tfjs-backbone';
 
 interface Pin {

@@ -1,19 +1,13 @@
 import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { createLogger, type Logger } from '@shelfsight/common';
+import { createLogger } from '@shelfsight/common';
 import { BackboneError } from '../errors';
 import { initRuntime } from '../runtime';
-import type { Backbone } from './backbone';
+import type { Backbone, LoadBackboneOptions } from './backbone';
 import { DEFAULT_BACKBONE, isBuiltinBackbone, loadBuiltinBackbone } from './builtin';
 import { loadFolderBackbone } from './folder';
 
-export interface LoadBackboneOptions {
-  /** Never touch the network; a URL or catalogue backbone must already be cached. */
-  offline?: boolean;
-  /** Where downloaded backbones are kept (default `$SHELF_CACHE_DIR/backbones` or `~/.cache/shelfsight/backbones`). */
-  cacheDir?: string;
-  logger?: Logger;
-}
+export type { LoadBackboneOptions };
 
 /**
  * Resolve `--backbone`: a built-in name (`nsfw-mobilenet-v2`, `nsfw-inception-v3`), a

@@ -1,15 +1,11 @@
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import type { Backbone } from '../backbones/backbone';
 
-/** `../shared` beside the repository (CI checks it out there). */
-export const SHARED_DIR = resolve(__dirname, '../../../../../shared');
-export const GROCERY_DIR = join(SHARED_DIR, 'datasets/grocery-store');
-export const REFERENCE_BACKBONE = join(SHARED_DIR, 'models/mobilenet_v1_050_224');
-export const hasShared = (): boolean => existsSync(join(REFERENCE_BACKBONE, 'backbone.json')) && existsSync(join(GROCERY_DIR, 'train.txt'));
+// Generated stand-ins only: the workspace data (real photos, the reference backbone)
+// is found through test/support/workspace-data.ts, never from a library's sources.
 
 /**
  * A tiny stand-in backbone: features = mean R, G, B of the input. Counts its calls, so

@@ -1,0 +1,298 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connectAsync } from 'mqtt';
+import { parse, parseAllDocuments } from 'yaml';
+import { AGENT_CONFIG } from '@shelfsight/agent';
+import { freePort } from '@shelfsight/cli';
+import { portOpen } from './support/services';
+
+/**
+ * The deploy files, checked offline: parsed and held to the rules an operator relies on
+ * (README "Deployment"), and the systemd units through `systemd-analyze verify`.
+ */
+const ROOT = resolve(__dirname, '..');
+const DEPLOY = join(ROOT, 'deploy');
+const read = (rel: string) => readFileSync(join(ROOT, rel), 'utf8');
+
+/** The hub's shutdown: app, embedded broker, embedded database, each bounded at 10 s (apps/hub/src/hub.ts). */
+const HUB_SHUTDOWN_BOUND_S = 3 * 10;
+/** Secrets: never a plain value in a manifest. */
+const SECRET_VARIABLES = ['DATABASE_URL', 'MQTT_URL', 'HUB_API_KEY'];
+
+interface Probe {
+  httpGet?: { path?: string; port?: number | string };
+}
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name?: string; key?: string } };
+}
+interface Container {
+  name: string;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  env?: EnvVar[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+}
+interface K8sDoc {
+  kind: string;
+  spec?: { template?: { spec?: { containers?: Container[]; terminationGracePeriodSeconds?: number } } };
+}
+interface ComposeService {
+  image?: string;
+  ports?: Array<string | { published?: string | number; host_ip?: string }>;
+  volumes?: string[];
+  environment?: Record<string, string>;
+  deploy?: { replicas?: number };
+  stop_grace_period?: string;
+}
+
+describe('deploy/kubernetes/hub.yaml', () => {
+  const docs = parseAllDocuments(read('deploy/kubernetes/hub.yaml')).map((d) => d.toJS() as K8sDoc);
+  const deployment = docs.find((d) => d.kind === 'Deployment');
+  const pod = deployment?.spec?.template?.spec;
+  const containers = pod?.containers ?? [];
+
+  it('has a Deployment with containers', () => {
+    expect(containers.length).toBeGreaterThan(0);
+  });
+
+  it('probes liveness on /health/live and readiness on /health, on a port the container declares', () => {
+    for (const c of containers) {
+      const live = c.livenessProbe?.httpGet;
+      const ready = c.readinessProbe?.httpGet;
+      expect(live?.path).toBe('/health/live');
+      expect(ready?.path).toBe('/health');
+      expect(live?.path).not.toBe(ready?.path);
+      // A start-up probe, if any, must not depend on the database or broker either.
+      if (c.startupProbe) expect(c.startupProbe.httpGet?.path).toBe('/health/live');
+      const ports = (c.ports ?? []).flatMap((p) => [p.containerPort, p.name]);
+      for (const probe of [live, ready]) expect(ports).toContain(probe?.port);
+    }
+  });
+
+  it('takes the database URL, the broker URL (its password) and the API key from a Secret', () => {
+    for (const c of containers) {
+      const env = c.env ?? [];
+      for (const name of SECRET_VARIABLES) {
+        const v = env.find((e) => e.name === name);
+        expect({ name, value: v?.value, secret: v?.valueFrom?.secretKeyRef }).toEqual({
+          name,
+          value: undefined,
+          secret: { name: expect.any(String) as string, key: expect.any(String) as string },
+        });
+      }
+      // No URL (which could carry a password) as a plain value.
+      for (const e of env) expect(`${e.name}=${e.value ?? ''}`).not.toMatch(/:\/\//);
+    }
+  });
+
+  it("lets the hub finish its bounded shutdown before it is killed", () => {
+    expect(pod?.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(HUB_SHUTDOWN_BOUND_S);
+  });
+});
+
+describe('deploy/compose.yaml', () => {
+  const compose = parse(read('deploy/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService> };
+  const services = Object.entries(compose.services);
+  /** `${NAME:-default}` as compose resolves it with NAME unset; `${NAME:?msg}` as its name. */
+  const resolveDefaults = (s: string) => s.replace(/\$\{(\w+):-([^}]*)\}/g, '$2');
+  const published = (svc: ComposeService) =>
+    (svc.ports ?? []).map((p) => {
+      if (typeof p !== 'string') return { hostIp: p.host_ip ?? '', hostPort: String(p.published ?? ''), raw: JSON.stringify(p) };
+      const parts = resolveDefaults(p).split(':');
+      // HOST_IP:HOST:CONTAINER, HOST:CONTAINER or CONTAINER
+      return { hostIp: parts.length === 3 ? parts[0]! : '', hostPort: parts.length >= 2 ? parts[parts.length - 2]! : '', raw: p };
+    });
+
+  it('publishes no port ranges and no port twice (each replica its own fixed port)', () => {
+    const hostPorts: string[] = [];
+    for (const [name, svc] of services) {
+      for (const p of published(svc)) {
+        expect({ service: name, port: p.raw, range: /\d-\d/.test(p.raw) }).toEqual({ service: name, port: p.raw, range: false });
+        if (p.hostPort) hostPorts.push(`${p.hostIp}:${p.hostPort}`);
+      }
+      // Replicas of one service cannot share a published port.
+      if ((svc.deploy?.replicas ?? 1) > 1) expect({ service: name, ports: svc.ports ?? [] }).toEqual({ service: name, ports: [] });
+    }
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    const hubs = services.filter(([, s]) => s.environment?.MQTT_SHARE_GROUP);
+    expect(hubs.length).toBeGreaterThanOrEqual(2);
+    for (const [, hub] of hubs) expect(hub.stop_grace_period).toBe('60s');
+  });
+
+  it('publishes Mosquitto on the loopback only (unless the operator says otherwise), never on every interface', () => {
+    const brokers = services.filter(([, s]) => s.image?.startsWith('eclipse-mosquitto') && (s.volumes ?? []).some((v) => v.includes('mosquitto.conf')));
+    expect(brokers).toHaveLength(1);
+    for (const p of published(brokers[0]![1])) expect(p.hostIp).toBe('127.0.0.1');
+  });
+
+  it('runs Mosquitto with a password file and the ACL, as deploy/mosquitto.conf says', () => {
+    const [, broker] = services.find(([, s]) => (s.volumes ?? []).some((v) => v.includes('mosquitto.conf')))!;
+    const mountOf = (file: string) => (broker.volumes ?? []).map((v) => v.split(':')).find(([src]) => src === `./${file}`)?.[1];
+    const conf = read('deploy/mosquitto.conf');
+    const setting = (key: string) => new RegExp(`^${key} (.+)$`, 'm').exec(conf)?.[1]?.trim();
+    expect(setting('allow_anonymous')).toBe('false');
+    expect(mountOf('mosquitto.conf')).toBe('/mosquitto/config/mosquitto.conf');
+    expect(setting('acl_file')).toBe(mountOf('mosquitto.acl'));
+    const passwordFile = setting('password_file')!;
+    expect(passwordFile).toBeDefined();
+    const passwdMount = (broker.volumes ?? []).map((v) => v.split(':')[1]!).find((target) => passwordFile.startsWith(`${target}/`));
+    expect(passwdMount).toBeDefined();
+    // The hubs log in as the ACL's hub user.
+    expect(read('deploy/mosquitto.acl')).toMatch(/^user shelfsight-hub$/m);
+    for (const [, s] of services.filter(([, x]) => x.environment?.MQTT_URL)) expect(s.environment!.MQTT_URL).toMatch(/^mqtt:\/\/shelfsight-hub:\$\{MQTT_HUB_PASSWORD:\?/);
+  });
+
+  it('has no password written into it: each comes from deploy/.env, which .env.example lists', () => {
+    const text = read('deploy/compose.yaml');
+    expect(text).not.toMatch(/(PASSWORD|API_KEY):\s*[\w-]+\s*$/m);
+    expect(text).not.toMatch(/\/\/[^/\s$]+:[^@\s$]+@/); // user:literal-password@ in a URL
+    const example = read('deploy/.env.example');
+    const required = new Set([...text.matchAll(/\$\{(\w+):[?-]/g)].map((m) => m[1]!));
+    for (const name of required) expect(example).toMatch(new RegExp(`^${name}=`, 'm'));
+  });
+});
+
+describe('deploy/mosquitto.conf on a real Mosquitto', () => {
+  const hasMosquitto = spawnSync('mosquitto', ['-h']).error === undefined && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
+  // Skipped only where Mosquitto is not installed, and never in CI (which must have it).
+  (hasMosquitto || process.env.CI ? describe : describe.skip)('mounted as compose mounts it', () => {
+    let dir: string;
+    let broker: ChildProcess | undefined;
+    let url: string;
+    const hubPassword = 'hub-secret';
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'shelfsight-broker-'));
+      const compose = parse(read('deploy/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService> };
+      const service = Object.values(compose.services).find((s) => (s.volumes ?? []).some((v) => v.includes('mosquitto.conf')))!;
+      // Container paths → files of deploy/ (bind mounts) or folders of our own (named volumes).
+      const mounts = (service.volumes ?? []).map((v) => v.split(':')).map(([src, target]) => {
+        if (src!.startsWith('./')) return { target: target!, local: join(DEPLOY, src!.slice(2)) };
+        const local = join(dir, src!);
+        mkdirSync(local, { recursive: true });
+        return { target: target!, local };
+      });
+      const port = await freePort();
+      let conf = read('deploy/mosquitto.conf').replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`);
+      for (const m of mounts) conf = conf.replaceAll(m.target, m.local);
+      // Run as root (CI), mosquitto would switch to its own user, who cannot read the temp dir.
+      if (process.getuid?.() === 0) conf += 'user root\n';
+      const confFile = join(dir, 'mosquitto.conf');
+      writeFileSync(confFile, conf);
+      // The password file as compose's mosquitto-passwd service writes it.
+      const passwd = /^password_file (.+)$/m.exec(conf)![1]!.trim();
+      writeFileSync(passwd, '');
+      const r = spawnSync('mosquitto_passwd', ['-b', passwd, 'shelfsight-hub', hubPassword]);
+      if (r.status !== 0) throw new Error(`mosquitto_passwd: ${r.stderr.toString()}`);
+      broker = spawn('mosquitto', ['-c', confFile], { stdio: 'ignore' });
+      broker.once('error', () => undefined); // not installed: reported by the wait below
+      const deadline = Date.now() + 10_000;
+      while (!(await portOpen('127.0.0.1', port))) {
+        if (broker.exitCode !== null) throw new Error(`mosquitto exited with ${broker.exitCode}: does deploy/mosquitto.conf load?`);
+        if (Date.now() > deadline) throw new Error('mosquitto did not start (is the mosquitto package installed?)');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      url = `mqtt://127.0.0.1:${port}`;
+    });
+
+    afterAll(() => {
+      broker?.kill();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('refuses anonymous clients and admits the hubs with their password', async () => {
+      await expect(connectAsync(url, { clientId: 'anonymous', reconnectPeriod: 0 })).rejects.toMatchObject({ code: 5 });
+      const hub = await connectAsync(url, { clientId: 'shelfsight-hub-test', username: 'shelfsight-hub', password: hubPassword, reconnectPeriod: 0 });
+      await hub.endAsync();
+    });
+  });
+});
+
+describe('.dockerignore', () => {
+  it('keeps node_modules, .git and local data out of the build context', () => {
+    const entries = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    for (const e of ['node_modules', '.git', '.data', '*.log', '.env']) expect(entries).toContain(e);
+  });
+});
+
+describe('deploy/systemd', () => {
+  const units = ['shelfsight-hub.service', 'shelfsight-agent.service'];
+  const serviceSection = (unit: string) => {
+    const text = read(`deploy/systemd/${unit}`);
+    const section = text.slice(text.indexOf('[Service]'), text.indexOf('[Install]'));
+    const values = new Map<string, string>();
+    for (const m of section.matchAll(/^(\w+)=(.*)$/gm)) values.set(m[1]!, m[2]!.trim());
+    return values;
+  };
+  const seconds = (v: string | undefined) => Number(/^(\d+)s?$/.exec(v ?? '')?.[1] ?? NaN);
+
+  it.each(units)('%s restarts after a crash but not after a configuration error (exit 2)', (unit) => {
+    const s = serviceSection(unit);
+    expect(s.get('Restart')).toBe('on-failure');
+    expect(s.get('RestartPreventExitStatus')?.split(/\s+/)).toContain('2');
+  });
+
+  it('gives the hub longer to stop than its bounded shutdown, and the agent longer than its flush', () => {
+    expect(seconds(serviceSection('shelfsight-hub.service').get('TimeoutStopSec'))).toBeGreaterThan(HUB_SHUTDOWN_BOUND_S);
+    const flushS = AGENT_CONFIG.shutdownFlushMs.schema.parse(undefined) / 1000;
+    expect(seconds(serviceSection('shelfsight-agent.service').get('TimeoutStopSec'))).toBeGreaterThan(flushS + 10);
+  });
+
+  it('relies on an exit status the CLI really uses: a configuration error exits 2', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'shelf.js'), 'hub'], {
+      env: { ...process.env, HTTP_PORT: 'not-a-port', CI: process.env.CI ?? '' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 2, stderr: expect.stringContaining('HTTP_PORT') as string });
+  });
+
+  describe('systemd-analyze verify', () => {
+    const hasAnalyze = spawnSync('systemd-analyze', ['--version']).error === undefined;
+    let dir: string;
+    /** The unit as installed on this machine: node where it is here (the units say /usr/bin/node). */
+    const install = (name: string, text: string) => {
+      const file = join(dir, name);
+      writeFileSync(file, text.replaceAll('/usr/bin/node', process.execPath));
+      return file;
+    };
+    const verify = (file: string) => {
+      const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8', timeout: 60_000 });
+      return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
+    };
+
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'shelfsight-units-'));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it.each(units)('%s has no errors or warnings', (unit) => {
+      if (!hasAnalyze) {
+        if (process.env.CI) throw new Error('systemd-analyze is required in CI (apt-get install systemd)');
+        console.log(`deploy-manifests: systemd-analyze not installed; ${unit} not verified`);
+        return;
+      }
+      // Can it run here at all (some containers lack what it needs)? A trivial unit says.
+      const probe = verify(install('shelfsight-probe.service', `[Unit]\nDescription=probe\n\n[Service]\nExecStart=${process.execPath} --version\n`));
+      if (probe.status !== 0 || probe.output !== '') {
+        if (process.env.CI) throw new Error(`systemd-analyze verify cannot run: ${probe.output}`);
+        console.log(`deploy-manifests: systemd-analyze verify cannot run here (${probe.output}); ${unit} not verified`);
+        return;
+      }
+      expect(verify(install(unit, read(`deploy/systemd/${unit}`)))).toEqual({ status: 0, output: '' });
+    });
+  });
+});
+
+// The paths the tests above read, so a moved file fails loudly rather than passing vacuously.
+it('finds the deploy files', () => {
+  for (const f of ['compose.yaml', 'mosquitto.conf', 'mosquitto.acl', '.env.example', 'kubernetes/hub.yaml', 'Dockerfile']) expect(() => readFileSync(join(DEPLOY, f))).not.toThrow();
+});
