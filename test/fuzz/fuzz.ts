@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { connectAsync, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
-import { AckSchema, BirthSchema, DeathSchema, DetectionBatchSchema, deviceTopic, HeartbeatSchema, parsePayload, SCHEMA_VERSION, type DeviceChannel } from '@shelfsight/contracts';
+import { AckSchema, BirthSchema, DeathSchema, DetectionBatchSchema, deviceTopic, FrameReplySchema, HeartbeatSchema, parsePayload, SampleSchema, SCHEMA_VERSION, type DeviceChannel } from '@shelfsight/contracts';
 import { freePort, processMemoryMb, spawnShelf, waitForHttp } from '@shelfsight/cli';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
@@ -33,8 +33,15 @@ const HONEST_BATCHES = Number(process.env.FUZZ_HONEST_BATCHES ?? 150);
 const MAX_PACKET = 256 * 1024;
 const MAX_BODY = 256 * 1024;
 /** Device→hub channels the hub has a handler for: a bad payload there must be counted as refused. */
-const HANDLED: DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections'];
-const SCHEMAS: Partial<Record<DeviceChannel, z.ZodType>> = { birth: BirthSchema, death: DeathSchema, heartbeat: HeartbeatSchema, detections: DetectionBatchSchema };
+const HANDLED: DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections', 'samples', 'frame-reply'];
+const SCHEMAS: Partial<Record<DeviceChannel, z.ZodType>> = {
+  birth: BirthSchema,
+  death: DeathSchema,
+  heartbeat: HeartbeatSchema,
+  detections: DetectionBatchSchema,
+  samples: SampleSchema,
+  'frame-reply': FrameReplySchema,
+};
 
 /** Sum of the series of a Prometheus counter whose labels match `labels` (a regex fragment). */
 function counterSum(text: string, name: string, labels = ''): number {

@@ -131,7 +131,9 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as soon as that many
     // bytes have arrived). Request ids come from the logger (nestjs-pino, `req.id`).
     app.use(helmet());
-    app.use(bodyLimitMiddleware(config.httpMaxBodyBytes, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
+    // Model uploads (POST /models, read as a stream by the registry) have their own, larger bound.
+    const bodyLimit = (req: { method: string; path: string }) => (req.method === 'POST' && req.path === '/models' ? config.modelUploadMaxBytes : config.httpMaxBodyBytes);
+    app.use(bodyLimitMiddleware(bodyLimit, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
     app.useBodyParser('json', { limit: config.httpMaxBodyBytes });
     app.useBodyParser('urlencoded', { limit: config.httpMaxBodyBytes, extended: false, parameterLimit: 100 });
     app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: ['application/octet-stream', 'image/*'] });

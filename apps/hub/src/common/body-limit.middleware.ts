@@ -7,8 +7,9 @@ import type { NextFunction, Request, Response } from 'express';
  * memory nor waited for (body-parser alone would drain it all before answering). The body
  * parsers keep the same limit as a second line.
  */
-export function bodyLimitMiddleware(maxBytes: number, onRefuse: () => void) {
+export function bodyLimitMiddleware(limit: number | ((req: Request) => number), onRefuse: () => void) {
   return (req: Request, res: Response, next: NextFunction): void => {
+    const maxBytes = typeof limit === 'number' ? limit : limit(req);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (Number.isFinite(declared) && declared > maxBytes) {
       refuse(req, res, maxBytes, onRefuse);
