@@ -8,7 +8,7 @@ import { agentConfig, frameIdOf, StandInClassifier, startAgent } from '@shelfsig
 import type { DatabaseKind } from './support/databases';
 import { registerTestBackbone } from './support/samples';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { hubFetch, eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -80,17 +80,17 @@ for (const variant of variants) {
         }, 30_000, 'six samples from the agent');
         expect(samples.every((s) => s.deviceId === deviceId && s.reason === 'low_confidence' && s.embeddingDim === 16 && s.backboneId === 'stand-in')).toBe(true);
         expect(new Set(samples.map((s) => s.frameId))).toEqual(new Set(ids));
-        const thumb = await fetch(`${sut.hub.httpUrl}${samples[0]!.thumbnail.url}`);
+        const thumb = await hubFetch(`${sut.hub.httpUrl}${samples[0]!.thumbnail.url}`);
         expect(thumb.status).toBe(200);
         expect(thumb.headers.get('content-type')).toBe('image/jpeg');
         expect(Buffer.from(await thumb.arrayBuffer()).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
 
         // Correct the newest frame's detection (still held) and the oldest one's (no longer held).
-        expect((await fetch(`${sut.hub.httpUrl}/categories`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bread' }) })).status).toBe(201);
+        expect((await hubFetch(`${sut.hub.httpUrl}/categories`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bread' }) })).status).toBe(201);
         const dets = (await getJson<{ items: Array<{ id: string; frameId: string }> }>(`${sut.hub.httpUrl}/detections?site=${site}&limit=100`)).body.items;
         const detOf = (frameId: string) => dets.find((x) => x.frameId === frameId)!.id;
         const correct = (frameId: string) =>
-          fetch(`${sut.hub.httpUrl}/detections/${detOf(frameId)}/correction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ category: 'bread' }) });
+          hubFetch(`${sut.hub.httpUrl}/detections/${detOf(frameId)}/correction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ category: 'bread' }) });
         expect((await correct(ids[5]!)).status).toBe(201);
         expect((await correct(ids[0]!)).status).toBe(201);
         type Corr = { frameStatus: string; sampleId: string | null };

@@ -6,7 +6,7 @@ import { IngestRepository } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
-import { eventually, startTestHub, type TestHub } from './support/test-hub';
+import { hubFetch, eventually, startTestHub, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -25,7 +25,7 @@ for (const variant of variants) {
     let sut: TestHub;
     let sql: Client;
     const site = `site-${randomBytes(3).toString('hex')}`;
-    const conflicts = async () => metricSum(await (await fetch(`${sut.hub.httpUrl}/metrics`)).text(), 'shelfsight_detections_seq_conflicts_total');
+    const conflicts = async () => metricSum(await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text(), 'shelfsight_detections_seq_conflicts_total');
     const acksOf = (device: FakeDevice, seq: number) => device.acks.filter((a) => a.seqs.includes(seq)).length;
     const rowsOf = async (deviceId: string) =>
       (await sql.query('SELECT seq::int, frame_id, category FROM detections WHERE device_id = $1 ORDER BY seq', [deviceId])).rows as Array<{

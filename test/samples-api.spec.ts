@@ -8,7 +8,7 @@ import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { jpegThumbnail, nearby, randomVector, registerTestBackbone, sampleMessage } from './support/samples';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { hubFetch, eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -78,7 +78,7 @@ for (const variant of variants) {
     const siteOf = (name: string) => `${name}-${tag}`;
     const api = (path: string) => `${sut.hub.httpUrl}${path}`;
     const post = async <T>(path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-      const res = await fetch(api(path), {
+      const res = await hubFetch(api(path), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -91,7 +91,7 @@ for (const variant of variants) {
       return dev;
     };
     const send = (dev: FakeDevice, s: Sample) => dev.sendRaw('samples', JSON.stringify(s));
-    const metric = async (name: string, labels: Record<string, string> = {}) => metricSum(await (await fetch(api('/metrics'))).text(), name, labels);
+    const metric = async (name: string, labels: Record<string, string> = {}) => metricSum(await (await hubFetch(api('/metrics'))).text(), name, labels);
     const settle = () => sut.hub.app.get(SampleWriter).idle();
     const pending = async (site: string, query = '') => (await getJson<Page>(api(`/samples?site=${site}&limit=500${query}`))).body.items;
     const waitForSamples = (site: string, n: number, query = '') =>
@@ -149,7 +149,7 @@ for (const variant of variants) {
       expect(items).toHaveLength(1);
       expect(items[0]).toMatchObject({ deviceId: dev.id, sampleId: s.sampleId, reason: 'low_confidence', state: 'pending', embeddingDim: DIM });
       expect(new Date(items[0]!.expiresAt!).getTime()).toBeGreaterThan(Date.now() + 6 * 86_400_000);
-      const metricsText = await (await fetch(api('/metrics'))).text();
+      const metricsText = await (await hubFetch(api('/metrics'))).text();
       expect(metricsText).toMatch(/shelfsight_samples_rejected_total\{reason="unknown_backbone"\} 1/);
     });
 
@@ -237,7 +237,7 @@ for (const variant of variants) {
       const items = await waitForSamples(site, 6);
       const [a, b, c, ...rest] = items as [SampleJson, SampleJson, SampleJson, ...SampleJson[]];
 
-      expect((await post<SampleJson>(`/samples/${a.id}/label`, { category: 'milk' })).body).toMatchObject({ state: 'labelled', label: 'milk', labelledBy: 'anonymous', expiresAt: null });
+      expect((await post<SampleJson>(`/samples/${a.id}/label`, { category: 'milk' })).body).toMatchObject({ state: 'labelled', label: 'milk', labelledBy: 'key:bootstrap', expiresAt: null });
       expect((await post<SampleJson>(`/samples/${a.id}/label`, { category: 'juice' })).body).toMatchObject({ state: 'labelled', label: 'juice' });
       expect((await post<SampleJson>(`/samples/${b.id}/skip`)).body).toMatchObject({ state: 'skipped', label: null });
       expect((await post(`/categories/yoghurt/retire`)).status).toBe(200);
@@ -260,14 +260,14 @@ for (const variant of variants) {
       expect(counts.states.labelled).toBeGreaterThanOrEqual(5);
       expect(counts.byCategory.find((x) => x.state === 'labelled' && x.category === 'apples')?.samples).toBeGreaterThanOrEqual(4);
 
-      const res = await fetch(api(`/samples/${a.id}/thumbnail`));
+      const res = await hubFetch(api(`/samples/${a.id}/thumbnail`));
       const bytes = Buffer.from(await res.arrayBuffer());
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('image/jpeg');
       expect(res.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
       expect(res.headers.get('etag')).toBe(`"${createHash('sha256').update(bytes).digest('hex')}"`);
       expect(bytes.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
-      const again = await fetch(api(`/samples/${a.id}/thumbnail`), { headers: { 'If-None-Match': res.headers.get('etag')! } });
+      const again = await hubFetch(api(`/samples/${a.id}/thumbnail`), { headers: { 'If-None-Match': res.headers.get('etag')! } });
       expect(again.status).toBe(304);
       const bad = await getJson<{ message: string[] }>(api('/samples?minConfidence=0.9&maxConfidence=0.1'));
       expect(bad.status).toBe(400);
@@ -292,13 +292,13 @@ for (const variant of variants) {
 
       const current = await post<CorrectionJson>(`/detections/${idOf(1)}/correction`, { category: 'juice' });
       expect(current.status).toBe(201);
-      expect(current.body).toMatchObject({ movedState: true, previousCategory: 'milk', category: 'juice', frameStatus: 'requested', correctedBy: 'anonymous' });
+      expect(current.body).toMatchObject({ movedState: true, previousCategory: 'milk', category: 'juice', frameStatus: 'requested', correctedBy: 'key:bootstrap' });
       const received = await eventually(async () => {
         const list = (await getJson<CorrectionJson[]>(api(`/detections/${idOf(1)}/correction`))).body;
         return list[0]?.frameStatus === 'received' ? list[0] : undefined;
       }, 15_000, 'the corrected frame');
       const sample = (await getJson<SampleJson>(api(`/samples/${received.sampleId}`))).body;
-      expect(sample).toMatchObject({ reason: 'requested', state: 'labelled', label: 'juice', labelledBy: 'anonymous', frameId: d1.frameId, detectionId: idOf(1), expiresAt: null, embeddingDim: DIM });
+      expect(sample).toMatchObject({ reason: 'requested', state: 'labelled', label: 'juice', labelledBy: 'key:bootstrap', frameId: d1.frameId, detectionId: idOf(1), expiresAt: null, embeddingDim: DIM });
 
       // Not current any more (seq 3 replaced it): recorded, state untouched; the frame is gone.
       const stale = await post<CorrectionJson>(`/detections/${idOf(2)}/correction`, { category: 'apples' });
@@ -402,7 +402,7 @@ for (const variant of variants) {
       expect((await getJson<SampleJson>(api(`/samples/${keep.id}`))).body.state).toBe('labelled');
       expect(await blobs.has(alone.thumbnail.sha256)).toBe(false);
       expect(await blobs.has(keep.thumbnail.sha256)).toBe(true);
-      expect((await fetch(api(`/samples/${keep.id}/thumbnail`))).status).toBe(200);
+      expect((await hubFetch(api(`/samples/${keep.id}/thumbnail`))).status).toBe(200);
     });
   });
 }

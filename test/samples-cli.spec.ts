@@ -30,7 +30,7 @@ describe('shelf samples / shelf categories against a real hub', () => {
   let device: FakeDevice;
   let tmp: string;
   const site = `cli-${randomBytes(3).toString('hex')}`;
-  const hub = () => ['--hub-url', sut.hub.httpUrl];
+  const hub = () => ['--hub-url', sut.hub.httpUrl, '--api-key', sut.apiKey];
 
   beforeAll(async () => {
     sut = await startTestHub('pglite', 'aedes');

@@ -8,7 +8,7 @@ import { TrainingWorkerSupervisor } from '@shelfsight/hub';
 import { writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
-import { eventually, startTestHub, type TestHub } from './support/test-hub';
+import { hubFetch, eventually, startTestHub, type TestHub } from './support/test-hub';
 
 const BACKBONE = 'nsfw-mobilenet-v2';
 const DIM = 1280;
@@ -21,7 +21,7 @@ const dataset = mkdtempSync(join(tmpdir(), 'shelfsight-jobs-data-'));
 const ready = writeColourDataset(dataset, { red: [200, 30, 30], green: [30, 200, 30], blue: [30, 30, 200] }, 8);
 
 async function post(hub: TestHub, path: string, body?: unknown): Promise<{ status: number; body: TrainingJobView }> {
-  const res = await fetch(`${hub.hub.httpUrl}${path}`, {
+  const res = await hubFetch(`${hub.hub.httpUrl}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -30,7 +30,7 @@ async function post(hub: TestHub, path: string, body?: unknown): Promise<{ statu
 }
 
 async function job(hub: TestHub, id: number): Promise<TrainingJobView> {
-  return (await (await fetch(`${hub.hub.httpUrl}/training-jobs/${id}`)).json()) as TrainingJobView;
+  return (await (await hubFetch(`${hub.hub.httpUrl}/training-jobs/${id}`)).json()) as TrainingJobView;
 }
 
 const until = (hub: TestHub, id: number, pred: (j: TrainingJobView) => boolean, what: string, timeoutMs = 90_000) =>
@@ -114,11 +114,11 @@ for (const variant of variants) {
       expect(nextDone.result).toMatchObject({ baseRows: v.rows[0].training_set_rows, sampleRows: 0 });
 
       // Bad requests are refused with the field named, before anything is queued.
-      const bad = await fetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: {}, head: { type: 'svm' } }) });
+      const bad = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: {}, head: { type: 'svm' } }) });
       expect(bad.status).toBe(400);
       expect(JSON.stringify(await bad.json())).toMatch(/base/);
       expect((await post(sut, '/training-jobs', { base: { dataset }, augmentFromThumbnails: true })).status).toBe(400);
-      const list = (await (await fetch(`${sut.hub.httpUrl}/training-jobs`)).json()) as TrainingJobView[];
+      const list = (await (await hubFetch(`${sut.hub.httpUrl}/training-jobs`)).json()) as TrainingJobView[];
       expect(list.map((j) => j.id).slice(0, 2)).toEqual([next.body.id, created.body.id]);
     }, 240_000);
 

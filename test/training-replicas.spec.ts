@@ -11,7 +11,7 @@ import { writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import { createTestDatabase, type TestDatabase } from './support/databases';
 import { hasExternalPostgres } from './support/services';
 import { spawnShelf, type ShelfProcess } from './support/shelf-process';
-import { eventually } from './support/test-hub';
+import { TEST_ADMIN_KEY, hubFetch, eventually } from './support/test-hub';
 
 const BACKBONE = 'nsfw-mobilenet-v2';
 const d = hasExternalPostgres() ? describe : describe.skip;
@@ -27,7 +27,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     await writeColourDataset(dataset, { red: [200, 30, 30], green: [30, 200, 30] }, 6);
     db = await createTestDatabase('postgres');
     for (let i = 0; i < 2; i++) {
-      const env = { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATABASE_URL: db.url, DATA_DIR: dataDir, TRAINING_WORKER: 'off', TRAINING_HEARTBEAT_TIMEOUT_S: '10' };
+      const env = { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATABASE_URL: db.url, DATA_DIR: dataDir, TRAINING_WORKER: 'off', TRAINING_HEARTBEAT_TIMEOUT_S: '10', HUB_API_KEY: TEST_ADMIN_KEY };
       hubs.push(await startHub(loadHubConfig({}, env), { logLevels: false }));
     }
     for (let i = 0; i < 2; i++) {
@@ -46,7 +46,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     const ids: number[] = [];
     for (let i = 0; i < 4; i++) {
       const hub = hubs[i % 2] as HubHandle;
-      const res = await fetch(`${hub.httpUrl}/training-jobs`, {
+      const res = await hubFetch(`${hub.httpUrl}/training-jobs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 10, seed: i + 1 } }),
@@ -55,7 +55,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
       ids.push(((await res.json()) as TrainingJobView).id);
     }
     const ended = await eventually(async () => {
-      const all = (await (await fetch(`${(hubs[1] as HubHandle).httpUrl}/training-jobs`)).json()) as TrainingJobView[];
+      const all = (await (await hubFetch(`${(hubs[1] as HubHandle).httpUrl}/training-jobs`)).json()) as TrainingJobView[];
       return all.length === 4 && all.every((j) => j.status !== 'queued' && j.status !== 'running') ? all : undefined;
     }, 180_000, 'all jobs ended');
     expect(ended.map((j) => [j.status, j.error])).toEqual(ids.map(() => ['done', null]));
@@ -74,14 +74,14 @@ d('training jobs with two hub replicas and two workers on one database (postgres
   it('fails a job as interrupted when a standalone worker dies and stops beating', async () => {
     // One worker left, then killed mid-job: nobody is left to report, the heartbeat sweep decides.
     await (workers[1] as ShelfProcess).stop();
-    const res = await fetch(`${(hubs[0] as HubHandle).httpUrl}/training-jobs`, {
+    const res = await hubFetch(`${(hubs[0] as HubHandle).httpUrl}/training-jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 1000, batchSize: 1 } }),
     });
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as TrainingJobView;
-    const get = async () => (await (await fetch(`${(hubs[0] as HubHandle).httpUrl}/training-jobs/${id}`)).json()) as TrainingJobView;
+    const get = async () => (await (await hubFetch(`${(hubs[0] as HubHandle).httpUrl}/training-jobs/${id}`)).json()) as TrainingJobView;
     await eventually(async () => ((await get()).phase === 'training' ? true : undefined), 120_000, 'training').catch(async (err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(await get())}\n${(workers[0] as ShelfProcess).output().slice(-3000)}`);
     });
@@ -98,7 +98,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     try {
       const job = JSON.stringify({ base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 3 } });
       const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(__dirname, '..', 'bin', 'register.js'), join(__dirname, 'support', 'hub-tf-probe.ts')], {
-        env: { ...process.env, DATABASE_URL: scratch.url, PROBE_JOB: job },
+        env: { ...process.env, DATABASE_URL: scratch.url, PROBE_JOB: job, HUB_API_KEY: TEST_ADMIN_KEY },
         timeout: 180_000,
       });
       const probe = JSON.parse(stdout.trim().split('\n').pop() as string) as { status: string; tensorflowModules: number };

@@ -17,6 +17,7 @@
  * Exits non-zero on failure; the last stdout line is one JSON object.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -91,7 +92,11 @@ async function main(): Promise<Record<string, unknown>> {
     const httpPort = await freePort();
     const mqttPort = await freePort();
     const hubUrl = `http://127.0.0.1:${httpPort}`;
+    // The operator's key; the agents connect to the open broker (device provisioning is tested in test/mqtt-auth.spec.ts).
+    const apiKey = `loop-admin-${randomBytes(12).toString('hex')}`;
     const hub = spawnShelf(['hub'], {
+      HUB_API_KEY: apiKey,
+      MQTT_AUTH: 'off',
       DATA_DIR: join(work, 'hub'),
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(httpPort),
@@ -108,13 +113,14 @@ async function main(): Promise<Record<string, unknown>> {
       const api = async <T>(method: 'GET' | 'POST', path: string, body?: unknown, contentType = 'application/json'): Promise<T> => {
         const res = await fetch(`${hubUrl}${path}`, {
           method,
-          ...(body !== undefined ? { headers: { 'content-type': contentType }, body: Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body) } : {}),
+          headers: { 'X-API-Key': apiKey, ...(body !== undefined ? { 'content-type': contentType } : {}) },
+          ...(body !== undefined ? { body: Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body) } : {}),
         });
         const text = await res.text();
         if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
         return (text ? JSON.parse(text) : undefined) as T;
       };
-      const register = await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', hubUrl]).catch((e: Error & { stderr?: string }) => {
+      const register = await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', hubUrl, '--api-key', apiKey]).catch((e: Error & { stderr?: string }) => {
         throw new Error(`shelf models register failed: ${e.stderr ?? e.message}`);
       });
       const v0Version = v0.manifest.version;
@@ -198,7 +204,7 @@ async function main(): Promise<Record<string, unknown>> {
       const retrainSeconds = (Date.parse(good.finishedAt as string) - Date.parse(good.createdAt)) / 1000;
       const v1 = await api<Model>('GET', `/models/${good.resultVersion}`);
       const v1Dir = join(work, 'v1');
-      const archive = await unpackArtifact(Buffer.from(await (await fetch(`${hubUrl}/models/${good.resultVersion}/artifact`)).arrayBuffer()));
+      const archive = await unpackArtifact(Buffer.from(await (await fetch(`${hubUrl}/models/${good.resultVersion}/artifact`, { headers: { 'X-API-Key': apiKey } })).arrayBuffer()));
       mkdirSync(v1Dir, { recursive: true });
       writeFileSync(join(v1Dir, MANIFEST_FILE), archive.manifest);
       writeFileSync(join(v1Dir, WEIGHTS_FILE), archive.weights);

@@ -13,14 +13,15 @@ async function main(): Promise<void> {
     loadHubConfig({}, { ...process.env, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-probe-')), TRAINING_WORKER: 'child' }),
     { logLevels: false },
   );
+  const headers = { 'X-API-Key': process.env.HUB_API_KEY ?? '' };
   let status = 'none';
   try {
-    const res = await fetch(`${hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: process.env.PROBE_JOB });
+    const res = await fetch(`${hub.httpUrl}/training-jobs`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: process.env.PROBE_JOB });
     const { id } = (await res.json()) as { id: number };
     for (let i = 0; i < 1200 && (status === 'none' || status === 'queued' || status === 'running'); i++) {
       await new Promise((r) => setTimeout(r, 250));
-      status = ((await (await fetch(`${hub.httpUrl}/training-jobs/${id}`)).json()) as { status: string }).status;
-      await fetch(`${hub.httpUrl}/training-jobs`);
+      status = ((await (await fetch(`${hub.httpUrl}/training-jobs/${id}`, { headers })).json()) as { status: string }).status;
+      await fetch(`${hub.httpUrl}/training-jobs`, { headers });
     }
   } finally {
     await hub.stop();
