@@ -83,7 +83,7 @@ for (const variant of variants) {
     it('runs a job from queued to done with progress, trains the labelled samples from their embeddings, and registers the version', async () => {
       const created = await post(sut, '/training-jobs', { base: { dataset }, backbone: BACKBONE, head: { type: 'softmax', epochs: 30 } });
       expect(created.status).toBe(201);
-      expect(created.body).toMatchObject({ status: 'queued', phase: 'queued', attempt: 1, createdBy: 'anonymous' });
+      expect(created.body).toMatchObject({ status: 'queued', phase: 'queued', attempt: 1, createdBy: 'key:bootstrap' });
       const phases = new Set<string>();
       const done = await eventually(async () => {
         const j = await job(sut, created.body.id);
@@ -129,7 +129,7 @@ for (const variant of variants) {
       expect(cancelled.status).toBe(200);
       expect(cancelled.body.cancelRequestedAt).not.toBeNull();
       const end = await until(sut, created.body.id, (j) => j.status !== 'running', 'cancelled');
-      expect(end).toMatchObject({ status: 'cancelled', resultVersion: null, cancelledBy: 'anonymous' });
+      expect(end).toMatchObject({ status: 'cancelled', resultVersion: null, cancelledBy: 'key:bootstrap' });
       expect(end.progress.epoch ?? 0).toBeLessThan(400);
       expect((await post(sut, `/training-jobs/${created.body.id}/cancel`)).status).toBe(409);
     }, 240_000);
