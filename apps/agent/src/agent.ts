@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
 import type { FrameRequest } from '@shelfsight/contracts';
-import type { Backbone, FrameClassifier } from '@shelfsight/vision';
+import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
@@ -12,7 +12,7 @@ import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
 import { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
 import { FrameRing } from './samples/frame-ring';
-import { Sampler, type BottleneckFn } from './samples/sampler';
+import { Sampler } from './samples/sampler';
 import { DirectorySource } from './sources/directory-source';
 import { HttpUploadSource } from './sources/http-upload-source';
 import type { Frame, FrameSource } from './sources/frame';
@@ -25,8 +25,6 @@ export interface AgentDeps {
   logger?: Logger;
   /** Extra frame sources besides the configured directory (replay, synthetic, ...). */
   sources?: FrameSource[];
-  /** Feature vectors for samples; default: from the classifier when it can. */
-  bottleneck?: BottleneckFn;
 }
 
 export interface AgentStats {
@@ -65,6 +63,8 @@ export interface AgentHandle {
 /** Start an edge agent in this process. */
 export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<AgentHandle> {
   const startedAt = new Date();
+  // Refuse a bad configuration before anything is opened (classifier, outbox, journal, port).
+  validateAgentConfig(config);
   const logger = (deps.logger ?? createLogger('agent')).child({ deviceId: config.deviceId });
   const stateDir = path.resolve(config.stateDir ?? path.join('.data', 'agent', config.deviceId));
   await fsp.mkdir(stateDir, { recursive: true });
@@ -96,9 +96,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   let ops: OpsServer | undefined;
   let httpPort: number | undefined;
-  if (config.httpUpload && config.httpPort === 0) {
-    throw new ConfigError('AGENT_HTTP_UPLOAD (--http-upload) needs AGENT_HTTP_PORT (--http-port) > 0');
-  }
   if (config.httpPort > 0) ops = new OpsServer();
   if (ops && config.httpUpload) sources.push(new HttpUploadSource(ops, config.site));
 
@@ -145,7 +142,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       deviceId: config.deviceId,
       backboneId: () => classifier.backboneId,
       publish: (topic, payload) => link.publish(topic, payload, 1),
-      bottleneck: deps.bottleneck ?? bottleneckOf(classifier),
       ring,
       logger,
     },
@@ -335,19 +331,11 @@ async function diskFree(dir: string): Promise<number | undefined> {
   }
 }
 
-/** Bottleneck of a frame from the classifier: its own method, or its TensorFlow backbone. */
-function bottleneckOf(classifier: FrameClassifier): BottleneckFn | undefined {
-  const c = classifier as FrameClassifier & { bottleneck?: (image: Buffer) => Promise<Float32Array>; backbone?: Backbone };
-  if (typeof c.bottleneck === 'function') return (image) => (c.bottleneck as (i: Buffer) => Promise<Float32Array>).call(c, image);
-  const backbone = c.backbone;
-  if (backbone && typeof backbone.extract === 'function') {
-    return async (image, frameId) => {
-      const vision = await import('@shelfsight/vision');
-      const [features] = await vision.extractFeatures(backbone, [{ input: image, source: frameId }]);
-      return features instanceof Float32Array ? features : undefined;
-    };
+/** Settings that are valid one by one but not together (the config schema checks each alone). */
+export function validateAgentConfig(config: AgentConfig): void {
+  if (config.httpUpload && config.httpPort === 0) {
+    throw new ConfigError('AGENT_HTTP_UPLOAD (--http-upload) needs AGENT_HTTP_PORT (--http-port) > 0');
   }
-  return undefined;
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

@@ -13,5 +13,5 @@ export * from './sources/frame';
 export * from './classify/stand-in-classifier';
 export { ReplaySource, type ReplaySourceOptions, type ReplayTemplate } from './sources/replay-source';
 export { startSimulatedFleet, type SimulatedFleet, type SimulatedFleetOptions } from './sim/fleet';
-export { Sampler, type SamplerOptions, type SamplerDeps, type BottleneckFn } from './samples/sampler';
+export { Sampler, type SamplerOptions, type SamplerDeps } from './samples/sampler';
 export { FrameRing } from './samples/frame-ring';

@@ -8,6 +8,13 @@ export interface FrameClassification {
   topK: ScoredCategory[];
   /** Wall time spent decoding and classifying this frame. */
   latencyMs: number;
+  /**
+   * The backbone's bottleneck of the frame's first view (the centre crop; the zoomed one
+   * when the model's TTA has no centre crop), computed anyway for classifying: samples
+   * carry it, and another head on the same backbone (a shadow model) can score it
+   * (`TfjsFrameClassifier.classifyFeatures`) without a second backbone pass.
+   */
+  embedding?: Float32Array;
 }
 
 /**

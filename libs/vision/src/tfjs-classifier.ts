@@ -51,6 +51,14 @@ export class TfjsFrameClassifier implements FrameClassifier {
 
   async classify(image: Buffer, source = 'frame'): Promise<FrameClassification> {
     const started = performance.now();
+    const views = await this.embed(image, source);
+    const { topK } = this.classifyViews(views);
+    const first = topK[0] as ScoredCategory;
+    return { category: first.category, confidence: first.confidence, topK, latencyMs: performance.now() - started, embedding: views[0] };
+  }
+
+  /** The backbone step: one bottleneck per TTA view of the frame, in `views` order. */
+  async embed(image: Buffer, source = 'frame'): Promise<Float32Array[]> {
     const spec = inputSpecOf(this.backbone);
     const rgb = await decodeRgb(image, source);
     const hash = this.views.length > 1 ? sha256Hex(image) : '';
@@ -60,22 +68,26 @@ export class TfjsFrameClassifier implements FrameClassifier {
     } catch (err) {
       throw new ImageDecodeError(source, err);
     }
-    const probs = tf.tidy(() => {
-      // TTA views go through the backbone one at a time: the same work as one batch, but
-      // the WASM heap (which never shrinks) only ever holds one view's activations.
-      const features = pixels.map((px) => this.backbone.extract(toBatch([px], spec)));
-      const p = this.head.predict(features.length > 1 ? tf.concat(features, 0) : (features[0] as tf.Tensor2D));
-      return (pixels.length > 1 ? p.mean(0) : p).dataSync() as Float32Array;
-    });
-    const topK = rankTopK(probs, this.labels, this.topK);
-    const first = topK[0] as ScoredCategory;
-    return { category: first.category, confidence: first.confidence, topK, latencyMs: performance.now() - started };
+    // TTA views go through the backbone one at a time: the same work as one batch, but
+    // the WASM heap (which never shrinks) only ever holds one view's activations.
+    return pixels.map((px) => tf.tidy(() => this.backbone.extract(toBatch([px], spec)).dataSync() as Float32Array));
   }
 
-  /** Classify a bottleneck vector computed elsewhere (cache, worker). */
-  classifyFeatures(features: Float32Array): ScoredFeatures {
-    const probs = tf.tidy(() => this.head.predict(tf.tensor2d(features, [1, features.length])).dataSync() as Float32Array);
+  /** The head step on bottlenecks computed elsewhere: the views' probabilities averaged (TTA). */
+  classifyViews(views: Float32Array[]): ScoredFeatures {
+    const dim = this.backbone.featureDim;
+    const x = new Float32Array(views.length * dim);
+    views.forEach((v, i) => x.set(v, i * dim));
+    const probs = tf.tidy(() => {
+      const p = this.head.predict(tf.tensor2d(x, [views.length, dim]));
+      return (views.length > 1 ? p.mean(0) : p).dataSync() as Float32Array;
+    });
     return { topK: rankTopK(probs, this.labels, this.topK), probabilities: probs };
+  }
+
+  /** Classify one bottleneck vector computed elsewhere (cache, worker, a classification's `embedding`). */
+  classifyFeatures(features: Float32Array): ScoredFeatures {
+    return this.classifyViews([features]);
   }
 
   dispose(): void {

@@ -51,13 +51,9 @@ export class StandInClassifier implements FrameClassifier {
       left -= share;
     }
     const unique = topK.filter((s, i) => topK.findIndex((t) => t.category === s.category) === i);
-    return { category, confidence, topK: unique, latencyMs: performance.now() - started };
-  }
-
-  /** A small deterministic feature vector (stands in for the backbone's bottleneck). */
-  async bottleneck(image: Buffer): Promise<Float32Array> {
-    const hash = createHash('sha256').update(image).digest();
-    return Float32Array.from(hash.subarray(0, 16), (b) => b / 255);
+    // A small deterministic feature vector stands in for the backbone's bottleneck.
+    const embedding = Float32Array.from(hash.subarray(0, 16), (b) => b / 255);
+    return { category, confidence, topK: unique, latencyMs: performance.now() - started, embedding };
   }
 
   dispose(): void {}

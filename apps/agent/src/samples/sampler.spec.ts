@@ -33,7 +33,7 @@ function classified(n: number, topK: Array<[string, number]>): ClassifiedFrame {
   return {
     frame: { frameId: detection.frameId, site: 'site-1', location: 'A-01-1-A', capturedAt: detection.capturedAt, image, source: 'test' },
     detection,
-    classification: { category: detection.category, confidence: detection.confidence, topK: detection.topK, latencyMs: 1 },
+    classification: { category: detection.category, confidence: detection.confidence, topK: detection.topK, latencyMs: 1, embedding: Float32Array.from([0.25, 0.5, 0.75]) },
   };
 }
 
@@ -52,7 +52,6 @@ describe(Sampler.name, () => {
           published.push({ topic, payload });
           return true;
         },
-        bottleneck: async () => Float32Array.from([0.25, 0.5, 0.75]),
         ring,
       },
     );
@@ -82,7 +81,7 @@ describe(Sampler.name, () => {
     expect(auditing.reasonFor(classified(4, [['milk', 0.9], ['juice', 0.05]]))).toBe('audit');
   });
 
-  it('sends a valid sample: JPEG thumbnail, bottleneck, prediction, metadata', async () => {
+  it('sends a valid sample: JPEG thumbnail, the classification’s embedding as bottleneck, prediction, metadata', async () => {
     const sut = make();
     sut.consider(classified(7, [['milk', 0.4], ['juice', 0.35]]));
     await settled(sut);

@@ -14,9 +14,6 @@ import { silentLogger, type Logger } from '@shelfsight/common';
 import type { ClassifiedFrame } from '../pipeline/pipeline';
 import type { FrameRing } from './frame-ring';
 
-/** Feature vector of an image for a sample (the classifier's backbone output), if available. */
-export type BottleneckFn = (image: Buffer, frameId: string) => Promise<Float32Array | undefined>;
-
 export interface SamplerOptions {
   /** Sample when the top confidence is below this. */
   minConfidence: number;
@@ -39,7 +36,6 @@ export interface SamplerDeps {
   backboneId: () => string;
   /** Publish QoS 1; false when not connected. */
   publish: (topic: string, payload: Buffer) => boolean;
-  bottleneck?: BottleneckFn;
   ring?: FrameRing;
   logger?: Logger;
 }
@@ -207,7 +203,8 @@ export class Sampler {
       .resize({ width: px, height: px, fit: 'inside', withoutEnlargement: true })
       .jpeg({ quality: 75 })
       .toBuffer({ resolveWithObject: true });
-    const vector = await this.deps.bottleneck?.(frame.image, frame.frameId).catch(() => undefined);
+    // The bottleneck the classifier computed for this frame: no second backbone pass.
+    const vector = c.classification.embedding;
     return {
       v: SCHEMA_VERSION,
       deviceId: this.deps.deviceId,
