@@ -2,12 +2,13 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
-import type { FrameRequest } from '@shelfsight/contracts';
+import type { FrameRequest, Heartbeat } from '@shelfsight/contracts';
 import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
+import { HeadHolder } from './models/head-holder';
 import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
 import { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
@@ -45,6 +46,8 @@ export interface AgentHandle {
   readonly config: AgentConfig;
   /** Port of the health/metrics server, if enabled. */
   readonly httpPort: number | undefined;
+  /** The active head, a candidate beside it and the previous one (rollouts swap heads through it). */
+  readonly heads: HeadHolder;
   /** `connected`, `disconnected`, `acked` (seqs), `detection` (Detection), `idle`. */
   readonly events: EventEmitter;
   stats(): AgentStats;
@@ -70,13 +73,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   await fsp.mkdir(stateDir, { recursive: true });
 
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
-  const ownsClassifier = !deps.classifier;
+  // Every user of the classifier goes through the holder, so a rollout can swap the head live.
+  const heads = new HeadHolder(classifier, { ownsActive: !deps.classifier, logger });
   const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
   logger.info(recovery.newEpoch ? 'outbox created: new sequence epoch' : 'outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq, epoch: recovery.epoch });
 
   const metrics = new AgentMetrics();
   const events = new EventEmitter();
-  const pipeline = new Pipeline(classifier, outbox, { queueSize: config.queueSize, concurrency: config.concurrency, topK: config.topK, logger }, metrics);
+  const pipeline = new Pipeline(heads, outbox, { queueSize: config.queueSize, concurrency: config.concurrency, topK: config.topK, logger }, metrics);
   const sources: FrameSource[] = [...(deps.sources ?? [])];
   let journal: ProcessedJournal | undefined;
   let dirSource: DirectorySource | undefined;
@@ -115,8 +119,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         kind: config.kind,
         site: config.site,
         agentVersion: AGENT_VERSION,
-        backboneId: classifier.backboneId,
-        modelVersion: classifier.modelVersion,
+        backboneId: heads.backboneId,
+        modelVersion: heads.modelVersion,
         startedAt: startedAt.toISOString(),
       }),
     },
@@ -140,7 +144,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     {
       deviceId: config.deviceId,
-      backboneId: () => classifier.backboneId,
+      backboneId: () => heads.backboneId,
       publish: (topic, payload) => link.publish(topic, payload, 1),
       ring,
       logger,
@@ -185,7 +189,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       // Nothing is running yet: release the files and the model, then fail.
       await outbox.close();
       await journal?.close();
-      if (ownsClassifier) await classifier.dispose();
+      await heads.dispose();
       throw err;
     }
     logger.info('ops http listening', { port: httpPort, host: config.httpHost });
@@ -211,6 +215,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       outboxDepth: outbox.depth,
       outboxBytes: outbox.bytes,
       diskFreeBytes,
+      ...headsHeartbeat(heads),
     });
   };
   const heartbeatTimer = setInterval(() => void beat().catch(() => undefined), config.heartbeatMs);
@@ -250,7 +255,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     await ops?.close();
     await outbox.close();
     await journal?.close();
-    if (ownsClassifier) await classifier.dispose();
+    await heads.dispose();
     logger.info('stopped', { pending: outbox.depth });
   };
 
@@ -258,6 +263,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     deviceId: config.deviceId,
     config,
     httpPort,
+    heads,
     events,
     stats: () => ({
       deviceId: config.deviceId,
@@ -320,6 +326,15 @@ function registerMetrics(
   metrics.mirror('shelf_agent_connect_errors_total', 'Broker connection errors', () => c.connectErrors);
   metrics.mirror('shelf_agent_auth_failures_total', 'Connections refused for bad credentials', () => c.authFailures);
   metrics.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms', () => metrics.latency.percentile(95));
+}
+
+/** What the heartbeat says about the heads: the active version and the candidate, if any. */
+export function headsHeartbeat(heads: HeadHolder): Pick<Heartbeat, 'activeModelVersion' | 'candidate'> {
+  const c = heads.candidate;
+  return {
+    activeModelVersion: heads.modelVersion,
+    ...(c ? { candidate: { modelVersion: c.modelVersion, state: c.state, shadowFrames: c.shadowFrames, shadowTarget: c.shadowTarget } } : {}),
+  };
 }
 
 async function diskFree(dir: string): Promise<number | undefined> {
