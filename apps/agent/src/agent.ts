@@ -2,13 +2,15 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
-import type { FrameRequest, Heartbeat } from '@shelfsight/contracts';
+import { parseTrustedKeys, type FrameRequest, type Heartbeat, type ModelOffer, type TrustedKeys } from '@shelfsight/contracts';
 import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
-import { StandInClassifier } from './classify/stand-in-classifier';
+import { loadStandInHead, StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
 import { HeadHolder } from './models/head-holder';
+import { deviceBackboneOf } from './models/offer-check';
+import { RolloutAgent, type HeadLoader } from './models/rollout-agent';
 import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
 import { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
@@ -75,6 +77,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
   // Every user of the classifier goes through the holder, so a rollout can swap the head live.
   const heads = new HeadHolder(classifier, { ownsActive: !deps.classifier, logger });
+  let rolloutSetup: { keys: TrustedKeys; loadHead: HeadLoader } | undefined;
+  try {
+    rolloutSetup = config.trustedKeys ? await rolloutSetupFor(config, classifier) : undefined;
+  } catch (err) {
+    await heads.dispose();
+    throw err;
+  }
   const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
   logger.info(recovery.newEpoch ? 'outbox created: new sequence epoch' : 'outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq, epoch: recovery.epoch });
 
@@ -127,6 +136,35 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     outbox,
   );
   for (const e of ['connected', 'disconnected', 'acked'] as const) link.on(e, (arg: unknown) => events.emit(e, arg));
+
+  // Rollouts (with AGENT_TRUSTED_KEYS): restore the activated head before the birth names it.
+  let rollout: RolloutAgent | undefined;
+  if (rolloutSetup) {
+    try {
+      rollout = await RolloutAgent.open({
+        stateDir,
+        heads,
+        keys: rolloutSetup.keys,
+        loadHead: rolloutSetup.loadHead,
+        backbone: deviceBackboneOf(classifier),
+        hubHttpUrl: config.hubHttpUrl as string,
+        headers: config.mqttUsername ? { authorization: `Basic ${Buffer.from(`${config.mqttUsername}:${config.mqttPassword ?? ''}`).toString('base64')}` } : undefined,
+        shadowFrames: config.shadowFrames,
+        publish: (status) => link.publishRolloutStatus(status),
+        logger,
+      });
+    } catch (err) {
+      // Nothing is running yet: release the files and the model, then fail.
+      await outbox.close();
+      await journal?.close();
+      await heads.dispose();
+      throw err;
+    }
+    const r = rollout;
+    link.on('model-offer', (offer: ModelOffer) => void r.offer(offer));
+    link.on('model-offer-invalid', (message: string) => r.invalidOffer(message));
+    link.on('connected', () => r.resend());
+  }
   pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));
   // The directory source backs off while the queue or outbox is full; wake it when room returns.
   const wake = () => dirSource?.poke();
@@ -160,6 +198,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     'Samples by outcome: the reason they were picked (low_confidence, small_margin, audit, requested), sent, rate_limited, dropped, failed',
     () => ({ ...sampler.counts }),
   );
+  metrics.mirror(
+    'shelf_agent_model_rejected_total',
+    'Offered heads refused, by reason (bad_signature, unknown_key, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed)',
+    () => ({ ...rollout?.rejected }),
+    'reason',
+  );
+  metrics.mirror('shelf_agent_model_activations_total', 'Offered heads activated after their shadow run', () => rollout?.activations ?? 0);
   metrics.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests', () => ring.size);
   const renderMetrics = () => metrics.render();
 
@@ -215,7 +260,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       outboxDepth: outbox.depth,
       outboxBytes: outbox.bytes,
       diskFreeBytes,
-      ...headsHeartbeat(heads),
+      ...(rollout ? rollout.heartbeatFields() : headsHeartbeat(heads)),
     });
   };
   const heartbeatTimer = setInterval(() => void beat().catch(() => undefined), config.heartbeatMs);
@@ -249,6 +294,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const stop = async () => {
     logger.info('stopping', { pending: outbox.depth });
     for (const s of sources) await s.stop();
+    rollout?.close();
     await pipeline.stop();
     await link.stop(config.shutdownFlushMs);
     clearInterval(heartbeatTimer);
@@ -351,6 +397,25 @@ export function validateAgentConfig(config: AgentConfig): void {
   if (config.httpUpload && config.httpPort === 0) {
     throw new ConfigError('AGENT_HTTP_UPLOAD (--http-upload) needs AGENT_HTTP_PORT (--http-port) > 0');
   }
+  if (config.trustedKeys && !config.hubHttpUrl) {
+    throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys) needs AGENT_HUB_HTTP_URL (--hub-http-url): offered heads are downloaded from the hub');
+  }
+}
+
+/** Rollouts: the trusted keys, and how this classifier loads an offered head. */
+async function rolloutSetupFor(config: AgentConfig, classifier: unknown): Promise<{ keys: TrustedKeys; loadHead: HeadLoader }> {
+  const file = config.trustedKeys as string;
+  if (!(classifier instanceof StandInClassifier)) {
+    // Only the stand-in's head artifact format exists so far; a tfjs head bundle comes with the hub's rollout API.
+    throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys): rollouts are supported with --classifier stand-in only so far (no tfjs head artifact format yet)');
+  }
+  let keys: TrustedKeys;
+  try {
+    keys = parseTrustedKeys(await fsp.readFile(file, 'utf8'), file);
+  } catch (err) {
+    throw new ConfigError(`AGENT_TRUSTED_KEYS (--trusted-keys): ${(err as Error).message}`);
+  }
+  return { keys, loadHead: (artifact, manifest) => loadStandInHead(artifact, manifest, config.topK) };
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

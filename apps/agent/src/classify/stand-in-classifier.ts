@@ -1,8 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { ScoredCategory } from '@shelfsight/contracts';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { labelsHash, type RolloutManifest, type ScoredCategory } from '@shelfsight/contracts';
 import type { FrameClassification, FrameClassifier } from '@shelfsight/vision';
 
 export const STAND_IN_CATEGORIES = ['apples', 'bananas', 'bread', 'cheese', 'juice', 'milk', 'oranges', 'yogurt'];
+
+/** The stand-in "backbone" has no weights; its checksum is the sha256 of its id, so manifests can name it. */
+export const STAND_IN_BACKBONE_ID = 'stand-in';
+export const STAND_IN_BACKBONE_CHECKSUM = createHash('sha256').update(STAND_IN_BACKBONE_ID).digest('hex');
 
 /** Marker for synthetic frames: `SIMFRAME category=<name>\n...`; real images are hashed. */
 export const SIM_FRAME_MARKER = 'SIMFRAME';
@@ -24,7 +30,8 @@ export function syntheticFrame(category: string, payload = ''): Buffer {
  */
 export class StandInClassifier implements FrameClassifier {
   // classifyFeatures makes it a ShadowableHead (models/head-holder.ts) for rollout tests and the simulator.
-  readonly backboneId = 'stand-in';
+  readonly backboneId = STAND_IN_BACKBONE_ID;
+  readonly backboneChecksum = STAND_IN_BACKBONE_CHECKSUM;
   constructor(
     readonly modelVersion = 'stand-in-1',
     private readonly categories: string[] = STAND_IN_CATEGORIES,
@@ -69,6 +76,28 @@ export class StandInClassifier implements FrameClassifier {
   }
 
   dispose(): void {}
+}
+
+const StandInHeadSchema = z.object({
+  kind: z.literal('stand-in-head'),
+  modelVersion: z.string().min(1).max(128),
+  categories: z.array(z.string().min(1).max(64)).min(1),
+});
+
+/** A stand-in head as a rollout artifact (the simulator's and the tests' "model file"). */
+export function standInHeadArtifact(modelVersion: string, categories: string[] = STAND_IN_CATEGORIES): Buffer {
+  return Buffer.from(JSON.stringify({ kind: 'stand-in-head', modelVersion, categories }));
+}
+
+/**
+ * Load a verified stand-in head artifact. It must be the head the manifest describes: the
+ * same version and the label list whose hash was signed.
+ */
+export async function loadStandInHead(file: string, manifest: Pick<RolloutManifest, 'modelVersion' | 'labelsHash'>, topK = 3): Promise<StandInClassifier> {
+  const head = StandInHeadSchema.parse(JSON.parse(await readFile(file, 'utf8')));
+  if (head.modelVersion !== manifest.modelVersion) throw new Error(`artifact holds ${head.modelVersion}, the manifest names ${manifest.modelVersion}`);
+  if (labelsHash(head.categories) !== manifest.labelsHash) throw new Error(`artifact labels do not hash to the signed labels hash`);
+  return new StandInClassifier(head.modelVersion, head.categories, topK);
 }
 
 function pick(list: string[], n: number): string {

@@ -33,3 +33,13 @@ export function checkManifest(signed: unknown, ctx: { keys: TrustedKeys; trust: 
   }
   return { ok: true, manifest: m };
 }
+
+/**
+ * The backbone a classifier runs on: its id, and its checksum where the classifier exposes
+ * one (`backboneChecksum`, or the TensorFlow.js classifier's `backbone.checksum`).
+ */
+export function deviceBackboneOf(head: { backboneId: string }): DeviceBackbone {
+  const h = head as { backboneChecksum?: unknown; backbone?: { checksum?: unknown } };
+  const checksum = typeof h.backboneChecksum === 'string' ? h.backboneChecksum : typeof h.backbone?.checksum === 'string' ? h.backbone.checksum : undefined;
+  return { id: head.backboneId, checksum };
+}
