@@ -149,7 +149,6 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     expect(pointer.version).toBe('v9');
     child.kill('SIGTERM');
     expect(await exited(child)).toEqual({ code: 0, signal: null });
-    // eslint-disable-next-line no-console -- which side of the swap each kill landed on, for the log
     console.log(`rollout kill -9: restarted on ${cameBackOn.join(', ')}`);
   });
 });
