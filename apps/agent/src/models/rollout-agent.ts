@@ -211,7 +211,12 @@ export class RolloutAgent {
     if (this.shadowing?.manifest.modelVersion !== manifest.modelVersion || heads.candidate?.modelVersion !== manifest.modelVersion) return;
     this.shadowing = undefined;
     // The commit point: once the pointer names the new head, a restart runs it.
-    await writeFileAtomic(this.pointerFile, JSON.stringify({ v: 1, version: manifest.modelVersion, offerId: offer.offerId }));
+    try {
+      await writeFileAtomic(this.pointerFile, JSON.stringify({ v: 1, version: manifest.modelVersion, offerId: offer.offerId }));
+    } catch (err) {
+      heads.dropCandidate();
+      return this.reject(offer, 'load_failed', `could not record the activation: ${(err as Error).message}`);
+    }
     heads.activate();
     await this.trust.record(manifest);
     this.activations += 1;
