@@ -42,6 +42,8 @@ describe('agent rollouts', () => {
   let httpUrl: string;
   const artifacts = new Map<string, Buffer>();
   const downloads: Array<{ path: string; auth: string | undefined }> = [];
+  /** While set, artifact responses wait for it. */
+  let hold: Promise<void> | undefined;
   const statuses: RolloutStatus[] = [];
   let agent: AgentHandle | undefined;
   const key = generateKeyPairSync('ed25519');
@@ -64,7 +66,7 @@ describe('agent rollouts', () => {
       downloads.push({ path: req.url ?? '', auth: req.headers.authorization });
       const body = artifacts.get(req.url ?? '');
       if (!body) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': body.length }).end(body);
+      void Promise.resolve(hold).then(() => res.writeHead(200, { 'content-length': body.length }).end(body));
     });
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
     httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -76,6 +78,7 @@ describe('agent rollouts', () => {
     agent = undefined;
     statuses.length = 0;
     downloads.length = 0;
+    hold = undefined;
     artifacts.clear();
     await operator.endAsync();
     http.closeAllConnections();
@@ -174,6 +177,19 @@ describe('agent rollouts', () => {
     await until('v1', 'rejected');
     expect(statuses.find((s) => s.modelVersion === 'v1' && s.state === 'rejected')).toMatchObject({ reason: 'replayed_counter', activeVersion: 'v2' });
     expect(await agent!.metrics()).toMatch(/shelf_agent_model_rejected_total\{reason="replayed_counter"\} 1/);
+  });
+
+  it('says in its heartbeats what it is downloading, then what it is shadowing', async () => {
+    await start();
+    let release!: () => void;
+    hold = new Promise((r) => (release = r));
+    await offer('v3', 3);
+    const beat = (state: string) => hub.heartbeats.some((h) => h.deviceId === deviceId() && h.activeModelVersion === 'stand-in-1' && h.candidate?.modelVersion === 'v3' && h.candidate.state === state);
+    await waitUntil(() => beat('downloading'), 10_000, 'heartbeat: downloading v3');
+    release();
+    hold = undefined;
+    await waitUntil(() => beat('shadowing'), 10_000, 'heartbeat: shadowing v3');
+    expect(hub.heartbeats.filter((h) => h.candidate?.state === 'shadowing').at(-1)?.candidate).toMatchObject({ shadowFrames: 0, shadowTarget: 5 });
   });
 
   it('refuses a tampered artifact, an unknown key, an expired manifest and a foreign backbone, and says why', async () => {
