@@ -1,5 +1,5 @@
 import { connectAsync, type MqttClient } from 'mqtt';
-import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION, type Detection } from '@shelfsight/contracts';
+import { AckSchema, deviceTopic, FrameRequestSchema, parsePayload, SCHEMA_VERSION, type Detection, type FrameRequest } from '@shelfsight/contracts';
 
 /**
  * A bare MQTT client speaking the device contracts by hand, for tests that need to send
@@ -12,6 +12,10 @@ export class FakeDevice {
   readonly acked = new Set<number>();
   /** Every ack received, any epoch. */
   readonly acks: Array<{ epoch: string; seqs: number[] }> = [];
+  /** Every frame request the hub sent this device. */
+  readonly frameRequests: FrameRequest[] = [];
+  /** Answers frame requests when set (tests choose: the frame, or not_held). */
+  onFrameRequest?: (req: FrameRequest) => void | Promise<void>;
   private constructor(
     readonly id: string,
     private readonly client: MqttClient,
@@ -20,13 +24,21 @@ export class FakeDevice {
   static async connect(url: string, id: string, auth?: { username: string; password: string }): Promise<FakeDevice> {
     const client = await connectAsync(url, { clientId: `fake-${id}`, reconnectPeriod: 0, ...auth });
     const device = new FakeDevice(id, client);
-    client.on('message', (_topic, payload) => {
+    client.on('message', (topic, payload) => {
+      if (topic === deviceTopic(id, 'frame-request')) {
+        const req = parsePayload(FrameRequestSchema, payload);
+        if (req.ok) {
+          device.frameRequests.push(req.value);
+          void device.onFrameRequest?.(req.value);
+        }
+        return;
+      }
       const ack = parsePayload(AckSchema, payload);
       if (!ack.ok) return;
       device.acks.push({ epoch: ack.value.epoch, seqs: ack.value.seqs });
       if (ack.value.epoch === device.epoch) for (const s of ack.value.seqs) device.acked.add(s);
     });
-    await client.subscribeAsync(deviceTopic(id, 'ack'), { qos: 1 });
+    await client.subscribeAsync([deviceTopic(id, 'ack'), deviceTopic(id, 'frame-request')], { qos: 1 });
     return device;
   }
 
@@ -41,7 +53,7 @@ export class FakeDevice {
     this.acked.clear();
   }
 
-  async sendRaw(channel: 'detections' | 'birth' | 'heartbeat' | 'death', payload: string | Buffer): Promise<void> {
+  async sendRaw(channel: 'detections' | 'birth' | 'heartbeat' | 'death' | 'samples' | 'frame-reply', payload: string | Buffer): Promise<void> {
     await this.client.publishAsync(deviceTopic(this.id, channel), payload, { qos: 1 });
   }
 

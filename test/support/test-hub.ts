@@ -31,6 +31,10 @@ export async function startTestHub(
     DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-hub-')),
     MQTT_SHARE_GROUP: `test-${randomBytes(3).toString('hex')}`,
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
+    // As the hub does for its own embedded PGlite: one connection (its socket server
+    // interleaves connections only at transaction boundaries, so concurrent plain
+    // queries on several connections can mix their protocol messages).
+    ...(dbKind === 'pglite' ? { DB_POOL_SIZE: '1' } : {}),
     ...overrides,
   };
   const hub = await startHub(loadHubConfig({}, env), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false, ...options });

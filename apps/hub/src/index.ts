@@ -1,3 +1,10 @@
 export { startHub, type HubHandle, type StartHubOptions } from './hub';
 export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';
+export { SimilarIndex } from './samples/similar-index';
 export { RetentionService } from './retention/retention.service';
+export { createModelRegistry, ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
+export { BLOB_STORE, FileBlobStore, type BlobStore } from './blobs/blob-store';
+export { PrismaService } from './prisma/prisma.service';
+export { SampleWriter } from './samples/sample-writer';
+export { SamplePurgeService } from './samples/sample-purge.service';
+export { DisagreementChecker } from './disputes/disagreement-checker';

@@ -4,3 +4,4 @@ export * from './progress';
 export * from './metrics';
 export * from './timeout';
 export * from './package-root';
+export * from './charts/svg-chart';

@@ -85,3 +85,9 @@ export class DatasetError extends VisionError {
   override name = 'DatasetError';
   readonly code = 'DATASET';
 }
+
+/** Training options that cannot work together: an unknown preset, a preset missing a required option, a view count that cannot be met. */
+export class TrainOptionsError extends VisionError {
+  override name = 'TrainOptionsError';
+  readonly code = 'TRAIN_OPTIONS';
+}

@@ -26,6 +26,8 @@ export * from './pipeline/context';
 export * from './pipeline/metrics';
 export * from './pipeline/infer';
 export * from './pipeline/train-model';
+export * from './pipeline/presets';
+export * from './head/ensemble';
 export * from './pipeline/evaluate-model';
 export * from './pipeline/predict-images';
 export * from './report/svg-charts';

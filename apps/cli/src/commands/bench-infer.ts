@@ -12,6 +12,8 @@ const SPEC = {
   frames: { env: 'SHELF_BENCH_FRAMES', flag: 'frames', description: 'frames timed one at a time', schema: cfg.int(40, 1) },
   batchFrames: { env: 'SHELF_BENCH_BATCH_FRAMES', flag: 'batch-frames', description: 'frames for the throughput runs', schema: cfg.int(96, 8) },
   workers: { env: 'SHELF_WORKERS', flag: 'workers', description: 'workers for the all-cores run (default: all cores)', schema: z.coerce.number().int().min(1).optional() },
+  repeat: { env: 'SHELF_BENCH_REPEAT', flag: 'repeat', description: 'throughput runs per worker count (median, min, max reported)', schema: cfg.int(3, 1) },
+  inFlight: { env: 'SHELF_BENCH_IN_FLIGHT', flag: 'in-flight', description: 'chunks of 8 frames queued per worker (1 = no overlap of decode and backbone)', schema: cfg.int(2, 1) },
   images: { env: 'SHELF_BENCH_IMAGES', flag: 'images', description: 'folder of images to use (default: synthetic shelf photos)', schema: cfg.optionalString() },
   offline: OFFLINE_FIELD,
 };
@@ -27,10 +29,11 @@ export function registerBenchInfer(bench: Command): void {
       const names = (await readdir(c.images)).filter((n) => IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort().slice(0, 32);
       images = await Promise.all(names.map((n) => readFile(join(c.images as string, n))));
     }
-    const r = await benchInfer({ backbone: c.backbone, frames: c.frames, batchFrames: c.batchFrames, workers: c.workers, images, offline: c.offline });
+    const r = await benchInfer({ backbone: c.backbone, frames: c.frames, batchFrames: c.batchFrames, workers: c.workers, repeat: c.repeat, inFlight: c.inFlight, images, offline: c.offline });
     process.stdout.write(
       `${r.backbone} (${r.backend}, input ${r.input.join('x')}): p50 ${r.p50_ms} ms, p95 ${r.p95_ms} ms per frame; ` +
-        `${r.frames_per_s_one_core} frames/s on one core, ${r.frames_per_s_all_cores} on ${r.workers} (x${r.speedup})\n`,
+        `${r.frames_per_s_one_core} frames/s on one core, ${r.frames_per_s_all_cores} on ${r.workers} (x${r.speedup}; medians of ${r.repeat} runs, ` +
+        `${Object.entries(r.throughput).map(([n, t]) => `${n}: ${t.min}-${t.max}`).join(', ')}; load ${r.load.join(' -> ')})\n`,
     );
     process.stdout.write(JSON.stringify(r) + '\n');
   }));

@@ -3,13 +3,14 @@ import { registerBenchAgent } from './bench-agent';
 import { registerBenchIngest } from './bench-ingest';
 import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
+import { registerBenchSamples } from './bench-samples';
 import { registerBenchTrain } from './bench-train';
 
 /** `shelf bench <what>`: benchmarks that print numbers, the last line one JSON object. */
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [registerBenchAgent, registerBenchInfer, registerBenchIngest, registerBenchInventory, registerBenchTrain];
+const BENCHES: RegisterBench[] = [registerBenchAgent, registerBenchInfer, registerBenchIngest, registerBenchInventory, registerBenchSamples, registerBenchTrain];
 
 export function registerBench(program: Command): void {
   const bench = program

@@ -12,10 +12,13 @@ export type RegisterCommand = (program: Command) => void;
 export const COMMANDS: Record<string, () => RegisterCommand> = {
   agent: () => require('./agent').registerAgent,
   bench: () => require('./bench').registerBench,
+  categories: () => require('./categories').registerCategories,
   dataset: () => require('./dataset').registerDataset,
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
+  models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
+  samples: () => require('./samples').registerSamples,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,
   train: () => require('./train').registerTrain,

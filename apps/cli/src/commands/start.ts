@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, createLogger, loadConfig } from '@shelfsight/common';
 import { agentConfig, startAgent, type AgentHandle } from '@shelfsight/agent';
-import { HUB_CONFIG_SPEC, loadHubConfig, startHub } from '@shelfsight/hub';
+import { HUB_CONFIG_SPEC, loadHubConfig, ModelsService, startHub } from '@shelfsight/hub';
 import { ensureDemoModel, initRuntime, loadClassifier } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom, onShutdown } from '../options';
 
@@ -46,6 +46,13 @@ export function registerStart(program: Command): void {
     const runtime = await initRuntime();
     log.info('ML runtime ready', { backend: runtime.backend });
     const demo = await ensureDemoModel(demoDir);
+    // The demo model is the hub's first registered version, so the fleet's samples (of its backbone) are accepted.
+    const registered = await hub.app.get(ModelsService).registerFolder(demo.modelDir, { source: 'demo', registeredBy: 'shelf start' });
+    log.info(registered.created ? 'demo model registered' : 'demo model already registered', {
+      version: registered.model.version,
+      releasable: registered.model.releasable,
+      accuracy: registered.model.accuracy,
+    });
 
     const agents: AgentHandle[] = [];
     if (demoConfig.agents > 0) {
@@ -75,6 +82,7 @@ export function registerStart(program: Command): void {
       `\nShelfSight is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s).\n` +
         `  inventory:  curl ${inventoryUrl}\n` +
         `  devices:    curl http://localhost:${hubConfig.httpPort}/devices\n` +
+        `  models:     curl http://localhost:${hubConfig.httpPort}/models\n` +
         `  API docs:   http://localhost:${hubConfig.httpPort}/docs\n` +
         `  fleet:      ${agents.length} simulated agents classifying frames from ${demo.framesDir}\n` +
         `  Ctrl-C stops everything.\n\n`,

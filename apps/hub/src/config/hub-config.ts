@@ -74,7 +74,67 @@ export const HUB_CONFIG_SPEC = {
     description: 'most detections held in memory awaiting commit; beyond it batches are refused unacknowledged (devices keep and resend them)',
     schema: cfg.int(50000, 1),
   },
+  samplesPerDevicePerDay: {
+    env: 'SAMPLES_PER_DEVICE_PER_DAY',
+    flag: 'samples-per-device-per-day',
+    description: 'most samples the hub stores per device per UTC day (frames an operator requested do not count); beyond it samples are refused (reason quota); 0 = none',
+    schema: cfg.int(1000, 0),
+  },
+  sampleRetentionDays: {
+    env: 'SAMPLE_RETENTION_DAYS',
+    flag: 'sample-retention-days',
+    description: 'unlabelled samples (pending or skipped) are deleted this long after arrival, with thumbnails no other sample uses; labelled samples are kept',
+    schema: cfg.number(14, 0.001),
+  },
+  sampleQueueMax: {
+    env: 'SAMPLE_QUEUE_MAX',
+    flag: 'sample-queue-max',
+    description: 'samples held in memory awaiting their own writer (separate from detection ingest); beyond it samples are dropped (reason queue_full; samples are best effort)',
+    schema: cfg.int(500, 1),
+  },
+  similarIndexMax: {
+    env: 'SIMILAR_INDEX_MAX',
+    flag: 'similar-index-max',
+    description: 'most embeddings per backbone held in the in-memory similar-samples index (newest kept; about 0.6 KB each for 512-d: int8 vector + 32-d int8 projection)',
+    schema: cfg.int(200_000, 1),
+  },
+  disagreementWindowS: {
+    env: 'DISAGREEMENT_WINDOW_S',
+    flag: 'disagreement-window-s',
+    description: 'confident detections of one location by different devices with different categories captured within this many seconds are disputed (too short for a real restock) and their frames requested; 0 = off',
+    schema: cfg.number(120, 0),
+  },
+  disagreementFramesPerMinute: {
+    env: 'DISAGREEMENT_FRAMES_PER_MINUTE',
+    flag: 'disagreement-frames-per-minute',
+    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it detections are still marked disputed',
+    schema: cfg.int(60, 0),
+  },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
+  gateMaxOverallDrop: {
+    env: 'GATE_MAX_OVERALL_DROP',
+    flag: 'gate-max-overall-drop',
+    description: 'model gate: a version whose overall accuracy on the frozen evaluation set is more than this below the best releasable version of its category set is not releasable (0..1)',
+    schema: z.coerce.number().min(0).max(1).default(0.02),
+  },
+  gateMaxCategoryDrop: {
+    env: 'GATE_MAX_CATEGORY_DROP',
+    flag: 'gate-max-category-drop',
+    description: 'model gate: nor is one whose accuracy on any single category drops by more than this (0..1)',
+    schema: z.coerce.number().min(0).max(1).default(0.05),
+  },
+  modelUploadMaxBytes: {
+    env: 'MODEL_UPLOAD_MAX_BYTES',
+    flag: 'model-upload-max-bytes',
+    description: 'largest model artifact archive POST /models accepts (artifact plus training rows)',
+    schema: cfg.int(512 * 1024 * 1024, 1024),
+  },
+  rescoreBatchRows: {
+    env: 'RESCORE_BATCH_ROWS',
+    flag: 'rescore-batch-rows',
+    description: 'pending samples re-scored per batch after a model version is registered (bounds memory)',
+    schema: cfg.int(500, 1),
+  },
 } as const;
 
 export type HubConfig = ConfigOf<typeof HUB_CONFIG_SPEC>;

@@ -32,6 +32,9 @@ export class DetectionDto {
   @ApiProperty({ type: 'array', items: { type: 'object' } }) topK!: Array<{ category: string; confidence: number }>;
   @ApiProperty() modelVersion!: string;
   @ApiProperty() latencyMs!: number;
+  @ApiProperty({ description: 'an operator corrected this detection' }) misclassified!: boolean;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time', description: 'set when devices disagreed on its location within DISAGREEMENT_WINDOW_S' })
+  disputedAt!: string | null;
 }
 
 export class DetectionPageDto {
@@ -57,5 +60,7 @@ export function toDetectionDto(d: Detection): DetectionDto {
     topK: d.topK as Array<{ category: string; confidence: number }>,
     modelVersion: d.modelVersion,
     latencyMs: d.latencyMs,
+    misclassified: d.misclassified,
+    disputedAt: d.disputedAt?.toISOString() ?? null,
   };
 }

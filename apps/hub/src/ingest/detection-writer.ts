@@ -3,6 +3,7 @@ import { zoneOfLocation, type Detection } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { PrismaService } from '../prisma/prisma.service';
+import { CommittedDetections } from './committed-detections';
 
 export interface CommitOutcome {
   stored: number;
@@ -134,6 +135,7 @@ export class DetectionWriter implements OnModuleDestroy {
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly prisma: PrismaService,
     private readonly metrics: HubMetrics,
+    private readonly committed: CommittedDetections,
   ) {
     metrics.pending.readFrom(() => this.pendingRows);
   }
@@ -203,6 +205,7 @@ export class DetectionWriter implements OnModuleDestroy {
         this.pendingRows -= rows.length;
         // Per-message outcomes are not separable in a set-based commit; the totals are.
         for (const p of group) p.resolve({ stored, duplicates: rows.length - stored, stateChanges });
+        if (stored > 0) this.committed.emit(rows);
         return;
       } catch (err) {
         this.metrics.commitErrors.inc();

@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
+import { CommittedDetections } from './committed-detections';
 import { DetectionWriter } from './detection-writer';
 import { IngestController } from './ingest.controller';
 import { IngestService } from './ingest.service';
 
-@Module({ controllers: [IngestController], providers: [DetectionWriter, IngestService] })
+@Module({ controllers: [IngestController], providers: [CommittedDetections, DetectionWriter, IngestService], exports: [CommittedDetections] })
 export class IngestModule {}

@@ -1,6 +1,6 @@
 import { Controller, Get, Header, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { lineChartSvg } from '../common/svg-chart';
+import { timeSeriesChartSvg } from '@shelfsight/common';
 import { ZodPipe } from '../common/zod-query.pipe';
 import {
   HISTORY_BUCKETS,
@@ -69,6 +69,6 @@ export class InventoryController {
     const times = h.points.map((p) => p.time);
     const series = h.categories.map((c) => ({ name: c, values: h.points.map((p) => p.counts[c] ?? 0) }));
     const scope = [query.site, query.zone && `zone ${query.zone}`, query.category].filter(Boolean).join(', ');
-    return lineChartSvg(`Locations per category${scope ? ` (${scope})` : ''}, per ${h.bucket}`, times, series);
+    return timeSeriesChartSvg(`Locations per category${scope ? ` (${scope})` : ''}, per ${h.bucket}`, times, series);
   }
 }

@@ -2,6 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import { z } from 'zod';
 import { SiteSchema } from '@shelfsight/contracts';
 import { PageQuery, QueryBool, ScopeQuery } from '../common/query-schemas';
+import { CorrectionDto } from '../corrections/correction.dto';
 import { DetectionDto } from '../detections/detection.dto';
 
 export const LocationsQuerySchema = z.object({ ...ScopeQuery, ...PageQuery, stale: QueryBool.optional() });
@@ -37,6 +38,15 @@ export class LocationPageDto {
   @ApiProperty({ nullable: true, type: String }) nextCursor!: string | null;
 }
 
+export class DisputeDto {
+  @ApiProperty({ type: String, format: 'date-time', description: 'when the newest dispute was found' }) disputedAt!: string;
+  @ApiProperty({ type: [String], description: 'the categories the devices disagreed on' }) categories!: string[];
+  @ApiProperty({ type: [String] }) devices!: string[];
+  @ApiProperty({ type: [String], description: 'the disputed detections (their frames were requested for labelling)' }) detectionIds!: string[];
+}
+
 export class LocationDetailDto extends LocationDto {
   @ApiProperty({ type: [DetectionDto], description: 'recent detections, newest capture first' }) history!: DetectionDto[];
+  @ApiProperty({ type: DisputeDto, nullable: true, description: 'devices disagreed on this location recently; null if not' }) dispute!: DisputeDto | null;
+  @ApiProperty({ type: [CorrectionDto], description: 'operators\u2019 corrections of the detections in history' }) corrections!: CorrectionDto[];
 }

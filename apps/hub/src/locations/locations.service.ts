@@ -3,9 +3,12 @@ import { Prisma } from '@shelfsight/db';
 import { decodeCursor, encodeCursor } from '../common/query-schemas';
 import { freshSince } from '../common/freshness';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { toCorrectionDto } from '../corrections/correction.dto';
+import { CorrectionsRepository } from '../corrections/corrections.repository';
 import { toDetectionDto } from '../detections/detection.dto';
+import { DisputesRepository } from '../disputes/disputes.repository';
 import { PrismaService } from '../prisma/prisma.service';
-import type { LocationDetailDto, LocationDto, LocationPageDto, LocationQuery, LocationsQuery } from './location.dto';
+import type { DisputeDto, LocationDetailDto, LocationDto, LocationPageDto, LocationQuery, LocationsQuery } from './location.dto';
 import { AmbiguousLocationError, LocationNotFoundError } from './locations.error';
 
 interface LocationRow {
@@ -26,6 +29,8 @@ export class LocationsService {
   constructor(
     private readonly prisma: PrismaService,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly disputes: DisputesRepository,
+    private readonly corrections: CorrectionsRepository,
   ) {}
 
   async list(q: LocationsQuery, now = new Date()): Promise<LocationPageDto> {
@@ -67,7 +72,11 @@ export class LocationsService {
       orderBy: [{ capturedAt: 'desc' }, { id: 'desc' }],
       take: q.history,
     });
-    return { ...this.toDto(row, cutoff), history: history.map(toDetectionDto) };
+    const [disputed, corrections] = await Promise.all([
+      this.disputes.disputedAt(row.site, code, 20),
+      this.corrections.forDetections(history.map((h) => h.id)),
+    ]);
+    return { ...this.toDto(row, cutoff), history: history.map(toDetectionDto), dispute: toDispute(disputed), corrections: corrections.map(toCorrectionDto) };
   }
 
   private toDto(r: LocationRow, cutoff: Date): LocationDto {
@@ -84,4 +93,17 @@ export class LocationsService {
           : null,
     };
   }
+}
+
+/** The newest dispute: the disputed detections found with the newest disputed_at. */
+function toDispute(rows: Awaited<ReturnType<DisputesRepository['disputedAt']>>): DisputeDto | null {
+  if (rows.length === 0) return null;
+  const newest = Math.max(...rows.map((r) => r.disputed_at.getTime()));
+  const latest = rows.filter((r) => newest - r.disputed_at.getTime() < 60_000);
+  return {
+    disputedAt: new Date(newest).toISOString(),
+    categories: [...new Set(latest.map((r) => r.category))].sort(),
+    devices: [...new Set(latest.map((r) => r.device_id))].sort(),
+    detectionIds: latest.map((r) => r.id.toString()),
+  };
 }

@@ -59,9 +59,64 @@ export class HubMetrics {
     help: 'devices back with a new sequence epoch (storage reset: what they had not delivered is gone)',
     registers: this.registers,
   });
+  readonly modelsRegistered = new Counter({
+    name: 'shelfsight_models_registered_total',
+    help: 'model versions registered, by source and gate verdict',
+    labelNames: ['source', 'releasable'] as const,
+    registers: this.registers,
+  });
+  readonly modelsRefused = new Counter({
+    name: 'shelfsight_models_refused_total',
+    help: 'model registrations refused (damaged artifact, bad training rows, conflicting version), by reason',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly samplesRescored = new Counter({ name: 'shelfsight_samples_rescored_total', help: 'pending samples scored again by a newly registered model version', registers: this.registers });
   readonly devicesOnline = new SourcedGauge({
     name: 'shelfsight_devices_online',
     help: 'devices whose last message was a birth or heartbeat, not a death',
+    registers: this.registers,
+  });
+  readonly samplesStored = new Counter({
+    name: 'shelfsight_samples_stored_total',
+    help: 'samples newly stored (repeats excluded), by reason',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly samplesDuplicate = new Counter({ name: 'shelfsight_samples_duplicate_total', help: 'repeated (device, sampleId) samples ignored', registers: this.registers });
+  readonly samplesRejected = new Counter({
+    name: 'shelfsight_samples_rejected_total',
+    help: 'samples and frame replies refused, by reason (schema, invalid_json, device_mismatch, unknown_backbone, dimension_mismatch, quota, queue_full, unknown_request, store_failed)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly samplesPurged = new Counter({ name: 'shelfsight_samples_purged_total', help: 'unlabelled samples deleted after SAMPLE_RETENTION_DAYS', registers: this.registers });
+  readonly samplesQueued = new SourcedGauge({ name: 'shelfsight_samples_queued', help: 'samples in memory awaiting the sample writer', registers: this.registers });
+  readonly frameRequests = new Counter({
+    name: 'shelfsight_frame_requests_total',
+    help: 'frame requests sent to devices, by purpose (correction, disagreement)',
+    labelNames: ['purpose'] as const,
+    registers: this.registers,
+  });
+  readonly frameReplies = new Counter({
+    name: 'shelfsight_frame_replies_total',
+    help: 'frame replies received, by status (ok, not_held)',
+    labelNames: ['status'] as const,
+    registers: this.registers,
+  });
+  readonly disputes = new Counter({
+    name: 'shelfsight_disputed_detections_total',
+    help: 'detections marked disputed (devices disagreed on a location within DISAGREEMENT_WINDOW_S)',
+    registers: this.registers,
+  });
+  readonly disagreementFramesSkipped = new Counter({
+    name: 'shelfsight_disagreement_frames_skipped_total',
+    help: 'disputed detections whose frame was not requested (over DISAGREEMENT_FRAMES_PER_MINUTE)',
+    registers: this.registers,
+  });
+  readonly disagreementDropped = new Counter({
+    name: 'shelfsight_disagreement_checks_dropped_total',
+    help: 'committed locations not checked for disagreement because the checker queue was full',
     registers: this.registers,
   });
 }

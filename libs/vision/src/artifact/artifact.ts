@@ -1,60 +1,33 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { z } from 'zod';
+import {
+  ArtifactVerificationError,
+  LABELS_FILE,
+  MANIFEST_FILE,
+  ManifestSchema,
+  OUTPUTS_FILE,
+  SUPPORTED_FORMAT_VERSIONS,
+  verifyArtifact,
+  WEIGHTS_FILE,
+  type ModelManifest,
+  type VerifiedArtifact,
+} from '@shelfsight/contracts';
 import type { BackboneIdentity, BackboneInfo } from '../backbones/backbone';
 import { BackboneMismatchError, TruncatedArtifactError, UnsupportedFormatVersionError } from '../errors';
 import { sha256Hex } from '../hash';
-import { Head, headParamCount, type HeadSpec } from '../head/head';
+import { Head, headParamCount } from '../head/head';
 
-/** Bump when the layout changes; loaders refuse versions they do not know. */
-export const ARTIFACT_FORMAT_VERSION = 1;
-export const SUPPORTED_FORMAT_VERSIONS = [1];
-
-export const MANIFEST_FILE = 'manifest.json';
-export const LABELS_FILE = 'labels.txt';
-export const WEIGHTS_FILE = 'head.bin';
-export const OUTPUTS_FILE = 'outputs.txt';
-
-const ManifestSchema = z.object({
-  formatVersion: z.literal(1),
-  version: z.string().min(1),
-  createdAt: z.string().min(1),
-  backbone: z.object({
-    id: z.string().min(1),
-    checksum: z.string().regex(/^[0-9a-f]{64}$/),
-    format: z.enum(['tfjs-graph', 'tfjs-layers']),
-    inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
-    inputRange: z.tuple([z.number(), z.number()]),
-    featureDim: z.number().int().positive(),
-    source: z.string(),
-  }),
-  input: z.object({
-    size: z.tuple([z.number().int().positive(), z.number().int().positive()]),
-    range: z.tuple([z.number(), z.number()]),
-    resize: z.literal('cover-centre'),
-  }),
-  head: z.object({
-    type: z.enum(['softmax', 'mlp']),
-    inputDim: z.number().int().positive(),
-    numClasses: z.number().int().min(1),
-    hidden: z.number().int().positive().optional(),
-    normalize: z.enum(['none', 'l2']),
-    /** Ensemble: this many heads of the shape above, averaged; absent = 1. */
-    members: z.number().int().min(1).optional(),
-    params: z.number().int().positive(),
-    weightsFile: z.string().min(1),
-    weightsBytes: z.number().int().positive(),
-    weightsSha256: z.string().regex(/^[0-9a-f]{64}$/),
-    /** Hierarchical labels: output i of the softmax counts towards labels[groups[i]]; outputs named in outputs.txt. */
-    groups: z.array(z.number().int().min(0)).optional(),
-  }),
-  labels: z.object({ file: z.string().min(1), count: z.number().int().min(1) }),
-  training: z.record(z.string(), z.unknown()),
-  metrics: z.record(z.string(), z.unknown()),
-  lineage: z.object({ parent: z.string().optional() }).optional(),
-});
-export type ModelManifest = z.infer<typeof ManifestSchema>;
+export {
+  ARTIFACT_FORMAT_VERSION,
+  SUPPORTED_FORMAT_VERSIONS,
+  MANIFEST_FILE,
+  LABELS_FILE,
+  WEIGHTS_FILE,
+  OUTPUTS_FILE,
+  ManifestSchema,
+  type ModelManifest,
+} from '@shelfsight/contracts';
 
 export interface SaveModelInput {
   head: Head;
@@ -155,41 +128,34 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   return parsed.data;
 }
 
-/** Load and verify an artifact: manifest, weights (size and SHA-256), labels. */
+/**
+ * Load and verify an artifact: manifest, weights (size and SHA-256), labels, shape — the
+ * checks are the contract's `verifyArtifact` (the hub runs the same without TensorFlow).
+ */
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const manifest = await readManifest(dir);
-  const { head: h } = manifest;
-  let bytes: Buffer;
+  const read = async (file: string) => {
+    try {
+      return await readFile(join(dir, file));
+    } catch {
+      throw new TruncatedArtifactError(dir, `${file} missing`);
+    }
+  };
+  const files = {
+    manifest: await read(MANIFEST_FILE),
+    weights: await read(manifest.head.weightsFile),
+    labels: await read(manifest.labels.file),
+  };
+  let verified: VerifiedArtifact;
   try {
-    bytes = await readFile(join(dir, h.weightsFile));
-  } catch {
-    throw new TruncatedArtifactError(dir, `${h.weightsFile} missing`);
+    verified = verifyArtifact(files);
+  } catch (err) {
+    if (err instanceof ArtifactVerificationError) throw new TruncatedArtifactError(dir, err.reason);
+    throw err;
   }
-  if (bytes.byteLength !== h.weightsBytes) {
-    throw new TruncatedArtifactError(dir, `${h.weightsFile} has ${bytes.byteLength} bytes, manifest says ${h.weightsBytes}`);
-  }
-  if (sha256Hex(bytes) !== h.weightsSha256) throw new TruncatedArtifactError(dir, `${h.weightsFile} checksum differs from manifest`);
-  let labelsText: string;
-  try {
-    labelsText = await readFile(join(dir, manifest.labels.file), 'utf8');
-  } catch {
-    throw new TruncatedArtifactError(dir, `${manifest.labels.file} missing`);
-  }
-  const labels = labelsText.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
-  const expectedLabels = h.groups ? Math.max(...h.groups) + 1 : h.numClasses;
-  if (h.groups && h.groups.length !== h.numClasses) throw new TruncatedArtifactError(dir, `head groups (${h.groups.length}) != outputs (${h.numClasses})`);
-  if (labels.length !== manifest.labels.count || labels.length !== expectedLabels) {
-    throw new TruncatedArtifactError(dir, `${manifest.labels.file} has ${labels.length} labels, manifest says ${manifest.labels.count}`);
-  }
-  const spec: HeadSpec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize, members: h.members };
-  if (headParamCount(spec) !== h.params || h.params * 4 !== h.weightsBytes) {
-    throw new TruncatedArtifactError(dir, `head shape does not match its weights`);
-  }
-  const copy = new Float32Array(h.params);
-  new Uint8Array(copy.buffer).set(bytes);
-  const head = Head.fromWeights(spec, copy);
-  if (h.groups) head.groups = h.groups;
-  return { dir, manifest, labels, head };
+  const head = Head.fromWeights(verified.head.spec, verified.head.weights);
+  if (verified.head.groups) head.groups = verified.head.groups;
+  return { dir, manifest: verified.manifest, labels: verified.labels, head };
 }
 
 /** Refuse to pair a head with a backbone other than the one it was trained on. */

@@ -1,4 +1,4 @@
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { createLogger, type Logger } from '@shelfsight/common';
 import { loadBackbone } from '../backbones/resolve';
@@ -17,6 +17,10 @@ export interface InferBenchOptions {
   /** Frames pushed through the pools (throughput). */
   batchFrames: number;
   workers?: number;
+  /** Throughput runs per worker count (alternating 1 and all workers); the spread is reported. */
+  repeat?: number;
+  /** Chunks queued per worker (the pool's default 2; 1 = the previous behaviour). */
+  inFlight?: number;
   offline?: boolean;
   /** Images to use (encoded bytes); default: synthetic shelf photos. */
   images?: Buffer[];
@@ -35,11 +39,20 @@ export interface InferBenchResult {
   frames_per_s_one_core: number;
   frames_per_s_all_cores: number;
   workers: number;
+  /** Median all-cores over median one-core frames/s. */
   speedup: number;
+  /** Frames/s of every run per worker count, with median, min and max. */
+  throughput: Record<string, { median: number; min: number; max: number; runs: number[] }>;
+  repeat: number;
+  in_flight: number;
+  /** 1-minute load average at the start and end (the machine may be shared). */
+  load: [number, number];
   cpu: string;
   cores: number;
   node: string;
 }
+
+const r2 = (v: number) => Math.round(v * 100) / 100;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -47,8 +60,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[idx] as number;
 }
 
-async function throughput(spec: string, workers: number, jobs: FeatureJob[], offline: boolean): Promise<number> {
-  const pool = await WorkerPoolExtractor.start(spec, { workers, offline, batchSize: 8 });
+async function throughput(spec: string, workers: number, jobs: FeatureJob[], offline: boolean, inFlight?: number): Promise<number> {
+  const pool = await WorkerPoolExtractor.start(spec, { workers, offline, batchSize: 8, inFlight });
   try {
     await pool.extract(jobs.slice(0, Math.min(jobs.length, 8 * workers))); // warm-up
     const t = performance.now();
@@ -86,11 +99,27 @@ export async function benchInfer(opts: InferBenchOptions): Promise<InferBenchRes
   times.sort((a, b) => a - b);
   logger.info('latency measured', { p50: percentile(times, 50) });
   const jobs: FeatureJob[] = Array.from({ length: opts.batchFrames }, (_, i) => ({ input: images[i % images.length] as Buffer, source: `bench-${i}` }));
-  const one = await throughput(opts.backbone, 1, jobs, !!opts.offline);
-  logger.info('one-core throughput measured', { fps: one });
   const workers = opts.workers ?? availableParallelism();
-  const all = workers > 1 ? await throughput(opts.backbone, workers, jobs, !!opts.offline) : one;
-  const r2 = (v: number) => Math.round(v * 100) / 100;
+  const repeat = Math.max(1, opts.repeat ?? 3);
+  const counts = workers > 1 ? [1, workers] : [1];
+  const runs = new Map<number, number[]>(counts.map((n) => [n, []]));
+  const load0 = loadavg()[0] ?? 0;
+  for (let r = 0; r < repeat; r++) {
+    for (const n of counts) {
+      const fps = await throughput(opts.backbone, n, jobs, !!opts.offline, opts.inFlight);
+      runs.get(n)?.push(fps);
+      logger.info('throughput measured', { run: r + 1, of: repeat, workers: n, fps: Math.round(fps * 100) / 100 });
+    }
+  }
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = s.length / 2;
+    const median = s.length % 2 ? (s[Math.floor(mid)] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+    return { median: r2(median), min: r2(s[0] as number), max: r2(s[s.length - 1] as number), runs: xs.map(r2) };
+  };
+  const throughputs = Object.fromEntries(counts.map((n) => [String(n), stats(runs.get(n) as number[])]));
+  const one = (throughputs['1'] as { median: number }).median;
+  const all = (throughputs[String(workers)] as { median: number }).median;
   return {
     backbone: backbone.id,
     backend: runtime.backend,
@@ -104,6 +133,10 @@ export async function benchInfer(opts: InferBenchOptions): Promise<InferBenchRes
     frames_per_s_all_cores: r2(all),
     workers,
     speedup: r2(all / one),
+    throughput: throughputs,
+    repeat,
+    in_flight: opts.inFlight ?? 2,
+    load: [r2(load0), r2(loadavg()[0] ?? 0)],
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: availableParallelism(),
     node: process.version,

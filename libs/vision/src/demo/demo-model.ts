@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
 import { createLogger, createProgress, type Logger } from '@shelfsight/common';
 import { readManifest, saveModel } from '../artifact/artifact';
 import { describeBackbone } from '../backbones/backbone';
@@ -123,7 +124,7 @@ async function trainDemoModel(dataDir: string, modelDir: string, opts: DemoOptio
       const rows = jobs.map((j, i) => ({ j, f: feats[i] })).filter((r) => r.j.held === held && r.f instanceof Float32Array);
       const x = new Float32Array(rows.length * dim);
       rows.forEach((r, i) => x.set(r.f as Float32Array, i * dim));
-      return { dim, x, y: Int32Array.from(rows.map((r) => r.j.label)) };
+      return { dim, x, y: Int32Array.from(rows.map((r) => r.j.label)), ids: rows.map((r) => `image:${relative(dataDir, r.j.path)}`) };
     };
     const train = pack(false);
     const held = pack(true);
@@ -161,6 +162,18 @@ async function trainDemoModel(dataDir: string, modelDir: string, opts: DemoOptio
       metrics: { heldOutAccuracy: accuracy, heldOutImages: probs.length },
     });
     result.head.dispose();
+    // The training rows (held-out images as testing rows): the hub's registry freezes its evaluation set from them.
+    await writeFile(
+      join(modelDir, TRAINING_ROWS_FILE),
+      encodeTrainingRows({
+        dim,
+        labels: cats,
+        label: Uint32Array.from([...train.y, ...held.y]),
+        split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(held.y.length).fill(2)]),
+        x: Float32Array.from([...train.x, ...held.x]),
+        ids: [...train.ids, ...held.ids],
+      }),
+    );
     logger.info('demo model trained', {
       modelDir,
       version: manifest.version,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { headParamCount, headShapes, type FeatureNorm, type HeadSpec } from '@shelfsight/contracts';
 import { seededRng, gaussian } from '../image/distort';
 
 /**
@@ -6,41 +7,10 @@ import { seededRng, gaussian } from '../image/distort';
  * numbers. `mlp` adds one hidden ReLU layer (trained with dropout) for more accuracy.
  * A head may be an ensemble: `members` heads of the same shape, trained from different
  * seeds, whose probabilities are averaged (N times the size: megabytes for MLP heads).
+ * Shape and weight layout are the artifact contract's (`@shelfsight/contracts` head-math,
+ * which also has a TensorFlow-free forward pass for the hub).
  */
-export type HeadType = 'softmax' | 'mlp';
-/** `l2`: features are scaled to unit length × √D before the head (robust to brightness/contrast). */
-export type FeatureNorm = 'none' | 'l2';
-
-export interface HeadSpec {
-  type: HeadType;
-  inputDim: number;
-  numClasses: number;
-  /** Hidden units of the `mlp` head. */
-  hidden?: number;
-  normalize: FeatureNorm;
-  /** Ensemble size (default 1): the weights hold this many heads of the shape above, one after another. */
-  members?: number;
-}
-
-export interface DenseShape {
-  inDim: number;
-  outDim: number;
-}
-
-export function headShapes(spec: HeadSpec): DenseShape[] {
-  if (spec.type === 'mlp') {
-    const hidden = spec.hidden ?? 512;
-    return [
-      { inDim: spec.inputDim, outDim: hidden },
-      { inDim: hidden, outDim: spec.numClasses },
-    ];
-  }
-  return [{ inDim: spec.inputDim, outDim: spec.numClasses }];
-}
-
-export function headParamCount(spec: HeadSpec): number {
-  return (spec.members ?? 1) * headShapes(spec).reduce((n, s) => n + s.inDim * s.outDim + s.outDim, 0);
-}
+export { headShapes, headParamCount, type HeadType, type FeatureNorm, type HeadSpec, type DenseShape } from '@shelfsight/contracts';
 
 /** Apply the head's feature normalisation. */
 export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2D {
@@ -50,6 +20,23 @@ export function normalizeFeatures(x: tf.Tensor2D, norm: FeatureNorm): tf.Tensor2
     const len = tf.sqrt(tf.sum(tf.square(x), 1, true)).add(1e-8);
     return x.div(len).mul(Math.sqrt(d)) as tf.Tensor2D;
   });
+}
+
+/**
+ * The initial weights of one head for a seed, in `Head.toWeights()` layout ([W0, b0, W1, b1]):
+ * Glorot-uniform kernels (softmax: tiny Gaussian, as retrain.py starts near zero), zero biases.
+ */
+export function initialWeights(spec: HeadSpec, seed: number): Float32Array {
+  const rng = seededRng(seed);
+  const out = new Float32Array(headParamCount({ ...spec, members: 1 }));
+  let off = 0;
+  for (const s of headShapes(spec)) {
+    const limit = Math.sqrt(6 / (s.inDim + s.outDim));
+    const n = s.inDim * s.outDim;
+    for (let i = 0; i < n; i++) out[off + i] = spec.type === 'softmax' ? gaussian(rng) * 0.001 : (rng() * 2 - 1) * limit;
+    off += n + s.outDim;
+  }
+  return out;
 }
 
 export class Head {
@@ -99,22 +86,11 @@ export class Head {
   /** Glorot-uniform weights, zero biases (softmax: all zeros, as retrain.py starts near it). */
   static init(spec: HeadSpec, seed = 1): Head {
     if ((spec.members ?? 1) !== 1) throw new Error('train ensemble members one at a time, then combine them with Head.ensemble');
-    const rng = seededRng(seed);
-    const vars: tf.Variable[] = [];
-    for (const s of headShapes(spec)) {
-      const limit = Math.sqrt(6 / (s.inDim + s.outDim));
-      const w = new Float32Array(s.inDim * s.outDim);
-      if (spec.type === 'softmax') {
-        for (let i = 0; i < w.length; i++) w[i] = gaussian(rng) * 0.001;
-      } else {
-        for (let i = 0; i < w.length; i++) w[i] = (rng() * 2 - 1) * limit;
-      }
-      vars.push(tf.variable(tf.tensor2d(w, [s.inDim, s.outDim])), tf.variable(tf.zeros([s.outDim])));
-    }
-    return new Head(spec, vars);
+    return Head.fromWeights(spec, initialWeights(spec, seed), true);
   }
 
-  static fromWeights(spec: HeadSpec, weights: Float32Array): Head {
+  /** Weights laid out as `toWeights()` returns them; `trainable` makes variables an optimizer may update. */
+  static fromWeights(spec: HeadSpec, weights: Float32Array, trainable = false): Head {
     const shapes = headShapes(spec);
     const expected = headParamCount(spec);
     if (weights.length !== expected) throw new Error(`head weights: expected ${expected} floats, got ${weights.length}`);
@@ -122,15 +98,14 @@ export class Head {
     let off = 0;
     for (let m = 0; m < (spec.members ?? 1); m++) {
       for (const s of shapes) {
-        vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), false));
+        vars.push(tf.variable(tf.tensor2d(weights.subarray(off, off + s.inDim * s.outDim), [s.inDim, s.outDim]), trainable));
         off += s.inDim * s.outDim;
-        vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), false));
+        vars.push(tf.variable(tf.tensor1d(weights.subarray(off, off + s.outDim)), trainable));
         off += s.outDim;
       }
     }
     return new Head(spec, vars);
   }
-
   /**
    * Logits of one member; with `dropout` > 0 applies dropout on the hidden layer
    * (training only; `dropoutSeed` makes the mask reproducible). `normalized`: the

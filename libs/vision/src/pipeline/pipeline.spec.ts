@@ -33,7 +33,7 @@ describe(trainModel.name, () => {
       validationPercentage: 20,
       testingPercentage: 20,
       distortions: { flipLeftRight: true, brightness: 10 },
-      augViews: 2,
+      views: 4,
       epochs: 15,
       learningRate: 0.1,
       batchSize: 16,
@@ -45,7 +45,7 @@ describe(trainModel.name, () => {
     const model = await loadModel(modelDir);
     expect(model.labels).toEqual(['apples', 'juice', 'milk']);
     expect(model.manifest.backbone).toMatchObject({ id: backbone.id, checksum: backbone.checksum });
-    expect(model.manifest.training).toMatchObject({ augViews: 2, head: 'softmax' });
+    expect(model.manifest.training).toMatchObject({ views: 4, augViews: 2, head: 'softmax' });
     expect(model.manifest.head.weightsBytes).toBeLessThan(1024);
     model.head.dispose();
     const log = (await readFile(join(modelDir, 'training-log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);

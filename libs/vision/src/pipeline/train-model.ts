@@ -1,14 +1,17 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
 import { createProgress } from '@shelfsight/common';
 import { saveModel, type ModelManifest } from '../artifact/artifact';
 import { describeBackbone } from '../backbones/backbone';
 import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
 import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImage } from '../data/dataset';
 import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
-import { DatasetError } from '../errors';
+import { DatasetError, TrainOptionsError } from '../errors';
 import { Head, type FeatureNorm, type HeadType } from '../head/head';
-import { argmax, trainHead, type EvalRecord, type FeatureSet, type TrainHeadOptions, type TrainHeadResult } from '../head/train';
+import { trainEnsemble } from '../head/ensemble';
+import { argmax, type EvalRecord, type FeatureSet, type TrainHeadOptions, type TrainHeadResult } from '../head/train';
+import { TRAIN_PRESETS } from './presets';
 import { predictImages } from './infer';
 import { hasDistortions, type DistortionOptions } from '../image/distort';
 import { plotTrainingLog } from '../report/svg-charts';
@@ -29,8 +32,13 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   validationPercentage: number;
   testingPercentage: number;
   distortions: DistortionOptions;
-  /** Distorted views per training image, computed once and cached (0: none; default 6 when a distortion is set). */
-  augViews?: number;
+  /**
+   * Cached views per training image in all: first the fixed ones (centre crop, the TTA
+   * views, the mirror when flips are on), the rest distorted draws. Default: the fixed
+   * views, plus 6 distorted ones when a distortion is set. Fewer than the fixed views, or
+   * more without a distortion to draw them, is refused (`TrainOptionsError`).
+   */
+  views?: number;
   /** Add distorted views to classes with fewer rows until each has this many. */
   balance?: number;
   tta: TtaMode;
@@ -42,9 +50,22 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   head: HeadType;
   hidden?: number;
   normalize: FeatureNorm;
-  /** Train this many heads (seeds seed, seed+1, …) and average them (default 1). */
+  /** Train this many heads (seeds seed, seed+1, …) and average them (default 1); trained as batched models on `workers` threads. */
   ensemble?: number;
   parent?: string;
+  /**
+   * Also write the training rows (`training-rows.bin`: embeddings, labels, split, row ids)
+   * into the artifact folder, so the hub's registry can freeze an evaluation set from the
+   * held-out rows and retrain from them.
+   */
+  trainingRows?: boolean;
+  /**
+   * Extra training rows given as pre-computed bottlenecks of this backbone (e.g. the
+   * embeddings agents sent with their samples): appended to the training rows as they
+   * are (no views, no cache). Their labels must be labels of `data` (with `sublabels`:
+   * `label/sublabel` or a label, taken as its own sub-label).
+   */
+  extraRows?: Array<{ features: Float32Array; label: string }>;
 }
 
 export interface TrainModelResult {
@@ -56,22 +77,43 @@ export interface TrainModelResult {
   totalSeconds: number;
 }
 
+const FAST = TRAIN_PRESETS.fast.settings;
+/** The defaults of `trainModel` / `shelf train`: the `fast` preset (head-training values from `DEFAULT_TRAIN_OPTIONS`). */
 export const TRAIN_DEFAULTS = {
-  validationPercentage: 10,
-  testingPercentage: 10,
-  tta: 'none' as TtaMode,
-  head: 'softmax' as HeadType,
-  normalize: 'l2' as FeatureNorm,
-  learningRate: 0.01,
-  optimizer: 'adam' as const,
-  epochs: 40,
-  batchSize: 100,
-  patience: 0,
-  labelSmoothing: 0,
-  weightDecay: 0,
-  dropout: 0,
-  seed: 1,
+  validationPercentage: FAST.validationPercentage,
+  testingPercentage: FAST.testingPercentage,
+  tta: FAST.tta as TtaMode,
+  head: FAST.head as HeadType,
+  normalize: FAST.normalize as FeatureNorm,
+  learningRate: FAST.learningRate,
+  optimizer: FAST.optimizer as 'adam' | 'sgd',
+  epochs: FAST.epochs,
+  batchSize: FAST.batchSize,
+  patience: FAST.patience,
+  labelSmoothing: FAST.labelSmoothing,
+  weightDecay: FAST.weightDecay,
+  dropout: FAST.dropout,
+  seed: FAST.seed,
 };
+
+/**
+ * The views cached per training image: the fixed ones (centre, TTA views, mirror when
+ * flips are on) and `views − fixed` distorted draws. Throws when `views` cannot be met.
+ */
+export function trainingViews(distortions: DistortionOptions, tta: TtaMode, views?: number): { fixed: ImageView[]; distorted: ImageView[] } {
+  const fixed: ImageView[] = [CENTER_VIEW, ...ttaViews(tta).filter((v) => v !== CENTER_VIEW)];
+  if (distortions.flipLeftRight && !fixed.includes(FLIP_VIEW)) fixed.push(FLIP_VIEW);
+  const distort = hasDistortions(distortions);
+  const total = views ?? fixed.length + (distort ? 6 : 0);
+  const names = fixed.map((v) => v.key).join(', ');
+  if (total < fixed.length) {
+    throw new TrainOptionsError(`views ${total} per training image is fewer than the ${fixed.length} fixed views of these options (${names}); ask for at least ${fixed.length}`);
+  }
+  if (total > fixed.length && !distort) {
+    throw new TrainOptionsError(`views ${total} per training image needs a distortion (e.g. --random-crop) to draw the ${total - fixed.length} beyond the fixed ones (${names})`);
+  }
+  return { fixed, distorted: Array.from({ length: total - fixed.length }, (_, i) => distortedView(distortions, i)) };
+}
 
 /** retrain.py end to end: bottlenecks (cached), head training with evaluation, artifact + log + plot. */
 export async function trainModel(opts: TrainModelOptions): Promise<TrainModelResult> {
@@ -104,11 +146,9 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
 
   // Views: the plain centre crop, plus cached distorted views when distortions are on.
   const distort = hasDistortions(opts.distortions);
-  const augViews = distort ? (opts.augViews ?? 6) : 0;
   // The head learns every view it will see: the centre crop, the TTA views, and the mirror image when flips are on.
-  const baseViews: ImageView[] = [CENTER_VIEW, ...ttaViews(opts.tta).filter((v) => v !== CENTER_VIEW)];
-  if (opts.distortions.flipLeftRight && !baseViews.includes(FLIP_VIEW)) baseViews.push(FLIP_VIEW);
-  const aug = Array.from({ length: augViews }, (_, i) => distortedView(opts.distortions, i));
+  const { fixed: baseViews, distorted: aug } = trainingViews(opts.distortions, opts.tta, opts.views);
+  const augViews = aug.length;
   const counts = countByLabel(trainImages);
   const balanceDistortions: DistortionOptions = distort ? opts.distortions : { flipLeftRight: true, crop: 10, scale: 20, brightness: 20 };
   const requestsTrain = trainImages.map((img) => {
@@ -159,7 +199,12 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     rows.forEach((r, i) => x.set(r.f, i * dim));
     return { dim, x, y: Int32Array.from(rows.map((r) => r.y)), group: Int32Array.from(rows.map((r) => r.g)) };
   };
-  const train = pack(trainImages, bottlenecks.tr.features);
+  const train = withExtraRows(pack(trainImages, bottlenecks.tr.features), opts.extraRows ?? [], (label) => {
+    const key = labelIndex.has(label) ? label : opts.sublabels ? `${label}/${label}` : label;
+    const y = labelIndex.get(key);
+    if (y === undefined) throw new DatasetError(`extra training row has label ${JSON.stringify(label)}, not a head output of the training data`);
+    return y;
+  });
   const val = pack(valImages, bottlenecks.va.features);
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
 
@@ -170,40 +215,43 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const stepsPerEpoch = Math.ceil(train.y.length / Math.max(1, Math.min(opts.batchSize, train.y.length)));
   const totalSteps = opts.steps ?? Math.max(1, Math.round((opts.epochs ?? TRAIN_DEFAULTS.epochs) * stepsPerEpoch));
   const members = opts.ensemble ?? 1;
-  const memberResults: TrainHeadResult[] = [];
-  for (let member = 1; member <= members; member++) {
-    const progress = createProgress(members > 1 ? `train ${member}/${members}` : 'train', totalSteps);
-    let lastStep = 0;
-    const r = await trainHead(
-      train,
-      val.y.length > 0 ? val : undefined,
-      {
-        head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
-        numClasses: outputs.length,
-        learningRate: opts.learningRate,
-        optimizer: opts.optimizer,
-        steps: totalSteps,
-        batchSize: opts.batchSize,
-        evalInterval: opts.evalInterval,
-        patience: opts.patience,
-        labelSmoothing: opts.labelSmoothing,
-        weightDecay: opts.weightDecay,
-        dropout: opts.dropout,
-        seed: opts.seed + member - 1,
-      },
-      (rec) => {
+  const progress = createProgress(members > 1 ? `train ${members} heads` : 'train', totalSteps * members);
+  const lastStep = new Array<number>(members).fill(0);
+  const memberResults: TrainHeadResult[] = await trainEnsemble(
+    train,
+    val.y.length > 0 ? val : undefined,
+    {
+      head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
+      numClasses: outputs.length,
+      learningRate: opts.learningRate,
+      optimizer: opts.optimizer,
+      steps: totalSteps,
+      batchSize: opts.batchSize,
+      evalInterval: opts.evalInterval,
+      patience: opts.patience,
+      labelSmoothing: opts.labelSmoothing,
+      weightDecay: opts.weightDecay,
+      dropout: opts.dropout,
+      seed: opts.seed,
+    },
+    members,
+    {
+      workers: opts.workers,
+      onEval: (rec, m) => {
+        const member = m + 1;
         history.push({ ...rec, member });
         logger.debug('evaluation', { ...rec, member });
         const note =
-          `loss ${rec.trainLoss.toFixed(3)} train ${(rec.trainAccuracy * 100).toFixed(1)}%` +
+          `${members > 1 ? `head ${member}: ` : ''}loss ${rec.trainLoss.toFixed(3)} train ${(rec.trainAccuracy * 100).toFixed(1)}%` +
           (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
-        progress.tick(rec.step - lastStep, note);
-        lastStep = rec.step;
+        progress.tick(rec.step - (lastStep[m] as number), note);
+        lastStep[m] = rec.step;
       },
-    );
-    progress.done(`best val ${r.bestValAccuracy !== undefined ? (r.bestValAccuracy * 100).toFixed(1) + '%' : 'n/a'} at step ${r.bestStep}`);
-    memberResults.push(r);
-  }
+    },
+  );
+  const bestVals = memberResults.map((r) => r.bestValAccuracy).filter((a): a is number => a !== undefined);
+  progress.done(bestVals.length ? `best val ${bestVals.map((a) => (a * 100).toFixed(1) + '%').join(' ')}` : 'done');
+  history.sort((a, b) => a.member - b.member || a.step - b.step);
   const result = { ...(memberResults[0] as TrainHeadResult), head: Head.ensemble(memberResults.map((r) => r.head)) };
   const trainSeconds = (Date.now() - tStart) / 1000;
   if (groups) result.head.groups = groups;
@@ -220,13 +268,15 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     images: { training: trainImages.length, validation: valImages.length, failed: failed.length },
     rows: { training: train.y.length, validation: val.y.length },
     distortions: opts.distortions,
+    views: baseViews.length + augViews,
     augViews,
+    extraRows: opts.extraRows?.length ?? 0,
     balance: opts.balance ?? null,
     tta: opts.tta,
     sublabels: !!opts.sublabels,
     outputs: outputs.length,
     head: opts.head,
-    hidden: opts.head === 'mlp' ? (opts.hidden ?? 512) : null,
+    hidden: opts.head === 'mlp' ? (opts.hidden ?? TRAIN_PRESETS.fast.settings.hidden) : null,
     normalize: opts.normalize,
     learningRate: opts.learningRate,
     optimizer: opts.optimizer,
@@ -262,6 +312,26 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     ...(groups ? { groups, outputs } : {}),
   });
   result.head.dispose();
+  if (opts.trainingRows) {
+    const ids = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
+      images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
+    // Rows carry the reported labels (sub-labels folded into their label).
+    const reported = (y: Int32Array) => Uint32Array.from(y, (o) => (groups ? (groups[o] as number) : o));
+    const x = new Float32Array(train.x.length + val.x.length);
+    x.set(train.x);
+    x.set(val.x, train.x.length);
+    await writeFile(
+      join(opts.out, TRAINING_ROWS_FILE),
+      encodeTrainingRows({
+        dim: train.dim,
+        labels,
+        label: Uint32Array.from([...reported(train.y), ...reported(val.y)]),
+        split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(val.y.length).fill(1)]),
+        x,
+        ids: [...ids(trainImages, bottlenecks.tr.features), ...ids(valImages, bottlenecks.va.features)],
+      }),
+    );
+  }
   // The log and its plot live beside the artifact files (loaders ignore them).
   const logPath = join(opts.out, 'training-log.jsonl');
   await writeFile(logPath, '');
@@ -271,4 +341,25 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
   return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
+}
+
+/** Training rows with pre-computed bottlenecks appended (each its own image group). */
+function withExtraRows(set: FeatureSet, extra: Array<{ features: Float32Array; label: string }>, labelOf: (label: string) => number): FeatureSet {
+  if (extra.length === 0) return set;
+  const rows = set.y.length;
+  const x = new Float32Array((rows + extra.length) * set.dim);
+  x.set(set.x);
+  const y = new Int32Array(rows + extra.length);
+  y.set(set.y);
+  const group = new Int32Array(rows + extra.length);
+  const groups0 = set.group ? Math.max(-1, ...set.group) + 1 : rows;
+  if (set.group) group.set(set.group);
+  else for (let i = 0; i < rows; i++) group[i] = i;
+  extra.forEach((e, k) => {
+    if (e.features.length !== set.dim) throw new DatasetError(`extra training row ${k} has ${e.features.length} features, the backbone gives ${set.dim}`);
+    x.set(e.features, (rows + k) * set.dim);
+    y[rows + k] = labelOf(e.label);
+    group[rows + k] = groups0 + k;
+  });
+  return { dim: set.dim, x, y, group };
 }

@@ -8,14 +8,15 @@ import type { FeatureExtractor } from '../extractor';
 import type { FeatureJob } from '../features';
 import type { WorkerData, WorkerReply, WorkerRequest, WireJob } from './protocol';
 
-const BOOT = `
+/** Worker bootstrap: the TypeScript hook when running from sources, then the worker's entry module. */
+export const WORKER_BOOT = `
 const { workerData } = require('node:worker_threads');
 if (workerData.register) require(workerData.register);
 require(workerData.entry);
 `;
 
 /** The repository's TypeScript require hook, for workers running from sources. */
-function findRegister(): string | undefined {
+export function findRegister(): string | undefined {
   let dir = __dirname;
   for (let i = 0; i < 8; i++) {
     const p = join(dir, 'bin', 'register.js');
@@ -27,7 +28,6 @@ function findRegister(): string | undefined {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
 }
 
 /**
@@ -40,6 +40,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     readonly backbone: BackboneInfo,
     private readonly slots: Slot[],
     private readonly chunk: number,
+    private readonly inFlight: number,
   ) {}
 
   static defaultSize(): number {
@@ -49,7 +50,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
 
   static async start(
     backboneSpec: string,
-    opts: { workers?: number; offline?: boolean; batchSize?: number } = {},
+    opts: { workers?: number; offline?: boolean; batchSize?: number; /** Chunks queued per worker (default 2). */ inFlight?: number } = {},
   ): Promise<WorkerPoolExtractor> {
     const n = opts.workers ?? WorkerPoolExtractor.defaultSize();
     const isTs = __filename.endsWith('.ts');
@@ -63,8 +64,8 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     const slots: Slot[] = [];
     const ready: Array<Promise<BackboneInfo>> = [];
     for (let i = 0; i < n; i++) {
-      const worker = new Worker(BOOT, { eval: true, workerData: data });
-      slots.push({ worker, busy: false });
+      const worker = new Worker(WORKER_BOOT, { eval: true, workerData: data });
+      slots.push({ worker });
       ready.push(
         new Promise<BackboneInfo>((resolve, reject) => {
           const onMsg = (m: WorkerReply) => {
@@ -79,7 +80,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
     }
     try {
       const infos = await Promise.all(ready);
-      return new WorkerPoolExtractor(infos[0] as BackboneInfo, slots, Math.max(1, opts.batchSize ?? 8));
+      return new WorkerPoolExtractor(infos[0] as BackboneInfo, slots, Math.max(1, opts.batchSize ?? 8), Math.max(1, opts.inFlight ?? 2));
     } catch (err) {
       await Promise.all(slots.map((s) => s.worker.terminate()));
       throw err;
@@ -99,7 +100,6 @@ export class WorkerPoolExtractor implements FeatureExtractor {
       new Promise<void>((resolve, reject) => {
         const pump = () => {
           if (next >= jobs.length) {
-            slot.busy = false;
             resolve();
             return;
           }
@@ -107,7 +107,6 @@ export class WorkerPoolExtractor implements FeatureExtractor {
           const part = jobs.slice(start, start + this.chunk);
           next += part.length;
           const id = ++seq;
-          slot.busy = true;
           const onMsg = (m: WorkerReply) => {
             if ((m.type !== 'result' && m.type !== 'failed') || m.id !== id) return;
             slot.worker.off('message', onMsg);
@@ -142,7 +141,10 @@ export class WorkerPoolExtractor implements FeatureExtractor {
         };
         pump();
       });
-    await Promise.all(this.slots.map(runOn));
+    // Two chunks in flight per worker: while the backbone runs on one, the worker's sharp
+    // decodes the next (on libuv threads) and the message round trip is hidden; with one,
+    // each worker idled during decode + round trip (the second worker's loss in `bench infer`).
+    await Promise.all(this.slots.flatMap((s) => Array.from({ length: this.inFlight }, () => runOn(s))));
     return out;
   }
 

@@ -1,0 +1,33 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { CategorySchema } from '@shelfsight/contracts';
+import { RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { CategoriesService } from './categories.service';
+import { CategoryDto, CategoryListDto, NewCategorySchema, type NewCategory } from './category.dto';
+
+@ApiTags('categories')
+@RequireRole('operator')
+@Controller('categories')
+export class CategoriesController {
+  constructor(private readonly categories: CategoriesService) {}
+
+  @Get()
+  @ApiOkResponse({ type: CategoryListDto })
+  list(): Promise<CategoryListDto> {
+    return this.categories.list();
+  }
+
+  @Post()
+  @ApiOkResponse({ type: CategoryDto, description: 'the category, added (or brought back from retirement)' })
+  add(@Body(new ZodPipe(NewCategorySchema, 'body')) body: NewCategory): Promise<CategoryDto> {
+    return this.categories.add(body);
+  }
+
+  @Post(':name/retire')
+  @HttpCode(200)
+  @ApiOkResponse({ type: CategoryDto })
+  retire(@Param('name', new ZodPipe(CategorySchema, 'name')) name: string): Promise<CategoryDto> {
+    return this.categories.retire(name);
+  }
+}

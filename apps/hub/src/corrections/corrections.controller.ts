@@ -1,0 +1,29 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { Actor } from '../auth/actor';
+import { RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { CorrectionBodySchema, CorrectionDto, DetectionIdSchema, type CorrectionBody } from './correction.dto';
+import { CorrectionsService } from './corrections.service';
+
+const IdPipe = new ZodPipe(DetectionIdSchema, 'id');
+
+@ApiTags('corrections')
+@RequireRole('operator')
+@Controller('detections/:id/correction')
+export class CorrectionsController {
+  constructor(private readonly corrections: CorrectionsService) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOkResponse({ type: CorrectionDto, description: 'records the correction, moves the state when the detection is current, asks the device for the frame' })
+  correct(@Param('id', IdPipe) id: bigint, @Body(new ZodPipe(CorrectionBodySchema, 'body')) body: CorrectionBody, @Actor() actor: string): Promise<CorrectionDto> {
+    return this.corrections.correct(id, body.category, actor);
+  }
+
+  @Get()
+  @ApiOkResponse({ type: [CorrectionDto], description: 'the detection\u2019s corrections, oldest first' })
+  list(@Param('id', IdPipe) id: bigint): Promise<CorrectionDto[]> {
+    return this.corrections.forDetection(id);
+  }
+}

@@ -1,0 +1,99 @@
+import { Controller, Get, Header, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Actor } from '../auth/actor';
+import { RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import {
+  CompareModelsQuerySchema,
+  ListModelsQuerySchema,
+  RegisterModelQuerySchema,
+  type CompareModelsQuery,
+  type ListModelsQuery,
+  type ModelComparisonDto,
+  type ModelVersionDto,
+  type ModelVersionSummaryDto,
+  type RegisterModelQuery,
+} from './models.dto';
+import { ModelsService } from './models.service';
+import { ARTIFACT_MEDIA_TYPES, readArtifactBody } from './upload-body';
+
+@ApiTags('models')
+@RequireRole('operator')
+@Controller('models')
+export class ModelsController {
+  constructor(
+    private readonly models: ModelsService,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+  ) {}
+
+  /**
+   * Register a head trained elsewhere (`shelf train`; `shelf models register <dir>`). Body:
+   * a tar (or tar.gz) of the artifact folder — manifest.json, head.bin, labels.txt,
+   * outputs.txt when present, training-rows.bin when available. 201 with the version
+   * (metrics and gate verdict); 200 when the same artifact was registered before; 422
+   * when the artifact is damaged; 409 when the version id exists with other weights.
+   */
+  @Post()
+  @ApiConsumes(...ARTIFACT_MEDIA_TYPES)
+  @ApiBody({ description: 'tar of the artifact folder', schema: { type: 'string', format: 'binary' } })
+  @ApiQuery({ name: 'parent', required: false, description: 'version this one was trained from (default: the manifest lineage)' })
+  async register(
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+    @Query(new ZodPipe(RegisterModelQuerySchema)) query: RegisterModelQuery,
+    @Actor() actor: string,
+  ): Promise<ModelVersionDto> {
+    const body = await readArtifactBody(req, this.config.modelUploadMaxBytes);
+    const result = await this.models.registerArchive(body, { parent: query.parent, registeredBy: actor });
+    res.status(result.created ? 201 : 200);
+    return result.model;
+  }
+
+  @Get()
+  @ApiOkResponse({ description: 'model versions, newest first, with their gate verdicts' })
+  list(@Query(new ZodPipe(ListModelsQuerySchema)) query: ListModelsQuery): Promise<ModelVersionSummaryDto[]> {
+    return this.models.list(query);
+  }
+
+  @Get('compare')
+  @ApiOkResponse({ description: 'overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ' })
+  compare(@Query(new ZodPipe(CompareModelsQuerySchema)) query: CompareModelsQuery): Promise<ModelComparisonDto> {
+    return this.models.compare(query.a, query.b);
+  }
+
+  @Get(':version')
+  @ApiOkResponse({ description: 'lineage, metrics with confusion matrix, gate verdict, backlog re-score state' })
+  get(@Param('version') version: string): Promise<ModelVersionDto> {
+    return this.models.get(version);
+  }
+
+  @Get(':version/confusion.svg')
+  @ApiProduces('image/svg+xml')
+  @Header('Content-Type', 'image/svg+xml')
+  confusion(@Param('version') version: string): Promise<string> {
+    return this.models.confusionSvg(version);
+  }
+
+  /** The artifact as a tar (manifest.json, head.bin, labels.txt, outputs.txt); ETag and X-Artifact-Sha256 = its SHA-256. */
+  @Get(':version/artifact')
+  @ApiProduces('application/x-tar')
+  @HttpCode(200)
+  async artifact(@Param('version') version: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const a = await this.models.artifact(version);
+    const etag = `"${a.sha256}"`;
+    res.setHeader('ETag', etag);
+    res.setHeader('X-Artifact-Sha256', a.sha256);
+    res.setHeader('Cache-Control', 'private, max-age=31536000, immutable');
+    if (req.headers['if-none-match'] === etag) {
+      (a.stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      res.status(304).end();
+      return;
+    }
+    res.setHeader('Content-Type', 'application/x-tar');
+    res.setHeader('Content-Length', String(a.bytes));
+    res.setHeader('Content-Disposition', `attachment; filename="${version.replace(/[^A-Za-z0-9._-]/g, '_')}.tar"`);
+    a.stream.pipe(res);
+  }
+}

@@ -1,0 +1,171 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Prisma, type PrismaClient } from '@shelfsight/db';
+import { PrismaService } from '../prisma/prisma.service';
+import type { ModelMetrics, ScoredRow } from './evaluation';
+
+export interface ModelVersionRow {
+  version: string;
+  backbone_id: string;
+  backbone_checksum: string;
+  labels: string[];
+  category_set: string;
+  head_type: string;
+  manifest: Record<string, unknown>;
+  artifact_sha256: string;
+  artifact_bytes: bigint | number;
+  training_set_sha256: string | null;
+  training_set_rows: number | null;
+  parent_version: string | null;
+  lineage: Record<string, unknown>;
+  metrics: ModelMetrics | null;
+  releasable: boolean | null;
+  gate_reason: string | null;
+  source: string;
+  registered_by: string | null;
+  created_at: Date;
+  registered_at: Date;
+  rescore_state: string | null;
+  rescored_samples: number | null;
+  rescored_at: Date | null;
+}
+
+export type NewModelVersion = Omit<ModelVersionRow, 'registered_at' | 'rescore_state' | 'rescored_samples' | 'rescored_at'>;
+
+export interface EvaluationSetRow {
+  category_set: string;
+  labels: string[];
+  backbone_id: string;
+  embedding_dim: number;
+  blob_sha256: string;
+  rows: number;
+  counts: Record<string, number>;
+  frozen_by: string;
+  created_at: Date;
+}
+
+export interface PendingEmbedding {
+  id: bigint;
+  embedding: Uint8Array;
+}
+
+/** SQL of the model registry: model_versions, evaluation_sets, categories, and the samples it re-scores. */
+@Injectable()
+export class ModelsRepository {
+  /** Any Prisma client: the hub's PrismaService, or a worker process's own client. */
+  constructor(@Inject(PrismaService) private readonly prisma: PrismaClient) {}
+
+  async insertVersion(v: NewModelVersion): Promise<void> {
+    await this.prisma.$executeRaw`
+      INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest,
+        artifact_sha256, artifact_bytes, training_set_sha256, training_set_rows, parent_version, lineage, metrics,
+        releasable, gate_reason, source, registered_by, created_at, rescore_state)
+      VALUES (${v.version}, ${v.backbone_id}, ${v.backbone_checksum}, ${JSON.stringify(v.labels)}::jsonb, ${v.category_set}, ${v.head_type},
+        ${JSON.stringify(v.manifest)}::jsonb, ${v.artifact_sha256}, ${BigInt(v.artifact_bytes)}, ${v.training_set_sha256}, ${v.training_set_rows},
+        ${v.parent_version}, ${JSON.stringify(v.lineage)}::jsonb, ${v.metrics ? JSON.stringify(v.metrics) : null}::jsonb,
+        ${v.releasable}, ${v.gate_reason}, ${v.source}, ${v.registered_by}, ${v.created_at}, 'queued')`;
+  }
+
+  async findVersion(version: string): Promise<ModelVersionRow | undefined> {
+    const rows = await this.prisma.$queryRaw<ModelVersionRow[]>`SELECT * FROM model_versions WHERE version = ${version}`;
+    return rows[0];
+  }
+
+  /** Newest first; without metrics' confusion matrices (list view). */
+  async listVersions(filter: { backboneId?: string; categorySet?: string; limit: number }): Promise<ModelVersionRow[]> {
+    return this.prisma.$queryRaw<ModelVersionRow[]>`
+      SELECT * FROM model_versions
+      WHERE TRUE
+        ${filter.backboneId ? Prisma.sql`AND backbone_id = ${filter.backboneId}` : Prisma.empty}
+        ${filter.categorySet ? Prisma.sql`AND category_set = ${filter.categorySet}` : Prisma.empty}
+      ORDER BY registered_at DESC, version DESC
+      LIMIT ${filter.limit}`;
+  }
+
+  /** The releasable version of a category set and backbone with the best overall accuracy (newest among equals). */
+  async bestReleasable(categorySet: string, backboneId: string, except: string): Promise<{ version: string; metrics: ModelMetrics } | undefined> {
+    const rows = await this.prisma.$queryRaw<Array<{ version: string; metrics: ModelMetrics }>>`
+      SELECT version, metrics FROM model_versions
+      WHERE category_set = ${categorySet} AND backbone_id = ${backboneId} AND releasable AND metrics IS NOT NULL AND version <> ${except}
+      ORDER BY (metrics->>'accuracy')::float8 DESC, registered_at DESC
+      LIMIT 1`;
+    return rows[0];
+  }
+
+  async evaluationSet(categorySet: string, backboneId: string): Promise<EvaluationSetRow | undefined> {
+    const rows = await this.prisma.$queryRaw<EvaluationSetRow[]>`SELECT * FROM evaluation_sets WHERE category_set = ${categorySet} AND backbone_id = ${backboneId}`;
+    return rows[0];
+  }
+
+  /** Freeze a category set's evaluation rows unless another registration did first; returns the frozen set. */
+  async freezeEvaluationSet(e: Omit<EvaluationSetRow, 'created_at'>): Promise<EvaluationSetRow> {
+    await this.prisma.$executeRaw`
+      INSERT INTO evaluation_sets (category_set, labels, backbone_id, embedding_dim, blob_sha256, rows, counts, frozen_by)
+      VALUES (${e.category_set}, ${JSON.stringify(e.labels)}::jsonb, ${e.backbone_id}, ${e.embedding_dim}, ${e.blob_sha256}, ${e.rows},
+        ${JSON.stringify(e.counts)}::jsonb, ${e.frozen_by})
+      ON CONFLICT (category_set, backbone_id) DO NOTHING`;
+    return (await this.evaluationSet(e.category_set, e.backbone_id)) as EvaluationSetRow;
+  }
+
+  /** A registered version's labels become known categories (existing ones, retired or not, are left alone). */
+  async addCategories(names: string[]): Promise<void> {
+    await this.prisma.$executeRaw`
+      INSERT INTO categories (name) SELECT unnest(${names}::text[]) ON CONFLICT (name) DO NOTHING`;
+  }
+
+  /** The most recently registered version for a backbone (the one whose view the queue shows). */
+  async newestVersionFor(backboneId: string): Promise<string | undefined> {
+    const rows = await this.prisma.$queryRaw<Array<{ version: string }>>`
+      SELECT version FROM model_versions WHERE backbone_id = ${backboneId} ORDER BY registered_at DESC, version DESC LIMIT 1`;
+    return rows[0]?.version;
+  }
+
+  async countPending(backboneId: string, dim: number): Promise<number> {
+    const rows = await this.prisma.$queryRaw<Array<{ n: number }>>`
+      SELECT count(*)::int AS n FROM samples
+      WHERE state = 'pending' AND backbone_id = ${backboneId} AND embedding IS NOT NULL AND embedding_dim = ${dim}`;
+    return rows[0]?.n ?? 0;
+  }
+
+  /** One keyset page of pending samples' embeddings of a backbone, by id. */
+  async pendingEmbeddings(backboneId: string, dim: number, afterId: bigint, limit: number): Promise<PendingEmbedding[]> {
+    return this.prisma.$queryRaw<PendingEmbedding[]>`
+      SELECT id, embedding FROM samples
+      WHERE state = 'pending' AND backbone_id = ${backboneId} AND embedding IS NOT NULL AND embedding_dim = ${dim} AND id > ${afterId}
+      ORDER BY id LIMIT ${limit}`;
+  }
+
+  /** Write a version's scores of pending samples (samples labelled meanwhile keep theirs). */
+  async updateScores(version: string, ids: bigint[], scores: ScoredRow[]): Promise<number> {
+    return this.prisma.$executeRaw`
+      UPDATE samples s SET scored_category = u.category, scored_confidence = u.confidence, scored_margin = u.margin,
+        scored_entropy = u.entropy, scored_top_k = u.top_k::jsonb, scored_model_version = ${version}
+      FROM (SELECT unnest(${ids}::bigint[]) AS id, unnest(${scores.map((s) => s.category)}::text[]) AS category,
+                   unnest(${scores.map((s) => s.confidence)}::real[]) AS confidence, unnest(${scores.map((s) => s.margin)}::real[]) AS margin,
+                   unnest(${scores.map((s) => s.entropy)}::real[]) AS entropy, unnest(${scores.map((s) => JSON.stringify(s.topK))}::text[]) AS top_k) u
+      WHERE s.id = u.id AND s.state = 'pending'`;
+  }
+
+  /**
+   * Claim the oldest version whose backlog re-score is queued, or whose run stopped
+   * beating for `staleMs` (its process died): marks it running. SKIP LOCKED, so with
+   * several hub replicas each version is re-scored by one of them.
+   */
+  async claimRescore(staleMs: number): Promise<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'> | undefined> {
+    const staleBefore = new Date(Date.now() - staleMs);
+    const rows = await this.prisma.$queryRaw<Array<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'>>>`
+      UPDATE model_versions SET rescore_state = 'running', rescored_at = now()
+      WHERE version = (
+        SELECT version FROM model_versions
+        WHERE rescore_state = 'queued' OR (rescore_state = 'running' AND rescored_at < ${staleBefore})
+        ORDER BY registered_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING version, backbone_id, artifact_sha256`;
+    return rows[0];
+  }
+
+  /** Progress of a re-score; rescored_at is its heartbeat while running, its end after. */
+  async setRescore(version: string, state: 'running' | 'done' | 'superseded' | 'failed', samples: number | null): Promise<void> {
+    await this.prisma.$executeRaw`
+      UPDATE model_versions SET rescore_state = ${state}, rescored_samples = ${samples}, rescored_at = now()
+      WHERE version = ${version}`;
+  }
+}
