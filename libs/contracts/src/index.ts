@@ -6,5 +6,6 @@ export * from './model-artifact';
 export * from './head-math';
 export * from './training-rows';
 export * from './artifact-archive';
+export * from './detection-batch-fast';
 export * from './rollout';
 export * from './rollout-signing';

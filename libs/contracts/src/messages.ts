@@ -7,6 +7,13 @@ import { DEVICE_ID_PATTERN } from './topics';
  */
 export const SCHEMA_VERSION = 1 as const;
 
+/**
+ * Free text in a payload: length-bounded, and without NUL characters, which PostgreSQL
+ * cannot store in text or jsonb (a payload carrying one would be accepted here and then
+ * refused by every commit).
+ */
+export const boundedText = (min: number, max: number) => z.string().min(min).max(max).regex(/^[^\u0000]*$/, 'must not contain NUL characters');
+
 export const DeviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'device id: letters, digits, _ . - (max 64)');
 
 /** Location code aisle-rack-shelf-bin, e.g. `A-03-2-B`. */
@@ -24,10 +31,12 @@ export function zoneOfLocation(code: string): string {
  * storage was wiped or replaced starts a new epoch at seq 1 instead of having its new
  * detections taken for repeats of old ones.
  */
-export const EpochSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'epoch: letters, digits, _ - (max 64)');
+export const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const EpochSchema = z.string().regex(EPOCH_PATTERN, 'epoch: letters, digits, _ - (max 64)');
 
-export const SiteSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
-export const CategorySchema = z.string().min(1).max(64);
+export const SITE_PATTERN = /^[A-Za-z0-9_.-]+$/;
+export const SiteSchema = z.string().min(1).max(64).regex(SITE_PATTERN, 'letters, digits, _ . - only');
+export const CategorySchema = boundedText(1, 64);
 const IsoTime = z.iso.datetime({ offset: true });
 const Confidence = z.number().min(0).max(1);
 
@@ -41,14 +50,14 @@ export const DetectionSchema = z.object({
   /** Sequence number, strictly increasing within the device's epoch, starting at 1. */
   seq: z.number().int().positive(),
   /** Stable id of the captured frame; a frame classified twice keeps its id. */
-  frameId: z.string().min(1).max(128),
+  frameId: boundedText(1, 128),
   site: SiteSchema,
   location: LocationCodeSchema,
   capturedAt: IsoTime,
   category: CategorySchema,
   confidence: Confidence,
   topK: z.array(ScoredCategorySchema).max(10),
-  modelVersion: z.string().min(1).max(128),
+  modelVersion: boundedText(1, 128),
   latencyMs: z.number().min(0),
 });
 export type Detection = z.infer<typeof DetectionSchema>;
@@ -93,9 +102,9 @@ export const BirthSchema = z.object({
   deviceId: DeviceIdSchema,
   kind: z.enum(DEVICE_KINDS),
   site: SiteSchema,
-  agentVersion: z.string().min(1).max(64),
-  backboneId: z.string().min(1).max(128),
-  modelVersion: z.string().min(1).max(128),
+  agentVersion: boundedText(1, 64),
+  backboneId: boundedText(1, 128),
+  modelVersion: boundedText(1, 128),
   startedAt: IsoTime,
   /** The outbox's sequence epoch; a new one means the device's storage was reset. */
   epoch: EpochSchema,
@@ -139,7 +148,7 @@ export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 /** Published by each hub on {@link HUB_STATUS_TOPIC} once it is subscribed (at start and after every reconnect). */
 export const HubStatusSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
-  hubId: z.string().min(1).max(128),
+  hubId: boundedText(1, 128),
   status: z.literal('online'),
   at: IsoTime,
 });

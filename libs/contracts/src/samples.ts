@@ -6,6 +6,7 @@ import {
   SCHEMA_VERSION,
   ScoredCategorySchema,
   SiteSchema,
+  boundedText,
 } from './messages';
 
 /**
@@ -41,11 +42,11 @@ export const SampleSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
   deviceId: DeviceIdSchema,
   /** Unique per device: `${frameId}:${reason}`. */
-  sampleId: z.string().min(1).max(160),
+  sampleId: boundedText(1, 160),
   reason: z.enum(SAMPLE_REASONS),
   /** Set when the sample answers a frame request. */
-  requestId: z.string().min(1).max(128).optional(),
-  frameId: z.string().min(1).max(128),
+  requestId: boundedText(1, 128).optional(),
+  frameId: boundedText(1, 128),
   /** Sequence number of the frame's detection. */
   seq: z.number().int().positive().optional(),
   site: SiteSchema,
@@ -55,9 +56,9 @@ export const SampleSchema = z.object({
     category: CategorySchema,
     confidence: z.number().min(0).max(1),
     topK: z.array(ScoredCategorySchema).max(10),
-    modelVersion: z.string().min(1).max(128),
+    modelVersion: boundedText(1, 128),
   }),
-  backboneId: z.string().min(1).max(128),
+  backboneId: boundedText(1, 128),
   thumbnail: ThumbnailSchema,
   bottleneck: BottleneckSchema.optional(),
   sentAt: z.iso.datetime({ offset: true }),
@@ -68,8 +69,8 @@ export type Sample = z.infer<typeof SampleSchema>;
 export const FrameRequestSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
   deviceId: DeviceIdSchema,
-  requestId: z.string().min(1).max(128),
-  frameId: z.string().min(1).max(128),
+  requestId: boundedText(1, 128),
+  frameId: boundedText(1, 128),
 });
 export type FrameRequest = z.infer<typeof FrameRequestSchema>;
 
@@ -78,11 +79,11 @@ export const FrameReplySchema = z
   .object({
     v: z.literal(SCHEMA_VERSION),
     deviceId: DeviceIdSchema,
-    requestId: z.string().min(1).max(128),
-    frameId: z.string().min(1).max(128),
+    requestId: boundedText(1, 128),
+    frameId: boundedText(1, 128),
     status: z.enum(['ok', 'not_held']),
     sample: SampleSchema.optional(),
-    message: z.string().max(256).optional(),
+    message: boundedText(0, 256).optional(),
   })
   .refine((r) => (r.status === 'ok') === (r.sample !== undefined), { message: 'sample is required exactly when status is ok', path: ['sample'] });
 export type FrameReply = z.infer<typeof FrameReplySchema>;

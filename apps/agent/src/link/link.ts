@@ -17,7 +17,6 @@ import {
   parsePayload,
   type Birth,
   type Detection,
-  type DetectionBatch,
   type Heartbeat,
   type RolloutStatus,
 } from '@shelfsight/contracts';
@@ -73,6 +72,15 @@ export interface LinkCounters {
 export class Link extends EventEmitter {
   private client: MqttClient | undefined;
   private readonly inFlight = new Map<number, number>();
+  /**
+   * Durable detections not yet published, in seq order, from `unsentHead` on: new ones are
+   * appended as the outbox adds them, so publishing costs the same however many are in
+   * flight. Whenever the in-flight window is dropped (reconnect, hub back, ack timeout),
+   * `rescan` rebuilds it from the outbox.
+   */
+  private unsent: number[] = [];
+  private unsentHead = 0;
+  private rescan = true;
   private attempt = 0;
   /** Ack-timeout rounds in a row without any ack from the hub. */
   private silentRounds = 0;
@@ -148,6 +156,7 @@ export class Link extends EventEmitter {
     this.silentRounds = 0;
     this.counters.connects++;
     this.inFlight.clear();
+    this.rescan = true;
     try {
       await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), HUB_STATUS_TOPIC], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, epoch: this.outbox.epoch, ...this.options.birth() };
@@ -181,6 +190,7 @@ export class Link extends EventEmitter {
     const was = this.isConnected;
     this.isConnected = false;
     this.inFlight.clear();
+    this.rescan = true;
     if (was) {
       this.counters.disconnects++;
       this.logger.warn('disconnected', { pending: this.outbox.depth });
@@ -211,6 +221,7 @@ export class Link extends EventEmitter {
         this.logger.info('hub online; publishing unacknowledged detections again', { inFlight: this.inFlight.size });
         this.counters.retransmits += this.inFlight.size;
         this.inFlight.clear();
+        this.rescan = true;
         this.silentRounds = 0;
         this.pump();
       }
@@ -243,7 +254,8 @@ export class Link extends EventEmitter {
   private pumpScheduled = false;
 
   /** New detections arrive in bursts: publish them once per turn of the event loop, not once each. */
-  private readonly onAdded = (): void => {
+  private readonly onAdded = (detection: Detection): void => {
+    if (!this.rescan) this.unsent.push(detection.seq);
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
     setImmediate(() => {
@@ -256,30 +268,48 @@ export class Link extends EventEmitter {
   private pump(): void {
     const client = this.client;
     if (!client || !this.isConnected || this.stopping) return;
+    if (this.rescan) {
+      this.unsent = [];
+      this.unsentHead = 0;
+      for (const d of this.outbox.pending()) if (!this.inFlight.has(d.seq)) this.unsent.push(d.seq);
+      this.rescan = false;
+    }
     const batchSize = Math.min(this.options.batchSize, MAX_DETECTIONS_PER_BATCH);
-    let batch: Detection[] = [];
+    const topic = deviceTopic(this.options.deviceId, 'detections');
+    // The fixed part of every batch; the detections are the outbox's own JSON of each,
+    // so a batch is put together, not serialised again. Not re-validated here: each
+    // detection was validated when the pipeline made it and numbered by the outbox, and
+    // the batch (1..MAX, distinct seqs) holds by construction.
+    let head = '';
+    let seqs: number[] = [];
+    let parts: string[] = [];
     const flush = () => {
-      if (batch.length === 0) return;
+      if (seqs.length === 0) return;
       const now = Date.now();
-      for (const d of batch) this.inFlight.set(d.seq, now);
-      // Not re-validated here: each detection was validated when the pipeline made it and
-      // numbered by the outbox, and the batch (1..MAX, distinct seqs) holds by construction.
-      const message: DetectionBatch = { v: SCHEMA_VERSION, deviceId: this.options.deviceId, epoch: this.outbox.epoch, sentAt: new Date(now).toISOString(), detections: batch };
-      const payload = Buffer.from(JSON.stringify(message));
+      for (const seq of seqs) this.inFlight.set(seq, now);
+      head ||= `{"v":${SCHEMA_VERSION},"deviceId":${JSON.stringify(this.options.deviceId)},"epoch":${JSON.stringify(this.outbox.epoch)},"sentAt":`;
+      const payload = Buffer.from(`${head}"${new Date(now).toISOString()}","detections":[${parts.join(',')}]}`);
       this.counters.batchesSent++;
-      this.counters.detectionsSent += batch.length;
-      client.publish(deviceTopic(this.options.deviceId, 'detections'), payload, { qos: 1 }, (err) => {
+      this.counters.detectionsSent += seqs.length;
+      client.publish(topic, payload, { qos: 1 }, (err) => {
         if (err) this.logger.debug('publish not confirmed', { err });
       });
-      batch = [];
+      seqs = [];
+      parts = [];
     };
-    for (const d of this.outbox.pending()) {
-      if (this.inFlight.size + batch.length >= this.options.maxInFlight) break;
-      if (this.inFlight.has(d.seq)) continue;
-      batch.push(d);
-      if (batch.length >= batchSize) flush();
+    while (this.unsentHead < this.unsent.length && this.inFlight.size + seqs.length < this.options.maxInFlight) {
+      const seq = this.unsent[this.unsentHead++]!;
+      const json = this.inFlight.has(seq) ? undefined : this.outbox.jsonOf(seq);
+      if (json === undefined) continue; // acked meanwhile, or already out
+      seqs.push(seq);
+      parts.push(json);
+      if (seqs.length >= batchSize) flush();
     }
     flush();
+    if (this.unsentHead > 4096 && this.unsentHead * 2 > this.unsent.length) {
+      this.unsent = this.unsent.slice(this.unsentHead);
+      this.unsentHead = 0;
+    }
   }
 
   /** Detections not acknowledged within the ack timeout leave the window and go out again. */
@@ -296,6 +326,7 @@ export class Link extends EventEmitter {
       }
     }
     if (expired > 0) {
+      this.rescan = true;
       this.silentRounds++;
       this.counters.retransmits += expired;
       this.logger.debug('ack timeout; publishing again', { expired });

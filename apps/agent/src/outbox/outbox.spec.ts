@@ -39,6 +39,20 @@ describe(Outbox.name, () => {
     await sut.close();
   });
 
+  it('hands out each pending detection as its JSON, also after a reopen, and forgets it once acked', async () => {
+    const { outbox: first } = await open();
+    const a = await first.add(detection(1));
+    expect(first.jsonOf(a.seq)).toBe(JSON.stringify(a));
+    await first.close();
+    const { outbox: sut } = await open();
+    const [replayed] = [...sut.pending()];
+    expect(sut.jsonOf(a.seq)).toBe(JSON.stringify(replayed));
+    expect(JSON.parse(sut.jsonOf(a.seq)!)).toEqual(a);
+    sut.ack([a.seq]);
+    expect(sut.jsonOf(a.seq)).toBeUndefined();
+    await sut.close();
+  });
+
   it('replays exactly the pending detections in order after a crash with a torn last write', async () => {
     const { outbox: first } = await open();
     for (let n = 0; n < 10; n++) await first.add(detection(n));

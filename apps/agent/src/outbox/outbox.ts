@@ -31,7 +31,8 @@ export interface OutboxRecovery {
   corruptLines: number;
 }
 
-type Entry = { detection: Detection; bytes: number; durable: boolean };
+/** `json`: the detection serialised (once, for the log line and for publishing); made lazily for replayed entries. */
+type Entry = { detection: Detection; bytes: number; durable: boolean; json?: string };
 
 type HeaderRecord = { t: 'h'; nextSeq: number; epoch: string };
 type DetectionRecord = { t: 'd' } & Detection;
@@ -177,14 +178,16 @@ export class Outbox extends EventEmitter {
       throw new OutboxFullError(`outbox full: ${this.pendingBytes} of ${this.options.maxBytes} bytes unacknowledged`);
     }
     const stored: Detection = { seq: this.nextSeqValue++, ...detection };
-    const record: DetectionRecord = { t: 'd', ...stored };
-    const bytes = lineBytes(record);
-    const entry: Entry = { detection: stored, bytes, durable: false };
+    // Serialised once: the log line is `{"t":"d",` + the detection's own JSON, which the link publishes as it is.
+    const json = JSON.stringify(stored);
+    const line = `{"t":"d",${json.slice(1)}`;
+    const bytes = Buffer.byteLength(line) + 1;
+    const entry: Entry = { detection: stored, bytes, durable: false, json };
     this.entries.set(stored.seq, entry);
     this.pendingBytes += bytes;
     if (this.full) this.fullSince ??= Date.now();
     try {
-      await this.log.append([record], true);
+      await this.log.appendLine(line, true);
     } catch (err) {
       this.remove(stored.seq);
       throw err;
@@ -201,6 +204,14 @@ export class Outbox extends EventEmitter {
 
   has(seq: number): boolean {
     return this.entries.has(seq);
+  }
+
+  /** A pending detection as JSON (exactly `JSON.stringify(detection)`), undefined once acked. */
+  jsonOf(seq: number): string | undefined {
+    const e = this.entries.get(seq);
+    if (!e) return undefined;
+    e.json ??= JSON.stringify(e.detection);
+    return e.json;
   }
 
   /**

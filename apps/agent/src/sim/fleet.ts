@@ -39,6 +39,9 @@ export interface SimulatedFleet {
   stop(): Promise<void>;
 }
 
+/** Agents started at once while the fleet starts. */
+const START_CONCURRENCY = 16;
+
 /**
  * Many agents in one process, each with the real outbox, link, queue and sources;
  * only the classifier is a stand-in (unless one is given). For `shelf sim`, fleet
@@ -55,41 +58,57 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
   const locations = options.locations ?? defaultLocations();
   const agents: AgentHandle[] = [];
   const sources: ReplaySource[] = [];
+  const startOne = async (i: number): Promise<void> => {
+    const deviceId = `${prefix}${i}`;
+    const creds = options.credentials?.(deviceId);
+    const config = agentConfig({
+      kind: 'sim',
+      // Synthetic frames are no images: no thumbnails, so no samples unless real frames are replayed.
+      samplesPerMinute: options.framesDir ? undefined : 0,
+      ...options.agent,
+      deviceId,
+      site,
+      mqttUrl: options.mqttUrl ?? options.agent?.mqttUrl ?? DEFAULT_MQTT_URL,
+      mqttUsername: creds?.username,
+      mqttPassword: creds?.password,
+      classifier: 'stand-in',
+      stateDir: path.join(root, deviceId),
+      framesDir: undefined,
+    });
+    const source = new ReplaySource({
+      rate: options.rate,
+      templates,
+      site,
+      locations: rotate(locations, i * 7),
+      limit: options.framesPerAgent,
+      runId: `${deviceId}/${Date.now()}`,
+      logger,
+    });
+    const classifier = options.classifier ? await options.classifier(deviceId) : new StandInClassifier();
+    const agent = await startAgent(config, { classifier, logger, sources: [source] });
+    sources.push(source);
+    agents.push(agent);
+  };
   try {
-    for (let i = 1; i <= options.agents; i++) {
-      const deviceId = `${prefix}${i}`;
-      const creds = options.credentials?.(deviceId);
-      const config = agentConfig({
-        kind: 'sim',
-        // Synthetic frames are no images: no thumbnails, so no samples unless real frames are replayed.
-        samplesPerMinute: options.framesDir ? undefined : 0,
-        ...options.agent,
-        deviceId,
-        site,
-        mqttUrl: options.mqttUrl ?? options.agent?.mqttUrl ?? DEFAULT_MQTT_URL,
-        mqttUsername: creds?.username,
-        mqttPassword: creds?.password,
-        classifier: 'stand-in',
-        stateDir: path.join(root, deviceId),
-        framesDir: undefined,
-      });
-      const source = new ReplaySource({
-        rate: options.rate,
-        templates,
-        site,
-        locations: rotate(locations, i * 7),
-        limit: options.framesPerAgent,
-        runId: `${deviceId}/${Date.now()}`,
-        logger,
-      });
-      const classifier = options.classifier ? await options.classifier(deviceId) : new StandInClassifier();
-      sources.push(source);
-      agents.push(await startAgent(config, { classifier, logger, sources: [source] }));
-    }
+    // A few at a time: opening an outbox is a handful of fsyncs, and one after another a
+    // large fleet would take long to start (its first agents running alone meanwhile).
+    const ids = Array.from({ length: options.agents }, (_, k) => k + 1);
+    const failures: unknown[] = [];
+    await Promise.all(
+      Array.from({ length: Math.min(START_CONCURRENCY, ids.length) }, async () => {
+        for (let i = ids.shift(); i !== undefined && failures.length === 0; i = ids.shift()) {
+          await startOne(i).catch((err: unknown) => failures.push(err));
+        }
+      }),
+    );
+    if (failures.length > 0) throw failures[0];
   } catch (err) {
     await Promise.allSettled(agents.map((a) => a.stop()));
     throw err;
   }
+  // In device order (they finished starting in any order).
+  const order = (a: AgentHandle) => Number(a.stats().deviceId.slice(prefix.length));
+  agents.sort((a, b) => order(a) - order(b));
   logger.info('simulated fleet started', { agents: agents.length, rate: options.rate, site });
 
   return {

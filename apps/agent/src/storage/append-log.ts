@@ -70,6 +70,11 @@ export class AppendLog {
     return this.enqueue({ kind: 'append', data, sync });
   }
 
+  /** Append one record its caller already serialised (one line of JSON, no newline); as {@link append}. */
+  appendLine(json: string, sync = true): Promise<void> {
+    return this.enqueue({ kind: 'append', data: json + '\n', sync });
+  }
+
   /**
    * Atomically replace the file with `records`: write a temp file, fsync, rename over,
    * fsync the directory. Ordered with appends: earlier appends go to the old file

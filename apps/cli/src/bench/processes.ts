@@ -26,9 +26,9 @@ export interface ShelfProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Run a `shelf` sub-command as its own process. */
-export function spawnShelf(args: string[], env: NodeJS.ProcessEnv, onStderr?: (chunk: string) => void): ShelfProcess {
-  const child = spawn(process.execPath, [SHELF_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run a `shelf` sub-command as its own process (`nodeArgs`, e.g. `--cpu-prof`, go to node itself). */
+export function spawnShelf(args: string[], env: NodeJS.ProcessEnv, onStderr?: (chunk: string) => void, nodeArgs: string[] = []): ShelfProcess {
+  const child = spawn(process.execPath, [...nodeArgs, SHELF_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

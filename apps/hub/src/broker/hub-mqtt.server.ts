@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ServerMqtt, type MqttOptions } from '@nestjs/microservices';
+import { ServerMqtt, type MessageHandler, type MqttOptions } from '@nestjs/microservices';
 import type { MqttClient } from 'mqtt';
 import { withTimeout } from '@shelfsight/common';
 import { encodePayload, HUB_STATUS_TOPIC, HubStatusSchema, SCHEMA_VERSION, sharedSubscription } from '@shelfsight/contracts';
@@ -12,12 +12,16 @@ type MqttServerOptions = Required<MqttOptions>['options'];
  *   (`$share/<group>/<filter>`), so hub replicas split device traffic instead of each
  *   receiving all of it; handler patterns stay plain topic filters;
  * - a handler that throws is logged and never takes the process down;
- * - the hub publishes to devices (acks) over this same connection.
+ * - the hub publishes to devices (acks) over this same connection;
+ * - the handler of each topic is looked up once (Nest's lookup tries JSON.parse on the
+ *   topic and catches the error, for every message).
  */
 export class HubMqttServer extends ServerMqtt {
   private readonly log = new Logger(HubMqttServer.name);
   private readonly ready: Promise<MqttClient>;
   private resolveReady!: (client: MqttClient) => void;
+  /** Handler per topic seen; bounded, as topics carry device ids. */
+  private readonly handlerOfTopic = new Map<string, MessageHandler | null>();
 
   constructor(
     private readonly serverOptions: MqttServerOptions,
@@ -31,6 +35,16 @@ export class HubMqttServer extends ServerMqtt {
     const client = super.createMqttClient();
     this.resolveReady(client);
     return client;
+  }
+
+  override getHandlerByPattern(pattern: string): MessageHandler | null {
+    let handler = this.handlerOfTopic.get(pattern);
+    if (handler === undefined) {
+      handler = super.getHandlerByPattern(pattern);
+      if (this.handlerOfTopic.size >= 100_000) this.handlerOfTopic.clear();
+      this.handlerOfTopic.set(pattern, handler);
+    }
+    return handler;
   }
 
   override bindEvents(mqttClient: MqttClient): void {

@@ -1,7 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { DEVICE_ID_PATTERN, DEVICE_PUBLISH_CHANNELS, DEVICE_SUBSCRIBE_CHANNELS, parseDeviceTopic, TOPIC_ROOT } from '@shelfsight/contracts';
+import { RateLimitedLog } from '../common/rate-limited-log';
+import { sha256 } from '../common/sha256';
 
 /** A device's stored credential, as the broker needs it. */
 export interface StoredCredential {
@@ -59,7 +61,7 @@ export class MqttAccessControl {
   /** Password of the hub's own client, generated per hub process. */
   readonly hubSecret = randomBytes(32).toString('base64url');
 
-  private readonly log = new Logger('MqttAuth');
+  private readonly log: RateLimitedLog;
   private readonly hubSecretDigest = sha256(this.hubSecret);
   private readonly identities = new WeakMap<Client, Identity>();
   private readonly deviceClients = new Map<string, Client>();
@@ -68,10 +70,11 @@ export class MqttAccessControl {
   private store?: DeviceCredentialStore;
   private listener?: RefusalListener;
   private readonly early: Array<[AuthAction, string]> = [];
-  private lastLogAt = 0;
-  private suppressed = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    const logger = new Logger('MqttAuth');
+    this.log = new RateLimitedLog((line) => logger.warn(line), 1000, now);
+  }
 
   /** Connect the credential store and the refusal counter (devices are refused as "server unavailable" until then). */
   attach(store: DeviceCredentialStore, listener: RefusalListener): void {
@@ -207,20 +210,8 @@ export class MqttAccessControl {
   private refuse(action: AuthAction, reason: string, clientId: string | undefined, detail: string): void {
     if (this.listener) this.listener(action, reason);
     else if (this.early.length < 10_000) this.early.push([action, reason]);
-    const now = this.now();
-    if (now - this.lastLogAt < 1000) {
-      this.suppressed += 1;
-      return;
-    }
-    const extra = this.suppressed > 0 ? ` (+${this.suppressed} more refusals suppressed)` : '';
-    this.suppressed = 0;
-    this.lastLogAt = now;
-    this.log.warn(`${action} by client ${JSON.stringify(clientId ?? null)} refused (${reason}): ${detail}${extra}`);
+    this.log.warn(`${action} by client ${JSON.stringify(clientId ?? null)} refused (${reason}): ${detail}`);
   }
-}
-
-function sha256(value: string | Buffer): Buffer {
-  return createHash('sha256').update(value).digest();
 }
 
 function matches(cached: CachedVerdict | undefined, digest: Buffer, now: number): boolean {

@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { Request } from 'express';
+import { sha256 } from '../common/sha256';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { ApiKeyRefusedError } from './credentials.error';
@@ -20,7 +21,7 @@ export class ApiKeyGuard implements CanActivate {
     @Inject(HUB_CONFIG) config: HubConfig,
     private readonly metrics: HubMetrics,
   ) {
-    this.expected = config.hubApiKey ? digest(config.hubApiKey) : undefined;
+    this.expected = config.hubApiKey ? sha256(config.hubApiKey) : undefined;
   }
 
   canActivate(context: ExecutionContext): boolean {
@@ -30,7 +31,7 @@ export class ApiKeyGuard implements CanActivate {
     const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const given = (Array.isArray(header) ? header[0] : header) ?? bearer;
     if (!given) return this.refuse('missing', 'missing API key: send the hub\u2019s HUB_API_KEY in the X-API-Key header');
-    if (!timingSafeEqual(digest(given), this.expected)) return this.refuse('wrong', 'wrong API key (X-API-Key does not match HUB_API_KEY)');
+    if (!timingSafeEqual(sha256(given), this.expected)) return this.refuse('wrong', 'wrong API key (X-API-Key does not match HUB_API_KEY)');
     return true;
   }
 
@@ -38,8 +39,4 @@ export class ApiKeyGuard implements CanActivate {
     this.metrics.apiKeyRefused.inc({ reason });
     throw new ApiKeyRefusedError(message);
   }
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }

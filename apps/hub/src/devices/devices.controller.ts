@@ -1,7 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { Ctx, EventPattern, MqttContext, Payload } from '@nestjs/microservices';
-import { allDevicesTopic, parseDeviceTopic } from '@shelfsight/contracts';
+import { EventPattern, Payload } from '@nestjs/microservices';
+import { allDevicesTopic, type ParsedDeviceTopic } from '@shelfsight/contracts';
+import { DeviceTopic } from '../broker/device-topic.decorator';
 import { DeviceDto } from './device.dto';
 import { DevicesService } from './devices.service';
 
@@ -17,20 +18,17 @@ export class DevicesController {
   }
 
   @EventPattern(allDevicesTopic('birth'), { qos: 1 })
-  async onBirth(@Payload() payload: unknown, @Ctx() ctx: MqttContext): Promise<void> {
-    const t = parseDeviceTopic(ctx.getTopic());
-    if (t) await this.devices.onBirth(t.deviceId, payload);
+  async onBirth(@Payload() payload: unknown, @DeviceTopic() topic: ParsedDeviceTopic | undefined): Promise<void> {
+    if (topic) await this.devices.onBirth(topic.deviceId, payload);
   }
 
   @EventPattern(allDevicesTopic('death'), { qos: 1 })
-  async onDeath(@Payload() payload: unknown, @Ctx() ctx: MqttContext): Promise<void> {
-    const t = parseDeviceTopic(ctx.getTopic());
-    if (t) await this.devices.onDeath(t.deviceId, payload);
+  async onDeath(@Payload() payload: unknown, @DeviceTopic() topic: ParsedDeviceTopic | undefined): Promise<void> {
+    if (topic) await this.devices.onDeath(topic.deviceId, payload);
   }
 
   @EventPattern(allDevicesTopic('heartbeat'), { qos: 0 })
-  async onHeartbeat(@Payload() payload: unknown, @Ctx() ctx: MqttContext): Promise<void> {
-    const t = parseDeviceTopic(ctx.getTopic());
-    if (t) await this.devices.onHeartbeat(t.deviceId, payload);
+  async onHeartbeat(@Payload() payload: unknown, @DeviceTopic() topic: ParsedDeviceTopic | undefined): Promise<void> {
+    if (topic) await this.devices.onHeartbeat(topic.deviceId, payload);
   }
 }

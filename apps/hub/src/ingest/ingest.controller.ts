@@ -1,6 +1,7 @@
 import { Controller } from '@nestjs/common';
-import { Ctx, EventPattern, MqttContext, Payload } from '@nestjs/microservices';
-import { allDevicesTopic, parseDeviceTopic } from '@shelfsight/contracts';
+import { EventPattern, Payload } from '@nestjs/microservices';
+import { allDevicesTopic, type ParsedDeviceTopic } from '@shelfsight/contracts';
+import { DeviceTopic } from '../broker/device-topic.decorator';
 import { IngestService } from './ingest.service';
 
 /** MQTT entry point for detection batches from every device. */
@@ -9,9 +10,7 @@ export class IngestController {
   constructor(private readonly ingest: IngestService) {}
 
   @EventPattern(allDevicesTopic('detections'), { qos: 1 })
-  async onDetections(@Payload() payload: unknown, @Ctx() ctx: MqttContext): Promise<void> {
-    const topic = parseDeviceTopic(ctx.getTopic());
-    if (!topic) return;
-    await this.ingest.ingestBatch(topic.deviceId, payload);
+  async onDetections(@Payload() payload: unknown, @DeviceTopic() topic: ParsedDeviceTopic | undefined): Promise<void> {
+    if (topic) await this.ingest.ingestBatch(topic.deviceId, payload);
   }
 }

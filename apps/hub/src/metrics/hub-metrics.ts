@@ -14,6 +14,7 @@ export class HubMetrics {
   readonly detectionsReceived = new Counter({ name: 'shelfsight_detections_received_total', help: 'detections received in valid batches', registers: this.registers });
   readonly detectionsStored = new Counter({ name: 'shelfsight_detections_stored_total', help: 'detections newly stored (duplicates excluded)', registers: this.registers });
   readonly detectionsDuplicate = new Counter({ name: 'shelfsight_detections_duplicate_total', help: 'redelivered or repeated detections ignored', registers: this.registers });
+  readonly seqConflicts = new Counter({ name: 'shelfsight_detections_seq_conflicts_total', help: 'detections refused because their (device, epoch, seq) is stored with another frame: a device reused a sequence number', registers: this.registers });
   readonly stateChanges = new Counter({ name: 'shelfsight_location_state_changes_total', help: 'location states moved by a newer confident detection', registers: this.registers });
   readonly rejected = new Counter({
     name: 'shelfsight_payloads_rejected_total',
