@@ -4,13 +4,14 @@
  */
 import { flagOf, isRequired, isSwitch, type ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';
-import { HUB_CONFIG_SPEC } from '@shelfsight/hub';
+import { HUB_CONFIG_SPEC, WORKER_CONFIG_SPEC } from '@shelfsight/hub';
 import { cliConfigSpecs } from '@shelfsight/cli';
 
 const cli = cliConfigSpecs();
 
 export const CONFIG_SPECS: Array<[string, ConfigSpec]> = [
   ['Hub (`shelf hub`, `shelf start`)', HUB_CONFIG_SPEC],
+  ['Training worker (`shelf worker`)', WORKER_CONFIG_SPEC],
   ['Demo fleet (`shelf start`)', cli.start],
   ['Edge agent (`shelf agent`)', AGENT_CONFIG],
   ['Simulator (`shelf sim`)', cli.sim],

@@ -9,7 +9,7 @@ import { renderShelfPhoto, type DemoCategory } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from './support/agent-process';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
 
 interface FrameSpec {
@@ -119,7 +119,7 @@ for (const variant of variants) {
       const sentinel = captured[captured.length - 1]!;
       await sniffer.publishAsync(sentinel.topic, sentinel.payload, { qos: 1 });
       await eventually(async () => {
-        const text = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+        const text = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
         const dup = Number(/shelfsight_detections_duplicate_total (\d+)/.exec(text)?.[1] ?? 0);
         return dup >= 6 * 2 ? dup : undefined;
       });

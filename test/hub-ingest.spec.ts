@@ -9,7 +9,7 @@ import { connectAsync } from 'mqtt';
 import { Client } from 'pg';
 import { createScratchDatabase, freePort, spawnShelf, waitForHttp, type ScratchDatabase, type ShelfProcess } from '@shelfsight/cli';
 import type { BrokerKind } from './support/test-hub';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { EXTERNAL_MQTT_URL, EXTERNAL_POSTGRES_URL, hasExternalMqtt, hasExternalPostgres } from './support/services';
@@ -129,7 +129,7 @@ for (const variant of variants) {
       await device.waitForAcks([51]);
       expect(device.acked.has(50)).toBe(false);
       const metrics = await eventually(async () => {
-        const text = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+        const text = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
         return text.includes('reason="device_mismatch"') ? text : undefined;
       });
       expect(metrics).toMatch(/shelfsight_payloads_rejected_total\{channel="detections",reason="invalid_json"\} 1/);
@@ -202,7 +202,7 @@ for (const variant of variants) {
         return list.find((x) => x.id === device.id && x.epoch === 'epoch-2');
       });
       expect(reset.epochChangedAt).not.toBeNull();
-      expect(await (await fetch(`${sut.hub.httpUrl}/metrics`)).text()).toMatch(/^shelfsight_device_epoch_changes_total 1$/m);
+      expect(await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text()).toMatch(/^shelfsight_device_epoch_changes_total 1$/m);
 
       // A heartbeat is stored as the device's latest vitals, and counts as being seen.
       const heartbeat = {
@@ -324,6 +324,7 @@ replicas('two hub replicas on a shared subscription (postgres + mosquitto)', () 
           HTTP_PORT: String(port),
           HTTP_HOST: '127.0.0.1',
           DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-replica-')),
+          HUB_API_KEY: TEST_ADMIN_KEY,
         }),
       );
     }
@@ -352,7 +353,7 @@ replicas('two hub replicas on a shared subscription (postgres + mosquitto)', () 
 
     const received = await Promise.all(
       httpPorts.map(async (port) => {
-        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const text = await (await hubFetch(`http://127.0.0.1:${port}/metrics`)).text();
         return Number(/shelfsight_detections_received_total (\d+)/.exec(text)?.[1] ?? 0);
       }),
     );

@@ -5,7 +5,7 @@ import { createTestDatabase, type DatabaseKind, type TestDatabase } from './supp
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
 import { TcpProxy, viaProxy } from './support/tcp-proxy';
-import { eventually, getJson, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -57,7 +57,7 @@ for (const variant of variants) {
       expect((await fetch(`${sut.hub.httpUrl}/health/live`)).status).toBe(200);
       await new Promise((r) => setTimeout(r, 1500));
       expect(during.filter((s) => device.acked.has(s))).toEqual([]);
-      const metrics = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+      const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
       expect(Number(/shelfsight_batches_deferred_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
       expect(Number(/shelfsight_ingest_pending (\d+)/.exec(metrics)?.[1])).toBeLessThanOrEqual(6);
       expect(Number(/shelfsight_commit_errors_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);

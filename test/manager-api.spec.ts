@@ -3,7 +3,7 @@ import { RetentionService } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
-import { getJson, startTestHub, type TestHub } from './support/test-hub';
+import { getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -63,7 +63,7 @@ for (const variant of variants) {
     });
 
     it('serves the same counts as CSV', async () => {
-      const res = await fetch(api(`/inventory.csv?site=${s1}&includeStale=true`));
+      const res = await hubFetch(api(`/inventory.csv?site=${s1}&includeStale=true`));
       expect(res.headers.get('content-type')).toMatch(/text\/csv/);
       const lines = (await res.text()).trim().split('\n');
       expect(lines[0]).toBe('category,locations,newest_observation,oldest_observation');
@@ -84,7 +84,7 @@ for (const variant of variants) {
       expect(points.length).toBeGreaterThanOrEqual(4);
       expect(points[0]!.counts).toEqual({ apples: 0, juice: 0, milk: 0 });
       expect(points[points.length - 1]!.counts).toEqual({ apples: 1, juice: 1, milk: 1 });
-      const svg = await fetch(api(`/inventory/history.svg?site=${s1}&from=${from}`));
+      const svg = await hubFetch(api(`/inventory/history.svg?site=${s1}&from=${from}`));
       expect(svg.headers.get('content-type')).toMatch(/image\/svg\+xml/);
       const text = await svg.text();
       expect(text).toContain('<polyline');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { encodeTrainingRows, packArtifact, unpackArtifact, TRAINING_ROWS_FILE, type TrainingRows } from '@shelfsight/contracts';
 import { silentLogger } from '@shelfsight/common';
 import { DEFAULT_TRAIN_OPTIONS, describeBackbone, InThreadExtractor, saveModel, seededRng, TRAIN_DEFAULTS, trainHead, trainModel } from '@shelfsight/vision';
-import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures'; // eslint-disable-line import-x/no-restricted-paths -- the vision core's test fixtures (stand-in backbone, generated images) are not part of its API
+import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import { BLOB_STORE, createModelRegistry, PrismaService, type BlobStore } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { keyedFetch, keyedJson, postArchive, REGISTRY_TEST_KEY, rowsOf, tinyArchive } from './support/model-artifacts';

@@ -1,6 +1,6 @@
 import { withTimeout } from '@shelfsight/common';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
@@ -10,7 +10,7 @@ import { spawnShelf } from '@shelfsight/cli';
 import { silentLogger } from '@shelfsight/common';
 import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { detection } from './support/fake-device';
-import { eventually, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
 interface IssuedCredential {
   deviceId: string;
@@ -54,7 +54,7 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
     return err.code ?? -1;
   };
   const metric = async (line: string): Promise<number> => {
-    const text = await (await fetch(`${sut.hub.httpUrl}/metrics`)).text();
+    const text = await (await hubFetch(`${sut.hub.httpUrl}/metrics`, { apiKey })).text();
     const found = text.split('\n').find((l) => l.startsWith(`${line} `));
     return found ? Number(found.split(' ').pop()) : 0;
   };
@@ -188,6 +188,39 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
     expect(await refusal({ clientId: id, username: id, password })).toBe(BAD_USERNAME_OR_PASSWORD);
     expect((await connectDevice(id, rotated.password)).connected).toBe(true);
     expect((await api('DELETE', '/devices/never-provisioned/credentials')).status).toBe(404);
+  });
+
+  it('`shelf device add` provisions a device into a 0600 settings file; a thief with its id cannot knock it offline; `shelf device revoke` disconnects it at once', async () => {
+    const id = `cart-${tag}`;
+    const dir = mkdtempSync(join(tmpdir(), 'shelfsight-device-'));
+    const file = join(dir, 'cart.env');
+    try {
+      const shelf = async (...args: string[]) => {
+        const p = spawnShelf(['device', ...args, '--hub-url', sut.hub.httpUrl], { HUB_API_KEY: apiKey });
+        return { code: await p.exited, out: p.stdout(), err: p.stderr() };
+      };
+      const added = await shelf('add', id, '--out', file, '--mqtt-url', sut.hub.mqttUrl);
+      expect(added.code).toBe(0);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const env = Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('=') && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      expect(env).toMatchObject({ DEVICE_ID: id, MQTT_USERNAME: id, MQTT_URL: sut.hub.mqttUrl });
+      const device = await connectDevice(id, env.MQTT_PASSWORD!);
+
+      // The same client id without the password is refused, and the real device stays connected.
+      expect(await refusal({ clientId: id, username: id, password: 'stolen-id-wrong-password' })).toBe(BAD_USERNAME_OR_PASSWORD);
+      expect(await refusal({ clientId: id })).toBe(BAD_USERNAME_OR_PASSWORD);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(device.connected).toBe(true);
+
+      const gone = closed(device);
+      const revoked = await shelf('revoke', id);
+      expect(revoked.out).toMatch(new RegExp(`device ${id}: credential disabled at`));
+      await gone;
+      expect(await refusal({ clientId: id, username: id, password: env.MQTT_PASSWORD! })).toBe(NOT_AUTHORIZED);
+      expect((await shelf('add', 'bad/id')).err).toMatch(/device id/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('real agents connect with the MQTT_USERNAME/MQTT_PASSWORD they were provisioned with; one with a wrong password is refused and stores nothing', async () => {

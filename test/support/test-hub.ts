@@ -11,8 +11,19 @@ export type BrokerKind = 'aedes' | 'mosquitto';
 export interface TestHub {
   hub: HubHandle;
   db: TestDatabase;
+  /** The hub's bootstrap admin key (HUB_API_KEY); `getJson` and `hubFetch` send it. */
+  apiKey: string;
+  /** Where the hub keeps its files. */
+  dataDir: string;
   stop(): Promise<void>;
 }
+
+/**
+ * The admin key every test hub is started with (unless a test overrides HUB_API_KEY):
+ * `getJson` and `hubFetch` send it by default, so tests that are not about access need
+ * no key handling.
+ */
+export const TEST_ADMIN_KEY = `test-admin-${randomBytes(12).toString('hex')}`;
 
 /** A hub on a fresh database with the chosen broker, on free ports, silent (unless HUB_LOGS or `options` say). */
 export async function startTestHub(
@@ -23,6 +34,9 @@ export async function startTestHub(
 ): Promise<TestHub> {
   const db = await createTestDatabase(dbKind);
   const env: Record<string, string> = {
+    HUB_API_KEY: TEST_ADMIN_KEY,
+    // The open broker: tests that are about device authentication turn it on.
+    MQTT_AUTH: 'off',
     HTTP_PORT: '0',
     HTTP_HOST: '127.0.0.1',
     MQTT_PORT: '0',
@@ -30,6 +44,8 @@ export async function startTestHub(
     DATABASE_URL: db.url,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'shelfsight-hub-')),
     MQTT_SHARE_GROUP: `test-${randomBytes(3).toString('hex')}`,
+    // No training worker process unless a test asks for one (TRAINING_WORKER=child).
+    TRAINING_WORKER: 'off',
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
     // As the hub does for its own embedded PGlite: one connection (its socket server
     // interleaves connections only at transaction boundaries, so concurrent plain
@@ -41,6 +57,8 @@ export async function startTestHub(
   return {
     hub,
     db,
+    apiKey: env.HUB_API_KEY ?? '',
+    dataDir: env.DATA_DIR!,
     async stop() {
       await hub.stop();
       await db.drop();
@@ -64,7 +82,15 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
   }
 }
 
-export async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url);
+/** `fetch` with an API key (the test admin key unless `apiKey` says otherwise; null = none). */
+export function hubFetch(url: string, init: RequestInit & { apiKey?: string | null } = {}): Promise<Response> {
+  const { apiKey = TEST_ADMIN_KEY, headers, ...rest } = init;
+  const h = new Headers(headers);
+  if (apiKey !== null && !h.has('X-API-Key')) h.set('X-API-Key', apiKey);
+  return fetch(url, { ...rest, headers: h });
+}
+
+export async function getJson<T>(url: string, apiKey: string | null = TEST_ADMIN_KEY): Promise<{ status: number; body: T }> {
+  const res = await hubFetch(url, { apiKey });
   return { status: res.status, body: (await res.json()) as T };
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
 import { parseTrustedKeys, type FrameRequest, type Heartbeat, type ModelOffer, type TrustedKeys } from '@shelfsight/contracts';
@@ -118,6 +118,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       deviceId: config.deviceId,
       username: config.mqttUsername,
       password: config.mqttPassword,
+      ...(config.mqttCaFile ? { ca: readFileSync(config.mqttCaFile) } : {}),
       batchSize: config.batchSize,
       maxInFlight: config.maxInFlight,
       ackTimeoutMs: config.ackTimeoutMs,

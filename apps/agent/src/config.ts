@@ -32,7 +32,13 @@ export const AGENT_CONFIG = {
     schema: cfg.url(['mqtt', 'mqtts', 'tcp', 'ssl', 'ws', 'wss']).default(DEFAULT_MQTT_URL),
   },
   mqttUsername: { env: 'MQTT_USERNAME', flag: 'mqtt-username', description: 'MQTT username (per-device credential; default: none)', schema: cfg.optionalString() },
-  mqttPassword: { env: 'MQTT_PASSWORD', flag: 'mqtt-password', description: 'MQTT password (per-device credential; default: none)', schema: cfg.optionalString() },
+  mqttPassword: { env: 'MQTT_PASSWORD', flag: 'mqtt-password', description: 'MQTT password (per-device credential; default: none)', schema: cfg.optionalString(), secret: true },
+  mqttCaFile: {
+    env: 'MQTT_CA_FILE',
+    flag: 'mqtt-ca-file',
+    description: 'PEM file of the CA that signed the broker\u2019s TLS certificate, for mqtts:// URLs (default: the system\u2019s CAs only)',
+    schema: cfg.optionalString(),
+  },
   framesDir: {
     env: 'AGENT_FRAMES_DIR',
     flag: 'frames-dir',

@@ -102,3 +102,40 @@ export async function hubJson<S extends z.ZodType>(
   if (!parsed.success) throw new HubRequestError(`hub ${target.hubUrl} answered ${method} ${path} with an unexpected body`);
   return parsed.data;
 }
+
+const ApiKeySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.string(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+});
+export type ApiKeyInfo = z.infer<typeof ApiKeySchema>;
+const CreatedApiKeySchema = ApiKeySchema.extend({ key: z.string().startsWith('shk_') });
+export type CreatedApiKey = z.infer<typeof CreatedApiKeySchema>;
+
+export function createApiKey(hubUrl: string, apiKey: string, input: { name: string; role: string; expiresAt?: string }): Promise<CreatedApiKey> {
+  return hubJson({ hubUrl, apiKey }, 'POST', '/api-keys', CreatedApiKeySchema, input);
+}
+
+export function listApiKeys(hubUrl: string, apiKey: string): Promise<ApiKeyInfo[]> {
+  return hubJson({ hubUrl, apiKey }, 'GET', '/api-keys', z.array(ApiKeySchema));
+}
+
+export function revokeApiKey(hubUrl: string, apiKey: string, id: string): Promise<ApiKeyInfo> {
+  return hubJson({ hubUrl, apiKey }, 'POST', `/api-keys/${encodeURIComponent(id)}/revoke`, ApiKeySchema);
+}
+
+const CredentialStatusSchema = z.object({ deviceId: z.string(), enabled: z.boolean(), createdAt: z.string(), rotatedAt: z.string(), disabledAt: z.string().nullable() });
+export type CredentialStatus = z.infer<typeof CredentialStatusSchema>;
+
+export function deviceCredentialStatus(hubUrl: string, apiKey: string, deviceId: string): Promise<CredentialStatus> {
+  return hubJson({ hubUrl, apiKey }, 'GET', `/devices/${encodeURIComponent(deviceId)}/credentials`, CredentialStatusSchema);
+}
+
+export function disableDeviceCredential(hubUrl: string, apiKey: string, deviceId: string): Promise<CredentialStatus> {
+  return hubJson({ hubUrl, apiKey }, 'DELETE', `/devices/${encodeURIComponent(deviceId)}/credentials`, CredentialStatusSchema);
+}

@@ -7,7 +7,7 @@ import type { ConfigSpec } from '@shelfsight/common';
  * Kept light: importing it loads neither the hub nor TensorFlow.js.
  */
 export { buildProgram, main } from './main';
-export { freePort, histogramQuantile, metricSum, processMemoryMb, SHELF_BIN, spawnShelf, waitForHttp, type ShelfProcess } from './bench/processes';
+export { discoverEmbeddedUrl, freePort, histogramQuantile, metricSum, processMemoryMb, SHELF_BIN, spawnShelf, waitForHttp, type ShelfProcess } from './bench/processes';
 export { createScratchDatabase, type ScratchDatabase } from './bench/scratch-database';
 
 /** The configuration specs of `shelf start`, `shelf sim` and `shelf train`, for the README's tables (loads the hub, agent and vision). */

@@ -1,16 +1,23 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream } from 'pino';
-import { withTimeout } from '@shelfsight/common';
+import { ConfigError, redactUrl, withTimeout } from '@shelfsight/common';
+import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
+import { bodyLimitMiddleware } from './common/body-limit.middleware';
+import { listRouteRules } from './auth/route-rules';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
 import { MqttAccessControl } from './broker/mqtt-access-control';
+import { MqttLimits } from './broker/mqtt-limits';
+import { HubMetrics } from './metrics/hub-metrics';
 import type { HubConfig } from './config/hub-config';
 import { hubLoggerParams, nestLoggerOf } from './logging/hub-logger';
 
@@ -26,6 +33,11 @@ export interface HubHandle {
 export interface StartHubOptions {
   /** Nest log levels; false silences the hub (tests); default `LOG_LEVEL` (info). */
   logLevels?: LogLevel[] | false;
+  /**
+   * Requests without an API key may read the viewer endpoints. Only the zero-config demo
+   * (`shelf start`) sets this; it is deliberately not a setting, so no deployment can.
+   */
+  anonymousViewer?: boolean;
   /** Where the hub's JSON log lines go; default stderr. */
   logDestination?: DestinationStream;
 }
@@ -62,7 +74,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       embeddedDb = await startEmbeddedPostgres({ dataDir });
       cleanups.push(() => embeddedDb!.stop());
       databaseUrl = embeddedDb.url;
-      log.log(`embedded PostgreSQL (PGlite) in ${dataDir}, serving ${embeddedDb.url.replace(/\/\/[^@]*@/, '//')}`);
+      log.log(`embedded PostgreSQL (PGlite) in ${dataDir}, serving ${redactUrl(embeddedDb.url)}`);
     }
     const migrations = await applyMigrations(databaseUrl);
     if (migrations.applied.length > 0) log.log(`applied migrations: ${migrations.applied.join(', ')}`);
@@ -70,17 +82,27 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     let mqttUrl = config.mqttUrl;
     let broker: EmbeddedBroker | undefined;
     let access: MqttAccessControl | undefined;
+    let limits: MqttLimits | undefined;
     if (!mqttUrl) {
       access = config.mqttAuth === 'on' ? new MqttAccessControl() : undefined;
-      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access);
+      limits = new MqttLimits({ maxPacketBytes: config.mqttMaxPacketBytes, ratePerS: config.mqttRatePerS, burst: config.mqttBurst });
+      if ((config.mqttTlsCert === undefined) !== (config.mqttTlsKey === undefined)) {
+        throw new ConfigError('invalid configuration:\n  MQTT_TLS_CERT and MQTT_TLS_KEY go together: set both (TLS) or neither (plain MQTT)');
+      }
+      const tls = config.mqttTlsCert && config.mqttTlsKey ? { cert: readFileSync(config.mqttTlsCert), key: readFileSync(config.mqttTlsKey) } : undefined;
+      broker = await startEmbeddedBroker(config.mqttPort, config.mqttHost, access, limits, tls);
+      if (tls) log.log(`embedded broker speaks MQTT over TLS only (certificate ${config.mqttTlsCert})`);
       cleanups.push(() => broker!.stop());
       mqttUrl = broker.url;
-      if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on)');
-      else if (!isLoopback(config.mqttHost)) {
-        log.warn(`embedded broker on ${config.mqttHost} accepts any client as any device (MQTT_AUTH=off); set MQTT_AUTH=on and HUB_API_KEY beyond a trusted network`);
+      if (access) log.log('embedded broker admits provisioned devices only (MQTT_AUTH=on; provision with `shelf device add`)');
+      else {
+        log.warn(
+          `OPEN BROKER: the embedded broker on ${config.mqttHost} accepts any client as any device (MQTT_AUTH=off), for demos and tests` +
+            (isLoopback(config.mqttHost) ? '' : '; set MQTT_AUTH=on beyond a trusted network'),
+        );
       }
-    } else if (config.mqttAuth === 'on') {
-      log.warn('MQTT_AUTH=on applies to the embedded broker only; the external broker at MQTT_URL enforces its own authentication and ACLs');
+    } else {
+      log.log('device authentication and ACLs are the external broker\u2019s (MQTT_URL); MQTT_AUTH applies to the embedded broker only');
     }
     const server = new HubMqttServer(
       {
@@ -88,6 +110,9 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
         clientId: `${MqttAccessControl.HUB_CLIENT_ID_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`,
         ...(access ? { username: MqttAccessControl.HUB_USERNAME, password: access.hubSecret } : {}),
         protocolVersion: broker ? 4 : 5,
+        // The hub's own client reaches its own TLS listener on loopback: the certificate names
+        // the host devices use, not 127.0.0.1, and the connection never leaves this machine.
+        ...(broker?.tls ? { rejectUnauthorized: false } : {}),
         reconnectPeriod: 1000,
         subscribeOptions: { qos: 1 },
       },
@@ -96,10 +121,28 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // PGlite runs one query at a time and its socket server interleaves connections only
     // at transaction boundaries: one connection is all it can use, and the safest.
     const resolved: HubConfig = { ...config, databaseUrl, mqttUrl, dbPoolSize: embeddedDb ? 1 : config.dbPoolSize };
-    const app = await NestFactory.create(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, logParams), {
+    const anonymousViewer = opts.anonymousViewer === true;
+    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(resolved, new MqttDeviceLink(server), access ?? null, logParams, { anonymousViewer }), {
       logger: nestLogger,
+      bodyParser: false,
     });
+    const metrics = app.get(HubMetrics);
+    // Before any body is read: security headers, bounded body parsers (a body over
+    // HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as soon as that many
+    // bytes have arrived). Request ids come from the logger (nestjs-pino, `req.id`).
+    app.use(helmet());
+    app.use(bodyLimitMiddleware(config.httpMaxBodyBytes, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
+    app.useBodyParser('json', { limit: config.httpMaxBodyBytes });
+    app.useBodyParser('urlencoded', { limit: config.httpMaxBodyBytes, extended: false, parameterLimit: 100 });
+    app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: ['application/octet-stream', 'image/*'] });
+    for (const r of listRouteRules(app).filter((rule) => !rule.access)) {
+      log.error(`${r.method} ${r.path} (${r.handler}) has no access rule (@RequireRole or @Public): it answers 500`);
+    }
+    if (anonymousViewer) {
+      log.warn('DEMO MODE: requests WITHOUT an API key may read inventory, history, locations, detections, devices and metrics (`shelf start` only; `shelf hub` always needs keys)');
+    }
     app.enableShutdownHooks();
+    limits?.attach((reason) => metrics.mqttRefused.inc({ reason }));
     cleanups.push(() => app.close());
     const doc = new DocumentBuilder()
       .setTitle('ShelfSight hub')
@@ -112,7 +155,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     await app.listen(config.httpPort, config.httpHost);
     const address = app.getHttpServer().address() as { port: number };
     const httpUrl = `http://127.0.0.1:${address.port}`;
-    const devicesConnectTo = broker ? `mqtt://<this-host>:${broker.port}` : mqttUrl;
+    const devicesConnectTo = broker ? `${broker.tls ? 'mqtts' : 'mqtt'}://<this-host>:${broker.port}` : redactUrl(mqttUrl);
     log.log(`REST API on ${httpUrl} (docs at /docs); devices connect to ${devicesConnectTo}${broker ? ' (embedded broker)' : ''}`);
     return {
       httpUrl,

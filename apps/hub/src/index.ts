@@ -1,6 +1,7 @@
 export { startHub, type HubHandle, type StartHubOptions } from './hub';
 export { HUB_CONFIG_SPEC, loadHubConfig, type HubConfig } from './config/hub-config';
 export { SimilarIndex } from './samples/similar-index';
+export { listRouteRules, type RouteRule } from './auth/route-rules';
 export { RetentionService } from './retention/retention.service';
 export { createModelRegistry, ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
 export { BLOB_STORE, FileBlobStore, type BlobStore } from './blobs/blob-store';
@@ -10,3 +11,6 @@ export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
 export { buildIngestMessages, runWriterStage, startDecodeStage, type DecodeStage, type DecodeStageStats, type WriterStageResult } from './ingest/ingest-stages';
 export { IngestRepository, type IngestCommit, type IngestMessage } from './ingest/ingest.repository';
+export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
+export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';
+export { TrainingWorkerSupervisor } from './training/worker-supervisor';

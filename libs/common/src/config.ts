@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { REDACTED, redactUrl, redactUrls } from './redact';
 
 /** Raised when configuration is invalid; the message names the offending variable or flag. */
 export class ConfigError extends Error {
@@ -14,6 +15,8 @@ export interface ConfigField<S extends z.ZodType = z.ZodType> {
   flag?: string;
   description: string;
   schema: S;
+  /** A credential, or a URL that may carry one: never echoed in full (errors show it redacted). */
+  secret?: boolean;
 }
 
 /** The spec key (camelCase) of a field shows as `--kebab-case` unless it names its own flag. */
@@ -68,11 +71,18 @@ export function loadConfig<T extends ConfigSpec>(
     } else {
       const source = fromFlag !== undefined ? `--${flagOf(key, field)}` : field.env;
       const issue = result.error.issues[0];
-      errors.push(`${fieldName(key, field)}: ${JSON.stringify(raw)} (from ${source}) is invalid: ${issue?.message ?? 'invalid'} (${field.description})`);
+      errors.push(`${fieldName(key, field)}: ${shownValue(raw, field.secret === true)} (from ${source}) is invalid: ${issue?.message ?? 'invalid'} (${field.description})`);
     }
   }
   if (errors.length > 0) throw new ConfigError(`invalid configuration:\n  ${errors.join('\n  ')}`);
   return out as ConfigOf<T>;
+}
+
+/** A rejected value as an error may show it: URLs lose their passwords, secrets their value. */
+function shownValue(raw: unknown, secret: boolean): string {
+  if (typeof raw !== 'string') return JSON.stringify(raw ?? null);
+  if (!secret) return JSON.stringify(redactUrls(raw));
+  return JSON.stringify(raw.includes('://') ? redactUrl(raw) : REDACTED);
 }
 
 function emptyToUndefined(v: string | undefined): string | undefined {

@@ -7,5 +7,6 @@ export * from './head-math';
 export * from './training-rows';
 export * from './artifact-archive';
 export * from './detection-batch-fast';
+export * from './training-jobs';
 export * from './rollout';
 export * from './rollout-signing';

@@ -12,7 +12,7 @@ export const SCHEMA_VERSION = 1 as const;
  * cannot store in text or jsonb (a payload carrying one would be accepted here and then
  * refused by every commit).
  */
-export const boundedText = (min: number, max: number) => z.string().min(min).max(max).regex(/^[^\u0000]*$/, 'must not contain NUL characters');
+export const boundedText = (min: number, max: number) => z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
 
 export const DeviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'device id: letters, digits, _ . - (max 64)');
 

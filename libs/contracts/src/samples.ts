@@ -103,3 +103,12 @@ export function decodeBottleneck(b: Bottleneck): Float32Array {
   for (let i = 0; i < b.dim; i++) out[i] = buf.readFloatLE(i * 4);
   return out;
 }
+
+/** A stored embedding (`samples.embedding`: dim float32 values, little-endian) as floats. */
+export function embeddingFromBytesLE(bytes: Uint8Array, dim: number): Float32Array {
+  if (bytes.byteLength !== dim * 4) throw new Error(`embedding is ${bytes.byteLength} bytes, expected ${dim * 4} for dim ${dim}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(dim);
+  for (let i = 0; i < dim; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}

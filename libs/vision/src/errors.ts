@@ -91,3 +91,11 @@ export class TrainOptionsError extends VisionError {
   override name = 'TrainOptionsError';
   readonly code = 'TRAIN_OPTIONS';
 }
+
+/** Training stopped because its caller aborted it (a cancelled retraining job). */
+export class TrainingCancelledError extends Error {
+  override name = 'TrainingCancelledError';
+  constructor() {
+    super('training cancelled');
+  }
+}

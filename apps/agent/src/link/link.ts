@@ -28,6 +28,8 @@ export interface LinkOptions {
   deviceId: string;
   username?: string;
   password?: string;
+  /** PEM CA certificate(s) that signed the broker's TLS certificate (mqtts://), beside the system's. */
+  ca?: Buffer;
   batchSize: number;
   maxInFlight: number;
   ackTimeoutMs: number;
@@ -126,6 +128,7 @@ export class Link extends EventEmitter {
       clientId: deviceId,
       username: this.options.username,
       password: this.options.password,
+      ...(this.options.ca ? { ca: this.options.ca } : {}),
       clean: true,
       reconnectPeriod: 0, // reconnects are ours: exponential backoff with jitter
       connectTimeout: 10_000,

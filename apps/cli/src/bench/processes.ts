@@ -80,3 +80,10 @@ export async function waitForHttp(url: string, timeoutMs: number, gaveUp?: () =>
 
 /** Readers of /metrics text; one home in @shelfsight/common. */
 export { histogramQuantile, metricSum } from '@shelfsight/common';
+
+/** The hub logs the embedded database's address; the benchmark reads the data it wrote there. */
+export async function discoverEmbeddedUrl(log: string): Promise<string> {
+  const m = /serving postgresql:\/\/([\d.]+):(\d+)\/postgres/.exec(log);
+  if (!m) throw new Error('could not find the embedded database address in the hub log');
+  return `postgresql://postgres:postgres@${m[1]}:${m[2]}/postgres?sslmode=disable`;
+}

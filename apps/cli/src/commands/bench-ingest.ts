@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { applyMigrations, checkInventoryConsistency, startEmbeddedPostgres } fro
 import { buildIngestMessages, runWriterStage, startDecodeStage } from '@shelfsight/hub';
 import { startAckingBroker } from '../bench/acking-broker';
 import { commitSettings, DatabaseBackendsCpu, machineInfo, ownCpuSeconds, per1000, processCpuSeconds } from '../bench/cpu';
-import { freePort, histogramQuantile, spawnShelf, waitForHttp, type ShelfProcess } from '../bench/processes';
+import { discoverEmbeddedUrl, freePort, histogramQuantile, spawnShelf, waitForHttp, type ShelfProcess } from '../bench/processes';
 import { createScratchDatabase, type ScratchDatabase } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
 
@@ -117,7 +118,12 @@ async function runEndToEnd(c: BenchConfig, perAgent: number, work: string) {
   const expected = perAgent * c.agents;
   const site = 'bench';
   let scratch: ScratchDatabase | undefined;
-  const hubEnv: NodeJS.ProcessEnv = { DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '' };
+  const metricsToken = randomBytes(24).toString('base64url');
+  // An open broker with an unlimited publish rate: the bench measures ingest, not device authentication or the per-device limit.
+  const hubEnv: NodeJS.ProcessEnv = {
+    DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '',
+    METRICS_TOKEN: metricsToken, MQTT_AUTH: 'off', MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000', TRAINING_WORKER: 'off',
+  };
   if (c.databaseUrl) {
     scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
     hubEnv.DATABASE_URL = scratch.url;
@@ -175,7 +181,7 @@ async function runEndToEnd(c: BenchConfig, perAgent: number, work: string) {
     ).rows[0] as { stored: number; distinct_frames: number; window_s: number };
     const consistency = await checkInventoryConsistency(sql, 0.5); // the hub's default MIN_CONFIDENCE
     await sql.end();
-    const metrics = await (await fetch(`${hubUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${hubUrl}/metrics`, { headers: { Authorization: `Bearer ${metricsToken}` } })).text();
     const cpu = {
       fleet: simResult.cpu_s,
       hub: hubCpuFrom !== undefined && hubCpuTo !== undefined ? round3(hubCpuTo - hubCpuFrom) : undefined,
@@ -333,11 +339,4 @@ function round3(x: number): number {
 
 function round3OrUndefined(x: number | undefined): number | undefined {
   return x === undefined ? undefined : round3(x);
-}
-
-/** The hub logs the embedded database's address; the benchmark reads the data it wrote there. */
-async function discoverEmbeddedUrl(log: string): Promise<string> {
-  const m = /serving postgresql:\/\/([\d.]+):(\d+)\/postgres/.exec(log);
-  if (!m) throw new Error('could not find the embedded database address in the hub log');
-  return `postgresql://postgres:postgres@${m[1]}:${m[2]}/postgres?sslmode=disable`;
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,8 @@ export function registerBenchInventory(bench: Command): void {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     const scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
     const dataDir = mkdtempSync(join(tmpdir(), 'shelfsight-bench-inv-'));
+    const benchKey = randomBytes(24).toString('base64url');
+    const withKey = { headers: { 'X-API-Key': benchKey } };
     const sql = new Client({ connectionString: scratch.url });
     try {
       await applyMigrations(scratch.url);
@@ -47,7 +50,8 @@ export function registerBenchInventory(bench: Command): void {
       await fill(sql, c.locations, c.detections);
       const fillS = (Date.now() - fillStarted) / 1000;
       const hub = await startHub(
-        loadHubConfig({}, { DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: dataDir }),
+        // A key of its own, and no rate limit: the bench measures queries, not the limiter.
+        loadHubConfig({}, { DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: dataDir, HUB_API_KEY: benchKey, MQTT_AUTH: 'off', HTTP_RATE_PER_MINUTE: '100000000' }),
         { logLevels: ['error'] },
       );
       try {
@@ -59,11 +63,11 @@ export function registerBenchInventory(bench: Command): void {
         const results: Record<string, { p50_ms: number; p95_ms: number; p99_ms: number }> = {};
         const progress = createProgress('requests', c.requests * Object.keys(queries).length);
         for (const [name, path] of Object.entries(queries)) {
-          for (let i = 0; i < 20; i++) await (await fetch(hub.httpUrl + path)).json(); // warm-up
+          for (let i = 0; i < 20; i++) await (await fetch(hub.httpUrl + path, withKey)).json(); // warm-up
           const times: number[] = [];
           for (let i = 0; i < c.requests; i++) {
             const t = performance.now();
-            const res = await fetch(hub.httpUrl + path);
+            const res = await fetch(hub.httpUrl + path, withKey);
             await res.json();
             times.push(performance.now() - t);
             progress.tick();
@@ -73,7 +77,7 @@ export function registerBenchInventory(bench: Command): void {
           results[name] = { p50_ms: q(0.5), p95_ms: q(0.95), p99_ms: q(0.99) };
         }
         progress.done();
-        const sample = (await (await fetch(hub.httpUrl + '/inventory')).json()) as { totalLocations: number };
+        const sample = (await (await fetch(hub.httpUrl + '/inventory', withKey)).json()) as { totalLocations: number };
         process.stdout.write(
           JSON.stringify({
             locations: c.locations,

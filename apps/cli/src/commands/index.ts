@@ -14,14 +14,18 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   bench: () => require('./bench').registerBench,
   categories: () => require('./categories').registerCategories,
   dataset: () => require('./dataset').registerDataset,
+  device: () => require('./device').registerDevice,
   eval: () => require('./eval').registerEval,
   hub: () => require('./hub').registerHub,
+  jobs: () => require('./jobs').registerJobs,
+  key: () => require('./key').registerKey,
   models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
   samples: () => require('./samples').registerSamples,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,
   train: () => require('./train').registerTrain,
+  worker: () => require('./worker').registerWorker,
 };
 
 /** The loaders to run for these arguments: the named sub-command, none for `--version`, or all of them. */

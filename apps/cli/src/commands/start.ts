@@ -39,10 +39,13 @@ export function registerStart(program: Command): void {
     const started = Date.now();
     const log = createLogger('start');
     const demoConfig = loadConfig(START_SPEC, flagsFrom(START_SPEC, opts));
-    const hubConfig = loadHubConfig(flagsFrom(HUB_CONFIG_SPEC, opts));
+    // The demo fleet connects without credentials: the open broker, unless asked otherwise.
+    const hubConfig = loadHubConfig(flagsFrom(HUB_CONFIG_SPEC, opts), { MQTT_AUTH: 'off', ...process.env });
     const demoDir = resolve(demoConfig.demoDir);
 
-    const hub = await startHub(hubConfig);
+    // The demo alone opens the viewer endpoints to requests without a key (so `curl .../inventory`
+    // works); it is an option of this command, not a setting any deployment could turn on.
+    const hub = await startHub(hubConfig, { anonymousViewer: true });
     const runtime = await initRuntime();
     log.info('ML runtime ready', { backend: runtime.backend });
     const demo = await ensureDemoModel(demoDir);
@@ -84,6 +87,9 @@ export function registerStart(program: Command): void {
         `  devices:    curl http://localhost:${hubConfig.httpPort}/devices\n` +
         `  models:     curl http://localhost:${hubConfig.httpPort}/models\n` +
         `  API docs:   http://localhost:${hubConfig.httpPort}/docs\n` +
+        `  ACCESS:     DEMO MODE - anyone who can reach port ${hubConfig.httpPort} may READ inventory, locations, detections and devices\n` +
+        `              without a key; changes need an API key (HUB_API_KEY, or the first-start key in ${join(resolve(hubConfig.dataDir), 'admin-api-key')}).\n` +
+        `              shelf hub never allows anonymous access.\n` +
         `  fleet:      ${agents.length} simulated agents classifying frames from ${demo.framesDir}\n` +
         `  Ctrl-C stops everything.\n\n`,
     );

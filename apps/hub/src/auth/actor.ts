@@ -16,3 +16,9 @@ export const Actor = createParamDecorator((_data: unknown, ctx: ExecutionContext
   const req = ctx.switchToHttp().getRequest<RequestWithPrincipal>();
   return req.principal?.id ?? 'anonymous';
 });
+
+/** The acting principal itself (the access guard has set it on every route that is not public). */
+export const CurrentPrincipal = createParamDecorator((_data: unknown, ctx: ExecutionContext): Principal => {
+  const req = ctx.switchToHttp().getRequest<RequestWithPrincipal>();
+  return req.principal ?? { id: 'anonymous', role: 'viewer' };
+});

@@ -22,3 +22,7 @@ export const Public = (): ClassDecorator & MethodDecorator => SetMetadata(PUBLIC
 export function roleAtLeast(have: Role, need: Role): boolean {
   return ROLES.indexOf(have) >= ROLES.indexOf(need);
 }
+
+/** The route also admits the METRICS_TOKEN scrape token (GET /metrics). */
+export const SCRAPE_TOKEN_KEY = 'shelfsight:scrape-token';
+export const ScrapeToken = (): ClassDecorator & MethodDecorator => SetMetadata(SCRAPE_TOKEN_KEY, true);

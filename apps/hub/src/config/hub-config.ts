@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cfg, ConfigError, loadConfig, type ConfigOf } from '@shelfsight/common';
+import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
 
 /** Every setting of the hub: environment variable, CLI flag, meaning, default. */
 export const HUB_CONFIG_SPEC = {
@@ -10,6 +10,7 @@ export const HUB_CONFIG_SPEC = {
     flag: 'database-url',
     description: 'PostgreSQL URL; unset = embedded PGlite in DATA_DIR',
     schema: cfg.url(['postgres', 'postgresql']),
+    secret: true,
   },
   dataDir: { env: 'DATA_DIR', flag: 'data-dir', description: 'folder for the embedded database and hub files', schema: cfg.string('.data/hub') },
   mqttUrl: {
@@ -17,6 +18,7 @@ export const HUB_CONFIG_SPEC = {
     flag: 'mqtt-url',
     description: 'external MQTT broker (mqtt://host:port); unset = embedded aedes broker',
     schema: cfg.url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss']),
+    secret: true,
   },
   mqttPort: {
     env: 'MQTT_PORT',
@@ -25,6 +27,13 @@ export const HUB_CONFIG_SPEC = {
     schema: cfg.port(1884),
   },
   mqttHost: { env: 'MQTT_HOST', flag: 'mqtt-host', description: 'address the embedded broker binds to', schema: cfg.string('0.0.0.0') },
+  mqttTlsCert: {
+    env: 'MQTT_TLS_CERT',
+    flag: 'mqtt-tls-cert',
+    description: 'embedded broker: PEM certificate (chain) file; with MQTT_TLS_KEY the broker speaks MQTT over TLS only (mqtts://) on MQTT_PORT. Devices trust it through the CA that signed it',
+    schema: cfg.optionalString(),
+  },
+  mqttTlsKey: { env: 'MQTT_TLS_KEY', flag: 'mqtt-tls-key', description: 'embedded broker: PEM private key file of MQTT_TLS_CERT', schema: cfg.optionalString() },
   mqttShareGroup: {
     env: 'MQTT_SHARE_GROUP',
     flag: 'mqtt-share-group',
@@ -35,14 +44,53 @@ export const HUB_CONFIG_SPEC = {
     env: 'MQTT_AUTH',
     flag: 'mqtt-auth',
     description:
-      'on = the embedded broker admits only provisioned devices (username = client id = device id, password from POST /devices/:id/credentials) and lets each publish/subscribe only under its own id; off = open broker (demo, tests). Needs HUB_API_KEY. An external broker (MQTT_URL) enforces its own auth',
-    schema: z.enum(['on', 'off']).default('off'),
+      'on = the embedded broker admits only provisioned devices (username = client id = device id, password from `shelf device add` or POST /devices/:id/credentials) and lets each publish/subscribe only under its own id; off = open broker, any client may act as any device (the demo `shelf start` and the tests default to off). An external broker (MQTT_URL) enforces its own auth',
+    schema: z.enum(['on', 'off']).default('on'),
   },
   hubApiKey: {
     env: 'HUB_API_KEY',
     flag: 'hub-api-key',
-    description: 'admin API key (at least 16 characters) for the operator endpoints such as device credentials, sent as the X-API-Key header; unset = those endpoints refuse every request',
+    description:
+      'bootstrap admin API key (at least 16 characters), sent as the X-API-Key header (or Authorization: Bearer); more keys come from POST /api-keys or `shelf key create`. Unset and no key in the database = the hub creates an admin key at first start and writes it to DATA_DIR/admin-api-key (mode 0600)',
     schema: z.string().min(16, 'at least 16 characters').optional(),
+    secret: true,
+  },
+  metricsToken: {
+    env: 'METRICS_TOKEN',
+    flag: 'metrics-token',
+    description: 'scrape token for GET /metrics, sent as Authorization: Bearer <token>; unset = /metrics needs an API key (any role)',
+    schema: z.string().min(16, 'at least 16 characters').optional(),
+    secret: true,
+  },
+  httpMaxBodyBytes: {
+    env: 'HTTP_MAX_BODY_BYTES',
+    flag: 'http-max-body-bytes',
+    description: 'largest REST request body accepted; larger ones are refused with 413 before they are read whole',
+    schema: cfg.int(10 * 1024 * 1024, 1024),
+  },
+  httpRatePerMinute: {
+    env: 'HTTP_RATE_PER_MINUTE',
+    flag: 'http-rate-per-minute',
+    description: 'REST requests one API key (or, without a key, one address) may make per minute; beyond it 429',
+    schema: cfg.int(6000, 1),
+  },
+  mqttMaxPacketBytes: {
+    env: 'MQTT_MAX_PACKET_BYTES',
+    flag: 'mqtt-max-packet-bytes',
+    description: 'embedded broker: largest MQTT packet accepted; a client announcing a larger one is disconnected before it is buffered',
+    schema: cfg.int(8 * 1024 * 1024, 1024),
+  },
+  mqttRatePerS: {
+    env: 'MQTT_RATE_PER_S',
+    flag: 'mqtt-rate-per-s',
+    description: 'embedded broker: sustained publishes per second one client may make (token bucket); excess is dropped and counted, a client that keeps exceeding it is disconnected',
+    schema: cfg.number(200, 1),
+  },
+  mqttBurst: {
+    env: 'MQTT_BURST',
+    flag: 'mqtt-burst',
+    description: 'embedded broker: publishes one client may make at once above MQTT_RATE_PER_S (the token bucket size)',
+    schema: cfg.int(1000, 1),
   },
   minConfidence: {
     env: 'MIN_CONFIDENCE',
@@ -111,6 +159,24 @@ export const HUB_CONFIG_SPEC = {
     schema: cfg.int(60, 0),
   },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
+  trainingWorker: {
+    env: 'TRAINING_WORKER',
+    flag: 'training-worker',
+    description: 'child = the hub runs one training worker process beside it (restarted if it dies, stopped with the hub); off = this hub only queues jobs (replicas; workers run as `shelf worker`)',
+    schema: z.enum(['child', 'off']).default('child'),
+  },
+  trainingHeartbeatTimeoutS: {
+    env: 'TRAINING_HEARTBEAT_TIMEOUT_S',
+    flag: 'training-heartbeat-timeout-s',
+    description: 'a running training job whose worker has not reported for this many seconds ends as failed: interrupted',
+    schema: cfg.int(30, 2),
+  },
+  trainingBackbone: {
+    env: 'TRAINING_BACKBONE',
+    flag: 'training-backbone',
+    description: 'backbone (folder, built-in or catalogue name) for training jobs on a dataset base when neither the request nor a registered version names one',
+    schema: z.string().min(1).optional(),
+  },
   gateMaxOverallDrop: {
     env: 'GATE_MAX_OVERALL_DROP',
     flag: 'gate-max-overall-drop',
@@ -142,9 +208,5 @@ export type HubConfig = ConfigOf<typeof HUB_CONFIG_SPEC>;
 export const HUB_CONFIG = Symbol('HUB_CONFIG');
 
 export function loadHubConfig(flags: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
-  const config = loadConfig(HUB_CONFIG_SPEC, flags, env);
-  if (config.mqttAuth === 'on' && !config.hubApiKey) {
-    throw new ConfigError('invalid configuration:\n  MQTT_AUTH=on needs HUB_API_KEY: without it no device credential can be provisioned, so no device could connect');
-  }
-  return config;
+  return loadConfig(HUB_CONFIG_SPEC, flags, env);
 }

@@ -1,9 +1,9 @@
-import { Controller, Delete, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
-import { ApiCreatedResponse, ApiHeader, ApiNotFoundResponse, ApiOkResponse, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { DeviceIdSchema } from '@shelfsight/contracts';
 import { MqttAccessControl } from '../broker/mqtt-access-control';
+import { RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
-import { ApiKeyGuard } from './api-key.guard';
 import { CredentialStatusDto, IssuedCredentialDto } from './credential.dto';
 import { CredentialsService } from './credentials.service';
 
@@ -13,9 +13,7 @@ const deviceIdPipe = new ZodPipe(
 );
 
 @ApiTags('device credentials')
-@ApiHeader({ name: 'X-API-Key', required: true, description: 'the hub\u2019s HUB_API_KEY' })
-@ApiUnauthorizedResponse({ description: 'missing or wrong X-API-Key, or no HUB_API_KEY configured' })
-@UseGuards(ApiKeyGuard)
+@RequireRole('admin')
 @Controller('devices/:id/credentials')
 export class CredentialsController {
   constructor(private readonly credentials: CredentialsService) {}

@@ -5,9 +5,3 @@ export class CredentialNotFoundError extends HttpException {
     super({ statusCode: 404, message: `device ${deviceId} has no credential; create one with POST /devices/${deviceId}/credentials` }, HttpStatus.NOT_FOUND);
   }
 }
-
-export class ApiKeyRefusedError extends HttpException {
-  constructor(message: string) {
-    super({ statusCode: 401, error: 'Unauthorized', message }, HttpStatus.UNAUTHORIZED);
-  }
-}

@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
-import { ApiKeyGuard } from './api-key.guard';
 import { CredentialsController } from './credentials.controller';
 import { CredentialsService } from './credentials.service';
 
-@Module({ controllers: [CredentialsController], providers: [CredentialsService, ApiKeyGuard] })
+@Module({ controllers: [CredentialsController], providers: [CredentialsService] })
 export class CredentialsModule {}

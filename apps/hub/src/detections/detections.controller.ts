@@ -3,8 +3,10 @@ import { ApiOkResponse, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { DetectionPageDto, DetectionsQuerySchema, type DetectionsQuery } from './detection.dto';
 import { DetectionsService } from './detections.service';
+import { RequireRole } from '../auth/roles';
 
 @ApiTags('detections')
+@RequireRole('viewer')
 @Controller('detections')
 export class DetectionsController {
   constructor(private readonly detections: DetectionsService) {}

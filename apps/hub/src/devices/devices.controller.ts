@@ -5,8 +5,10 @@ import { allDevicesTopic, type ParsedDeviceTopic } from '@shelfsight/contracts';
 import { DeviceTopic } from '../broker/device-topic.decorator';
 import { DeviceDto } from './device.dto';
 import { DevicesService } from './devices.service';
+import { RequireRole } from '../auth/roles';
 
 @ApiTags('devices')
+@RequireRole('viewer')
 @Controller()
 export class DevicesController {
   constructor(private readonly devices: DevicesService) {}

@@ -2,6 +2,7 @@ import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { Public } from '../auth/roles';
 import { PrismaService } from '../prisma/prisma.service';
 
 /**
@@ -10,6 +11,7 @@ import { PrismaService } from '../prisma/prisma.service';
  * A database or broker outage must not restart healthy hubs, so liveness depends on neither.
  */
 @ApiTags('operations')
+@Public()
 @Controller('health')
 export class HealthController {
   constructor(

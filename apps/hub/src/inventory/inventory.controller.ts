@@ -12,6 +12,7 @@ import {
   type InventoryQuery,
 } from './inventory.dto';
 import { InventoryService } from './inventory.service';
+import { RequireRole } from '../auth/roles';
 
 const SCOPE_QUERIES = [
   ApiQuery({ name: 'site', required: false }),
@@ -34,6 +35,7 @@ const apply = (decorators: MethodDecorator[]): MethodDecorator => (target, key, 
 };
 
 @ApiTags('inventory')
+@RequireRole('viewer')
 @Controller()
 export class InventoryController {
   constructor(private readonly inventory: InventoryService) {}

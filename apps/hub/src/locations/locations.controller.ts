@@ -4,8 +4,10 @@ import { LocationCodeSchema } from '@shelfsight/contracts';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { LocationDetailDto, LocationPageDto, LocationQuerySchema, LocationsQuerySchema, type LocationQuery, type LocationsQuery } from './location.dto';
 import { LocationsService } from './locations.service';
+import { RequireRole } from '../auth/roles';
 
 @ApiTags('locations')
+@RequireRole('viewer')
 @Controller('locations')
 export class LocationsController {
   constructor(private readonly locations: LocationsService) {}

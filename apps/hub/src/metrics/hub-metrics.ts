@@ -51,8 +51,30 @@ export class HubMetrics {
   });
   readonly apiKeyRefused = new Counter({
     name: 'shelfsight_api_key_refused_total',
-    help: 'admin API requests refused for a missing or wrong X-API-Key, by reason',
+    help: 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403)',
     labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly httpRateLimited = new Counter({
+    name: 'shelfsight_http_rate_limited_total',
+    help: 'REST requests refused with 429 (HTTP_RATE_PER_MINUTE per key or address)',
+    registers: this.registers,
+  });
+  readonly httpBodyRefused = new Counter({
+    name: 'shelfsight_http_body_refused_total',
+    help: 'REST request bodies refused before a handler saw them, by reason (too_large, malformed, ...)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly mqttRefused = new Counter({
+    name: 'shelfsight_mqtt_refused_total',
+    help: 'embedded-broker packets and connections refused by its limits, by reason (packet_too_large, malformed_length, topic_too_long, topic_too_deep, rate, rate_abuse, client_id)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly auditFailures = new Counter({
+    name: 'shelfsight_audit_write_failures_total',
+    help: 'audit log entries that could not be written (logged instead)',
     registers: this.registers,
   });
   readonly epochChanges = new Counter({

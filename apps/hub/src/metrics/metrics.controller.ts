@@ -1,7 +1,11 @@
 import { Controller, Get, Header } from '@nestjs/common';
+import { RequireRole, ScrapeToken } from '../auth/roles';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '@shelfsight/common';
 import { HubMetrics } from './hub-metrics';
 
+/** Viewer keys may read metrics; so may a scraper with METRICS_TOKEN. */
+@RequireRole('viewer')
+@ScrapeToken()
 @Controller('metrics')
 export class MetricsController {
   constructor(private readonly metrics: HubMetrics) {}

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { HeadWorkerData, HeadWorkerReply, WireHeadResult } from '../workers/head-protocol';
 import { findRegister, WORKER_BOOT, WorkerPoolExtractor } from '../workers/worker-pool';
+import { TrainingCancelledError } from '../errors';
 import { Head, type HeadSpec } from './head';
 import { trainHeads, type EvalRecord, type FeatureSet, type TrainHeadOptions, type TrainHeadResult } from './train';
 
@@ -10,6 +11,8 @@ export interface TrainEnsembleOptions {
   workers?: number;
   /** Called after every evaluation of a member (`member` counts from 0). */
   onEval?: (rec: EvalRecord, member: number, total: number) => void;
+  /** Cooperative cancel, checked after every evaluation: training stops with TrainingCancelledError. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -26,7 +29,13 @@ export async function trainEnsemble(
   eopts: TrainEnsembleOptions = {},
 ): Promise<TrainHeadResult[]> {
   const workers = Math.max(1, Math.min(eopts.workers ?? WorkerPoolExtractor.defaultSize(), members));
-  if (workers === 1) return trainHeads(train, val, opts, members, eopts.onEval);
+  const { signal } = eopts;
+  if (workers === 1) {
+    return trainHeads(train, val, opts, members, (rec, member, total) => {
+      eopts.onEval?.(rec, member, total);
+      if (signal?.aborted) throw new TrainingCancelledError();
+    });
+  }
   const isTs = __filename.endsWith('.ts');
   const entry = join(__dirname, '..', 'workers', `head-worker${isTs ? '.ts' : '.js'}`);
   const register = isTs ? findRegister() : undefined;
@@ -52,6 +61,9 @@ export async function trainEnsemble(
               else reject(new Error(`head training worker failed: ${m.error}`));
             });
             worker.once('error', reject);
+            // Abort: reject at once; the finally below terminates every thread.
+            if (signal?.aborted) reject(new TrainingCancelledError());
+            signal?.addEventListener('abort', () => reject(new TrainingCancelledError()), { once: true });
             worker.once('exit', (code) => reject(new Error(`head training worker exited with code ${code}`)));
           }),
       ),

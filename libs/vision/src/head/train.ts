@@ -288,6 +288,9 @@ export async function trainHeads(
           onEval?.(rec, m, totalSteps);
           if (opts.patience > 0 && st.sinceBest >= opts.patience) st.stoppedAt = step;
         });
+        // Let timers and I/O run once per evaluation (a caller's heartbeat, progress, cancel check):
+        // the steps themselves never give the event loop a turn.
+        await new Promise<void>((r) => setImmediate(r));
         if (state.every((st) => st.stoppedAt)) break;
       }
     }

@@ -2,12 +2,14 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
 import { createProgress } from '@shelfsight/common';
+import type { TrainingRows } from '@shelfsight/contracts';
 import { saveModel, type ModelManifest } from '../artifact/artifact';
 import { describeBackbone } from '../backbones/backbone';
 import { computeBottlenecks, type BottleneckFailure } from '../bottlenecks';
 import { countByLabel, loadDataset, splitDataset, type Dataset, type LabeledImage } from '../data/dataset';
 import { CENTER_VIEW, distortedView, FLIP_VIEW, ttaViews, type ImageView, type TtaMode } from '../data/views';
-import { DatasetError, TrainOptionsError } from '../errors';
+import { DatasetError, TrainingCancelledError, TrainOptionsError } from '../errors';
+
 import { Head, type FeatureNorm, type HeadType } from '../head/head';
 import { trainEnsemble } from '../head/ensemble';
 import { argmax, type EvalRecord, type FeatureSet, type TrainHeadOptions, type TrainHeadResult } from '../head/train';
@@ -24,8 +26,18 @@ type HeadTrainingSettings = Pick<
 >;
 
 export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettings {
-  /** Class folders or CSV `image,label`. */
-  data: string;
+  /** Class folders or CSV `image,label`; may be omitted when `extraRows` holds all the data. */
+  data?: string;
+  /**
+   * Pre-computed rows trained beside the images of `data` (labelled samples' stored
+   * embeddings, an earlier version's training set): no image decoding or backbone pass for
+   * them. Each row keeps its split (training or validation). Labels may add categories.
+   */
+  extraRows?: TrainingRows;
+  /** Called at each evaluation (once per epoch by default) and at phase changes. */
+  onProgress?: (p: TrainModelProgress) => void;
+  /** Cooperative cancel: checked after the bottlenecks and at each evaluation; throws TrainingCancelledError. */
+  signal?: AbortSignal;
   /** Explicit validation set; otherwise a hash split of `data`. */
   valData?: string;
   out: string;
@@ -59,13 +71,20 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
    * held-out rows and retrain from them.
    */
   trainingRows?: boolean;
-  /**
-   * Extra training rows given as pre-computed bottlenecks of this backbone (e.g. the
-   * embeddings agents sent with their samples): appended to the training rows as they
-   * are (no views, no cache). Their labels must be labels of `data` (with `sublabels`:
-   * `label/sublabel` or a label, taken as its own sub-label).
-   */
-  extraRows?: Array<{ features: Float32Array; label: string }>;
+}
+
+export interface TrainModelProgress {
+  phase: 'bottlenecks' | 'training';
+  /** Training rows (images' views plus extra rows), once known. */
+  rows?: number;
+  step?: number;
+  steps?: number;
+  epoch?: number;
+  epochs?: number;
+  valAccuracy?: number;
+  /** Ensemble member (from 1) and count. */
+  member?: number;
+  members?: number;
 }
 
 export interface TrainModelResult {
@@ -75,6 +94,8 @@ export interface TrainModelResult {
   bottleneckSeconds: number;
   trainSeconds: number;
   totalSeconds: number;
+  /** The rows the head was trained and validated on (labels = head outputs), for a registry to keep. */
+  rows: TrainingRows;
 }
 
 const FAST = TRAIN_PRESETS.fast.settings;
@@ -118,7 +139,10 @@ export function trainingViews(distortions: DistortionOptions, tta: TtaMode, view
 /** retrain.py end to end: bottlenecks (cached), head training with evaluation, artifact + log + plot. */
 export async function trainModel(opts: TrainModelOptions): Promise<TrainModelResult> {
   const started = Date.now();
-  const data = await loadDataset(opts.data);
+  const extra = opts.extraRows;
+  if (!opts.data && !extra) throw new DatasetError('nothing to train on: neither a dataset nor pre-computed rows');
+  if (extra && opts.sublabels) throw new DatasetError('pre-computed rows carry labels, not sub-labels: --sublabels cannot be combined with them');
+  const data: Dataset = opts.data ? await loadDataset(opts.data) : { source: 'rows', labels: [], images: [] };
   let trainImages: LabeledImage[];
   let valImages: LabeledImage[];
   let split: Record<string, unknown>;
@@ -133,7 +157,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     valImages = s.validation;
     split = { mode: 'hash', validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: s.testing.length };
   }
-  const labels = data.labels;
+  const labels = extra ? [...new Set([...data.labels, ...extra.labels])].sort() : data.labels;
   // Head outputs: the labels, or with --sublabels every label/sublabel pair.
   const outputKey = (i: LabeledImage) => (opts.sublabels ? `${i.label}/${i.sublabel ?? i.label}` : i.label);
   const outputs = opts.sublabels ? [...new Set(trainImages.map(outputKey))].sort() : labels;
@@ -141,7 +165,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const groups = opts.sublabels ? outputs.map((o) => labels.indexOf(o.slice(0, o.lastIndexOf('/')))) : undefined;
   const unknown = valImages.filter((i) => !labelIndex.has(outputKey(i)));
   if (unknown.length > 0) throw new DatasetError(`validation set has labels not in the training data: ${[...new Set(unknown.map((u) => u.label))].join(', ')}`);
-  const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l));
+  const extraTrainLabels = new Set(extra ? [...extra.label].filter((_, i) => extra.split[i] === 0).map((l) => extra.labels[l] as string) : []);
+  const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l) && !extraTrainLabels.has(l));
   if (missingClasses.length > 0) throw new DatasetError(`no training images for: ${missingClasses.join(', ')}`);
 
   // Views: the plain centre crop, plus cached distorted views when distortions are on.
@@ -164,6 +189,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const requestsVal = valImages.map((img) => ({ path: img.path, views: valViewList }));
 
   const totalJobs = [...requestsTrain, ...requestsVal].reduce((n, r) => n + r.views.length, 0);
+  opts.onProgress?.({ phase: 'bottlenecks' });
   const ctx = await openExtraction(opts, totalJobs);
   const { logger } = ctx;
   const bStart = Date.now();
@@ -186,26 +212,35 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const bottleneckSeconds = (Date.now() - bStart) / 1000;
   const backbone = ctx.extractor.backbone;
   const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed];
+  if (opts.signal?.aborted) throw new TrainingCancelledError();
+  if (extra && extra.dim !== backbone.featureDim) {
+    throw new DatasetError(`pre-computed rows have dim ${extra.dim}, backbone ${backbone.id} gives ${backbone.featureDim}`);
+  }
 
-  const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>): FeatureSet => {
+  const pack = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>, extraSplit: number): FeatureSet => {
     const rows: Array<{ f: Float32Array; y: number; g: number }> = [];
     images.forEach((img, g) => {
       const views = feats.get(img.path);
       if (!views) return;
       for (const f of views.values()) rows.push({ f, y: labelIndex.get(outputKey(img)) as number, g });
     });
+    // Pre-computed rows: one image each, after the dataset's images.
+    if (extra) {
+      for (let i = 0; i < extra.label.length; i++) {
+        if (extra.split[i] !== extraSplit) continue;
+        const name = extra.labels[extra.label[i] as number] as string;
+        const y = labelIndex.get(name);
+        if (y === undefined) throw new DatasetError(`pre-computed row label "${name}" is not a head output`);
+        rows.push({ f: extra.x.subarray(i * extra.dim, (i + 1) * extra.dim), y, g: images.length + i });
+      }
+    }
     const dim = backbone.featureDim;
     const x = new Float32Array(rows.length * dim);
     rows.forEach((r, i) => x.set(r.f, i * dim));
     return { dim, x, y: Int32Array.from(rows.map((r) => r.y)), group: Int32Array.from(rows.map((r) => r.g)) };
   };
-  const train = withExtraRows(pack(trainImages, bottlenecks.tr.features), opts.extraRows ?? [], (label) => {
-    const key = labelIndex.has(label) ? label : opts.sublabels ? `${label}/${label}` : label;
-    const y = labelIndex.get(key);
-    if (y === undefined) throw new DatasetError(`extra training row has label ${JSON.stringify(label)}, not a head output of the training data`);
-    return y;
-  });
-  const val = pack(valImages, bottlenecks.va.features);
+  const train = pack(trainImages, bottlenecks.tr.features, 0);
+  const val = pack(valImages, bottlenecks.va.features, 1);
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
 
   await mkdir(opts.out, { recursive: true });
@@ -217,6 +252,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const members = opts.ensemble ?? 1;
   const progress = createProgress(members > 1 ? `train ${members} heads` : 'train', totalSteps * members);
   const lastStep = new Array<number>(members).fill(0);
+  const epochs = totalSteps / stepsPerEpoch;
+  opts.onProgress?.({ phase: 'training', rows: train.y.length, step: 0, steps: totalSteps, epoch: 0, epochs, member: 1, members });
   const memberResults: TrainHeadResult[] = await trainEnsemble(
     train,
     val.y.length > 0 ? val : undefined,
@@ -237,6 +274,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     members,
     {
       workers: opts.workers,
+      signal: opts.signal,
       onEval: (rec, m) => {
         const member = m + 1;
         history.push({ ...rec, member });
@@ -246,6 +284,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
           (rec.valAccuracy !== undefined ? ` val ${(rec.valAccuracy * 100).toFixed(1)}%` : '');
         progress.tick(rec.step - (lastStep[m] as number), note);
         lastStep[m] = rec.step;
+        opts.onProgress?.({ phase: 'training', rows: train.y.length, step: rec.step, steps: totalSteps, epoch: rec.epoch, epochs, valAccuracy: rec.valAccuracy, member, members });
       },
     },
   );
@@ -258,19 +297,28 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   // Validation accuracy on the reported labels (sub-label probabilities summed, TTA views averaged).
   const scoredVal = valImages.filter((i) => bottlenecks.va.features.has(i.path));
   const valProbs = predictImages(result.head, scoredVal.map((i) => [...(bottlenecks.va.features.get(i.path) as Map<string, Float32Array>).values()]));
-  const valAccuracy = scoredVal.length
-    ? valProbs.filter((p, k) => argmax(p) === labels.indexOf((scoredVal[k] as LabeledImage).label)).length / scoredVal.length
-    : null;
+  const extraVal: Array<{ f: Float32Array; label: string }> = [];
+  if (extra) {
+    for (let i = 0; i < extra.label.length; i++) {
+      if (extra.split[i] === 1) extraVal.push({ f: extra.x.subarray(i * extra.dim, (i + 1) * extra.dim), label: extra.labels[extra.label[i] as number] as string });
+    }
+  }
+  const extraValProbs = extraVal.length ? predictImages(result.head, extraVal.map((r) => [r.f])) : [];
+  const valCorrect =
+    valProbs.filter((p, k) => argmax(p) === labels.indexOf((scoredVal[k] as LabeledImage).label)).length +
+    extraValProbs.filter((p, k) => argmax(p) === labels.indexOf((extraVal[k] as { label: string }).label)).length;
+  const valScored = scoredVal.length + extraVal.length;
+  const valAccuracy = valScored ? valCorrect / valScored : null;
 
   const training = {
     data: data.source,
     split,
     images: { training: trainImages.length, validation: valImages.length, failed: failed.length },
-    rows: { training: train.y.length, validation: val.y.length },
+    rows: { training: train.y.length, validation: val.y.length, ...(extra ? { extra: extra.label.length } : {}) },
     distortions: opts.distortions,
     views: baseViews.length + augViews,
     augViews,
-    extraRows: opts.extraRows?.length ?? 0,
+    extraRows: opts.extraRows?.label.length ?? 0,
     balance: opts.balance ?? null,
     tta: opts.tta,
     sublabels: !!opts.sublabels,
@@ -340,26 +388,21 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
-  return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000 };
+  const rows = toTrainingRows(train, val, outputs);
+  return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000, rows };
 }
 
-/** Training rows with pre-computed bottlenecks appended (each its own image group). */
-function withExtraRows(set: FeatureSet, extra: Array<{ features: Float32Array; label: string }>, labelOf: (label: string) => number): FeatureSet {
-  if (extra.length === 0) return set;
-  const rows = set.y.length;
-  const x = new Float32Array((rows + extra.length) * set.dim);
-  x.set(set.x);
-  const y = new Int32Array(rows + extra.length);
-  y.set(set.y);
-  const group = new Int32Array(rows + extra.length);
-  const groups0 = set.group ? Math.max(-1, ...set.group) + 1 : rows;
-  if (set.group) group.set(set.group);
-  else for (let i = 0; i < rows; i++) group[i] = i;
-  extra.forEach((e, k) => {
-    if (e.features.length !== set.dim) throw new DatasetError(`extra training row ${k} has ${e.features.length} features, the backbone gives ${set.dim}`);
-    x.set(e.features, (rows + k) * set.dim);
-    y[rows + k] = labelOf(e.label);
-    group[rows + k] = groups0 + k;
-  });
-  return { dim: set.dim, x, y, group };
+/** The packed training and validation rows as one set (labels = head outputs). */
+function toTrainingRows(train: FeatureSet, val: FeatureSet, outputs: string[]): TrainingRows {
+  const n = train.y.length + val.y.length;
+  const x = new Float32Array(n * train.dim);
+  x.set(train.x, 0);
+  x.set(val.x, train.x.length);
+  const label = new Uint32Array(n);
+  label.set(train.y, 0);
+  label.set(val.y, train.y.length);
+  const split = new Uint8Array(n);
+  split.fill(1, train.y.length);
+  return { dim: train.dim, labels: outputs, label, split, x };
 }
+

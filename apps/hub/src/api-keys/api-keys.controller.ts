@@ -1,0 +1,36 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { CurrentPrincipal, type Principal } from '../auth/actor';
+import { RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { ApiKeyDto, CreateApiKeyDto, CreateApiKeySchema, CreatedApiKeyDto, KeyIdSchema, type CreateApiKey } from './api-key.dto';
+import { ApiKeysService, type KeyPrincipal } from './api-keys.service';
+
+@ApiTags('api keys')
+@RequireRole('admin')
+@Controller('api-keys')
+export class ApiKeysController {
+  constructor(private readonly keys: ApiKeysService) {}
+
+  @Post()
+  @ApiBody({ type: CreateApiKeyDto })
+  @ApiCreatedResponse({ type: CreatedApiKeyDto, description: 'the new key; its secret is shown only here' })
+  @ApiForbiddenResponse({ description: 'the new key would have more power (role or lifetime) than the calling key' })
+  create(@Body(new ZodPipe(CreateApiKeySchema, 'body')) body: CreateApiKey, @CurrentPrincipal() by: Principal): Promise<CreatedApiKeyDto> {
+    return this.keys.create(body, by as KeyPrincipal);
+  }
+
+  @Get()
+  @ApiOkResponse({ type: [ApiKeyDto], description: 'every key, revoked and expired ones included; never a secret' })
+  list(): Promise<ApiKeyDto[]> {
+    return this.keys.list();
+  }
+
+  @Post(':id/revoke')
+  @HttpCode(200)
+  @ApiOkResponse({ type: ApiKeyDto, description: 'revoked: refused from now on (at once on this hub, within 5 s on other replicas)' })
+  @ApiNotFoundResponse({ description: 'no such key' })
+  revoke(@Param('id', new ZodPipe(KeyIdSchema, 'id')) id: string, @CurrentPrincipal() by: Principal): Promise<ApiKeyDto> {
+    return this.keys.revoke(id, by);
+  }
+}

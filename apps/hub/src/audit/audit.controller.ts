@@ -1,0 +1,19 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { AuditPageDto, AuditQuerySchema, type AuditQuery } from './audit.dto';
+import { AuditService } from './audit.service';
+
+@ApiTags('audit')
+@RequireRole('admin')
+@Controller('audit')
+export class AuditController {
+  constructor(private readonly audit: AuditService) {}
+
+  @Get()
+  @ApiOkResponse({ type: AuditPageDto, description: 'state-changing requests, newest first; filter by actor, route (prefix), method, from/to; page with cursor' })
+  find(@Query(new ZodPipe(AuditQuerySchema)) q: AuditQuery): Promise<AuditPageDto> {
+    return this.audit.find(q);
+  }
+}

@@ -1,0 +1,112 @@
+import { timingSafeEqual } from 'node:crypto';
+import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { sha256Hex } from '../api-keys/api-key-format';
+import { ApiKeysService } from '../api-keys/api-keys.service';
+import { auditRecordOf } from '../audit/audit-record';
+import { AuditService } from '../audit/audit.service';
+import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { HubMetrics } from '../metrics/hub-metrics';
+import type { RequestWithPrincipal } from './actor';
+import { PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
+
+/** Header people and tools send their API key in (or `Authorization: Bearer <key>`). */
+export const API_KEY_HEADER = 'x-api-key';
+
+/** How the app was started; not a setting, so nothing but `startHub`'s caller can choose it. */
+export interface AccessOptions {
+  /** Requests without a key may call viewer endpoints (the zero-config demo, `shelf start`, only). */
+  anonymousViewer: boolean;
+}
+export const ACCESS_OPTIONS = Symbol('ACCESS_OPTIONS');
+
+export class AccessRefusedError extends HttpException {
+  constructor(status: 401 | 403, message: string) {
+    super({ statusCode: status, error: status === 401 ? 'Unauthorized' : 'Forbidden', message }, status === 401 ? HttpStatus.UNAUTHORIZED : HttpStatus.FORBIDDEN);
+  }
+}
+
+export class NoAccessRuleError extends HttpException {
+  constructor() {
+    super({ statusCode: 500, message: 'route has no access rule' }, HttpStatus.INTERNAL_SERVER_ERROR);
+  }
+}
+
+const REFUSAL_MESSAGES: Record<string, string> = {
+  missing: 'missing API key: send it in the X-API-Key header (or Authorization: Bearer <key>)',
+  unknown: 'unknown API key (no key with this id)',
+  wrong: 'wrong API key',
+  expired: 'API key expired',
+  revoked: 'API key revoked',
+};
+
+/**
+ * The hub's one access rule for HTTP, global and deny-by-default: every route declares
+ * `@Public()` or `@RequireRole(role)` (a route with neither answers 500 and is caught by
+ * the route test). The key (X-API-Key or Bearer) must be valid, unexpired, unrevoked and
+ * of at least the role; refusals are 401 (who are you?) or 403 (not allowed), counted by
+ * reason. `/metrics` also takes METRICS_TOKEN. MQTT handlers are not HTTP: the broker's
+ * access control guards those.
+ */
+@Injectable()
+export class AccessGuard implements CanActivate {
+  private readonly log = new Logger('Access');
+  private readonly metricsTokenDigest?: Buffer;
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly keys: ApiKeysService,
+    private readonly metrics: HubMetrics,
+    @Inject(HUB_CONFIG) config: HubConfig,
+    @Inject(ACCESS_OPTIONS) private readonly options: AccessOptions,
+    private readonly audit: AuditService,
+  ) {
+    this.metricsTokenDigest = config.metricsToken ? Buffer.from(sha256Hex(config.metricsToken), 'hex') : undefined;
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
+    const need = this.reflector.getAllAndOverride<Role | undefined>(REQUIRED_ROLE_KEY, targets);
+    const req = context.switchToHttp().getRequest<RequestWithPrincipal>();
+    if (!need) {
+      this.log.error(`${req.method} ${req.path}: route has no access rule (add @RequireRole or @Public)`);
+      throw new NoAccessRuleError();
+    }
+    const given = presentedKey(req);
+    if (given === undefined) {
+      if (this.options.anonymousViewer && need === 'viewer') {
+        req.principal = { id: 'anonymous', role: 'viewer' };
+        return true;
+      }
+      return this.refuse(401, 'missing');
+    }
+    if (this.metricsTokenDigest && this.reflector.getAllAndOverride<boolean>(SCRAPE_TOKEN_KEY, targets)) {
+      if (timingSafeEqual(Buffer.from(sha256Hex(given), 'hex'), this.metricsTokenDigest)) {
+        req.principal = { id: 'metrics-token', role: 'viewer' };
+        return true;
+      }
+    }
+    const found = await this.keys.authenticate(given);
+    if (typeof found === 'string') return this.refuse(401, found);
+    req.principal = found;
+    if (!roleAtLeast(found.role, need)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') void this.audit.record(auditRecordOf(req, 403));
+      return this.refuse(403, 'role', `this needs a ${need} key; key ${found.keyId} is ${found.role}`);
+    }
+    return true;
+  }
+
+  private refuse(status: 401 | 403, reason: string, message = REFUSAL_MESSAGES[reason] ?? reason): never {
+    this.metrics.apiKeyRefused.inc({ reason });
+    throw new AccessRefusedError(status, message);
+  }
+}
+
+function presentedKey(req: RequestWithPrincipal): string | undefined {
+  const header = req.headers[API_KEY_HEADER];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value) return value;
+  return /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+}

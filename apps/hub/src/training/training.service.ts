@@ -1,0 +1,125 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type PgBoss from 'pg-boss';
+import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
+import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import type { TrainingJobDto } from './training-job.dto';
+import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError } from './training.error';
+import { TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
+import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from './training-queue';
+
+/**
+ * Training jobs as the hub sees them: queue (pg-boss), read progress, cancel, retry, and
+ * sweep jobs whose worker went silent. The training itself runs in a worker process
+ * (`shelf worker`, or the child the hub starts): this process never loads TensorFlow.
+ */
+@Injectable()
+export class TrainingService implements OnModuleInit, OnModuleDestroy {
+  private readonly log = new Logger('Training');
+  private boss: PgBoss | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly jobs: TrainingJobsRepository,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.boss = await startTrainingQueue(this.config.databaseUrl!, { supervise: false });
+    await this.sweep();
+    const every = Math.max(1000, (this.config.trainingHeartbeatTimeoutS * 1000) / 3);
+    this.sweepTimer = setInterval(() => void this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.boss?.stop({ graceful: false, wait: true, close: true });
+  }
+
+  async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
+    const spec = TrainingJobRequestSchema.parse(request);
+    if (spec.augmentFromThumbnails) {
+      throw new TrainingBaseError('augmentFromThumbnails: training on distorted views of the stored thumbnails is not implemented yet; jobs train from the samples\u2019 stored embeddings');
+    }
+    const row = await this.jobs.create(spec, actor);
+    return this.toDto(await this.enqueue(row));
+  }
+
+  async get(id: string): Promise<TrainingJobDto> {
+    return this.toDto(await this.find(id));
+  }
+
+  async list(limit: number, status?: TrainingJobStatus): Promise<TrainingJobDto[]> {
+    return (await this.jobs.list(limit, status)).map((r) => this.toDto(r));
+  }
+
+  async cancel(id: string, actor: string): Promise<TrainingJobDto> {
+    const current = await this.find(id);
+    const row = await this.jobs.requestCancel(current.id, actor);
+    if (!row) throw new TrainingJobStateError(`training job ${id} is ${current.status}: only a queued or running job can be cancelled`);
+    if (row.status === 'cancelled' && row.queue_job_id) await this.boss!.cancel(TRAINING_QUEUE, row.queue_job_id).catch(() => undefined);
+    return this.toDto(row);
+  }
+
+  /** A new attempt of a failed or cancelled job, with the same request. */
+  async retry(id: string, actor: string): Promise<TrainingJobDto> {
+    const old = await this.find(id);
+    if (old.status !== 'failed' && old.status !== 'cancelled') {
+      throw new TrainingJobStateError(`training job ${id} is ${old.status}: only a failed or cancelled job can be retried`);
+    }
+    const spec = TrainingJobRequestSchema.parse(old.spec);
+    const row = await this.jobs.create(spec, actor, { rootId: old.root_id ?? old.id, attempt: old.attempt + 1, retryOf: old.id });
+    return this.toDto(await this.enqueue(row));
+  }
+
+  /** Running jobs without a heartbeat for TRAINING_HEARTBEAT_TIMEOUT_S end as failed: interrupted. */
+  async sweep(): Promise<void> {
+    try {
+      const ids = await this.jobs.failStale(this.config.trainingHeartbeatTimeoutS);
+      if (ids.length > 0) this.log.warn(`training jobs ${ids.join(', ')} lost their worker: failed (interrupted)`);
+    } catch (err) {
+      this.log.warn(`training job sweep failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async enqueue(row: TrainingJobRow): Promise<TrainingJobRow> {
+    const message: TrainingQueueMessage = { jobId: row.id.toString() };
+    const queueId = await this.boss!.send(TRAINING_QUEUE, message, { retryLimit: 0 });
+    if (queueId) {
+      await this.jobs.setQueueJobId(row.id, queueId);
+      row.queue_job_id = queueId;
+    }
+    return row;
+  }
+
+  private async find(id: string): Promise<TrainingJobRow> {
+    const row = /^\d{1,18}$/.test(id) ? await this.jobs.get(BigInt(id)) : undefined;
+    if (!row) throw new TrainingJobNotFoundError(id);
+    return row;
+  }
+
+  private toDto(r: TrainingJobRow): TrainingJobDto {
+    const iso = (d: Date | null) => (d ? d.toISOString() : null);
+    return {
+      id: Number(r.id),
+      rootId: Number(r.root_id ?? r.id),
+      attempt: r.attempt,
+      retryOf: r.retry_of === null ? null : Number(r.retry_of),
+      status: r.status,
+      phase: r.phase,
+      progress: r.progress,
+      error: r.error,
+      spec: r.spec,
+      workerId: r.worker_id,
+      createdBy: r.created_by,
+      createdAt: r.created_at.toISOString(),
+      startedAt: iso(r.started_at),
+      heartbeatAt: iso(r.heartbeat_at),
+      finishedAt: iso(r.finished_at),
+      cancelRequestedAt: iso(r.cancel_requested_at),
+      cancelledBy: r.cancelled_by,
+      resultVersion: r.result_version,
+      result: r.result,
+    };
+  }
+}
