@@ -120,5 +120,33 @@ describe('deploy/mosquitto.acl', () => {
         await b.close();
       }
     });
+
+    it('delivers model offers only to their device and takes rollout status only from it', async () => {
+      const hub = await connectAsync(url, { clientId: 'acl-hub-rollout', username: 'shelfsight-hub', password: password['shelfsight-hub'], reconnectPeriod: 0 });
+      const dev = await connectAsync(url, { clientId: 'acl-dev-a-rollout', username: 'dev-a', password: password['dev-a'], reconnectPeriod: 0 });
+      const toDevice: string[] = [];
+      const toHub: string[] = [];
+      dev.on('message', (topic) => toDevice.push(topic));
+      hub.on('message', (topic) => toHub.push(topic));
+      const until = async (cond: () => boolean) => {
+        const deadline = Date.now() + 10_000;
+        while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      };
+      try {
+        await dev.subscribeAsync([deviceTopic('dev-b', 'model-offer'), deviceTopic('dev-a', 'model-offer')], { qos: 1 });
+        await hub.subscribeAsync('shelfsight/v1/devices/+/rollout-status', { qos: 1 });
+        // Same publisher, same QoS: delivered in order, so dev-a's arriving means dev-b's was refused.
+        await hub.publishAsync(deviceTopic('dev-b', 'model-offer'), '{}', { qos: 1 });
+        await hub.publishAsync(deviceTopic('dev-a', 'model-offer'), '{}', { qos: 1 });
+        await dev.publishAsync(deviceTopic('dev-b', 'rollout-status'), '{}', { qos: 1 });
+        await dev.publishAsync(deviceTopic('dev-a', 'rollout-status'), '{}', { qos: 1 });
+        await until(() => toDevice.length > 0 && toHub.length > 0);
+        expect(toDevice).toEqual([deviceTopic('dev-a', 'model-offer')]);
+        expect(toHub).toEqual([deviceTopic('dev-a', 'rollout-status')]);
+      } finally {
+        await dev.endAsync();
+        await hub.endAsync();
+      }
+    });
   });
 });

@@ -2,12 +2,15 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
-import type { FrameRequest } from '@shelfsight/contracts';
+import { parseTrustedKeys, type FrameRequest, type Heartbeat, type ModelOffer, type TrustedKeys } from '@shelfsight/contracts';
 import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
-import { StandInClassifier } from './classify/stand-in-classifier';
+import { loadStandInHead, StandInClassifier } from './classify/stand-in-classifier';
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
+import { HeadHolder } from './models/head-holder';
+import { deviceBackboneOf } from './models/offer-check';
+import { RolloutAgent, type HeadLoader } from './models/rollout-agent';
 import { AgentMetrics } from './metrics/metrics';
 import { Outbox, type OutboxRecovery } from './outbox/outbox';
 import { Pipeline, type ClassifiedFrame } from './pipeline/pipeline';
@@ -45,6 +48,8 @@ export interface AgentHandle {
   readonly config: AgentConfig;
   /** Port of the health/metrics server, if enabled. */
   readonly httpPort: number | undefined;
+  /** The active head, a candidate beside it and the previous one (rollouts swap heads through it). */
+  readonly heads: HeadHolder;
   /** `connected`, `disconnected`, `acked` (seqs), `detection` (Detection), `idle`. */
   readonly events: EventEmitter;
   stats(): AgentStats;
@@ -70,13 +75,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   await fsp.mkdir(stateDir, { recursive: true });
 
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
-  const ownsClassifier = !deps.classifier;
+  // Every user of the classifier goes through the holder, so a rollout can swap the head live.
+  const heads = new HeadHolder(classifier, { ownsActive: !deps.classifier, logger });
+  let rolloutSetup: { keys: TrustedKeys; loadHead: HeadLoader } | undefined;
+  try {
+    rolloutSetup = config.trustedKeys ? await rolloutSetupFor(config, classifier) : undefined;
+  } catch (err) {
+    await heads.dispose();
+    throw err;
+  }
   const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
   logger.info(recovery.newEpoch ? 'outbox created: new sequence epoch' : 'outbox opened', { stateDir, pending: recovery.pending, nextSeq: recovery.nextSeq, epoch: recovery.epoch });
 
   const metrics = new AgentMetrics();
   const events = new EventEmitter();
-  const pipeline = new Pipeline(classifier, outbox, { queueSize: config.queueSize, concurrency: config.concurrency, topK: config.topK, logger }, metrics);
+  const pipeline = new Pipeline(heads, outbox, { queueSize: config.queueSize, concurrency: config.concurrency, topK: config.topK, logger }, metrics);
   const sources: FrameSource[] = [...(deps.sources ?? [])];
   let journal: ProcessedJournal | undefined;
   let dirSource: DirectorySource | undefined;
@@ -116,14 +129,43 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         kind: config.kind,
         site: config.site,
         agentVersion: AGENT_VERSION,
-        backboneId: classifier.backboneId,
-        modelVersion: classifier.modelVersion,
+        backboneId: heads.backboneId,
+        modelVersion: heads.modelVersion,
         startedAt: startedAt.toISOString(),
       }),
     },
     outbox,
   );
   for (const e of ['connected', 'disconnected', 'acked'] as const) link.on(e, (arg: unknown) => events.emit(e, arg));
+
+  // Rollouts (with AGENT_TRUSTED_KEYS): restore the activated head before the birth names it.
+  let rollout: RolloutAgent | undefined;
+  if (rolloutSetup) {
+    try {
+      rollout = await RolloutAgent.open({
+        stateDir,
+        heads,
+        keys: rolloutSetup.keys,
+        loadHead: rolloutSetup.loadHead,
+        backbone: deviceBackboneOf(classifier),
+        hubHttpUrl: config.hubHttpUrl as string,
+        headers: config.mqttUsername ? { authorization: `Basic ${Buffer.from(`${config.mqttUsername}:${config.mqttPassword ?? ''}`).toString('base64')}` } : undefined,
+        shadowFrames: config.shadowFrames,
+        publish: (status) => link.publishRolloutStatus(status),
+        logger,
+      });
+    } catch (err) {
+      // Nothing is running yet: release the files and the model, then fail.
+      await outbox.close();
+      await journal?.close();
+      await heads.dispose();
+      throw err;
+    }
+    const r = rollout;
+    link.on('model-offer', (offer: ModelOffer) => void r.offer(offer));
+    link.on('model-offer-invalid', (message: string) => r.invalidOffer(message));
+    link.on('connected', () => r.resend());
+  }
   pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));
   // The directory source backs off while the queue or outbox is full; wake it when room returns.
   const wake = () => dirSource?.poke();
@@ -141,7 +183,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     },
     {
       deviceId: config.deviceId,
-      backboneId: () => classifier.backboneId,
+      backboneId: () => heads.backboneId,
       publish: (topic, payload) => link.publish(topic, payload, 1),
       ring,
       logger,
@@ -157,6 +199,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     'Samples by outcome: the reason they were picked (low_confidence, small_margin, audit, requested), sent, rate_limited, dropped, failed',
     () => ({ ...sampler.counts }),
   );
+  metrics.mirror(
+    'shelf_agent_model_rejected_total',
+    'Offered heads refused, by reason (bad_signature, unknown_key, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed)',
+    () => ({ ...rollout?.rejected }),
+    'reason',
+  );
+  metrics.mirror('shelf_agent_model_activations_total', 'Offered heads activated after their shadow run', () => rollout?.activations ?? 0);
   metrics.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests', () => ring.size);
   const renderMetrics = () => metrics.render();
 
@@ -186,7 +235,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       // Nothing is running yet: release the files and the model, then fail.
       await outbox.close();
       await journal?.close();
-      if (ownsClassifier) await classifier.dispose();
+      await heads.dispose();
       throw err;
     }
     logger.info('ops http listening', { port: httpPort, host: config.httpHost });
@@ -212,6 +261,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       outboxDepth: outbox.depth,
       outboxBytes: outbox.bytes,
       diskFreeBytes,
+      ...(rollout ? rollout.heartbeatFields() : headsHeartbeat(heads)),
     });
   };
   const heartbeatTimer = setInterval(() => void beat().catch(() => undefined), config.heartbeatMs);
@@ -245,13 +295,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const stop = async () => {
     logger.info('stopping', { pending: outbox.depth });
     for (const s of sources) await s.stop();
+    rollout?.close();
     await pipeline.stop();
     await link.stop(config.shutdownFlushMs);
     clearInterval(heartbeatTimer);
     await ops?.close();
     await outbox.close();
     await journal?.close();
-    if (ownsClassifier) await classifier.dispose();
+    await heads.dispose();
     logger.info('stopped', { pending: outbox.depth });
   };
 
@@ -259,6 +310,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     deviceId: config.deviceId,
     config,
     httpPort,
+    heads,
     events,
     stats: () => ({
       deviceId: config.deviceId,
@@ -323,6 +375,15 @@ function registerMetrics(
   metrics.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms', () => metrics.latency.percentile(95));
 }
 
+/** What the heartbeat says about the heads: the active version and the candidate, if any. */
+export function headsHeartbeat(heads: HeadHolder): Pick<Heartbeat, 'activeModelVersion' | 'candidate'> {
+  const c = heads.candidate;
+  return {
+    activeModelVersion: heads.modelVersion,
+    ...(c ? { candidate: { modelVersion: c.modelVersion, state: c.state, shadowFrames: c.shadowFrames, shadowTarget: c.shadowTarget } } : {}),
+  };
+}
+
 async function diskFree(dir: string): Promise<number | undefined> {
   try {
     const s = await fsp.statfs(dir);
@@ -337,6 +398,25 @@ export function validateAgentConfig(config: AgentConfig): void {
   if (config.httpUpload && config.httpPort === 0) {
     throw new ConfigError('AGENT_HTTP_UPLOAD (--http-upload) needs AGENT_HTTP_PORT (--http-port) > 0');
   }
+  if (config.trustedKeys && !config.hubHttpUrl) {
+    throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys) needs AGENT_HUB_HTTP_URL (--hub-http-url): offered heads are downloaded from the hub');
+  }
+}
+
+/** Rollouts: the trusted keys, and how this classifier loads an offered head. */
+async function rolloutSetupFor(config: AgentConfig, classifier: unknown): Promise<{ keys: TrustedKeys; loadHead: HeadLoader }> {
+  const file = config.trustedKeys as string;
+  if (!(classifier instanceof StandInClassifier)) {
+    // Only the stand-in's head artifact format exists so far; a tfjs head bundle comes with the hub's rollout API.
+    throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys): rollouts are supported with --classifier stand-in only so far (no tfjs head artifact format yet)');
+  }
+  let keys: TrustedKeys;
+  try {
+    keys = parseTrustedKeys(await fsp.readFile(file, 'utf8'), file);
+  } catch (err) {
+    throw new ConfigError(`AGENT_TRUSTED_KEYS (--trusted-keys): ${(err as Error).message}`);
+  }
+  return { keys, loadHead: (artifact, manifest) => loadStandInHead(artifact, manifest, config.topK) };
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

@@ -159,6 +159,24 @@ export const AGENT_CONFIG = {
     description: 'accept frame uploads: POST /frames?location=A-03-2-B&capturedAt=<ISO> with the image as body (needs --http-port)',
     schema: cfg.bool(false),
   },
+  trustedKeys: {
+    env: 'AGENT_TRUSTED_KEYS',
+    flag: 'trusted-keys',
+    description: 'file of the public keys whose signed model offers this device accepts, one "<keyid> <base64 key>" a line; unset = rollouts off (offers ignored)',
+    schema: cfg.optionalString(),
+  },
+  hubHttpUrl: {
+    env: 'AGENT_HUB_HTTP_URL',
+    flag: 'hub-http-url',
+    description: "the hub's HTTP base URL; offered head artifacts are downloaded from its paths (with MQTT_USERNAME/MQTT_PASSWORD as basic auth); needed with --trusted-keys",
+    schema: cfg.url(['http', 'https']).optional(),
+  },
+  shadowFrames: {
+    env: 'AGENT_SHADOW_FRAMES',
+    flag: 'shadow-frames',
+    description: 'frames an offered head scores beside the active one (shadow) before it is activated',
+    schema: cfg.int(50, 1),
+  },
   httpHost: { env: 'AGENT_HTTP_HOST', flag: 'http-host', description: 'address the health/metrics server binds to', schema: cfg.string('127.0.0.1') },
 };
 

@@ -8,3 +8,5 @@ export * from './training-rows';
 export * from './artifact-archive';
 export * from './detection-batch-fast';
 export * from './training-jobs';
+export * from './rollout';
+export * from './rollout-signing';

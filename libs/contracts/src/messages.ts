@@ -130,6 +130,18 @@ export const HeartbeatSchema = z.object({
   outboxDepth: z.number().int().min(0),
   outboxBytes: z.number().int().min(0),
   diskFreeBytes: z.number().int().min(0).optional(),
+  /** Version of the head classifying frames now (it may differ from the birth's after a rollout). */
+  activeModelVersion: z.string().min(1).max(128).optional(),
+  /** A head loaded beside the active one (see rollout.ts), if any, and how far it got. */
+  candidate: z
+    .object({
+      modelVersion: z.string().min(1).max(128),
+      state: z.enum(['downloading', 'verified', 'shadowing']),
+      /** Shadowing: frames scored so far and the frames the shadow runs for. */
+      shadowFrames: z.number().int().min(0).optional(),
+      shadowTarget: z.number().int().min(0).optional(),
+    })
+    .optional(),
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 

@@ -8,6 +8,8 @@ import {
   HeartbeatSchema,
   HUB_STATUS_TOPIC,
   HubStatusSchema,
+  ModelOfferSchema,
+  RolloutStatusSchema,
   MAX_DETECTIONS_PER_BATCH,
   SCHEMA_VERSION,
   deviceTopic,
@@ -16,6 +18,7 @@ import {
   type Birth,
   type Detection,
   type Heartbeat,
+  type RolloutStatus,
 } from '@shelfsight/contracts';
 import { silentLogger, withTimeout, type Logger } from '@shelfsight/common';
 import type { Outbox } from '../outbox/outbox';
@@ -66,7 +69,7 @@ export interface LinkCounters {
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
  *
- * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest).
+ * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest), `model-offer` (ModelOffer), `model-offer-invalid` (reason).
  */
 export class Link extends EventEmitter {
   private client: MqttClient | undefined;
@@ -158,7 +161,7 @@ export class Link extends EventEmitter {
     this.inFlight.clear();
     this.rescan = true;
     try {
-      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), HUB_STATUS_TOPIC], { qos: 1 });
+      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), HUB_STATUS_TOPIC], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, epoch: this.outbox.epoch, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
@@ -207,6 +210,7 @@ export class Link extends EventEmitter {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (this.onRolloutMessage(topic, payload)) return;
     if (topic === deviceTopic(this.options.deviceId, 'frame-request')) {
       const req = parsePayload(FrameRequestSchema, payload);
       if (req.ok && req.value.deviceId === this.options.deviceId) this.emit('frame-request', req.value);
@@ -343,6 +347,26 @@ export class Link extends EventEmitter {
       ...hb,
     });
     this.client.publish(deviceTopic(this.options.deviceId, 'heartbeat'), payload, { qos: 0 });
+  }
+
+  /**
+   * Rollouts: a `model-offer` for this device is emitted as `model-offer` (ModelOffer) when
+   * valid, as `model-offer-invalid` (reason text) when not. Returns false for other topics.
+   */
+  private onRolloutMessage(topic: string, payload: Buffer): boolean {
+    if (topic !== deviceTopic(this.options.deviceId, 'model-offer')) return false;
+    // An empty retained message clears an offer on the broker: nothing to do.
+    if (payload.length === 0) return true;
+    const offer = parsePayload(ModelOfferSchema, payload);
+    if (offer.ok && offer.value.deviceId === this.options.deviceId) this.emit('model-offer', offer.value);
+    else this.emit('model-offer-invalid', offer.ok ? `offer names device ${offer.value.deviceId}` : offer.message);
+    return true;
+  }
+
+  /** Publish what became of a model offer (QoS 1); false when not connected (the caller re-sends on connect). */
+  publishRolloutStatus(status: Omit<RolloutStatus, 'v' | 'deviceId'>): boolean {
+    const payload = encodePayload(RolloutStatusSchema, { v: SCHEMA_VERSION, deviceId: this.options.deviceId, ...status });
+    return this.publish(deviceTopic(this.options.deviceId, 'rollout-status'), payload, 1);
   }
 
   /** Publish an arbitrary device message (used by the samples channel). */

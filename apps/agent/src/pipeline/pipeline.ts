@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { DetectionSchema, type Detection } from '@shelfsight/contracts';
 import { silentLogger, type Logger } from '@shelfsight/common';
-import type { FrameClassification, FrameClassifier } from '@shelfsight/vision';
+import type { FrameClassification } from '@shelfsight/vision';
+import type { HeadHolder } from '../models/head-holder';
 import { OutboxFullError, type Outbox } from '../outbox/outbox';
 import type { Frame, FrameSink, RejectReason } from '../sources/frame';
 import { AgentMetrics } from '../metrics/metrics';
@@ -20,6 +21,9 @@ export interface PipelineOptions {
   topK: number;
   logger?: Logger;
 }
+
+/** Where the pipeline gets a frame classified: the agent's {@link HeadHolder} (the head active when the frame starts). */
+export type FrameHeads = Pick<HeadHolder, 'classify'>;
 
 /** What a classified frame looked like, for listeners such as the sampler. */
 export interface ClassifiedFrame {
@@ -49,7 +53,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
   private readonly logger: Logger;
 
   constructor(
-    private readonly classifier: FrameClassifier,
+    private readonly heads: FrameHeads,
     private readonly outbox: Outbox,
     private readonly options: PipelineOptions,
     private readonly metrics: AgentMetrics = new AgentMetrics(),
@@ -139,8 +143,9 @@ export class Pipeline extends EventEmitter implements FrameSink {
   private async process(frame: Frame): Promise<void> {
     const started = performance.now();
     let result: FrameClassification;
+    let modelVersion: string;
     try {
-      result = await this.classifier.classify(frame.image);
+      ({ classification: result, modelVersion } = await this.heads.classify(frame.image));
     } catch (err) {
       this.reject(frame.source, 'decode', { frameId: frame.frameId, location: frame.location, err });
       await frame.settle?.('rejected');
@@ -155,7 +160,7 @@ export class Pipeline extends EventEmitter implements FrameSink {
       category: result.category,
       confidence: result.confidence,
       topK: result.topK.slice(0, this.options.topK),
-      modelVersion: this.classifier.modelVersion,
+      modelVersion,
       latencyMs: Math.round(latencyMs * 1000) / 1000,
     };
     const check = UnnumberedDetectionSchema.safeParse(candidate);

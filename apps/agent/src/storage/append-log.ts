@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { syncDir } from './atomic-file';
 
 interface Op {
   kind: 'append' | 'rewrite';
@@ -157,17 +158,5 @@ export class AppendLog {
     const h = this.handle;
     this.handle = undefined;
     await h?.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some platforms cannot fsync a directory; the rename is still atomic.
-  } finally {
-    await fh?.close();
   }
 }

@@ -120,6 +120,11 @@ describe(MqttAccessControl.name, () => {
     await authenticate(device, 'dev-1', 'right');
     expect(await subscribe(device, deviceTopic('dev-1', 'ack'))).toBe(true);
     expect(await subscribe(device, deviceTopic('dev-1', 'frame-request'))).toBe(true);
+    expect(await subscribe(device, deviceTopic('dev-1', 'model-offer'))).toBe(true);
+    expect(await subscribe(device, deviceTopic('dev-2', 'model-offer'))).toBe(false);
+    expect(await subscribe(device, deviceTopic('dev-1', 'rollout-status'))).toBe(false);
+    expect(await publish(device, deviceTopic('dev-1', 'rollout-status'))).toBeNull();
+    expect(await publish(device, deviceTopic('dev-1', 'model-offer'))).toBeInstanceOf(Error);
     expect(await subscribe(device, `${TOPIC_ROOT}/hub/status`)).toBe(true);
     expect(await subscribe(device, `${TOPIC_ROOT}/hub/#`)).toBe(false);
     expect(await subscribe(device, deviceTopic('dev-2', 'ack'))).toBe(false);

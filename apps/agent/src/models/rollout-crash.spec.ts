@@ -1,0 +1,154 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { connectAsync, type MqttClient } from 'mqtt';
+import {
+  ModelOfferSchema,
+  RolloutStatusSchema,
+  SCHEMA_VERSION,
+  deviceTopic,
+  encodePayload,
+  keyIdOf,
+  labelsHash,
+  parsePayload,
+  publicKeyBase64,
+  signManifest,
+  type RolloutStatus,
+} from '@shelfsight/contracts';
+import { STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, standInHeadArtifact } from '../classify/stand-in-classifier';
+import { FakeHub, waitUntil } from '../testing/fake-hub';
+import { writeFrames } from '../testing/frames';
+import { TestBroker } from '../testing/test-broker';
+
+const ROOT = path.resolve(__dirname, '../../../..');
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** `kill -9` of a real `shelf agent` process at random moments around a head activation. */
+describe('agent rollout crash (kill -9 during activation)', () => {
+  let tmp: string;
+  let broker: TestBroker;
+  let hub: FakeHub;
+  let operator: MqttClient;
+  let http: Server;
+  let child: ChildProcess | undefined;
+  const artifacts = new Map<string, Buffer>();
+  const statuses: RolloutStatus[] = [];
+  const deviceId = `rollout-crash-${process.pid}`;
+
+  beforeEach(async () => {
+    tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-rollout-crash-'));
+    broker = await TestBroker.start();
+    hub = await FakeHub.start(broker.url);
+    operator = await connectAsync(broker.url, { clientId: `operator-${process.pid}` });
+    operator.on('message', (_t, payload) => {
+      const s = parsePayload(RolloutStatusSchema, payload);
+      if (s.ok) statuses.push(s.value);
+    });
+    await operator.subscribeAsync(deviceTopic(deviceId, 'rollout-status'), { qos: 1 });
+    http = createServer((req, res) => {
+      const body = artifacts.get(req.url ?? '');
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  });
+
+  afterEach(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
+    await operator.endAsync();
+    http.closeAllConnections();
+    await new Promise((r) => http.close(r));
+    await hub.stop();
+    await broker.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('restarts on the old head or the new one, never a broken one, whenever it is killed', async () => {
+    const key = generateKeyPairSync('ed25519');
+    await fsp.writeFile(path.join(tmp, 'keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
+    const framesDir = path.join(tmp, 'frames');
+    let nextFrame = 0;
+    const moreFrames = async (count: number) => {
+      await writeFrames(framesDir, count, nextFrame);
+      nextFrame += count;
+    };
+    await moreFrames(5);
+    const args = [
+      ...['--device-id', deviceId, '--site', 'site-1', '--classifier', 'stand-in', '--mqtt-url', broker.url],
+      ...['--frames-dir', framesDir, '--state-dir', path.join(tmp, 'state'), '--poll-ms', '20', '--settle-ms', '0'],
+      ...['--trusted-keys', path.join(tmp, 'keys'), '--hub-http-url', `http://127.0.0.1:${(http.address() as AddressInfo).port}`, '--shadow-frames', '3'],
+      ...['--reconnect-min-ms', '50', '--reconnect-max-ms', '200'],
+    ];
+    const spawnAgent = () => {
+      const c = spawn(process.execPath, [path.join(ROOT, 'bin/shelf.js'), 'agent', ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      c.stderr?.on('data', () => undefined);
+      return c;
+    };
+    const offer = async (version: string, counter: number) => {
+      const categories = counter % 2 === 0 ? [...STAND_IN_CATEGORIES].reverse() : STAND_IN_CATEGORIES;
+      const artifact = standInHeadArtifact(version, categories);
+      artifacts.set(`/artifacts/${version}`, artifact);
+      const signed = signManifest(
+        {
+          modelVersion: version,
+          releaseCounter: counter,
+          backbone: { id: 'stand-in', checksum: STAND_IN_BACKBONE_CHECKSUM },
+          labelsHash: labelsHash(categories),
+          artifact: { sha256: createHash('sha256').update(artifact).digest('hex'), length: artifact.length },
+          issuedAt: new Date(Date.now() - 60_000).toISOString(),
+          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+        },
+        key.privateKey,
+      );
+      const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId, offerId: `o-${version}`, signed, artifactPath: `/artifacts/${version}`, offeredAt: new Date().toISOString() });
+      // Retained, as the hub offers: a device that was down gets it when it returns.
+      await operator.publishAsync(deviceTopic(deviceId, 'model-offer'), payload, { qos: 1, retain: true });
+    };
+    const seen = (version: string, state: RolloutStatus['state']) => statuses.some((s) => s.modelVersion === version && s.state === state);
+    const births = () => hub.births.filter((b) => b.deviceId === deviceId);
+
+    child = spawnAgent();
+    await waitUntil(() => births().length === 1, 60_000, 'first birth');
+    let active = 'stand-in-1';
+    const cameBackOn: string[] = [];
+    for (let k = 2; k <= 9; k++) {
+      const version = `v${k}`;
+      statuses.length = 0;
+      await offer(version, k);
+      await waitUntil(() => seen(version, 'shadowing'), 30_000, `${version} shadowing`);
+      await moreFrames(6); // the shadow completes and the head activates within these frames
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 120)));
+      child.kill('SIGKILL');
+      expect(await exited(child)).toEqual({ code: null, signal: 'SIGKILL' });
+
+      const before = births().length;
+      child = spawnAgent();
+      await waitUntil(() => births().length === before + 1, 60_000, `birth after kill ${k}`);
+      const on = births().at(-1)?.modelVersion as string;
+      cameBackOn.push(on);
+      // Whole heads only: the one active before the swap or the one being swapped in.
+      expect([active, version]).toContain(on);
+      // The retained offer finishes the rollout if the kill came before the pointer was written.
+      await moreFrames(6);
+      await waitUntil(() => seen(version, 'active'), 30_000, `${version} active after restart`, () => statuses.map((s) => `${s.modelVersion}:${s.state}`));
+      expect(statuses.filter((s) => s.state === 'rolled_back' || s.state === 'rejected')).toEqual([]);
+      active = version;
+    }
+    const pointer = JSON.parse(await fsp.readFile(path.join(tmp, 'state', 'models', 'active.json'), 'utf8')) as { version: string };
+    expect(pointer.version).toBe('v9');
+    child.kill('SIGTERM');
+    expect(await exited(child)).toEqual({ code: 0, signal: null });
+    console.log(`rollout kill -9: restarted on ${cameBackOn.join(', ')}`);
+  });
+});

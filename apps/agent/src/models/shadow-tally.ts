@@ -1,0 +1,60 @@
+import { SHADOW_HISTOGRAM_BINS, type ScoredCategory, type ShadowStats } from '@shelfsight/contracts';
+
+/**
+ * Running comparison of a candidate head with the active one on the same frames: what
+ * `rollout-status` reports as `shadow` (agreement, mean top-1 confidence of each head, their
+ * confidence histograms, and per category the frames each head would have put into
+ * inventory under it).
+ */
+export class ShadowTally {
+  private frames = 0;
+  private agreed = 0;
+  private activeSum = 0;
+  private candidateSum = 0;
+  private readonly activeHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
+  private readonly candidateHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
+  private readonly categories = new Map<string, { active: number; candidate: number }>();
+
+  get count(): number {
+    return this.frames;
+  }
+
+  /** One frame: the top-1 of each head. */
+  add(active: ScoredCategory, candidate: ScoredCategory): void {
+    this.frames += 1;
+    if (active.category === candidate.category) this.agreed += 1;
+    this.activeSum += active.confidence;
+    this.candidateSum += candidate.confidence;
+    this.activeHistogram[bin(active.confidence)]! += 1;
+    this.candidateHistogram[bin(candidate.confidence)]! += 1;
+    this.category(active.category).active += 1;
+    this.category(candidate.category).candidate += 1;
+  }
+
+  stats(): ShadowStats {
+    const n = this.frames;
+    return {
+      frames: n,
+      agreement: n === 0 ? 0 : this.agreed / n,
+      activeMeanConfidence: n === 0 ? 0 : clamp01(this.activeSum / n),
+      candidateMeanConfidence: n === 0 ? 0 : clamp01(this.candidateSum / n),
+      histogram: { active: [...this.activeHistogram], candidate: [...this.candidateHistogram] },
+      categories: Object.fromEntries([...this.categories].sort(([a], [b]) => (a < b ? -1 : 1)).map(([c, v]) => [c, { ...v }])),
+    };
+  }
+
+  private category(name: string): { active: number; candidate: number } {
+    let c = this.categories.get(name);
+    if (!c) this.categories.set(name, (c = { active: 0, candidate: 0 }));
+    return c;
+  }
+}
+
+/** Bin i holds [i/B, (i+1)/B); a confidence of exactly 1 goes into the last bin. */
+function bin(confidence: number): number {
+  return Math.min(SHADOW_HISTOGRAM_BINS - 1, Math.max(0, Math.floor(confidence * SHADOW_HISTOGRAM_BINS)));
+}
+
+function clamp01(x: number): number {
+  return Math.min(1, Math.max(0, x));
+}

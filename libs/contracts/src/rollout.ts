@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { CategorySchema, DeviceIdSchema, SCHEMA_VERSION, type Heartbeat } from './messages';
+
+/**
+ * Fleet rollouts: the hub offers a classifier head to a device as a signed manifest (in the
+ * spirit of TUF/Uptane targets metadata), the device downloads the artifact over HTTP,
+ * verifies it against the manifest, shadows it beside its active head and activates it, and
+ * reports every step on `rollout-status`. Signing and verification: `rollout-signing.ts`.
+ */
+
+const IsoTime = z.iso.datetime({ offset: true });
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: 64 lowercase hex digits');
+
+/** Largest head artifact a device accepts (a head is a few MB; the backbone never travels). */
+export const MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The signed part of an offer. Fields:
+ * - `modelVersion`: the registry version the head carries (detections name it once active).
+ * - `releaseCounter`: increases with every release for one (backbone, label list); a device
+ *   refuses a counter not above the newest it trusted for that pair (replay of an old manifest).
+ * - `backbone`: the "hardware id" of a head; a device refuses a head for another backbone.
+ * - `labelsHash`: {@link labelsHash} of the head's label list, in output order.
+ * - `artifact`: sha256 and exact length of the artifact file; nothing more is ever read.
+ * - `expiresAt`: a device refuses the manifest from this instant on.
+ * - `keyId`: {@link keyIdOf} the signing key (devices may trust several, for rotation).
+ */
+export const RolloutManifestSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    modelVersion: z.string().min(1).max(128),
+    releaseCounter: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    backbone: z.object({ id: z.string().min(1).max(128), checksum: Sha256Hex }).strict(),
+    labelsHash: Sha256Hex,
+    artifact: z.object({ sha256: Sha256Hex, length: z.number().int().positive().max(MAX_ARTIFACT_BYTES) }).strict(),
+    issuedAt: IsoTime,
+    expiresAt: IsoTime,
+    keyId: Sha256Hex,
+  })
+  .strict()
+  .refine((m) => Date.parse(m.expiresAt) > Date.parse(m.issuedAt), { message: 'expiresAt must be after issuedAt', path: ['expiresAt'] });
+export type RolloutManifest = z.infer<typeof RolloutManifestSchema>;
+
+/** A manifest with its Ed25519 signature over `canonicalJson(manifest)`, base64. */
+export const SignedManifestSchema = z.object({
+  manifest: RolloutManifestSchema,
+  signature: z.base64().length(88, 'Ed25519 signature: 64 bytes, base64'),
+});
+export type SignedManifest = z.infer<typeof SignedManifestSchema>;
+
+/**
+ * Path of the artifact on the hub's HTTP server, relative to the device's hub base URL:
+ * absolute path, no scheme or host, no `..`, no query, so an offer can never point a device
+ * at another server.
+ */
+export const ArtifactPathSchema = z
+  .string()
+  .max(512)
+  .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'artifact path: /-rooted, letters, digits, . _ ~ - /')
+  .refine((p) => !p.split('/').includes('..'), 'artifact path may not contain ..');
+
+/** Hub → device on `model-offer`: install this head (the device decides whether it may). */
+export const ModelOfferSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  /** Names the offer in status reports (the hub's rollout id, or any id it chooses). */
+  offerId: z.string().min(1).max(128),
+  signed: SignedManifestSchema,
+  artifactPath: ArtifactPathSchema,
+  offeredAt: IsoTime,
+});
+export type ModelOffer = z.infer<typeof ModelOfferSchema>;
+
+export const ROLLOUT_STATES = ['offered', 'downloading', 'verified', 'shadowing', 'active', 'rejected', 'rolled_back'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
+
+/** Why a device refused an offered head; also the `reason` label of `shelf_agent_model_rejected_total`. */
+export const MODEL_REJECT_REASONS = [
+  'malformed',
+  'bad_signature',
+  'unknown_key',
+  'expired',
+  'replayed_counter',
+  'foreign_backbone',
+  'hash_mismatch',
+  'length_mismatch',
+  'download_failed',
+  'load_failed',
+] as const;
+export type ModelRejectReason = (typeof MODEL_REJECT_REASONS)[number];
+
+/** Number of equal-width confidence bins over [0, 1] in {@link ShadowStats}. */
+export const SHADOW_HISTOGRAM_BINS = 10;
+
+/** What the candidate head would have done beside the active one on the same frames. */
+export const ShadowStatsSchema = z.object({
+  frames: z.number().int().min(0),
+  /** Share of frames where both heads picked the same top category. */
+  agreement: z.number().min(0).max(1),
+  activeMeanConfidence: z.number().min(0).max(1),
+  candidateMeanConfidence: z.number().min(0).max(1),
+  /** Top-1 confidence counts per bin, bin i = [i/B, (i+1)/B), the last one closed. */
+  histogram: z.object({
+    active: z.array(z.number().int().min(0)).length(SHADOW_HISTOGRAM_BINS),
+    candidate: z.array(z.number().int().min(0)).length(SHADOW_HISTOGRAM_BINS),
+  }),
+  /** Per category: frames each head would have put into inventory under it. */
+  categories: z.record(CategorySchema, z.object({ active: z.number().int().min(0), candidate: z.number().int().min(0) })),
+});
+export type ShadowStats = z.infer<typeof ShadowStatsSchema>;
+
+/** Device → hub on `rollout-status`: what became of an offer. */
+export const RolloutStatusSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    deviceId: DeviceIdSchema,
+    offerId: z.string().min(1).max(128),
+    modelVersion: z.string().min(1).max(128),
+    state: z.enum(ROLLOUT_STATES),
+    at: IsoTime,
+    /** `rejected` and `rolled_back`: why. */
+    reason: z.enum(MODEL_REJECT_REASONS).optional(),
+    detail: z.string().max(512).optional(),
+    /** The version the device runs after this step. */
+    activeVersion: z.string().min(1).max(128),
+    /** `shadowing` (progress) and `active` (final): the shadow comparison. */
+    shadow: ShadowStatsSchema.optional(),
+  })
+  .refine((s) => (s.state === 'rejected' || s.state === 'rolled_back') === (s.reason !== undefined), {
+    message: 'reason is required for rejected and rolled_back, and only for them',
+    path: ['reason'],
+  });
+export type RolloutStatus = z.infer<typeof RolloutStatusSchema>;
+
+/** Candidate state carried in heartbeats (the states a device can be in while it holds one). */
+export type CandidateState = NonNullable<Heartbeat['candidate']>['state'];
