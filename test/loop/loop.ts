@@ -30,7 +30,7 @@ import { discoverEmbeddedUrl, freePort, spawnShelf, waitForHttp, SHELF_BIN } fro
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 
 const WEAK_PER_CLASS = 1;
-const AGENT_FRAMES_PER_CLASS = 20;
+const AGENT_FRAMES_PER_CLASS = 40;
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`loop: ${m}\n`);
 
@@ -221,13 +221,19 @@ async function main(): Promise<Record<string, unknown>> {
       const bad = await runJob();
       const v2 = await api<Model>('GET', `/models/${bad.resultVersion}`);
       const reason = v2.gateReason ?? '';
-      const badRefused = v2.releasable === false && weak.every((l) => reason.includes(l));
+      // The damaged categories are those the wrong labels cost more than the gate's tolerance on
+      // the frozen evaluation set (the registry's comparison says which): the reason must name
+      // every one of them, and at least one must be a relabelled category.
+      const comparison = await api<{ perCategory: Array<{ category: string; delta: number }> }>('GET', `/models/compare?a=${good.resultVersion}&b=${bad.resultVersion}`);
+      const damaged = comparison.perCategory.filter((c) => c.delta < -0.05).map((c) => c.category);
+      const badRefused = v2.releasable === false && damaged.some((c) => weak.includes(c)) && damaged.every((c) => reason.includes(`category ${c}:`));
       log(`wrong labels: ${bad.resultVersion} releasable=${v2.releasable} (${reason})`);
 
       const checks = {
         better_by_10_points: after - before >= 0.1,
         new_version_releasable: v1.releasable === true,
         bad_labels_refused: badRefused,
+        damaged_categories: damaged,
       };
       const result = {
         ok: Object.values(checks).every(Boolean),
