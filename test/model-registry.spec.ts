@@ -139,6 +139,8 @@ for (const variant of variants) {
         const prisma = sut.hub.app.get(PrismaService);
         expect((await prisma.$queryRaw<Array<{ name: string }>>`SELECT name FROM categories WHERE name IN ('red', 'green', 'blue') ORDER BY name`).map((r) => r.name)).toEqual(['blue', 'green', 'red']);
         expect((await postArchive(sut.hub.httpUrl, await folderArchive(dir))).status).toBe(200);
+        // The same upload as application/octet-stream (a media type the route takes) reaches the registry whole.
+        expect((await postArchive(sut.hub.httpUrl, await folderArchive(dir), '', 'application/octet-stream')).status).toBe(200);
         const svg = await keyedFetch(api(`/models/${first.version}/confusion.svg`));
         expect(svg.headers.get('content-type')).toMatch(/image\/svg\+xml/);
         expect(await svg.text()).toMatch(/<svg[\s\S]*>10<\/text>[\s\S]*blue/);

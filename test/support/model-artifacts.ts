@@ -80,7 +80,7 @@ export async function keyedJson<T>(url: string): Promise<{ status: number; body:
   return { status: res.status, body: (await res.json()) as T };
 }
 
-export async function postArchive(hubUrl: string, body: Buffer, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await keyedFetch(`${hubUrl}/models${query}`, { method: 'POST', headers: { 'Content-Type': 'application/x-tar' }, body: new Uint8Array(body) });
+export async function postArchive(hubUrl: string, body: Buffer, query = '', contentType = 'application/x-tar'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await keyedFetch(`${hubUrl}/models${query}`, { method: 'POST', headers: { 'Content-Type': contentType }, body: new Uint8Array(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }

@@ -136,7 +136,10 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     app.use(bodyLimitMiddleware(bodyLimit, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));
     app.useBodyParser('json', { limit: config.httpMaxBodyBytes });
     app.useBodyParser('urlencoded', { limit: config.httpMaxBodyBytes, extended: false, parameterLimit: 100 });
-    app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: ['application/octet-stream', 'image/*'] });
+    // Raw bodies, except model uploads: POST /models reads its own stream (bounded by MODEL_UPLOAD_MAX_BYTES).
+    const rawBody = (req: { method?: string; url?: string; headers: Record<string, string | string[] | undefined> }) =>
+      !(req.method === 'POST' && /^\/models(?:[/?]|$)/.test(req.url ?? '')) && /^(?:application\/octet-stream|image\/)/i.test(String(req.headers['content-type'] ?? ''));
+    app.useBodyParser('raw', { limit: config.httpMaxBodyBytes, type: rawBody });
     for (const r of listRouteRules(app).filter((rule) => !rule.access)) {
       log.error(`${r.method} ${r.path} (${r.handler}) has no access rule (@RequireRole or @Public): it answers 500`);
     }

@@ -127,3 +127,16 @@ describe('NUL characters in payload text', () => {
     expect(fast.ok ? '' : fast.message).toContain('NUL');
   });
 });
+
+describe('values PostgreSQL would refuse on every commit', () => {
+  it.each([
+    ['a capture time in year 0', (d: Record<string, unknown>) => (d.capturedAt = '0000-01-01T00:00:00Z')],
+    ['a latency beyond an hour (1e39 overflows real)', (d: Record<string, unknown>) => (d.latencyMs = 1e39)],
+  ])('refuses %s, on both paths', (_what, damage) => {
+    const batch = validBatch(2);
+    damage((batch.detections as Array<Record<string, unknown>>)[0]!);
+    expect(isExactDetectionBatch(batch)).toBe(false);
+    expect(parsePayload(DetectionBatchSchema, JSON.stringify(batch)).ok).toBe(false);
+    expect(parseDetectionBatch(Buffer.from(JSON.stringify(batch))).ok).toBe(false);
+  });
+});

@@ -1,9 +1,11 @@
 import {
   DetectionBatchSchema,
   DetectionSchema,
+  EARLIEST_CAPTURE_YEAR,
   EPOCH_PATTERN,
   LOCATION_CODE_PATTERN,
   MAX_DETECTIONS_PER_BATCH,
+  MAX_LATENCY_MS,
   SCHEMA_VERSION,
   SITE_PATTERN,
   type DetectionBatch,
@@ -64,9 +66,9 @@ function isExactDetection(d: unknown): d is { seq: number } {
   if (!isString(frameId, 1, 128) || !isString(modelVersion, 1, 128) || !isString(category, 1, 64)) return false;
   if (!isString(site, 1, 64) || !SITE_PATTERN.test(site)) return false;
   if (typeof location !== 'string' || !LOCATION_CODE_PATTERN.test(location)) return false;
-  if (typeof capturedAt !== 'string' || !ISO_TIME!.test(capturedAt)) return false;
+  if (typeof capturedAt !== 'string' || !ISO_TIME!.test(capturedAt) || capturedAt.slice(0, 4) < EARLIEST_CAPTURE_YEAR) return false;
   if (!isUnit(confidence)) return false;
-  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) return false;
+  if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > MAX_LATENCY_MS) return false;
   if (!Array.isArray(topK) || topK.length > 10) return false;
   for (const s of topK as unknown[]) {
     if (!isRecord(s) || Object.keys(s).length !== SCORED_KEYS || !isString(s.category, 1, 64) || !isUnit(s.confidence)) return false;

@@ -38,6 +38,8 @@ export const SITE_PATTERN = /^[A-Za-z0-9_.-]+$/;
 export const SiteSchema = z.string().min(1).max(64).regex(SITE_PATTERN, 'letters, digits, _ . - only');
 export const CategorySchema = boundedText(1, 64);
 const IsoTime = z.iso.datetime({ offset: true });
+/** Longest classification latency a detection may report (an hour; PostgreSQL's real holds far more, but not any number). */
+export const MAX_LATENCY_MS = 3_600_000;
 const Confidence = z.number().min(0).max(1);
 
 export const ScoredCategorySchema = z.object({
@@ -58,11 +60,18 @@ export const DetectionSchema = z.object({
   confidence: Confidence,
   topK: z.array(ScoredCategorySchema).max(10),
   modelVersion: boundedText(1, 128),
-  latencyMs: z.number().min(0),
+  latencyMs: z.number().min(0).max(MAX_LATENCY_MS),
 });
 export type Detection = z.infer<typeof DetectionSchema>;
 
 export const MAX_DETECTIONS_PER_BATCH = 500;
+
+/**
+ * Capture times before this are refused: no device photographed a shelf then, and
+ * PostgreSQL refuses some of them (year 0), which would make the batch's commit fail
+ * on every retry.
+ */
+export const EARLIEST_CAPTURE_YEAR = '1970';
 
 export const DetectionBatchSchema = z
   .object({
@@ -76,6 +85,10 @@ export const DetectionBatchSchema = z
   .superRefine((batch, ctx) => {
     const seen = new Set<number>();
     for (const d of batch.detections) {
+      if (d.capturedAt.slice(0, 4) < EARLIEST_CAPTURE_YEAR) {
+        ctx.addIssue({ code: 'custom', message: `capturedAt ${d.capturedAt} is before ${EARLIEST_CAPTURE_YEAR}`, path: ['detections'] });
+        return;
+      }
       if (seen.has(d.seq)) {
         ctx.addIssue({ code: 'custom', message: `duplicate seq ${d.seq} in batch`, path: ['detections'] });
         return;

@@ -43,7 +43,7 @@ export class SampleIntakeService {
       if (typeof checked === 'string') return this.reject(checked);
       thumbnail = checked;
     }
-    const work = { kind: 'reply' as const, requestId: reply.requestId, deviceId: reply.deviceId, status: reply.status, sample: reply.sample, thumbnail };
+    const work = { kind: 'reply' as const, requestId: reply.requestId, deviceId: reply.deviceId, frameId: reply.frameId, status: reply.status, sample: reply.sample, thumbnail };
     return this.writer.offer(work) ? 'queued' : this.reject('queue_full');
   }
 

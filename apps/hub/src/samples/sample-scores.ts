@@ -39,4 +39,6 @@ export type SampleRejectReason =
   | 'quota'
   | 'queue_full'
   | 'unknown_request'
+  | 'wrong_frame'
+  | 'already_answered'
   | 'store_failed';

@@ -10,7 +10,7 @@ import { SamplesRepository, type FrameRequestRow, type NewSample } from './sampl
 /** A validated sample, or a device's answer to a frame request. */
 export type SampleWork =
   | { kind: 'sample'; sample: Sample; thumbnail: Buffer }
-  | { kind: 'reply'; requestId: string; deviceId: string; status: 'ok' | 'not_held'; sample?: Sample; thumbnail?: Buffer };
+  | { kind: 'reply'; requestId: string; deviceId: string; frameId: string; status: 'ok' | 'not_held'; sample?: Sample; thumbnail?: Buffer };
 
 const BATCH = 50;
 const WRITE_ATTEMPTS = 3;
@@ -117,6 +117,16 @@ export class SampleWriter implements OnModuleDestroy {
         request = await this.repo.frameRequest(work.requestId);
         if (!request || request.device_id !== work.deviceId) {
           this.reject('unknown_request', work.deviceId, `no frame request ${work.requestId} for this device`);
+          continue;
+        }
+        // The answer must be the frame that was asked for, once: a device cannot put the
+        // operator's label on another frame, nor answer the same request twice.
+        if (work.frameId !== request.frame_id || (work.sample !== undefined && work.sample.frameId !== request.frame_id)) {
+          this.reject('wrong_frame', work.deviceId, `frame request ${work.requestId} asked for frame ${request.frame_id}, the reply carries another`);
+          continue;
+        }
+        if (request.status !== 'requested') {
+          this.reject('already_answered', work.deviceId, `frame request ${work.requestId} was already answered (${request.status})`);
           continue;
         }
         this.metrics.frameReplies.inc({ status: work.status });
