@@ -1,38 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { spawnShelf, type ShelfProcess } from './shelf-process';
 
-const SHELF = join(__dirname, '..', '..', 'bin', 'shelf.js');
+export type AgentProcess = ShelfProcess;
 
-export interface AgentProcess {
-  child: ChildProcess;
-  output(): string;
-  /** SIGTERM and wait for exit. */
-  stop(): Promise<number | null>;
-  /** SIGKILL: no cleanup at all. */
-  kill(): Promise<void>;
-}
-
-/** Run `shelf agent` as a separate process, exactly as on a device. */
+/** Run `shelf agent` as a separate process, exactly as on a device (logs at warn unless `env` says otherwise). */
 export function spawnAgent(args: Record<string, string | number>, env: NodeJS.ProcessEnv = {}): AgentProcess {
-  const argv = [SHELF, 'agent', ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)])];
-  const child = spawn(process.execPath, argv, {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    output: () => out,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-    async kill() {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return spawnShelf('agent', args, { LOG_LEVEL: 'warn', ...env });
 }
