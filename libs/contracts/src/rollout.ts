@@ -59,6 +59,42 @@ export const ArtifactPathSchema = z
   .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'artifact path: /-rooted, letters, digits, . _ ~ - /')
   .refine((p) => !p.split('/').includes('..'), 'artifact path may not contain ..');
 
+const Share = z.number().min(0).max(1);
+
+/**
+ * How the device judges an offered head before and after activating it (the rollout's stage
+ * settings, chosen by the operator; not part of the signed manifest: they decide *whether* a
+ * device runs a head the hub signed, never *which* head).
+ * - `shadowFrames`: frames the candidate runs beside the active head before activation.
+ * - `shadowGate`: the device refuses to activate (`rejected`, reason `shadow_gate`) when the
+ *   shadow run shows agreement below `minAgreement`, or any category whose share of the shadowed
+ *   frames would change by more than `maxCategoryShift` (|candidate − active| ÷ frames), or a
+ *   candidate mean confidence below `minCandidateConfidence`.
+ * - `health`: after activation the device watches `frames` frames; p95 latency above
+ *   `maxLatencyRatio` × the previous head's (measured during the shadow run) or a mean top-1
+ *   confidence that fell by more than `maxConfidenceDrop` rolls it back by itself
+ *   (`rolled_back`, reason `health_regression`). Passing sends a second `active` status with
+ *   `health`.
+ */
+export const OfferPolicySchema = z
+  .object({
+    shadowFrames: z.number().int().min(0).max(100_000).optional(),
+    shadowGate: z
+      .object({ minAgreement: Share.optional(), maxCategoryShift: Share.optional(), minCandidateConfidence: Share.optional() })
+      .strict()
+      .optional(),
+    health: z
+      .object({
+        frames: z.number().int().min(1).max(100_000),
+        maxLatencyRatio: z.number().min(1).max(1000).optional(),
+        maxConfidenceDrop: Share.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type OfferPolicy = z.infer<typeof OfferPolicySchema>;
+
 /** Hub → device on `model-offer`: install this head (the device decides whether it may). */
 export const ModelOfferSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
@@ -68,6 +104,8 @@ export const ModelOfferSchema = z.object({
   signed: SignedManifestSchema,
   artifactPath: ArtifactPathSchema,
   offeredAt: IsoTime,
+  /** Absent: the device's own defaults (its `--shadow-frames`, no gate, no health watch). */
+  policy: OfferPolicySchema.optional(),
 });
 export type ModelOffer = z.infer<typeof ModelOfferSchema>;
 
@@ -86,6 +124,14 @@ export const MODEL_REJECT_REASONS = [
   'length_mismatch',
   'download_failed',
   'load_failed',
+  /** The shadow run broke the offer's `policy.shadowGate`. */
+  'shadow_gate',
+  /** After activation the head broke the offer's `policy.health` thresholds (device rolled back by itself). */
+  'health_regression',
+  /** The hub commanded it (`model-command`: rollback of an active head, cancel of a candidate). */
+  'operator',
+  /** The same offer was rolled back on this device before; it is not installed again. */
+  'rolled_back_before',
 ] as const;
 export type ModelRejectReason = (typeof MODEL_REJECT_REASONS)[number];
 
@@ -109,6 +155,34 @@ export const ShadowStatsSchema = z.object({
 });
 export type ShadowStats = z.infer<typeof ShadowStatsSchema>;
 
+/** What the active head did after activation, beside the previous head's figures from the shadow run. */
+export const HealthStatsSchema = z.object({
+  frames: z.number().int().min(0),
+  p95LatencyMs: z.number().min(0),
+  meanConfidence: z.number().min(0).max(1),
+  baseline: z.object({ p95LatencyMs: z.number().min(0), meanConfidence: z.number().min(0).max(1) }),
+});
+export type HealthStats = z.infer<typeof HealthStatsSchema>;
+
+/**
+ * Hub → device on `model-command` (QoS 1, not retained): `rollback` returns a device whose
+ * active head is `modelVersion` to the head it ran before (kept on the device, verified again);
+ * `cancel` drops `modelVersion` if it is still a candidate (downloading, verified, shadowing).
+ * Either way the device reports `rolled_back`/`rejected` with reason `operator` on
+ * `rollout-status`, and remembers the offer so the same offer is not installed again.
+ * Anything else (another version active, nothing to cancel) is answered with the device's
+ * current state. The hub also clears the retained offer, so a reconnect does not bring it back.
+ */
+export const ModelCommandSchema = z.object({
+  v: z.literal(SCHEMA_VERSION),
+  deviceId: DeviceIdSchema,
+  offerId: z.string().min(1).max(128),
+  command: z.enum(['rollback', 'cancel']),
+  modelVersion: z.string().min(1).max(128),
+  issuedAt: IsoTime,
+});
+export type ModelCommand = z.infer<typeof ModelCommandSchema>;
+
 /** Device → hub on `rollout-status`: what became of an offer. */
 export const RolloutStatusSchema = z
   .object({
@@ -125,6 +199,8 @@ export const RolloutStatusSchema = z
     activeVersion: z.string().min(1).max(128),
     /** `shadowing` (progress) and `active` (final): the shadow comparison. */
     shadow: ShadowStatsSchema.optional(),
+    /** `active` after the offer's health watch passed, or `rolled_back` for `health_regression`. */
+    health: HealthStatsSchema.optional(),
   })
   .refine((s) => (s.state === 'rejected' || s.state === 'rolled_back') === (s.reason !== undefined), {
     message: 'reason is required for rejected and rolled_back, and only for them',

@@ -12,15 +12,16 @@
  *   shelfsight/v1/devices/{deviceId}/frame-reply  device → hub   (QoS 1, the frame or "no longer held")
  *   shelfsight/v1/devices/{deviceId}/model-offer  hub → device   (QoS 1, retained: a signed head to install, see rollout.ts)
  *   shelfsight/v1/devices/{deviceId}/rollout-status device → hub (QoS 1, what became of an offer)
+ *   shelfsight/v1/devices/{deviceId}/model-command hub → device  (QoS 1, rollback / cancel, see rollout.ts)
  */
 export const TOPIC_ROOT = 'shelfsight/v1';
 
-export const DEVICE_CHANNELS = ['birth', 'death', 'heartbeat', 'detections', 'ack', 'samples', 'frame-request', 'frame-reply', 'model-offer', 'rollout-status'] as const;
+export const DEVICE_CHANNELS = ['birth', 'death', 'heartbeat', 'detections', 'ack', 'samples', 'frame-request', 'frame-reply', 'model-offer', 'rollout-status', 'model-command'] as const;
 export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
 
 /** Channels a device publishes on (under its own id only) and the ones it subscribes to: the broker ACL. */
 export const DEVICE_PUBLISH_CHANNELS: readonly DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections', 'samples', 'frame-reply', 'rollout-status'];
-export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['ack', 'frame-request', 'model-offer'];
+export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['ack', 'frame-request', 'model-offer', 'model-command'];
 
 /**
  * Hub → all devices: a hub (re)joined the broker and is subscribed. Devices publish again

@@ -40,6 +40,7 @@ export function registerBenchRetrain(bench: Command): void {
     let scratch: ScratchDatabase | undefined;
     const httpPort = await freePort();
     const mqttPort = await freePort();
+    const benchKey = randomBytes(24).toString('base64url');
     const hubEnv: NodeJS.ProcessEnv = {
       DATA_DIR: join(work, 'hub'),
       HTTP_HOST: '127.0.0.1',
@@ -50,6 +51,10 @@ export function registerBenchRetrain(bench: Command): void {
       MQTT_URL: '',
       TRAINING_WORKER: 'child',
       TRAINING_BACKBONE: c.backbone,
+      // A key of its own, an open broker for the simulated fleet, no rate limit: the bench measures the job and ingest.
+      HUB_API_KEY: benchKey,
+      MQTT_AUTH: 'off',
+      HTTP_RATE_PER_MINUTE: '100000000',
     };
     if (c.databaseUrl) {
       scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
@@ -66,10 +71,10 @@ export function registerBenchRetrain(bench: Command): void {
       sql.on('error', (err) => log(`database connection lost: ${err.message}`));
       await sql.connect();
       const runJob = async (body: unknown): Promise<TrainingJobView> => {
-        let job = await hubJson({ hubUrl }, 'POST', '/training-jobs', TrainingJobViewSchema, body);
+        let job = await hubJson({ hubUrl, apiKey: benchKey }, 'POST', '/training-jobs', TrainingJobViewSchema, body);
         while (job.status === 'queued' || job.status === 'running') {
           await new Promise((r) => setTimeout(r, 250));
-          job = await hubJson({ hubUrl }, 'GET', `/training-jobs/${job.id}`, TrainingJobViewSchema);
+          job = await hubJson({ hubUrl, apiKey: benchKey }, 'GET', `/training-jobs/${job.id}`, TrainingJobViewSchema);
         }
         if (job.status !== 'done') throw new Error(`job ${job.id} ${job.status}: ${job.error}`);
         return job;

@@ -48,6 +48,8 @@ export function registerBenchSamples(bench: Command): void {
   cmd.action(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     const scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
+    const benchKey = randomBytes(24).toString('base64url');
+    const withKey = { headers: { 'X-API-Key': benchKey } };
     const work = mkdtempSync(join(tmpdir(), 'shelfsight-bench-samples-'));
     const sql = new Client({ connectionString: scratch.url });
     const centres = Array.from({ length: CLUSTERS }, () => randomUnit(c.dim));
@@ -61,6 +63,8 @@ export function registerBenchSamples(bench: Command): void {
         loadHubConfig({}, {
           DATABASE_URL: scratch.url, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATA_DIR: join(work, 'hub'),
           SAMPLES_PER_DEVICE_PER_DAY: String(c.streamed * 2), SAMPLE_QUEUE_MAX: String(c.streamed),
+          // A key of its own, an open broker for the simulated fleet, no rate limit: the bench measures the store and its queries.
+          HUB_API_KEY: benchKey, MQTT_AUTH: 'off', HTTP_RATE_PER_MINUTE: '100000000',
         }),
         { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : ['error'] },
       );
@@ -92,7 +96,7 @@ export function registerBenchSamples(bench: Command): void {
           await sim.stop('SIGKILL');
         }
 
-        const metricsText = await (await fetch(`${hub.httpUrl}/metrics`)).text();
+        const metricsText = await (await fetch(`${hub.httpUrl}/metrics`, withKey)).text();
         const rejectedByReason = Object.fromEntries(
           [...metricsText.matchAll(/^shelfsight_samples_rejected_total\{reason="([a-z_]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]),
         );
@@ -100,24 +104,24 @@ export function registerBenchSamples(bench: Command): void {
         // 2. The queue and the neighbours, timed.
         const ids = (await sql.query<{ id: string }>(`SELECT id::text FROM samples WHERE embedding IS NOT NULL ORDER BY random() LIMIT ${c.requests + 20}`)).rows.map((r) => r.id);
         const warmStarted = Date.now();
-        await (await fetch(`${hub.httpUrl}/samples/${ids[0]}/similar?limit=20`)).json();
+        await (await fetch(`${hub.httpUrl}/samples/${ids[0]}/similar?limit=20`, withKey)).json();
         const indexLoadS = (Date.now() - warmStarted) / 1000;
         const listPath = '/samples?state=pending&order=margin&limit=50';
         const timings: Record<string, number[]> = { list_margin: [], similar: [] };
         for (let i = 0; i < 20; i++) {
-          await (await fetch(hub.httpUrl + listPath)).json();
-          await (await fetch(`${hub.httpUrl}/samples/${ids[i]}/similar?limit=20`)).json();
+          await (await fetch(hub.httpUrl + listPath, withKey)).json();
+          await (await fetch(`${hub.httpUrl}/samples/${ids[i]}/similar?limit=20`, withKey)).json();
         }
         const progress = createProgress('requests', c.requests * 2);
         let cursor: string | null = null;
         for (let i = 0; i < c.requests; i++) {
           // Alternate first pages and deeper pages of the queue.
           const t = performance.now();
-          const page = (await (await fetch(hub.httpUrl + listPath + (cursor && i % 2 === 1 ? `&cursor=${cursor}` : ''))).json()) as { nextCursor: string | null };
+          const page = (await (await fetch(hub.httpUrl + listPath + (cursor && i % 2 === 1 ? `&cursor=${cursor}` : ''), withKey)).json()) as { nextCursor: string | null };
           timings.list_margin!.push(performance.now() - t);
           cursor = page.nextCursor;
           const t2 = performance.now();
-          const res = await fetch(`${hub.httpUrl}/samples/${ids[20 + i]}/similar?limit=20`);
+          const res = await fetch(`${hub.httpUrl}/samples/${ids[20 + i]}/similar?limit=20`, withKey);
           await res.json();
           timings.similar!.push(performance.now() - t2);
           progress.tick(2);
