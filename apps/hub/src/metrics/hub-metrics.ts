@@ -27,6 +27,12 @@ export class HubMetrics {
     help: 'batches refused unacknowledged because too much awaited commit (devices resend)',
     registers: this.registers,
   });
+  readonly detectionsDeadLettered = new Counter({
+    name: 'shelfsight_detections_dead_lettered_total',
+    help: 'detections the database refused for good (SQLSTATE class 22/23), kept in detection_dead_letters and acknowledged, by SQLSTATE',
+    labelNames: ['sqlstate'] as const,
+    registers: this.registers,
+  });
   readonly commitErrors = new Counter({ name: 'shelfsight_commit_errors_total', help: 'failed database commits (retried)', registers: this.registers });
   readonly acksSent = new Counter({ name: 'shelfsight_acks_sent_total', help: 'acknowledgements published to devices', registers: this.registers });
   readonly commitMs = new Histogram({
