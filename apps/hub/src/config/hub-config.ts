@@ -155,7 +155,7 @@ export const HUB_CONFIG_SPEC = {
   disagreementFramesPerMinute: {
     env: 'DISAGREEMENT_FRAMES_PER_MINUTE',
     flag: 'disagreement-frames-per-minute',
-    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it detections are still marked disputed',
+    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it disputes wait unmarked for the next minute\'s budget (0 = none are marked)',
     schema: cfg.int(60, 0),
   },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },

@@ -138,9 +138,9 @@ export class HubMetrics {
     help: 'detections marked disputed (devices disagreed on a location within DISAGREEMENT_WINDOW_S)',
     registers: this.registers,
   });
-  readonly disagreementFramesSkipped = new Counter({
-    name: 'shelfsight_disagreement_frames_skipped_total',
-    help: 'disputed detections whose frame was not requested (over DISAGREEMENT_FRAMES_PER_MINUTE)',
+  readonly disagreementDeferred = new Counter({
+    name: 'shelfsight_disagreement_deferred_total',
+    help: 'locations whose disputes were left unmarked for a later pass because DISAGREEMENT_FRAMES_PER_MINUTE was spent (counted each pass)',
     registers: this.registers,
   });
   readonly disagreementDropped = new Counter({
