@@ -74,6 +74,18 @@ export const HUB_CONFIG_SPEC = {
     description: 'REST requests one API key (or, without a key, one address) may make per minute; beyond it 429',
     schema: cfg.int(6000, 1),
   },
+  authFailuresPerMinute: {
+    env: 'AUTH_FAILURES_PER_MINUTE',
+    flag: 'auth-failures-per-minute',
+    description: 'refused API keys (unknown, wrong, expired, revoked) one client address may present per minute; beyond it every request with a key from that address is answered 429 for a minute, without looking at the key',
+    schema: cfg.int(30, 1),
+  },
+  auditDeniedIntervalS: {
+    env: 'AUDIT_DENIED_INTERVAL_S',
+    flag: 'audit-denied-interval-s',
+    description: 'denied requests (401, 403, 429) are audited as at most one row per client address and reason in this many seconds, with the number of requests it stands for',
+    schema: cfg.int(60, 1),
+  },
   mqttMaxPacketBytes: {
     env: 'MQTT_MAX_PACKET_BYTES',
     flag: 'mqtt-max-packet-bytes',

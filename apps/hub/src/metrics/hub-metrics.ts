@@ -57,7 +57,7 @@ export class HubMetrics {
   });
   readonly apiKeyRefused = new Counter({
     name: 'shelfsight_api_key_refused_total',
-    help: 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403)',
+    help: 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403; auth_failures: 429, too many refused keys from the address)',
     labelNames: ['reason'] as const,
     registers: this.registers,
   });
