@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { metricSum, withTimeout } from '@shelfsight/common';
+import { checkInventoryConsistency } from '@shelfsight/db';
 import type { DatabaseKind } from './support/databases';
 import { detection, FakeDevice } from './support/fake-device';
 import { hasExternalPostgres } from './support/services';
@@ -62,7 +63,8 @@ for (const variant of variants) {
         const before = await metrics();
         const seqs = [1, 2, 3, 4, 5, 6];
         const batchA = seqs.map((seq) =>
-          detection(seq, { site, location: `A-01-${seq}-A`, category: seq === 2 ? 'poison' : seq === 5 ? 'bad-data' : 'milk' }),
+          // seq 2 (refused) shares seq 1's location and is newer: the state must stay seq 1's.
+          detection(seq, { site, location: `A-01-${seq === 2 ? 1 : seq}-A`, category: seq === 2 ? 'poison' : seq === 5 ? 'bad-data' : 'milk' }),
         );
         // Another device's message, probably committed in the same group: it must not suffer either.
         const batchB = [1, 2].map((seq) => detection(seq, { site, location: `B-01-${seq}-A`, category: 'bread' }));
@@ -86,8 +88,14 @@ for (const variant of variants) {
         expect(dead(after, '23514') - dead(before, '23514')).toBe(1);
         expect(dead(after, '22023') - dead(before, '22023')).toBe(1);
         // The good rows moved their locations' states as usual.
-        const states = await sql.query('SELECT count(*)::int AS n FROM location_state WHERE site = $1 AND device_id = $2', [site, a.id]);
-        expect(states.rows[0].n).toBe(4);
+        const states = await sql.query('SELECT location, seq::int FROM location_state WHERE site = $1 AND device_id = $2 ORDER BY location', [site, a.id]);
+        expect(states.rows).toEqual([
+          { location: 'A-01-1-A', seq: 1 },
+          { location: 'A-01-3-A', seq: 3 },
+          { location: 'A-01-4-A', seq: 4 },
+          { location: 'A-01-6-A', seq: 6 },
+        ]);
+        expect(await checkInventoryConsistency(sql, 0.5, { site })).toEqual({ stateMismatches: 0, historyMismatches: 0 });
 
         // A resend (the ack was lost) is acked again and adds no second dead letter.
         await a.sendDetections(batchA);
@@ -115,6 +123,7 @@ for (const variant of variants) {
         await device.waitForAcks([1, 2]);
         expect(await storedSeqs(device.id)).toEqual([1, 2]);
         expect(await lettersOf(device.id)).toEqual([]);
+        expect(await checkInventoryConsistency(sql, 0.5, { site })).toEqual({ stateMismatches: 0, historyMismatches: 0 });
       } finally {
         await sql.query('DELETE FROM test_flaky');
         await device.close();
