@@ -6,3 +6,4 @@ export * from './timeout';
 export * from './redact';
 export * from './package-root';
 export * from './charts/svg-chart';
+export * from './random';

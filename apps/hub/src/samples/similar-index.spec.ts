@@ -62,7 +62,7 @@ describe(SimilarIndex.name, () => {
     const sut = new SimilarIndex(fakeRepo(rows) as SamplesRepository, { similarIndexMax: 500 } as HubConfig);
     const got = await sut.nearest('b', vectors[0]!, 50, 0n);
     expect(got.every((id) => id > 2500n)).toBe(true);
-    expect(sut.bytes).toBeLessThan(500 * (DIM + 32 + 8) + 1);
+    expect(sut.bytes).toBeLessThan(500 * (DIM + 16 + 8) + 1);
   });
 });
 

@@ -1,28 +1,97 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { seededRng } from '@shelfsight/common';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { embeddingFromBytes, normalised } from './embedding';
 import { SamplesRepository } from './samples.repository';
 
-/** Dimensions of the random projection used to prefilter. */
-const PROJ_DIM = 32;
-/** Projections of unit vectors on Gaussian directions are ≈ N(0, 1): ×32 fits int8 to ±4σ. */
-const PROJ_SCALE = 32;
-/** Candidates kept by the projection prefilter (at least; 1% of the index when larger), then compared on the int8 vectors. */
+/** Bits of each vector's sign signature (SimHash): 4 × 32-bit words. */
+const SIG_WORDS = 4;
+const SIG_BITS = SIG_WORDS * 32;
+/** Rounds of random sign flips + Walsh–Hadamard transform that make the signature's directions. */
+const HD_ROUNDS = 2;
+/** Candidates kept by the signature prefilter (at least; 1% of the index when larger), then compared on the int8 vectors. */
 const PREFILTER = 400;
 const PREFILTER_FRACTION = 0.01;
 const LOAD_CHUNK = 5000;
 /** At most one catch-up query per backbone this often: new samples are searchable within it. */
 const CATCH_UP_MS = 1000;
 
-/** One backbone's vectors: normalised, int8-quantised (×127), plus a 64-d random projection of each. */
+/**
+ * Sign signatures: bit b of a vector's signature is the sign of its projection on a random
+ * direction. The directions come from HD_ROUNDS rounds of (random ±1 per coordinate, then a
+ * fast Walsh–Hadamard transform) over the vector zero-padded to a power of two — O(d log d)
+ * per vector instead of O(bits · d) for dense Gaussian directions. The Hamming distance of two
+ * signatures estimates the angle between the vectors (SimHash), so the prefilter is a popcount.
+ */
+class Signer {
+  private readonly size: number;
+  private readonly signs: Int8Array;
+  private readonly picks: Int32Array;
+  private readonly work: Float32Array;
+
+  constructor(dim: number) {
+    let size = 1;
+    while (size < Math.max(dim, SIG_BITS)) size *= 2;
+    this.size = size;
+    // Fixed seed: every replica and restart signs the same way.
+    const rand = seededRng(0x5eed);
+    this.signs = Int8Array.from({ length: HD_ROUNDS * size }, () => (rand() < 0.5 ? -1 : 1));
+    // SIG_BITS distinct output coordinates.
+    const order = Int32Array.from({ length: size }, (_, i) => i);
+    for (let i = size - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      const t = order[i]!;
+      order[i] = order[j]!;
+      order[j] = t;
+    }
+    this.picks = order.slice(0, SIG_BITS);
+    this.work = new Float32Array(size);
+  }
+
+  /** Write the signature of `u` into `out` at word offset `o`. */
+  sign(u: Float32Array, out: Uint32Array, o: number): void {
+    const w = this.work;
+    const size = this.size;
+    w.fill(0);
+    w.set(u.subarray(0, Math.min(u.length, size)));
+    for (let r = 0; r < HD_ROUNDS; r++) {
+      const sg = r * size;
+      for (let i = 0; i < size; i++) w[i] = w[i]! * this.signs[sg + i]!;
+      for (let h = 1; h < size; h *= 2) {
+        for (let i = 0; i < size; i += h * 2) {
+          for (let j = i; j < i + h; j++) {
+            const a = w[j]!;
+            const b = w[j + h]!;
+            w[j] = a + b;
+            w[j + h] = a - b;
+          }
+        }
+      }
+    }
+    for (let k = 0; k < SIG_WORDS; k++) {
+      let word = 0;
+      for (let b = 0; b < 32; b++) if (w[this.picks[k * 32 + b]!]! > 0) word |= 1 << b;
+      out[o + k] = word >>> 0;
+    }
+  }
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+/** One backbone's vectors: normalised and int8-quantised (×127), plus a 128-bit sign signature of each. */
 class BackboneIndex {
   ids: bigint[] = [];
   q8: Int8Array = new Int8Array(0);
-  /** Projections, int8 (×PROJ_SCALE, clamped): a quarter of the memory to scan per query. */
-  proj: Int8Array = new Int8Array(0);
+  /** Signatures, SIG_WORDS words per vector: 16 bytes to scan per vector and query. */
+  sigs: Uint32Array = new Uint32Array(0);
   dim = 0;
   maxId = 0n;
-  private planes?: Float32Array;
+  private signer?: Signer;
 
   add(id: bigint, v: Float32Array, max: number): void {
     if (this.dim === 0) this.dim = v.length;
@@ -33,10 +102,7 @@ class BackboneIndex {
     const u = normalised(v);
     const q = this.q8.subarray(n * this.dim, (n + 1) * this.dim);
     for (let i = 0; i < this.dim; i++) q[i] = Math.round(u[i]! * 127);
-    const p = new Float32Array(PROJ_DIM);
-    this.project(u, p);
-    const o = n * PROJ_DIM;
-    for (let j = 0; j < PROJ_DIM; j++) this.proj[o + j] = Math.max(-127, Math.min(127, Math.round(p[j]! * PROJ_SCALE)));
+    this.signerFor().sign(u, this.sigs, n * SIG_WORDS);
     this.ids.push(id);
     if (id > this.maxId) this.maxId = id;
   }
@@ -45,20 +111,33 @@ class BackboneIndex {
   candidates(query: Float32Array, k: number, exclude: bigint): bigint[] {
     const n = this.ids.length;
     if (n === 0 || query.length !== this.dim) return [];
-    const qp = new Float32Array(PROJ_DIM);
-    this.project(query, qp);
-    // 1. prefilter on the projection: the PREFILTER highest projected dot products.
-    const pre = topK(n, Math.min(n, Math.max(PREFILTER, Math.ceil(n * PREFILTER_FRACTION))), (i) => {
-      let s = 0;
-      const o = i * PROJ_DIM;
-      for (let j = 0; j < PROJ_DIM; j++) s += qp[j]! * this.proj[o + j]!;
-      return s;
-    });
+    const qs = new Uint32Array(SIG_WORDS);
+    this.signerFor().sign(query, qs, 0);
+    // 1. prefilter: the vectors whose signatures are nearest in Hamming distance.
+    const distance = new Uint8Array(n);
+    const histogram = new Int32Array(SIG_BITS + 1);
+    const sigs = this.sigs;
+    const [q0, q1, q2, q3] = [qs[0]!, qs[1]!, qs[2]!, qs[3]!];
+    for (let i = 0, o = 0; i < n; i++, o += SIG_WORDS) {
+      const d = popcount32(sigs[o]! ^ q0) + popcount32(sigs[o + 1]! ^ q1) + popcount32(sigs[o + 2]! ^ q2) + popcount32(sigs[o + 3]! ^ q3);
+      distance[i] = d;
+      histogram[d]! += 1;
+    }
+    const want = Math.min(n, Math.max(PREFILTER, Math.ceil(n * PREFILTER_FRACTION)));
+    let cut = 0;
+    for (let seen = 0; cut <= SIG_BITS; cut++) {
+      seen += histogram[cut]!;
+      if (seen >= want) break;
+    }
+    const pre: number[] = [];
+    for (let i = 0; i < n; i++) if (distance[i]! <= cut) pre.push(i);
     // 2. rerank those on the full int8 vectors.
+    const q8 = this.q8;
+    const dim = this.dim;
     const scored = pre.map((i) => {
       let s = 0;
-      const o = i * this.dim;
-      for (let j = 0; j < this.dim; j++) s += query[j]! * this.q8[o + j]!;
+      const o = i * dim;
+      for (let j = 0; j < dim; j++) s += query[j]! * q8[o + j]!;
       return { i, s };
     });
     scored.sort((a, b) => b.s - a.s);
@@ -66,37 +145,27 @@ class BackboneIndex {
   }
 
   get bytes(): number {
-    return this.q8.byteLength + this.proj.byteLength + this.ids.length * 8;
+    return this.q8.byteLength + this.sigs.byteLength + this.ids.length * 8;
   }
 
-  private project(u: Float32Array, out: Float32Array): void {
-    if (!this.planes) {
-      // Fixed seed: every replica and restart projects the same way.
-      const rand = mulberry32(0x5eed);
-      this.planes = new Float32Array(PROJ_DIM * this.dim);
-      for (let i = 0; i < this.planes.length; i++) this.planes[i] = gaussian(rand);
-    }
-    for (let j = 0; j < PROJ_DIM; j++) {
-      let s = 0;
-      const o = j * this.dim;
-      for (let i = 0; i < this.dim; i++) s += this.planes[o + i]! * u[i]!;
-      out[j] = s;
-    }
+  private signerFor(): Signer {
+    this.signer ??= new Signer(this.dim);
+    return this.signer;
   }
 
   private grow(rows: number): void {
     const q8 = new Int8Array(rows * this.dim);
     q8.set(this.q8.subarray(0, this.ids.length * this.dim));
-    const proj = new Int8Array(rows * PROJ_DIM);
-    proj.set(this.proj.subarray(0, this.ids.length * PROJ_DIM));
+    const sigs = new Uint32Array(rows * SIG_WORDS);
+    sigs.set(this.sigs.subarray(0, this.ids.length * SIG_WORDS));
     this.q8 = q8;
-    this.proj = proj;
+    this.sigs = sigs;
   }
 
   private dropOldest(count: number): void {
     this.ids.splice(0, count);
     this.q8.copyWithin(0, count * this.dim);
-    this.proj.copyWithin(0, count * PROJ_DIM);
+    this.sigs.copyWithin(0, count * SIG_WORDS);
   }
 }
 
@@ -104,10 +173,10 @@ class BackboneIndex {
  * Nearest neighbours by cosine over the stored embeddings, in the hub process (no
  * pgvector). Per backbone, loaded on first use and caught up incrementally at most once a
  * second on query (samples with an id above the last one loaded, from any replica), it holds each
- * vector normalised and int8-quantised plus a 32-d Gaussian random projection (also int8): a query
- * scans the projections (32 multiply-adds per sample), reranks the best 400 (or 1%)
+ * vector normalised and int8-quantised plus a 128-bit sign signature (SimHash): a query
+ * scans the signatures (four XOR + popcount per sample), reranks the nearest 400 (or 1%)
  * on the int8 vectors, and the caller reranks the best few exactly on the stored float32
- * vectors. Memory: about dim + 32 + 16 bytes per sample, ≈ 0.56 KB at 512-d, so ≈ 55 MB at
+ * vectors. Memory: about dim + 16 + 8 bytes per sample, ≈ 0.54 KB at 512-d, so ≈ 54 MB at
  * 100k; at most SIMILAR_INDEX_MAX vectors per backbone (the oldest are dropped, a tenth
  * at a time). Deleted samples stay in the index until a restart; callers drop ids that
  * no longer exist.
@@ -164,60 +233,4 @@ export class SimilarIndex {
     }
     this.caughtUpAt.set(backboneId, Date.now());
   }
-}
-
-/** Indices of the k largest scores among 0..n-1 (a min-heap, O(n log k)). */
-function topK(n: number, k: number, score: (i: number) => number): number[] {
-  const heapI = new Int32Array(k);
-  const heapS = new Float64Array(k);
-  let size = 0;
-  const down = (pos: number) => {
-    for (;;) {
-      const l = pos * 2 + 1;
-      const r = l + 1;
-      let m = pos;
-      if (l < size && heapS[l]! < heapS[m]!) m = l;
-      if (r < size && heapS[r]! < heapS[m]!) m = r;
-      if (m === pos) return;
-      [heapS[m], heapS[pos]] = [heapS[pos]!, heapS[m]!];
-      [heapI[m], heapI[pos]] = [heapI[pos]!, heapI[m]!];
-      pos = m;
-    }
-  };
-  for (let i = 0; i < n; i++) {
-    const s = score(i);
-    if (size < k) {
-      let pos = size++;
-      heapS[pos] = s;
-      heapI[pos] = i;
-      while (pos > 0) {
-        const p = (pos - 1) >> 1;
-        if (heapS[p]! <= heapS[pos]!) break;
-        [heapS[p], heapS[pos]] = [heapS[pos]!, heapS[p]!];
-        [heapI[p], heapI[pos]] = [heapI[pos]!, heapI[p]!];
-        pos = p;
-      }
-    } else if (s > heapS[0]!) {
-      heapS[0] = s;
-      heapI[0] = i;
-      down(0);
-    }
-  }
-  return Array.from(heapI.subarray(0, size));
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(rand: () => number): number {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
 }

@@ -1,3 +1,4 @@
+import { gaussian, seededRng, type Rng } from '@shelfsight/common';
 /**
  * Random image distortions, as in retrain.py (flip, crop, scale, brightness) plus the
  * "bad frames" a shelf camera produces (blur, noise, small rotation). Every field is a
@@ -32,25 +33,8 @@ export interface DistortionDraw {
   angle: number;
 }
 
-export type Rng = () => number;
-
-/** Small fast seeded PRNG (mulberry32), so a run with a seed is reproducible. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function gaussian(rng: Rng): number {
-  const u = Math.max(rng(), 1e-12);
-  const v = rng();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
+// The seeded generator lives in @shelfsight/common (the hub's similar index signs with it too).
+export { gaussian, seededRng, type Rng };
 
 export function hasDistortions(d: DistortionOptions | undefined): boolean {
   return !!d && !!(d.flipLeftRight || d.crop || d.scale || d.brightness || d.blur || d.noise || d.rotate);
