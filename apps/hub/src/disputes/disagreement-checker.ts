@@ -104,8 +104,17 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
   /** Check these locations again when the frame budget next has room. */
   private defer(locations: CommittedLocation[]): void {
     this.metrics.disagreementDeferred.inc({}, locations.length);
-    for (const l of locations) this.deferred.set(`${l.site}\u0000${l.location}`, { site: l.site, location: l.location });
-    if (this.retryTimer || this.config.disagreementFramesPerMinute === 0) return;
+    // No budget ever (DISAGREEMENT_FRAMES_PER_MINUTE=0): nothing to come back for.
+    if (this.config.disagreementFramesPerMinute === 0) return;
+    for (const l of locations) {
+      const key = `${l.site}\u0000${l.location}`;
+      if (this.deferred.size >= MAX_PENDING && !this.deferred.has(key)) {
+        this.metrics.disagreementDropped.inc();
+        continue;
+      }
+      this.deferred.set(key, { site: l.site, location: l.location });
+    }
+    if (this.retryTimer) return;
     const wait = this.sentAt.length > 0 ? Math.max(0, this.sentAt[0]! + 60_000 - this.now()) : 60_000;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
