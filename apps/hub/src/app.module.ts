@@ -20,6 +20,8 @@ import { DetectionsModule } from './detections/detections.module';
 import { DisputesModule } from './disputes/disputes.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
+import { WhoAmIController } from './auth/whoami.controller';
+import { ConsoleStaticModule } from './console/console-static.module';
 import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
 import { LocationsModule } from './locations/locations.module';
@@ -70,8 +72,9 @@ export class AppModule {
         ApiKeysModule,
         AuditModule,
         PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule,
-        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
-      controllers: [HealthController],
+        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule,
+        ConsoleStaticModule.forRoot()],
+      controllers: [HealthController, WhoAmIController],
       providers: [
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         // Guards run in this order: who is calling (and may they), then how often.

@@ -15,3 +15,4 @@ export { IngestRepository, type IngestCommit, type IngestMessage } from './inges
 export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
 export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';
 export { TrainingWorkerSupervisor } from './training/worker-supervisor';
+export { openApiDocumentOf, previewOpenApiDocument } from './common/openapi';
