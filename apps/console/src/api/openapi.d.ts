@@ -448,6 +448,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/samples/{id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["SamplesController_requeue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/samples/{id}/similar": {
         parameters: {
             query?: never;
@@ -1973,6 +1989,28 @@ export interface operations {
         };
         responses: {
             /** @description label (or relabel) a sample; the category must be active */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SampleDto"];
+                };
+            };
+        };
+    };
+    SamplesController_requeue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description undo a label or a skip: the sample is pending again, unlabelled */
             200: {
                 headers: {
                     [name: string]: unknown;
