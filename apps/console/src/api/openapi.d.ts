@@ -1025,6 +1025,11 @@ export interface components {
             b: number;
             delta: number;
         };
+        PredictedDto: {
+            category: string;
+            confidence: number;
+            modelVersion: string;
+        };
         SampleCountDto: {
             /** @description label when labelled, else the scored category */
             category: string;
@@ -1057,7 +1062,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1065,16 +1070,29 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
         };
         SamplePageDto: {
             items: components["schemas"]["SampleDto"][];
             /** @description pass as `cursor` for the next page; null at the end */
             nextCursor: string | null;
+        };
+        SampleScoreDto: {
+            category: string;
+            confidence: number;
+            entropy: number;
+            /** @description top-1 minus top-2 confidence */
+            margin: number;
+            modelVersion: string;
+            topK: components["schemas"]["ScoredDto"][];
+        };
+        ScoredDto: {
+            category: string;
+            confidence: number;
         };
         SimilarPageDto: {
             items: components["schemas"]["SimilarSampleDto"][];
@@ -1099,7 +1117,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1107,13 +1125,21 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             /** @description cosine similarity to the query sample */
             similarity: number;
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
+        };
+        ThumbnailRefDto: {
+            bytes: number;
+            height: number;
+            sha256: string;
+            /** @description GET it with the API key header */
+            url: string;
+            width: number;
         };
         TrainingJobDto: {
             attempt: number;

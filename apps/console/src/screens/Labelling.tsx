@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { api, errorText } from '../api/client';
-import type { components } from '../api/openapi';
+import type { components, paths } from '../api/openapi';
 import { IfRole } from '../auth';
 import { AuthImage } from '../components/AuthImage';
 import { compact } from '../format';
@@ -11,10 +11,10 @@ type Sample = components['schemas']['SampleDto'];
 type Similar = components['schemas']['SimilarSampleDto'];
 type Counts = components['schemas']['SampleCountsDto'];
 type Category = components['schemas']['CategoryDto'];
-type Query = NonNullable<Parameters<typeof api.GET<'/samples'>>[1]['params']>['query'];
-type SampleState = NonNullable<NonNullable<Query>['state']>;
-type SampleOrder = NonNullable<NonNullable<Query>['order']>;
-type SampleReason = NonNullable<NonNullable<Query>['reason']>;
+type Query = NonNullable<paths['/samples']['get']['parameters']['query']>;
+type SampleState = NonNullable<Query['state']>;
+type SampleOrder = NonNullable<Query['order']>;
+type SampleReason = NonNullable<Query['reason']>;
 
 const STATES: SampleState[] = ['pending', 'labelled', 'skipped'];
 const ORDERS: Array<[SampleOrder, string]> = [
@@ -84,12 +84,12 @@ export default function LabellingScreen() {
       const before = targets.map((t) => ({ id: t.id, state: t.state, label: t.label }));
       let ok: string[] = [];
       if (category === 'skip') {
-        const { error: err, response } = await api.POST('/samples/{id}/skip', { params: { path: { id: (targets[0] as Sample).id } } });
-        if (err) return setError(errorText(err, response.status));
+        const { data, error: err, response } = await api.POST('/samples/{id}/skip', { params: { path: { id: (targets[0] as Sample).id } } });
+        if (!data) return setError(errorText(err, response.status));
         ok = [(targets[0] as Sample).id];
       } else if (targets.length === 1) {
-        const { error: err, response } = await api.POST('/samples/{id}/label', { params: { path: { id: (targets[0] as Sample).id } }, body: { category } });
-        if (err) return setError(errorText(err, response.status));
+        const { data, error: err, response } = await api.POST('/samples/{id}/label', { params: { path: { id: (targets[0] as Sample).id } }, body: { category } });
+        if (!data) return setError(errorText(err, response.status));
         ok = [(targets[0] as Sample).id];
       } else {
         const { data, error: err, response } = await api.POST('/samples/labels', { body: { ids: targets.map((t) => t.id), category } });
@@ -101,7 +101,7 @@ export default function LabellingScreen() {
       setUndo((u) => [...u.slice(-49), { what, before: before.filter((b) => done.has(b.id)) }]);
       setStatus(`${what}. Press u to undo.`);
       setError(undefined);
-      const newState = category === 'skip' ? 'skipped' : 'labelled';
+      const newState: Sample['state'] = category === 'skip' ? 'skipped' : 'labelled';
       setItems((list) => {
         const next = newState === filters.state ? list.map((s) => (done.has(s.id) ? { ...s, state: newState, label: category === 'skip' ? null : category } : s)) : list.filter((s) => !done.has(s.id));
         setSelected((i) => Math.min(i, Math.max(0, next.length - 1)));
@@ -126,7 +126,7 @@ export default function LabellingScreen() {
           : b.state === 'skipped'
             ? await api.POST('/samples/{id}/skip', path)
             : await api.POST('/samples/{id}/requeue', path);
-      if (r.error) setError(errorText(r.error, r.response.status));
+      if (!r.data) setError(errorText(r.error, r.response.status));
     }
     setStatus(`Undone: ${last.what}.`);
     await load();
@@ -406,15 +406,15 @@ function Categories({ categories, reload }: { categories: Category[]; reload(): 
   const [error, setError] = useState<string>();
   const add = async (e: FormEvent) => {
     e.preventDefault();
-    const { error: err, response } = await api.POST('/categories', { body: { name: name.trim() } });
-    if (err) return setError(errorText(err, response.status));
+    const { data, error: err, response } = await api.POST('/categories', { body: { name: name.trim() } });
+    if (!data) return setError(errorText(err, response.status));
     setName('');
     setError(undefined);
     await reload();
   };
   const retire = async (n: string) => {
-    const { error: err, response } = await api.POST('/categories/{name}/retire', { params: { path: { name: n } } });
-    setError(err ? errorText(err, response.status) : undefined);
+    const { data, error: err, response } = await api.POST('/categories/{name}/retire', { params: { path: { name: n } } });
+    setError(data ? undefined : errorText(err, response.status));
     await reload();
   };
   return (
