@@ -281,7 +281,7 @@ export default function LabellingScreen() {
             <BulkLabel active={active} count={cluster.included.size + 1} onLabel={(c) => void apply(clusterTargets(), c)} />
             <ol>
               {cluster.items.map((s, i) => (
-                <li key={s.id} className={i === cluster.cursor ? 'cursor' : ''}>
+                <li key={s.id} className={i === cluster.cursor ? 'cursor' : ''} data-sample-id={s.id}>
                   <label>
                     <input
                       type="checkbox"
