@@ -195,7 +195,9 @@ function FactRow({ name, value }: { name: string; value: unknown }) {
 
 function Compare({ b, models }: { b: Version; models: Summary[] }) {
   const comparable = models.filter((m) => m.categorySet === b.categorySet && m.version !== b.version);
-  const [a, setA] = useState<string>(() => (b.lineage.parent && comparable.some((m) => m.version === b.lineage.parent) ? b.lineage.parent : (comparable[0]?.version ?? '')));
+  const [picked, setA] = useState<string>();
+  // Default: the parent when it is comparable, else the newest comparable version (the list may arrive after this mounts).
+  const a = picked ?? (b.lineage.parent && comparable.some((m) => m.version === b.lineage.parent) ? b.lineage.parent : (comparable[0]?.version ?? ''));
   const [cmp, setCmp] = useState<Comparison>();
   const [error, setError] = useState<string>();
   useEffect(() => {
