@@ -156,6 +156,10 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
   it('labels ten queued samples with the keyboard only (with skip and undo on the way)', async () => {
     await page.getByRole('link', { name: 'Labelling' }).click();
     await page.locator('[data-testid=sample-grid] [aria-selected=true]').waitFor();
+    // Thumbnails come with the key header (no key in URLs) and are shown as images.
+    const thumb = page.locator('[data-testid=sample-grid] [aria-selected=true] img');
+    await thumb.waitFor();
+    await eventually(async () => ((await thumb.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0 ? true : undefined), 15_000, 'a decoded thumbnail');
     const before = Number(await page.getByTestId('count-pending').locator('strong').textContent());
     expect(before).toBeGreaterThanOrEqual(20);
 
@@ -267,7 +271,13 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
     // Compared class by class with its parent, the weak categories improved.
     const compare = detail.getByTestId('model-compare');
     await compare.locator('tbody tr').nth(4).waitFor();
-    for (const l of weak) await compare.locator('tr', { hasText: l }).locator('.gain').waitFor();
+    const cmp = (await getJson<{ perCategory: Array<{ category: string; delta: number }> }>(api(`/models/compare?a=${encodeURIComponent(firstVersion)}&b=${encodeURIComponent(newVersion)}`))).body;
+    for (const c of cmp.perCategory) {
+      const shown = `${c.delta >= 0 ? '+' : ''}${(c.delta * 100).toFixed(1)} pt`;
+      await compare.locator('tbody tr', { hasText: c.category }).filter({ hasText: shown }).waitFor();
+      expect(await compare.locator('tbody tr', { hasText: c.category }).locator(c.delta >= 0 ? '.gain' : '.loss').count()).toBe(1);
+    }
+    expect(cmp.perCategory.filter((c) => weak.includes(c.category)).reduce((a, c) => a + c.delta, 0)).toBeGreaterThan(0);
     await page.locator(`[data-testid=model-versions] tr[data-version="${firstVersion}"]`).waitFor();
     await page.screenshot({ path: join(SCREENSHOTS, 'models.png'), fullPage: true });
     loop.newVersion = newVersion;
