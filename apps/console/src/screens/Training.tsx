@@ -109,7 +109,7 @@ export default function TrainingScreen() {
 function JobProgress({ job, onAction }: { job: Job; onAction(a: 'cancel' | 'retry'): void }) {
   const p = job.progress;
   const phaseIndex = PHASES.indexOf(job.phase);
-  const share = p.steps ? (p.step ?? 0) / p.steps : p.epochs ? (p.epoch ?? 0) / p.epochs : job.status === 'done' ? 1 : 0;
+  const share = job.status === 'done' ? 1 : p.steps ? (p.step ?? 0) / p.steps : p.epochs ? Math.min(1, (p.epoch ?? 0) / p.epochs) : 0;
   const result = job.result as { accuracy?: number; releasable?: boolean; gateReason?: string } | null;
   return (
     <div className="job-progress" data-testid="job-progress" data-status={job.status}>
