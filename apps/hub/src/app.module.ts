@@ -4,6 +4,7 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { ApiKeysModule } from './api-keys/api-keys.module';
 import { AuditInterceptor } from './audit/audit.interceptor';
 import { AuditModule } from './audit/audit.module';
+import { AuthFailureThrottle } from './auth/auth-failure-throttle';
 import { ACCESS_OPTIONS, AccessGuard, type AccessOptions } from './auth/access.guard';
 import { RateLimitGuard } from './auth/rate-limit.guard';
 import { LoggerModule, type Params as LoggerParams } from 'nestjs-pino';
@@ -79,6 +80,7 @@ export class AppModule {
       providers: [
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         // Guards run in this order: who is calling (and may they), then how often.
+        AuthFailureThrottle,
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_GUARD, useClass: RateLimitGuard },
         { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },

@@ -9,6 +9,7 @@ export { PrismaService } from './prisma/prisma.service';
 export { SampleWriter } from './samples/sample-writer';
 export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
+export { DeniedRequestAudit } from './audit/denied-requests';
 export { buildIngestMessages, runWriterStage, startDecodeStage, type DecodeStage, type DecodeStageStats, type WriterStageResult } from './ingest/ingest-stages';
 export { IngestRepository, type IngestCommit, type IngestMessage } from './ingest/ingest.repository';
 export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';

@@ -619,14 +619,20 @@ export interface components {
         AuditEntryDto: {
             /** @description key:<key id>, device:<device id>, anonymous */
             actor: string;
+            /** @description client address (denied requests) */
+            address: string | null;
             /** Format: date-time */
             at: string;
+            /** @description requests this entry stands for: denied requests of one address and reason within AUDIT_DENIED_INTERVAL_S share one entry */
+            count: number;
             id: string;
             method: string;
             params: {
                 [key: string]: string;
             };
-            /** @description X-Request-Id of the request, as in its log lines */
+            /** @description why it was denied: missing, unknown, wrong, expired, revoked (401), role (403), rate, auth_failures (429); null when not denied */
+            reason: string | null;
+            /** @description X-Request-Id of the request, as in its log lines (of the first, for coalesced denials) */
             requestId: string | null;
             role: string | null;
             /** @description route pattern, e.g. /api-keys/:id/revoke */
@@ -1147,7 +1153,7 @@ export interface operations {
                 from?: string;
                 /** @description page size, 1-1000 */
                 limit?: number;
-                method?: "POST" | "PUT" | "PATCH" | "DELETE";
+                method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
                 route?: string;
                 to?: string;
             };
