@@ -1297,8 +1297,10 @@ export interface operations {
         parameters: {
             query?: {
                 actor?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
                 route?: string;
@@ -1411,13 +1413,16 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 device?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 location?: string;
                 site?: string;
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1641,9 +1646,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1667,9 +1675,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1691,9 +1702,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1718,9 +1732,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1741,10 +1758,13 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 site?: string;
                 stale?: "0" | "1" | "true" | "false";
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
