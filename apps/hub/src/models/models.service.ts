@@ -215,17 +215,21 @@ export class ModelsService {
   }
 
   /**
-   * The frozen evaluation set of the category set (for this backbone); frozen now from this version's held-out
-   * training rows (split validation or testing) when the set has none yet. Rows with a
-   * label outside the set are left out. Later labelled samples are not added: a frozen
-   * set never changes, so every version of the set is scored on exactly the same rows.
+   * The frozen evaluation set of the category set (for this backbone); frozen now from this
+   * version's held-out testing rows (split 2) when the set has none yet. Only testing rows:
+   * a trainer fits its weights on the training rows and picks its best epoch on the
+   * validation rows (split 1), so scoring on either would flatter every version trained on
+   * them. Testing rows are never seen by `trainModel` (nor by jobs, which keep a base's
+   * split), so registry metrics and the gate are an honest estimate. Rows with a label
+   * outside the set are left out. Later labelled samples are not added: a frozen set never
+   * changes, so every version of the set is scored on exactly the same rows.
    */
   private async evaluationSetFor(categorySet: string, version: string, backboneId: string, rows: TrainingRows | undefined): Promise<EvaluationSetRow | undefined> {
     const frozen = await this.repo.evaluationSet(categorySet, backboneId);
     if (frozen || !rows) return frozen;
     const sorted = [...rows.labels].sort();
     const heldOut: number[] = [];
-    for (let i = 0; i < rows.label.length; i++) if ((rows.split[i] as number) !== 0) heldOut.push(i);
+    for (let i = 0; i < rows.label.length; i++) if (rows.split[i] === TESTING_SPLIT) heldOut.push(i);
     if (heldOut.length === 0) return undefined;
     const picked = selectRows(rows, heldOut);
     const evalRows: TrainingRows = { ...picked, labels: sorted, label: Uint32Array.from(picked.label, (l) => sorted.indexOf(rows.labels[l] as string)) };
@@ -242,7 +246,7 @@ export class ModelsService {
       counts,
       frozen_by: version,
     });
-    if (set.frozen_by === version) this.log.log(`froze the evaluation set of {${sorted.join(', ')}}: ${heldOut.length} held-out rows of ${version}`);
+    if (set.frozen_by === version) this.log.log(`froze the evaluation set of {${sorted.join(', ')}}: ${heldOut.length} held-out testing rows of ${version}`);
     return set;
   }
 
@@ -310,6 +314,9 @@ export class ModelsService {
     };
   }
 }
+
+/** The split of training rows no trainer sees (0 training, 1 validation for epoch choice, 2 testing). */
+const TESTING_SPLIT = 2;
 
 /** The base-data part of a manifest's training record (dataset, counts, split), for lineage. */
 function baseSummary(training: Record<string, unknown>): Record<string, unknown> {
