@@ -42,7 +42,6 @@ function isUniqueViolation(err: unknown): boolean {
 export interface LabelledSampleRow {
   id: bigint;
   label: string;
-  thumbnail_sha256: string | null;
   embedding: Uint8Array;
   embedding_dim: number;
   backbone_id: string;
@@ -193,9 +192,17 @@ export class TrainingJobsRepository {
 
   async labelledSamples(backboneId: string, dim: number): Promise<LabelledSampleRow[]> {
     return this.db.$queryRaw<LabelledSampleRow[]>`
-      SELECT id, label, embedding, embedding_dim, backbone_id, thumbnail_sha256 FROM samples
+      SELECT id, label, embedding, embedding_dim, backbone_id FROM samples
       WHERE state = 'labelled' AND label IS NOT NULL AND embedding IS NOT NULL AND backbone_id = ${backboneId} AND embedding_dim = ${dim}
       ORDER BY id`;
+  }
+
+  /** The thumbnails' blob keys of samples, by sample id. */
+  async thumbnailsOf(ids: bigint[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.$queryRaw<Array<{ id: bigint; thumbnail_sha256: string | null }>>`
+      SELECT id, thumbnail_sha256 FROM samples WHERE id = ANY(${ids}::bigint[])`;
+    return new Map(rows.filter((r) => r.thumbnail_sha256).map((r) => [r.id.toString(), r.thumbnail_sha256 as string]));
   }
 
   /** Labelled samples left out for another backbone or without an embedding. */
