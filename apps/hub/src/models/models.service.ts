@@ -310,7 +310,14 @@ export class ModelsService {
       metrics: r.metrics,
       registeredBy: r.registered_by,
       createdAt: r.created_at.toISOString(),
-      rescore: { state: r.rescore_state, samples: r.rescored_samples, finishedAt: r.rescored_at?.toISOString() ?? null },
+      rescore: {
+        state: r.rescore_state,
+        samples: r.rescored_samples,
+        finishedAt: r.rescored_at?.toISOString() ?? null,
+        attempts: r.rescore_attempts ?? 0,
+        error: r.rescore_error ?? null,
+        retryAt: r.rescore_retry_at?.toISOString() ?? null,
+      },
     };
   }
 }
