@@ -13,8 +13,8 @@ import {
 } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
-import { TrainingJobsRepository } from '../training-jobs.repository';
-import { registerTrainedVersion, type GateTolerances, type RegisteredVersion } from './register-version';
+import type { TrainingJobsRepository } from '../training-jobs.repository';
+import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
 
 export interface RunJobDeps {
   db: PrismaClient;
@@ -44,11 +44,6 @@ export interface JobOutcome {
 /** A job's error that is the request's fault (unknown base, no backbone): failed with this message. */
 export class TrainingJobInputError extends Error {
   override name = 'TrainingJobInputError';
-}
-
-/** A job's registration found the job no longer its worker's running job (swept as interrupted): nothing was registered. */
-export class TrainingJobLostError extends Error {
-  override name = 'TrainingJobLostError';
 }
 
 /**
@@ -174,40 +169,25 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       ...(augmented ? { augment: +augmented.seconds.toFixed(2) } : {}),
       head: +trained.trainSeconds.toFixed(2),
     };
-    // Registration and the job's completion are one transaction on the job's locked row: a
-    // sweep waits for it and then finds the job done (never a version unlinked from its job),
-    // or the job was swept first and nothing is registered.
-    return await deps.db.$transaction(
-      async (tx) => {
-        const db = tx as unknown as PrismaClient;
-        const jobs = new TrainingJobsRepository(db);
-        if (!(await jobs.lockRunning(BigInt(jobId), deps.workerId))) throw new TrainingJobLostError(`training job ${jobId} is no longer running on ${deps.workerId}: not registered`);
-        const registered = await registerTrainedVersion(db, deps.blobs, deps.gate, {
-          artifactDir: out,
-          rows: trained.rows,
-          parent,
-          lineage: { jobId, base: spec.base, sampleIds, baseRows: baseCount, sampleRows: sampleCount },
-          createdBy,
-        });
-        const result = {
-          version: registered.version,
-          releasable: registered.releasable,
-          gateReason: registered.gateReason,
-          evaluation: registered.metrics,
-          validationAccuracy: metrics.validationAccuracy ?? null,
-          rows: trained.rows.label.length,
-          ...counts,
-          ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
-          unusableSamples: unusable,
-          seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
-        };
-        if (!(await jobs.finish(BigInt(jobId), deps.workerId, { status: 'done', resultVersion: registered.version, result }))) {
-          throw new TrainingJobLostError(`training job ${jobId} could not be completed: not registered`);
-        }
-        return { registered, result };
-      },
-      { maxWait: 30_000, timeout: 120_000 },
-    );
+    const registered = await registerAndCompleteJob(deps.db, deps.blobs, deps.gate, { jobId, workerId: deps.workerId }, {
+      artifactDir: out,
+      rows: trained.rows,
+      parent,
+      lineage: { jobId, base: spec.base, sampleIds, baseRows: baseCount, sampleRows: sampleCount },
+      createdBy,
+    }, (r) => ({
+      version: r.version,
+      releasable: r.releasable,
+      gateReason: r.gateReason,
+      evaluation: r.metrics,
+      validationAccuracy: metrics.validationAccuracy ?? null,
+      rows: trained.rows.label.length,
+      ...counts,
+      ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
+      unusableSamples: unusable,
+      seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
+    }));
+    return registered;
   } finally {
     await rm(out, { recursive: true, force: true });
   }
