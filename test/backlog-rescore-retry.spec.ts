@@ -89,7 +89,7 @@ describe(BacklogRescorer.name, () => {
       beforeAll(async () => {
         db = await createTestDatabase(variant.db);
         await applyMigrations(db.url);
-        prisma = createPrismaClient(db.url, 3);
+        prisma = createPrismaClient(db.url, variant.db === 'pglite' ? 1 : 3); // PGlite: one connection, as the hub uses it
         blobs = new FileBlobStore(join(mkdtempSync(join(tmpdir(), 'shelfsight-rescore-')), 'blobs'));
       }, 120_000);
 

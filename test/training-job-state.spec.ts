@@ -71,7 +71,7 @@ describe(TrainingService.name, () => {
       beforeAll(async () => {
         db = await createTestDatabase(variant.db);
         await applyMigrations(db.url);
-        prisma = createPrismaClient(db.url, 4);
+        prisma = createPrismaClient(db.url, variant.db === 'pglite' ? 1 : 4); // PGlite: one connection, as the hub uses it
         jobs = new TrainingJobsRepository(prisma);
       }, 120_000);
 
@@ -163,7 +163,7 @@ describe(registerAndCompleteJob.name, () => {
       beforeAll(async () => {
         db = await createTestDatabase(variant.db);
         await applyMigrations(db.url);
-        prisma = createPrismaClient(db.url, 4);
+        prisma = createPrismaClient(db.url, variant.db === 'pglite' ? 1 : 4); // PGlite: one connection, as the hub uses it
         jobs = new TrainingJobsRepository(prisma);
       }, 120_000);
 
