@@ -33,6 +33,8 @@ export interface RunJobDeps {
 
 export interface RunJobHooks {
   report(phase: TrainingJobPhase, progress?: TrainingJobProgress): void;
+  /** Write the reported phase and progress now (before registration completes the job). */
+  flush(): Promise<void>;
   signal: AbortSignal;
 }
 
@@ -164,6 +166,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     const metrics = trained.manifest.metrics;
     if (hooks.signal.aborted) throw new vision.TrainingCancelledError();
     hooks.report('registering');
+    await hooks.flush();
     const seconds = {
       bottlenecks: +trained.bottleneckSeconds.toFixed(2),
       ...(augmented ? { augment: +augmented.seconds.toFixed(2) } : {}),

@@ -119,6 +119,7 @@ export class TrainingWorker {
         },
         {
           signal: cancel.signal,
+          flush: beat,
           report: (ph, p) => {
             phase = ph;
             if (p) progress = { ...progress, ...p };
