@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import sharp from 'sharp';
 import type { TrainingJobView } from '@shelfsight/contracts';
 import { FileBlobStore } from '@shelfsight/hub';
-import { whichSet } from '../libs/vision/src/data/dataset';
+import { whichSet } from '@shelfsight/vision';
 import { randomVector } from './support/samples';
 import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from './support/workspace-data';

@@ -3,12 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LABELS_FILE, MANIFEST_FILE, WEIGHTS_FILE } from '@shelfsight/contracts';
 import { applyMigrations, createPrismaClient, type PrismaClient } from '@shelfsight/db';
-import { FileBlobStore, type BlobStore } from '@shelfsight/hub';
-import { TrainingJobStateError, TrainingQueueUnavailableError } from '../apps/hub/src/training/training.error';
-import { TrainingJobsRepository } from '../apps/hub/src/training/training-jobs.repository';
-import { QUEUE_SEND_ATTEMPTS, TrainingService } from '../apps/hub/src/training/training.service';
-import type { TrainingQueueClient, TrainingQueueMessage } from '../apps/hub/src/training/training-queue';
-import { registerAndCompleteJob, TrainingJobLostError, type TrainedVersion } from '../apps/hub/src/training/worker/register-version';
+import {
+  FileBlobStore,
+  QUEUE_SEND_ATTEMPTS,
+  registerAndCompleteJob,
+  TrainingJobLostError,
+  TrainingJobsRepository,
+  TrainingJobStateError,
+  TrainingQueueUnavailableError,
+  TrainingService,
+  type BlobStore,
+  type TrainedVersion,
+  type TrainingQueueClient,
+  type TrainingQueueMessage,
+} from '@shelfsight/hub';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases';
 import { rowsOf, tinyArtifact } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
