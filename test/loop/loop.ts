@@ -31,7 +31,7 @@ import { discoverEmbeddedUrl, freePort, spawnShelf, waitForHttp, SHELF_BIN } fro
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 
 const WEAK_PER_CLASS = 1;
-const AGENT_FRAMES_PER_CLASS = 40;
+const AGENT_FRAMES_PER_CLASS = 60;
 const VALIDATION_PER_CLASS = 6;
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`loop: ${m}\n`);
