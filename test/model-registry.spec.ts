@@ -159,6 +159,19 @@ for (const variant of variants) {
         expect(second.releasable).toBe(true);
       });
 
+      it('refuses a version whose own rows trained on the frozen evaluation rows (matched by row id), whatever it scores', async () => {
+        const leaky = colourRows(1, 40); // the photos whose testing rows the first version froze ...
+        leaky.split.fill(0); // ... all trained on
+        const res = await postArchive(sut.hub.httpUrl, await folderArchive(await trainColourModel(leaky, 7)));
+        expect(res.status).toBe(201);
+        const m = await model(res.body.version as string);
+        expect(m.metrics.frozenBy).toBe(first.version);
+        expect(m.metrics.accuracy).toBe(1);
+        expect(m.releasable).toBe(false);
+        expect(m.gateReason).toMatch(/^not releasable: 30 of the 30 frozen evaluation rows were among its training or validation rows \(e\.g\. image:/);
+        expect((m.metrics as { trainedOnRows?: number }).trainedOnRows).toBe(30);
+      });
+
       it('registers what shelf train --training-rows writes from real images: its testing rows (never trained on, never used to pick the epoch) become the evaluation set, not its validation rows', async () => {
         const dir = mkdtempSync(join(tmpdir(), 'shelfsight-train-'));
         await writeColourDataset(join(dir, 'data'), { cream: [235, 235, 235], oranges: [240, 140, 20], tomatoes: [190, 20, 30] }, 10);

@@ -119,11 +119,19 @@ export class ModelsService {
     const trainingBlob = rows ? await this.blobs.put(Buffer.isBuffer(input.trainingSet) ? input.trainingSet : encodeTrainingRows(rows)) : undefined;
     const categorySet = categorySetOf(labels);
     const evalSet = await this.evaluationSetFor(categorySet, manifest.version, manifest.backbone.id, rows);
-    const metrics = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
+    const evaluated = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
+    const trainedOn = evaluated && rows ? evaluationRowsTrainedOn(evaluated.rows, rows) : [];
+    const metrics = evaluated ? { ...evaluated.metrics, ...(trainedOn.length > 0 ? { trainedOnRows: trainedOn.length } : {}) } : undefined;
     const best = metrics ? await this.repo.bestReleasable(categorySet, manifest.backbone.id, manifest.version) : undefined;
-    const verdict = evalSet && !metrics
-      ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
-      : this.gate.judge(metrics, best);
+    const verdict =
+      evalSet && !metrics
+        ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
+        : trainedOn.length > 0
+          ? {
+              releasable: false,
+              reason: `not releasable: ${trainedOn.length} of the ${metrics!.rows} frozen evaluation rows were among its training or validation rows (e.g. ${trainedOn.slice(0, 3).join(', ')}): its metrics would be optimistic`,
+            }
+          : this.gate.judge(metrics, best);
     const lineage: ModelLineage = {
       parent: input.lineage?.parent ?? manifest.lineage?.parent ?? null,
       base: input.lineage?.base ?? baseSummary(manifest.training),
@@ -250,11 +258,12 @@ export class ModelsService {
     return set;
   }
 
-  private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<ModelMetrics | undefined> {
+  private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<{ metrics: ModelMetrics; rows: TrainingRows } | undefined> {
     if (set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
     const bytes = await this.blobs.get(set.blob_sha256);
     if (!bytes) throw new Error(`evaluation set blob ${set.blob_sha256} of category set ${categorySet} is missing`);
-    return evaluateHead(artifact.head, artifact.labels, decodeTrainingRows(bytes), { categorySet, frozenBy: set.frozen_by });
+    const rows = decodeTrainingRows(bytes);
+    return { metrics: evaluateHead(artifact.head, artifact.labels, rows, { categorySet, frozenBy: set.frozen_by }), rows };
   }
 
   private checkTrainingRows(input: Buffer | TrainingRows, artifact: VerifiedArtifact): TrainingRows {
@@ -320,6 +329,21 @@ export class ModelsService {
       },
     };
   }
+}
+
+/**
+ * Frozen evaluation rows that a version's own rows trained or validated on (split 0 or 1),
+ * matched by row id up to the view (`image:a.jpg#zoom` and `image:a.jpg#center` are one
+ * photo; `sample:7#aug-…` is sample 7). Rows without a real id (`row:<n>`) are not matched.
+ */
+export function evaluationRowsTrainedOn(evaluation: TrainingRows, rows: TrainingRows): string[] {
+  if (!evaluation.ids || !rows.ids) return [];
+  const key = (id: string) => id.split('#')[0] as string;
+  const seen = new Set<string>();
+  rows.ids.forEach((id, i) => {
+    if (rows.split[i] !== TESTING_SPLIT && !id.startsWith('row:')) seen.add(key(id));
+  });
+  return evaluation.ids.filter((id) => !id.startsWith('row:') && seen.has(key(id)));
 }
 
 /** The split of training rows no trainer sees (0 training, 1 validation for epoch choice, 2 testing). */

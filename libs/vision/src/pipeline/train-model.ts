@@ -270,6 +270,16 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const test = pack(testImages, bottlenecks.te.features, 2);
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
 
+  // Row ids in pack order (images' views, then pre-computed rows), per split: `image:<path>#<view>`, or the row's own id.
+  const imageIds = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
+    images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
+  const extraIds = (s: number) => (extra ? [...extra.label.keys()].filter((i) => extra.split[i] === s).map((i) => extra.ids?.[i] ?? `row:${i}`) : []);
+  const rowIds = [
+    ...imageIds(trainImages, bottlenecks.tr.features), ...extraIds(0),
+    ...imageIds(valImages, bottlenecks.va.features), ...extraIds(1),
+    ...imageIds(testImages, bottlenecks.te.features), ...extraIds(2),
+  ];
+
   await mkdir(opts.out, { recursive: true });
   /** Evaluations of every member, in training order (`member` counts from 1). */
   const history: Array<EvalRecord & { member: number }> = [];
@@ -388,15 +398,12 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   });
   result.head.dispose();
   if (opts.trainingRows) {
-    const ids = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
-      images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
     // Rows carry the reported labels (sub-labels folded into their label).
     const reported = (y: Int32Array) => Uint32Array.from(y, (o) => (groups ? (groups[o] as number) : o));
     const x = new Float32Array(train.x.length + val.x.length + test.x.length);
     x.set(train.x);
     x.set(val.x, train.x.length);
     x.set(test.x, train.x.length + val.x.length);
-    const extraIds = (s: number) => (extra ? [...extra.label.keys()].filter((i) => extra.split[i] === s).map((i) => extra.ids?.[i] ?? `row:${i}`) : []);
     await writeFile(
       join(opts.out, TRAINING_ROWS_FILE),
       encodeTrainingRows({
@@ -405,11 +412,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
         label: Uint32Array.from([...reported(train.y), ...reported(val.y), ...reported(test.y)]),
         split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(val.y.length).fill(1), ...new Array<number>(test.y.length).fill(2)]),
         x,
-        ids: [
-          ...ids(trainImages, bottlenecks.tr.features), ...extraIds(0),
-          ...ids(valImages, bottlenecks.va.features), ...extraIds(1),
-          ...ids(testImages, bottlenecks.te.features), ...extraIds(2),
-        ],
+        ids: rowIds,
       }),
     );
   }
@@ -421,7 +424,7 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
-  const rows = toTrainingRows(train, val, test, outputs);
+  const rows = { ...toTrainingRows(train, val, test, outputs), ids: rowIds };
   return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000, rows };
 }
 
