@@ -13,6 +13,8 @@ import {
 } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
+import { categorySetOf } from '../../models/evaluation';
+import { ModelsRepository } from '../../models/models.repository';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
 import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
 
@@ -92,6 +94,18 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     unusable = await deps.jobs.countUnusableLabelled(backbone.id, backbone.featureDim);
     if (samples.length > 0) {
       const labels = [...new Set(samples.map((s) => s.label))].sort();
+      const baseLabels = baseRows ? baseRows.labels : 'dataset' in spec.base ? (await vision.loadDataset(spec.base.dataset)).labels : [];
+      const held = await frozenSampleIds(deps, categorySetOf([...new Set([...baseLabels, ...labels])]), backbone.id);
+      /**
+       * A sample's split, by a hash of its id. While the category set has no frozen
+       * evaluation set, 10% are testing rows (a new set is frozen from them); once it has
+       * one (with row ids), exactly the samples in it stay held out and the rest train.
+       */
+      const sampleSplit = (id: bigint, frozen: Set<string> | undefined): number => {
+        if (!frozen) return SPLIT_OF[vision.whichSet(`sample-${id}`, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)];
+        if (frozen.has(`sample:${id}`)) return SPLIT_OF.testing;
+        return SPLIT_OF[vision.whichSet(`sample-${id}`, SAMPLE_VALIDATION_PERCENT, 0)];
+      };
       const dim = backbone.featureDim;
       const x = new Float32Array(samples.length * dim);
       samples.forEach((s, i) => {
@@ -102,7 +116,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
         dim,
         labels,
         label: Uint32Array.from(samples.map((s) => labels.indexOf(s.label))),
-        split: Uint8Array.from(samples.map((s) => SPLIT_OF[vision.whichSet(`sample-${s.id}`, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)])),
+        split: Uint8Array.from(samples.map((s) => sampleSplit(s.id, held))),
         x,
         ids: samples.map((s) => `sample:${s.id}`),
       };
@@ -230,6 +244,20 @@ export function mergeRows(a: TrainingRows | undefined, b: TrainingRows | undefin
     x,
     ...(ids ? { ids } : {}),
   };
+}
+
+/**
+ * The samples in a category set's frozen evaluation set (`sample:<id>` row ids), or
+ * undefined when the set is not frozen yet or its rows carry no ids (then the hash split
+ * holds its testing share out, as it did when the set was frozen).
+ */
+async function frozenSampleIds(deps: RunJobDeps, categorySet: string, backboneId: string): Promise<Set<string> | undefined> {
+  const set = await new ModelsRepository(deps.db).evaluationSet(categorySet, backboneId);
+  if (!set) return undefined;
+  const blob = await deps.blobs.get(set.blob_sha256);
+  const rows = blob ? decodeTrainingRows(blob) : undefined;
+  if (!rows?.ids) return undefined;
+  return new Set(rows.ids.filter((id) => id.startsWith('sample:')).map((id) => id.split('#')[0] as string));
 }
 
 interface SampleRef {
