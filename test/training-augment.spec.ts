@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import sharp from 'sharp';
 import type { TrainingJobView } from '@shelfsight/contracts';
-import { FileBlobStore } from '@shelfsight/hub';
+import { FileBlobStore, sampleSplitKey } from '@shelfsight/hub';
 import { whichSet } from '@shelfsight/vision';
 import { randomVector } from './support/samples';
 import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
@@ -68,22 +68,23 @@ d('training jobs: augmentFromThumbnails (real grocery photos)', () => {
     const c = new Client(sut.db.url);
     await c.connect();
     try {
-      const inserted: Array<{ id: string; label: string; photo: string }> = [];
+      const inserted: Array<{ id: string; sampleId: string; label: string; photo: string }> = [];
       for (const label of categories) {
         for (const [i, photo] of photos(label).slice(20, 27).entries()) {
+          const sampleId = `aug-${label}-${i}-${randomBytes(3).toString('hex')}`;
           const r = await c.query(
             `INSERT INTO samples (device_id, sample_id, reason, frame_id, site, zone, location, captured_at, predicted_category, predicted_confidence,
               predicted_top_k, model_version, backbone_id, embedding, embedding_dim, thumbnail_sha256, thumbnail_bytes, thumbnail_width, thumbnail_height,
               scored_category, scored_confidence, scored_margin, scored_entropy, scored_top_k, scored_model_version, state, label, labelled_by, labelled_at)
              VALUES ('dev-aug', $1, 'low_confidence', $1, 's', 'A', 'A-01-1-A', now(), $2, 0.4, '[]', 'v0', $3, $4, $5, $6, 1, 96, 96,
               $2, 0.4, 0.1, 1, '[]', 'v0', 'labelled', $2, 'key:test', now()) RETURNING id`,
-            [`aug-${label}-${i}-${randomBytes(3).toString('hex')}`, label, BACKBONE_ID, Buffer.from(randomVector(DIM, i + 1).buffer), DIM, '0'.repeat(64)],
+            [sampleId, label, BACKBONE_ID, Buffer.from(randomVector(DIM, i + 1).buffer), DIM, '0'.repeat(64)],
           );
-          inserted.push({ id: String(r.rows[0].id), label, photo });
+          inserted.push({ id: String(r.rows[0].id), sampleId, label, photo });
         }
       }
       // Only training-split samples are augmented (views of held-out ones would leak them).
-      const training = inserted.filter((s) => whichSet(`sample-${s.id}`, 10, 10) === 'training');
+      const training = inserted.filter((s) => whichSet(sampleSplitKey('dev-aug', s.sampleId), 10, 10) === 'training');
       expect(training.length).toBeGreaterThanOrEqual(4);
       const [corrupt, missing] = training;
       for (const s of inserted) {

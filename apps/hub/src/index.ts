@@ -23,3 +23,4 @@ export { TrainingJobsRepository } from './training/training-jobs.repository';
 export { TrainingJobStateError, TrainingQueueUnavailableError } from './training/training.error';
 export { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueClient, type TrainingQueueMessage } from './training/training-queue';
 export { registerAndCompleteJob, TrainingJobLostError, type TrainedVersion } from './training/worker/register-version';
+export { sampleSplitKey } from './training/worker/run-job';

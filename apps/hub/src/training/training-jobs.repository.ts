@@ -41,6 +41,8 @@ function isUniqueViolation(err: unknown): boolean {
 
 export interface LabelledSampleRow {
   id: bigint;
+  device_id: string;
+  sample_id: string;
   label: string;
   embedding: Uint8Array;
   embedding_dim: number;
@@ -190,11 +192,12 @@ export class TrainingJobsRepository {
     return rows.map((r) => r.id);
   }
 
+  /** Labelled samples of a backbone, in a stable order (device, the device's sample id), not arrival order. */
   async labelledSamples(backboneId: string, dim: number): Promise<LabelledSampleRow[]> {
     return this.db.$queryRaw<LabelledSampleRow[]>`
-      SELECT id, label, embedding, embedding_dim, backbone_id FROM samples
+      SELECT id, device_id, sample_id, label, embedding, embedding_dim, backbone_id FROM samples
       WHERE state = 'labelled' AND label IS NOT NULL AND embedding IS NOT NULL AND backbone_id = ${backboneId} AND embedding_dim = ${dim}
-      ORDER BY id`;
+      ORDER BY device_id, sample_id`;
   }
 
   /** The thumbnails' blob keys of samples, by sample id. */

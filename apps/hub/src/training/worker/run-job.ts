@@ -101,10 +101,11 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
        * evaluation set, 10% are testing rows (a new set is frozen from them); once it has
        * one (with row ids), exactly the samples in it stay held out and the rest train.
        */
-      const sampleSplit = (id: bigint, frozen: Set<string> | undefined): number => {
-        if (!frozen) return SPLIT_OF[vision.whichSet(`sample-${id}`, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)];
-        if (frozen.has(`sample:${id}`)) return SPLIT_OF.testing;
-        return SPLIT_OF[vision.whichSet(`sample-${id}`, SAMPLE_VALIDATION_PERCENT, 0)];
+      const sampleSplit = (s: (typeof samples)[number], frozen: Set<string> | undefined): number => {
+        const key = sampleSplitKey(s.device_id, s.sample_id);
+        if (!frozen) return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)];
+        if (frozen.has(`sample:${s.id}`)) return SPLIT_OF.testing;
+        return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, 0)];
       };
       const dim = backbone.featureDim;
       const x = new Float32Array(samples.length * dim);
@@ -116,7 +117,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
         dim,
         labels,
         label: Uint32Array.from(samples.map((s) => labels.indexOf(s.label))),
-        split: Uint8Array.from(samples.map((s) => sampleSplit(s.id, held))),
+        split: Uint8Array.from(samples.map((s) => sampleSplit(s, held))),
         x,
         ids: samples.map((s) => `sample:${s.id}`),
       };
@@ -244,6 +245,14 @@ export function mergeRows(a: TrainingRows | undefined, b: TrainingRows | undefin
     x,
     ...(ids ? { ids } : {}),
   };
+}
+
+/**
+ * What a sample's split is hashed on: the device and its own sample id (stable however
+ * and whenever it arrived), without characters `whichSet` reads as a path or extension.
+ */
+export function sampleSplitKey(deviceId: string, sampleId: string): string {
+  return `sample-${deviceId}-${sampleId}`.replace(/[/\\.]/g, '_');
 }
 
 /**
