@@ -9,6 +9,7 @@ export { PrismaService } from './prisma/prisma.service';
 export { SampleWriter } from './samples/sample-writer';
 export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
+export { DeniedRequestAudit } from './audit/denied-requests';
 export { buildIngestMessages, runWriterStage, startDecodeStage, type DecodeStage, type DecodeStageStats, type WriterStageResult } from './ingest/ingest-stages';
 export { IngestRepository, type IngestCommit, type IngestMessage } from './ingest/ingest.repository';
 export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
@@ -24,3 +25,4 @@ export { TrainingJobStateError, TrainingQueueUnavailableError } from './training
 export { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueClient, type TrainingQueueMessage } from './training/training-queue';
 export { registerAndCompleteJob, TrainingJobLostError, type TrainedVersion } from './training/worker/register-version';
 export { sampleSplitKey } from './training/worker/run-job';
+export { openApiDocumentOf, previewOpenApiDocument } from './common/openapi';
