@@ -40,7 +40,7 @@ describe(thumbnailViewRows.name, () => {
     const again = await rows(images.slice(0, 2));
     expect(backbone.images).toBe(before);
     expect(Array.from(again.rows.x)).toEqual(Array.from(r.rows.x));
-  });
+  }, 60_000);
 
   it('refuses options without any distortion to draw', async () => {
     await expect(rows([], { distortions: {} })).rejects.toThrow(/needs at least one distortion/);
