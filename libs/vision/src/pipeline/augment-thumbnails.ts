@@ -51,14 +51,9 @@ export async function thumbnailViewRows(opts: ThumbnailViewOptions): Promise<Thu
   const views = Array.from({ length: opts.views }, (_, i) => distortedView(opts.distortions, i));
   const dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'thumbnails-'));
   try {
-    const paths = new Map<string, ThumbnailImage>();
-    await Promise.all(
-      opts.images.map(async (img, i) => {
-        const path = join(dir, `${i}.img`);
-        await writeFile(path, img.bytes);
-        paths.set(path, img);
-      }),
-    );
+    // In image order (rows come out in this order, so a job's rows do not depend on write timing).
+    const paths = new Map<string, ThumbnailImage>(opts.images.map((img, i) => [join(dir, `${i}.img`), img]));
+    await Promise.all([...paths].map(([path, img]) => writeFile(path, img.bytes)));
     const requests = [...paths.keys()].map((path) => ({ path, views }));
     const ctx = await openExtraction(opts, requests.length * views.length);
     let result;
