@@ -71,10 +71,12 @@ export async function thumbnailViewRows(opts: ThumbnailViewOptions): Promise<Thu
     for (const [path, img] of paths) {
       const feats = result.features.get(path);
       if (!feats) continue;
-      for (const [key, f] of feats) {
+      for (const view of views) {
+        const f = feats.get(view.key);
+        if (!f) continue;
         x.push(Array.from(f));
         label.push(labels.indexOf(img.label));
-        ids.push(`${img.id}#${key}`);
+        ids.push(`${img.id}#${view.key}`);
       }
     }
     const flat = new Float32Array(x.length * dim);
