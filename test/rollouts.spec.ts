@@ -429,8 +429,8 @@ for (const variant of variants) {
       await c.endAsync();
       await eventually(async () => {
         const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
-        return /shelfsight_rejected_total\{channel="rollout-status",reason="invalid_json"\} [1-9]/.test(metrics) &&
-          /shelfsight_rejected_total\{channel="rollout-status",reason="schema"\} [1-9]/.test(metrics)
+        return /shelfsight_payloads_rejected_total\{channel="rollout-status",reason="invalid_json"\} [1-9]/.test(metrics) &&
+          /shelfsight_payloads_rejected_total\{channel="rollout-status",reason="schema"\} [1-9]/.test(metrics)
           ? true
           : undefined;
       }, 10_000, 'rejections counted');
