@@ -19,10 +19,11 @@ import {
   type ModelOffer,
 } from '@shelfsight/contracts';
 import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
+import { spawnShelf } from '@shelfsight/cli';
 import { BLOB_STORE, PrismaService, type BlobStore } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
+import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'pglite', available: () => true },
@@ -419,6 +420,30 @@ for (const variant of variants) {
       expect((await post(`/rollouts/${created.body.id}/abort`)).status).toBe(200);
       // Once aborted, the device may not read it any more.
       expect((await fetch(url, { headers: { authorization: basic(id, password) } })).status).toBe(403);
+    });
+
+    it('`shelf rollouts` creates, lists, shows and aborts over the REST API', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev')];
+      for (const id of ids) await provision(id);
+      const shelf = async (...args: string[]) => {
+        const p = spawnShelf(['rollouts', ...args, '--hub-url', sut.hub.httpUrl], { HUB_API_KEY: TEST_ADMIN_KEY });
+        return { code: await p.exited, out: p.stdout(), err: p.stderr() };
+      };
+      const created = await shelf('create', '--model-version', version, '--devices', ids.join(','), '--stages', '50,100', '--soak', '30', '--max-failure-percent', '10');
+      expect(created.code).toBe(0);
+      const view = JSON.parse(created.out.trim().split('\n').pop()!) as RolloutJson;
+      expect(view).toMatchObject({ modelVersion: version, state: 'running' });
+      expect(view.stages.map((s) => s.devices)).toEqual([1, 1]);
+      expect(created.err).toContain(`rollout ${view.id} ${version} running stage 1/2`);
+      expect((await shelf('list', '--state', 'running')).out).toContain(`rollout ${view.id}`);
+      expect(JSON.parse((await shelf('show', view.id)).out.trim()).devices).toHaveLength(2);
+      const aborted = await shelf('abort', view.id);
+      expect(aborted.err).toContain('aborted');
+      const again = await shelf('resume', view.id);
+      expect(again.code).not.toBe(0);
+      expect(again.err).toMatch(/HTTP 409 rollout .* is aborted: cannot resume/);
+      expect((await shelf('create', '--model-version', version, '--stages', '100')).err).toMatch(/exactly one target/);
     });
 
     it('counts malformed rollout statuses and keeps going', async () => {
