@@ -410,6 +410,7 @@ for (const variant of variants) {
       expect((await fetch(url, { headers: { authorization: basic(id, 'wrong-password') } })).status).toBe(401);
       expect((await fetch(url, { headers: { authorization: basic('nobody-here', 'x') } })).status).toBe(401);
       expect((await fetch(url)).status).toBe(401);
+      expect((await fetch(url, { headers: { authorization: `Basic ${Buffer.from('no-colon').toString('base64')}` } })).status).toBe(401);
       expect((await fetch(url, { headers: { authorization: basic(stranger, strangerPassword) } })).status).toBe(403);
       expect((await hubFetch(url)).status).toBe(200); // an operator (here the admin key)
 

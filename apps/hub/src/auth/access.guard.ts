@@ -8,7 +8,7 @@ import { AuditService } from '../audit/audit.service';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import type { RequestWithPrincipal } from './actor';
-import { PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
+import { DEVICE_CREDENTIAL_KEY, PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
 
 /** Header people and tools send their API key in (or `Authorization: Bearer <key>`). */
 export const API_KEY_HEADER = 'x-api-key';
@@ -45,7 +45,8 @@ const REFUSAL_MESSAGES: Record<string, string> = {
  * `@Public()` or `@RequireRole(role)` (a route with neither answers 500 and is caught by
  * the route test). The key (X-API-Key or Bearer) must be valid, unexpired, unrevoked and
  * of at least the role; refusals are 401 (who are you?) or 403 (not allowed), counted by
- * reason. `/metrics` also takes METRICS_TOKEN. MQTT handlers are not HTTP: the broker's
+ * reason. `/metrics` also takes METRICS_TOKEN; routes marked `@DeviceCredential()` also let
+ * HTTP basic auth through to their handler, which checks the device credential. MQTT handlers are not HTTP: the broker's
  * access control guards those.
  */
 @Injectable()
@@ -75,6 +76,8 @@ export class AccessGuard implements CanActivate {
       throw new NoAccessRuleError();
     }
     const given = presentedKey(req);
+    // A device with its credential: the handler verifies it (see DeviceCredential).
+    if (given === undefined && /^Basic\s/i.test(req.headers.authorization ?? '') && this.reflector.getAllAndOverride<boolean>(DEVICE_CREDENTIAL_KEY, targets)) return true;
     if (given === undefined) {
       if (this.options.anonymousViewer && need === 'viewer') {
         req.principal = { id: 'anonymous', role: 'viewer' };

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { Actor } from '../auth/actor';
-import { Public, RequireRole } from '../auth/roles';
+import type { RequestWithPrincipal } from '../auth/actor';
+import { DeviceCredential, RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
@@ -45,16 +46,16 @@ export class RolloutsController {
    * (or an operator API key); exact Content-Length; `Range` for resuming (206 / 416).
    */
   @Get('artifacts/:version')
-  @Public()
+  @DeviceCredential()
   @ApiProduces('application/octet-stream')
   async artifact(
     @Param('version') version: string,
     @Headers('authorization') authorization: string | undefined,
-    @Headers('x-api-key') apiKey: string | undefined,
-    @Req() req: Request,
+    @Req() req: RequestWithPrincipal,
     @Res() res: Response,
   ): Promise<void> {
-    const a = await this.artifacts.authorize(version, { authorization, apiKey });
+    // An operator's key was checked by the access guard; else the device credential is checked here.
+    const a = await this.artifacts.authorize(version, req.principal ? { principal: req.principal.id } : { authorization });
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('ETag', `"${a.sha256}"`);
     res.setHeader('Content-Type', 'application/octet-stream');
