@@ -7,6 +7,7 @@ import { DeviceCredential, RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
+import { SigningKeyNotFoundError } from './rollouts.error';
 import { RolloutsService } from './rollouts.service';
 import { SigningKeys } from './signing-keys';
 
@@ -39,6 +40,15 @@ export class RolloutsController {
   @Header('Content-Type', 'text/plain; charset=utf-8')
   trustedKeys(): Promise<string> {
     return this.keys.trustedKeysFile();
+  }
+
+  /** Stop trusting an old signing key (after a rotation); the key in use cannot be retired. */
+  @Post('trusted-keys/:keyId/retire')
+  @RequireRole('admin')
+  @HttpCode(200)
+  async retireKey(@Param('keyId') keyId: string): Promise<{ keyId: string; retired: true }> {
+    if (!(await this.keys.retire(keyId))) throw new SigningKeyNotFoundError(keyId);
+    return { keyId, retired: true };
   }
 
   /**

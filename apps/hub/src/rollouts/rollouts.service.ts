@@ -384,7 +384,7 @@ function toView(r: RolloutRow, counts: StageCountRow[]): RolloutView {
         index < r.current_stage || (index === r.current_stage && r.state === 'completed')
           ? 'passed'
           : index === r.current_stage
-            ? r.state === 'halted'
+            ? r.state === 'halted' || r.state === 'aborted' || r.state === 'rolled_back'
               ? 'halted'
               : 'running'
             : 'pending',
