@@ -1,10 +1,10 @@
-import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Actor } from '../auth/actor';
 import type { RequestWithPrincipal } from '../auth/actor';
 import { DeviceCredential, RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { SigningKeyNotFoundError } from './rollouts.error';
@@ -23,13 +23,13 @@ export class RolloutsController {
 
   /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
   @Post()
-  create(@Body(new ZodPipe(CreateRolloutSchema, 'body')) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
+  create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
     return this.rollouts.create(body, actor);
   }
 
   @Get()
   @ApiOkResponse({ description: 'rollouts, newest first, with per-stage counts' })
-  list(@Query(new ZodPipe(ListRolloutsQuerySchema)) query: ListRolloutsQuery): Promise<RolloutView[]> {
+  list(@ZodQuery(ListRolloutsQuerySchema) query: ListRolloutsQuery): Promise<RolloutView[]> {
     return this.rollouts.list(query);
   }
 
