@@ -63,7 +63,8 @@ interface RolloutJson {
 for (const variant of variants) {
   const d = variant.available() ? describe : describe.skip;
   d(`fleet rollouts against real agents (${variant.db})`, () => {
-    jest.setTimeout(120_000);
+    // Real agents, a real broker and database on a shared machine: generous.
+    jest.setTimeout(240_000);
     let sut: TestHub;
     let tmp: string;
     let observer: MqttClient;
