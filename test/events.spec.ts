@@ -62,7 +62,7 @@ for (const variant of variants) {
     beforeAll(async () => {
       sut = await startTestHub(variant.db, 'aedes');
       device = await FakeDevice.connect(sut.hub.mqttUrl, `${site}-dev`);
-    });
+    }, 120_000); // a hub on a fresh database, on a busy machine
 
     afterAll(async () => {
       await device?.close();
