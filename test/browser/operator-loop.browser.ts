@@ -90,9 +90,22 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
     };
     // The first head: two categories known from 15 photos each, the two weak ones from one photo each.
     const base = [...byLabel(train, known1).slice(0, 15), ...byLabel(train, known2).slice(0, 15), ...weak.flatMap((l) => byLabel(train, l).slice(0, 1))];
+    // Testing photos (the registry freezes them as the category set's evaluation set; no training sees them) and
+    // validation photos (the trainer picks its epoch on them): training photos used nowhere else.
     const evalRows = [known1, known2, ...weak].flatMap((l) => byLabel(val, l).slice(0, 6));
+    const valRows = [known1, known2, ...weak].flatMap((l) => byLabel(train, l).slice(15, 19));
     const v0Dir = join(work, 'v0');
-    const v0 = await trainModel({ ...TRAIN_DEFAULTS, backbone: REFERENCE_BACKBONE, data: csv(base, 'base.csv'), valData: csv(evalRows, 'eval.csv'), out: v0Dir, distortions: {}, epochs: 20, logger: silentLogger });
+    const v0 = await trainModel({
+      ...TRAIN_DEFAULTS,
+      backbone: REFERENCE_BACKBONE,
+      data: csv(base, 'base.csv'),
+      valData: csv(valRows, 'val.csv'),
+      testData: csv(evalRows, 'eval.csv'),
+      out: v0Dir,
+      distortions: {},
+      epochs: 20,
+      logger: silentLogger,
+    });
     writeFileSync(join(v0Dir, TRAINING_ROWS_FILE), encodeTrainingRows(v0.rows));
     firstVersion = v0.manifest.version;
 
