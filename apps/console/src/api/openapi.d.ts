@@ -400,6 +400,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_list"];
+        put?: never;
+        post: operations["RolloutsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_abort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_rollback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/artifacts/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_artifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/trusted-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_trustedKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/trusted-keys/{keyId}/retire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_retireKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/samples": {
         parameters: {
             query?: never;
@@ -1012,7 +1156,7 @@ export interface components {
             heartbeatAt: string | null;
             id: number;
             /** @enum {string} */
-            phase: "queued" | "bottlenecks" | "training" | "evaluating" | "registering" | "done";
+            phase: "queued" | "bottlenecks" | "augmenting" | "training" | "evaluating" | "registering" | "done";
             progress: components["schemas"]["TrainingJobProgressDto"];
             result: Record<string, never> | null;
             /** @description the version the job registered */
@@ -1029,6 +1173,11 @@ export interface components {
             workerId: string | null;
         };
         TrainingJobProgressDto: {
+            /** @description thumbnail views through the backbone so far (phase augmenting) */
+            augmentDone?: number;
+            /** @description rows from distorted views of the training samples’ thumbnails (augmentFromThumbnails) */
+            augmentedRows?: number;
+            augmentTotal?: number;
             baseRows?: number;
             epoch?: number;
             epochs?: number;
@@ -1036,6 +1185,8 @@ export interface components {
             rows?: number;
             /** @description labelled samples trained from their stored embeddings */
             sampleRows?: number;
+            /** @description thumbnails skipped: missing or undecodable */
+            skippedThumbnails?: number;
             step?: number;
             steps?: number;
             /** @description validation accuracy at the last evaluation (0..1) */
@@ -1805,6 +1956,238 @@ export interface operations {
             };
         };
     };
+    RolloutsController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                state?: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description rollouts, newest first, with per-stage counts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    modelVersion: string;
+                    policy?: {
+                        health?: {
+                            frames: number;
+                            maxConfidenceDrop?: number;
+                            maxLatencyRatio?: number;
+                        };
+                        shadowFrames?: number;
+                        shadowGate?: {
+                            maxCategoryShift?: number;
+                            minAgreement?: number;
+                            minCandidateConfidence?: number;
+                        };
+                    };
+                    stages: {
+                        /**
+                         * @default {
+                         *       "maxFailurePercent": 0,
+                         *       "minDevices": 1
+                         *     }
+                         */
+                        abort?: {
+                            maxFailurePercent: number;
+                            /** @default 1 */
+                            minDevices?: number;
+                        };
+                        /** @default 0 */
+                        minSoakSeconds?: number;
+                        percent: number;
+                        /** @default 1 */
+                        successThreshold?: number;
+                    }[];
+                    target: {
+                        /** @enum {boolean} */
+                        all?: true;
+                        deviceIds?: string[];
+                        percent?: number;
+                        sites?: string[];
+                    };
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_abort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_rollback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_artifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_trustedKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_retireKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     SamplesController_list: {
         parameters: {
             query?: {
@@ -2032,7 +2415,17 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @default false */
-                    augmentFromThumbnails?: boolean;
+                    augmentFromThumbnails?: boolean | {
+                        blur?: number;
+                        brightness?: number;
+                        crop?: number;
+                        flipLeftRight?: boolean;
+                        noise?: number;
+                        rotate?: number;
+                        scale?: number;
+                        /** @default 4 */
+                        views?: number;
+                    };
                     backbone?: string;
                     base: {
                         dataset: string;
@@ -2077,7 +2470,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingJobDto"];
                 };
             };
-            /** @description invalid request (augmentFromThumbnails is not implemented yet) */
+            /** @description invalid request (the field is named) */
             400: {
                 headers: {
                     [name: string]: unknown;
