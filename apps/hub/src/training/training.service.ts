@@ -31,8 +31,8 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     @Inject(TRAINING_QUEUE_CLIENT) private readonly queue: TrainingQueueClient,
     /** Waits between send attempts (tests pass an instant one). */
     @Optional() @Inject(TRAINING_SEND_PAUSE) private readonly pause: (ms: number) => Promise<unknown> = sleep,
-    /** Live screens (`GET /events`) see each job's status, phase and progress. */
-    private readonly events: EventBus = new EventBus(),
+    /** Live events for the console (GET /events); without one (unit tests) nothing is pushed. */
+    @Optional() private readonly events: EventBus = new EventBus(),
   ) {}
 
   async onModuleInit(): Promise<void> {
