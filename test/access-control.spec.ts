@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { listRouteRules, type RouteRule } from '@shelfsight/hub';
+import { Client } from 'pg';
+import { DeniedRequestAudit, listRouteRules, type RouteRule } from '@shelfsight/hub';
 import { spawnShelf } from '@shelfsight/cli';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
@@ -184,19 +185,20 @@ for (const variant of variants) {
       });
       expect(res.status).toBe(201);
       expect(res.headers.get('x-request-id')).toBe(requestId);
-      const viewerId = keys.viewer!.split('_')[1]!;
-      expect((await call('POST', `/devices/acl-${tag}/credentials`, keys.viewer!)).status).toBe(403);
-      type Page = { items: Array<{ actor: string; role: string; method: string; route: string; params: Record<string, string>; status: number; requestId: string }>; nextCursor: string | null };
-      // The viewer key also made the matrix's refused changes: look for this one by its route and device id.
+      // A fresh viewer key: its first refusal is an entry of its own (later ones within AUDIT_DENIED_INTERVAL_S add to its count).
+      const viewer = await createKey('viewer');
+      const viewerId = viewer.key.split('_')[1]!;
+      expect((await call('POST', `/devices/acl-${tag}/credentials`, viewer.key)).status).toBe(403);
+      type Page = { items: Array<{ actor: string; role: string; method: string; route: string; params: Record<string, string>; status: number; requestId: string; reason: string | null }>; nextCursor: string | null };
       const refusedHere = await eventually(async () => {
         const p = (await getJson<Page>(api(`/audit?actor=key:${viewerId}&route=/devices/&limit=500`))).body;
         return p.items.find((e) => e.params.id === `acl-${tag}`);
       });
-      expect(refusedHere).toMatchObject({ actor: `key:${viewerId}`, role: 'viewer', method: 'POST', route: '/devices/:id/credentials', params: { id: `acl-${tag}` }, status: 403 });
+      expect(refusedHere).toMatchObject({ actor: `key:${viewerId}`, role: 'viewer', method: 'POST', route: '/devices/:id/credentials', params: { id: `acl-${tag}` }, status: 403, reason: 'role' });
       const mine = (await getJson<Page>(api(`/audit?route=/api-keys&actor=key:bootstrap&limit=500`))).body.items.find((e) => e.requestId === requestId);
       expect(mine).toMatchObject({ actor: 'key:bootstrap', role: 'admin', method: 'POST', route: '/api-keys', status: 201 });
-      // Reads are not audited; pages follow the cursor without overlap.
-      expect((await getJson<Page>(api('/audit?limit=500'))).body.items.every((e) => e.method !== 'GET')).toBe(true);
+      // Reads are not audited (denied ones are); pages follow the cursor without overlap.
+      expect((await getJson<Page>(api('/audit?limit=500'))).body.items.every((e) => e.method !== 'GET' || e.reason !== null)).toBe(true);
       const first = (await getJson<Page>(api('/audit?limit=2'))).body;
       const second = (await getJson<Page>(api(`/audit?limit=2&cursor=${first.nextCursor}`))).body;
       expect(first.items).toHaveLength(2);
@@ -204,6 +206,65 @@ for (const variant of variants) {
       expect(new Set([...first.items, ...second.items].map((e) => JSON.stringify(e))).size).toBe(first.items.length + second.items.length);
       expect((await getJson(api('/audit'), keys.operator!)).status).toBe(403);
       expect((await getJson(api('/audit?from=yesterday'))).status).toBe(400);
+    });
+
+    it('audits refused keys (401) of one address and reason as one entry per interval, with their count', async () => {
+      type Entry = { actor: string; method: string; route: string; status: number; address: string | null; reason: string | null; count: number };
+      const denied = sut.hub.app.get(DeniedRequestAudit);
+      const wrongKey = keys.viewer!.slice(0, -4) + 'zzzz';
+      const entries = async () => (await getJson<{ items: Entry[] }>(api('/audit?actor=anonymous&limit=500'))).body.items.filter((e) => e.reason === 'wrong');
+      await denied.flush();
+      const before = await entries();
+      for (let i = 0; i < 7; i++) expect((await call('GET', '/inventory', wrongKey)).status).toBe(401);
+      await denied.flush();
+      const after = await entries();
+      expect(after).toHaveLength(before.length + 1);
+      expect(after[0]).toMatchObject({ actor: 'anonymous', method: 'GET', route: '/inventory', status: 401, reason: 'wrong', count: 7 });
+      expect(after[0]!.address).toMatch(/127\.0\.0\.1/);
+    });
+  });
+
+  d(`refused keys throttled per address, denials audited (${variant.db})`, () => {
+    let sut: TestHub;
+    let sql: Client;
+    const api = (path: string) => `${sut.hub.httpUrl}${path}`;
+    const denials = async (reason: string) =>
+      (await sql.query<{ actor: string; status: number; count: number }>('SELECT actor, status, count FROM audit_log WHERE reason = $1 ORDER BY id', [reason])).rows;
+
+    beforeAll(async () => {
+      sut = await startTestHub(variant.db, 'aedes', { AUTH_FAILURES_PER_MINUTE: '3', HTTP_RATE_PER_MINUTE: '20' });
+      sql = new Client({ connectionString: sut.hub.databaseUrl });
+      await sql.connect();
+    });
+
+    afterAll(async () => {
+      await sql?.end();
+      await sut?.stop();
+    });
+
+    it('answers 429 past HTTP_RATE_PER_MINUTE and audits it once per address', async () => {
+      const res = await hubFetch(api('/api-keys'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'busy', role: 'viewer' }) });
+      const busy = ((await res.json()) as CreatedKey).key;
+      const statuses: number[] = [];
+      for (let i = 0; i < 25; i++) statuses.push((await getJson(api('/inventory'), busy)).status);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+      await sut.hub.app.get(DeniedRequestAudit).flush();
+      expect(await denials('rate')).toEqual([{ actor: `key:${busy.split('_')[1]}`, status: 429, count: 5 }]);
+    });
+
+    it('answers 429 to every keyed request of an address past AUTH_FAILURES_PER_MINUTE refused keys, without looking at the key', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await getJson(api('/inventory'), `shk_000000000000000${i}_${'x'.repeat(43)}`)).status);
+      expect(statuses).toEqual([401, 401, 401, 401]);
+      // Blocked now: even the admin key is refused, and the answer says when to come back.
+      const blocked = await hubFetch(api('/inventory'));
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Requests without a key are not throttled by it (they are refused as before).
+      expect((await getJson(api('/inventory'), null)).status).toBe(401);
+      await sut.hub.app.get(DeniedRequestAudit).flush();
+      expect(await denials('unknown')).toEqual([{ actor: 'anonymous', status: 401, count: 4 }]);
+      expect(await denials('auth_failures')).toEqual([{ actor: 'anonymous', status: 429, count: 1 }]);
     });
   });
 }

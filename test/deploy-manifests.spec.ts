@@ -31,6 +31,7 @@ interface EnvVar {
 }
 interface Container {
   name: string;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
   ports?: Array<{ name?: string; containerPort: number }>;
   env?: EnvVar[];
   livenessProbe?: Probe;
@@ -39,7 +40,12 @@ interface Container {
 }
 interface K8sDoc {
   kind: string;
-  spec?: { template?: { spec?: { containers?: Container[]; terminationGracePeriodSeconds?: number } } };
+  metadata?: { name?: string };
+  spec?: {
+    replicas?: number;
+    accessModes?: string[];
+    template?: { spec?: { containers?: Container[]; terminationGracePeriodSeconds?: number; volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName?: string } }> } };
+  };
 }
 interface ComposeService {
   image?: string;
@@ -93,6 +99,18 @@ describe('deploy/kubernetes/hub.yaml', () => {
   it("lets the hub finish its bounded shutdown before it is killed", () => {
     expect(pod?.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(HUB_SHUTDOWN_BOUND_S);
   });
+
+  it('mounts one ReadWriteMany claim at DATA_DIR in every replica (the hubs share their blobs)', () => {
+    expect(deployment?.spec?.replicas ?? 1).toBeGreaterThan(1);
+    const hub = containers.find((c) => c.name === 'hub')!;
+    const dataDir = hub.env?.find((e) => e.name === 'DATA_DIR')?.value;
+    expect(dataDir).toMatch(/^\//);
+    const mount = hub.volumeMounts?.find((m) => m.mountPath === dataDir);
+    expect(mount).toBeDefined();
+    const claimName = pod?.volumes?.find((v) => v.name === mount!.name)?.persistentVolumeClaim?.claimName;
+    const claim = docs.find((d) => d.kind === 'PersistentVolumeClaim' && d.metadata?.name === claimName);
+    expect(claim?.spec?.accessModes).toEqual(['ReadWriteMany']);
+  });
 });
 
 describe('deploy/compose.yaml', () => {
@@ -122,6 +140,23 @@ describe('deploy/compose.yaml', () => {
     const hubs = services.filter(([, s]) => s.environment?.MQTT_SHARE_GROUP);
     expect(hubs.length).toBeGreaterThanOrEqual(2);
     for (const [, hub] of hubs) expect(hub.stop_grace_period).toBe('60s');
+  });
+
+  it('mounts one named volume at DATA_DIR in every hub replica (the hubs share their blobs)', () => {
+    const hubs = services.filter(([, s]) => s.environment?.MQTT_SHARE_GROUP);
+    const volumes = (parse(read('deploy/compose.yaml')) as { volumes?: Record<string, unknown> }).volumes ?? {};
+    const mounts = hubs.map(([name, hub]) => {
+      const dataDir = hub.environment?.DATA_DIR;
+      const source = (hub.volumes ?? []).map((v) => v.split(':')).find(([, target]) => target === dataDir)?.[0];
+      return { name, dataDir, source };
+    });
+    expect(mounts.length).toBeGreaterThanOrEqual(2);
+    for (const m of mounts) {
+      expect(m.dataDir).toMatch(/^\//);
+      // A named volume (declared at the top level), not a bind mount of one host's folder.
+      expect(Object.keys(volumes)).toContain(m.source);
+    }
+    expect(new Set(mounts.map((m) => `${m.source}:${m.dataDir}`)).size).toBe(1);
   });
 
   it('publishes Mosquitto on the loopback only (unless the operator says otherwise), never on every interface', () => {

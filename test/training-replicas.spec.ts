@@ -97,7 +97,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     const scratch = await createTestDatabase('postgres');
     try {
       const job = JSON.stringify({ base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 3 } });
-      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(__dirname, '..', 'bin', 'register.js'), join(__dirname, 'support', 'hub-tf-probe.ts')], {
+      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(__dirname, '..', 'bin', 'register.js'), join(__dirname, 'support', 'hub-tensorflow-probe.ts')], {
         env: { ...process.env, DATABASE_URL: scratch.url, PROBE_JOB: job, HUB_API_KEY: TEST_ADMIN_KEY },
         timeout: 180_000,
       });

@@ -4,6 +4,7 @@ import { ThrottlerModule } from '@nestjs/throttler';
 import { ApiKeysModule } from './api-keys/api-keys.module';
 import { AuditInterceptor } from './audit/audit.interceptor';
 import { AuditModule } from './audit/audit.module';
+import { AuthFailureThrottle } from './auth/auth-failure-throttle';
 import { ACCESS_OPTIONS, AccessGuard, type AccessOptions } from './auth/access.guard';
 import { RateLimitGuard } from './auth/rate-limit.guard';
 import { LoggerModule, type Params as LoggerParams } from 'nestjs-pino';
@@ -19,6 +20,8 @@ import { DetectionsModule } from './detections/detections.module';
 import { DisputesModule } from './disputes/disputes.module';
 import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
+import { WhoAmIController } from './auth/whoami.controller';
+import { ConsoleStaticModule } from './console/console-static.module';
 import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
 import { LocationsModule } from './locations/locations.module';
@@ -26,6 +29,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { ModelsModule } from './models/models.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { SamplesModule } from './samples/samples.module';
 import { TrainingModule } from './training/training.module';
 
@@ -69,11 +73,13 @@ export class AppModule {
         ApiKeysModule,
         AuditModule,
         PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule,
-        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule],
-      controllers: [HealthController],
+        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule, RolloutsModule,
+        ConsoleStaticModule.forRoot()],
+      controllers: [HealthController, WhoAmIController],
       providers: [
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         // Guards run in this order: who is calling (and may they), then how often.
+        AuthFailureThrottle,
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_GUARD, useClass: RateLimitGuard },
         { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },

@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { type INestApplication, Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import type { DestinationStream } from 'pino';
 import { ConfigError, redactUrl, withTimeout } from '@shelfsight/common';
 import helmet from 'helmet';
 import { applyMigrations, startEmbeddedPostgres, type EmbeddedPostgres } from '@shelfsight/db';
 import { AppModule } from './app.module';
 import { bodyLimitMiddleware } from './common/body-limit.middleware';
+import { openApiDocumentOf } from './common/openapi';
 import { listRouteRules } from './auth/route-rules';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
@@ -149,12 +150,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     app.enableShutdownHooks();
     limits?.attach((reason) => metrics.mqttRefused.inc({ reason }));
     cleanups.push(() => app.close());
-    const doc = new DocumentBuilder()
-      .setTitle('ShelfSight hub')
-      .setDescription('Inventory from the fleet\u2019s shelf detections; devices speak MQTT, people speak this API.')
-      .setVersion('1')
-      .build();
-    SwaggerModule.setup('docs', app, SwaggerModule.createDocument(app, doc));
+    SwaggerModule.setup('docs', app, openApiDocumentOf(app));
     app.connectMicroservice({ strategy: server }, { inheritAppConfig: true });
     await app.startAllMicroservices();
     await app.listen(config.httpPort, config.httpHost);

@@ -1,8 +1,10 @@
 import {
+  DETECTION_LIMITS,
   DetectionBatchSchema,
+  detectionBatchIssue,
   DetectionSchema,
-  EARLIEST_CAPTURE_YEAR,
   EPOCH_PATTERN,
+  hasNoNul,
   LOCATION_CODE_PATTERN,
   MAX_DETECTIONS_PER_BATCH,
   MAX_LATENCY_MS,
@@ -10,7 +12,7 @@ import {
   SITE_PATTERN,
   type DetectionBatch,
 } from './messages';
-import { parsePayload, type ParseResult } from './parse';
+import { decodeJson, validatePayload, type ParseResult } from './parse';
 import { DEVICE_ID_PATTERN } from './topics';
 
 /** The exact pattern zod checks ISO times with (the schema's own), so both paths agree. */
@@ -22,24 +24,18 @@ const SCORED_KEYS = 2; // category, confidence
 
 /**
  * Decode and validate a detection batch, as `parsePayload(DetectionBatchSchema, raw)`
- * does, cheaper for the common case: a batch that is exactly what the schema describes
+ * does (the same JSON decode, the same bounds, patterns and batch-wide rules from
+ * messages.ts), cheaper for the common case: a batch that is exactly what the schema describes
  * (every field valid, no other keys anywhere) is checked by hand and returned as it is;
  * anything else goes through the zod schema, which then accepts (stripping unknown keys)
  * or refuses with its message. So both paths accept and refuse the same inputs, and the
  * fast one only ever says yes to what zod would return unchanged (tested side by side).
  */
 export function parseDetectionBatch(raw: unknown): ParseResult<DetectionBatch> {
-  let value: unknown = raw;
-  if (Buffer.isBuffer(raw) || raw instanceof Uint8Array) value = Buffer.from(raw).toString('utf8');
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return { ok: false, reason: 'invalid_json', message: 'payload is not valid JSON' };
-    }
-  }
-  if (isExactDetectionBatch(value)) return { ok: true, value };
-  return parsePayload(DetectionBatchSchema, value);
+  const decoded = decodeJson(raw);
+  if (!decoded.ok) return decoded;
+  if (isExactDetectionBatch(decoded.value)) return { ok: true, value: decoded.value };
+  return validatePayload(DetectionBatchSchema, decoded.value);
 }
 
 /** True only for a batch the schema accepts and returns unchanged; false says nothing (ask zod). */
@@ -51,27 +47,23 @@ export function isExactDetectionBatch(value: unknown): value is DetectionBatch {
   if (typeof epoch !== 'string' || !EPOCH_PATTERN.test(epoch)) return false;
   if (typeof sentAt !== 'string' || !ISO_TIME.test(sentAt)) return false;
   if (!Array.isArray(detections) || detections.length < 1 || detections.length > MAX_DETECTIONS_PER_BATCH) return false;
-  const seqs = new Set<number>();
-  for (const d of detections as unknown[]) {
-    if (!isExactDetection(d) || seqs.has(d.seq)) return false;
-    seqs.add(d.seq);
-  }
-  return true;
+  for (const d of detections as unknown[]) if (!isExactDetection(d)) return false;
+  return detectionBatchIssue(detections as Array<{ seq: number; capturedAt: string }>) === undefined;
 }
 
-function isExactDetection(d: unknown): d is { seq: number } {
+function isExactDetection(d: unknown): d is { seq: number; capturedAt: string } {
   if (!isRecord(d) || Object.keys(d).length !== DETECTION_KEYS) return false;
   const { seq, frameId, site, location, capturedAt, category, confidence, topK, modelVersion, latencyMs } = d;
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq <= 0) return false;
-  if (!isString(frameId, 1, 128) || !isString(modelVersion, 1, 128) || !isString(category, 1, 64)) return false;
-  if (!isString(site, 1, 64) || !SITE_PATTERN.test(site)) return false;
+  if (!isString(frameId, DETECTION_LIMITS.frameId) || !isString(modelVersion, DETECTION_LIMITS.modelVersion) || !isString(category, DETECTION_LIMITS.category)) return false;
+  if (!isString(site, DETECTION_LIMITS.site) || !SITE_PATTERN.test(site)) return false;
   if (typeof location !== 'string' || !LOCATION_CODE_PATTERN.test(location)) return false;
-  if (typeof capturedAt !== 'string' || !ISO_TIME!.test(capturedAt) || capturedAt.slice(0, 4) < EARLIEST_CAPTURE_YEAR) return false;
+  if (typeof capturedAt !== 'string' || !ISO_TIME!.test(capturedAt)) return false;
   if (!isUnit(confidence)) return false;
   if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0 || latencyMs > MAX_LATENCY_MS) return false;
-  if (!Array.isArray(topK) || topK.length > 10) return false;
+  if (!Array.isArray(topK) || topK.length > DETECTION_LIMITS.topK) return false;
   for (const s of topK as unknown[]) {
-    if (!isRecord(s) || Object.keys(s).length !== SCORED_KEYS || !isString(s.category, 1, 64) || !isUnit(s.confidence)) return false;
+    if (!isRecord(s) || Object.keys(s).length !== SCORED_KEYS || !isString(s.category, DETECTION_LIMITS.category) || !isUnit(s.confidence)) return false;
   }
   return true;
 }
@@ -80,8 +72,9 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && Object.getPrototypeOf(x) === Object.prototype;
 }
 
-function isString(x: unknown, min: number, max: number): x is string {
-  return typeof x === 'string' && x.length >= min && x.length <= max && x.indexOf('\u0000') === -1;
+/** A non-empty text of at most `max` characters, as `boundedText(1, max)` (and SiteSchema's length) accept. */
+function isString(x: unknown, max: number): x is string {
+  return typeof x === 'string' && x.length >= 1 && x.length <= max && hasNoNul(x);
 }
 
 function isUnit(x: unknown): x is number {

@@ -12,7 +12,18 @@ export const SCHEMA_VERSION = 1 as const;
  * cannot store in text or jsonb (a payload carrying one would be accepted here and then
  * refused by every commit).
  */
-export const boundedText = (min: number, max: number) => z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
+export const boundedText = (min: number, max: number) => z.string().min(min).max(max).refine(hasNoNul, 'must not contain NUL characters');
+
+/** True when `v` has no NUL character (the rule of {@link boundedText}). */
+export function hasNoNul(v: string): boolean {
+  return !v.includes('\u0000');
+}
+
+/**
+ * Bounds of the detection fields, shared by the schema below and the batch fast path
+ * (detection-batch-fast.ts), so the two cannot drift apart.
+ */
+export const DETECTION_LIMITS = { frameId: 128, modelVersion: 128, category: 64, site: 64, topK: 10 } as const;
 
 export const DeviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'device id: letters, digits, _ . - (max 64)');
 
@@ -35,8 +46,8 @@ export const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const EpochSchema = z.string().regex(EPOCH_PATTERN, 'epoch: letters, digits, _ - (max 64)');
 
 export const SITE_PATTERN = /^[A-Za-z0-9_.-]+$/;
-export const SiteSchema = z.string().min(1).max(64).regex(SITE_PATTERN, 'letters, digits, _ . - only');
-export const CategorySchema = boundedText(1, 64);
+export const SiteSchema = z.string().min(1).max(DETECTION_LIMITS.site).regex(SITE_PATTERN, 'letters, digits, _ . - only');
+export const CategorySchema = boundedText(1, DETECTION_LIMITS.category);
 const IsoTime = z.iso.datetime({ offset: true });
 /** Longest classification latency a detection may report (an hour; PostgreSQL's real holds far more, but not any number). */
 export const MAX_LATENCY_MS = 3_600_000;
@@ -52,14 +63,14 @@ export const DetectionSchema = z.object({
   /** Sequence number, strictly increasing within the device's epoch, starting at 1. */
   seq: z.number().int().positive(),
   /** Stable id of the captured frame; a frame classified twice keeps its id. */
-  frameId: boundedText(1, 128),
+  frameId: boundedText(1, DETECTION_LIMITS.frameId),
   site: SiteSchema,
   location: LocationCodeSchema,
   capturedAt: IsoTime,
   category: CategorySchema,
   confidence: Confidence,
-  topK: z.array(ScoredCategorySchema).max(10),
-  modelVersion: boundedText(1, 128),
+  topK: z.array(ScoredCategorySchema).max(DETECTION_LIMITS.topK),
+  modelVersion: boundedText(1, DETECTION_LIMITS.modelVersion),
   latencyMs: z.number().min(0).max(MAX_LATENCY_MS),
 });
 export type Detection = z.infer<typeof DetectionSchema>;
@@ -73,6 +84,21 @@ export const MAX_DETECTIONS_PER_BATCH = 500;
  */
 export const EARLIEST_CAPTURE_YEAR = '1970';
 
+/**
+ * The batch-wide rules beyond each detection's own (both validation paths apply this one
+ * function): no capture before EARLIEST_CAPTURE_YEAR, no seq twice. The first issue, or
+ * undefined.
+ */
+export function detectionBatchIssue(detections: ReadonlyArray<{ seq: number; capturedAt: string }>): string | undefined {
+  const seen = new Set<number>();
+  for (const d of detections) {
+    if (d.capturedAt.slice(0, 4) < EARLIEST_CAPTURE_YEAR) return `capturedAt ${d.capturedAt} is before ${EARLIEST_CAPTURE_YEAR}`;
+    if (seen.has(d.seq)) return `duplicate seq ${d.seq} in batch`;
+    seen.add(d.seq);
+  }
+  return undefined;
+}
+
 export const DetectionBatchSchema = z
   .object({
     v: z.literal(SCHEMA_VERSION),
@@ -83,18 +109,8 @@ export const DetectionBatchSchema = z
     detections: z.array(DetectionSchema).min(1).max(MAX_DETECTIONS_PER_BATCH),
   })
   .superRefine((batch, ctx) => {
-    const seen = new Set<number>();
-    for (const d of batch.detections) {
-      if (d.capturedAt.slice(0, 4) < EARLIEST_CAPTURE_YEAR) {
-        ctx.addIssue({ code: 'custom', message: `capturedAt ${d.capturedAt} is before ${EARLIEST_CAPTURE_YEAR}`, path: ['detections'] });
-        return;
-      }
-      if (seen.has(d.seq)) {
-        ctx.addIssue({ code: 'custom', message: `duplicate seq ${d.seq} in batch`, path: ['detections'] });
-        return;
-      }
-      seen.add(d.seq);
-    }
+    const issue = detectionBatchIssue(batch.detections);
+    if (issue) ctx.addIssue({ code: 'custom', message: issue, path: ['detections'] });
   });
 export type DetectionBatch = z.infer<typeof DetectionBatchSchema>;
 

@@ -25,12 +25,6 @@ export class ApiKeyDto {
   @ApiProperty({ nullable: true, type: String, format: 'date-time', description: 'to the minute' }) lastUsedAt!: string | null;
 }
 
-export class CreateApiKeyDto {
-  @ApiProperty() name!: string;
-  @ApiProperty({ enum: ROLES }) role!: Role;
-  @ApiProperty({ required: false, type: String, format: 'date-time' }) expiresAt?: string;
-}
-
 export class CreatedApiKeyDto extends ApiKeyDto {
   @ApiProperty({ description: 'the key, shk_<id>_<secret>: shown only in this response, never stored or shown again' }) key!: string;
 }

@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBody, ApiCreatedResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
-import { ApiKeyDto, CreateApiKeyDto, CreateApiKeySchema, CreatedApiKeyDto, KeyIdSchema, type CreateApiKey } from './api-key.dto';
+import { ZodBody } from '../common/zod-openapi';
+import { ApiKeyDto, CreateApiKeySchema, CreatedApiKeyDto, KeyIdSchema, type CreateApiKey } from './api-key.dto';
 import { ApiKeysService, type KeyPrincipal } from './api-keys.service';
 
 @ApiTags('api keys')
@@ -13,10 +14,9 @@ export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
   @Post()
-  @ApiBody({ type: CreateApiKeyDto })
   @ApiCreatedResponse({ type: CreatedApiKeyDto, description: 'the new key; its secret is shown only here' })
   @ApiForbiddenResponse({ description: 'the new key would have more power (role or lifetime) than the calling key' })
-  create(@Body(new ZodPipe(CreateApiKeySchema, 'body')) body: CreateApiKey, @CurrentPrincipal() by: Principal): Promise<CreatedApiKeyDto> {
+  create(@ZodBody(CreateApiKeySchema) body: CreateApiKey, @CurrentPrincipal() by: Principal): Promise<CreatedApiKeyDto> {
     return this.keys.create(body, by as KeyPrincipal);
   }
 

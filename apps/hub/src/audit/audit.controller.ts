@@ -1,7 +1,7 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodQuery } from '../common/zod-openapi';
 import { AuditPageDto, AuditQuerySchema, type AuditQuery } from './audit.dto';
 import { AuditService } from './audit.service';
 
@@ -13,7 +13,7 @@ export class AuditController {
 
   @Get()
   @ApiOkResponse({ type: AuditPageDto, description: 'state-changing requests, newest first; filter by actor, route (prefix), method, from/to; page with cursor' })
-  find(@Query(new ZodPipe(AuditQuerySchema)) q: AuditQuery): Promise<AuditPageDto> {
+  find(@ZodQuery(AuditQuerySchema) q: AuditQuery): Promise<AuditPageDto> {
     return this.audit.find(q);
   }
 }

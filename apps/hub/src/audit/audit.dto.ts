@@ -6,7 +6,7 @@ export const AuditQuerySchema = z
   .object({
     actor: z.string().regex(/^[\w.:@-]{1,120}$/, 'an actor such as key:<key id> or device:<device id>').optional(),
     route: z.string().regex(/^\/[\w./:-]{0,200}$/, 'a route pattern or its beginning, e.g. /api-keys').optional(),
-    method: z.enum(['POST', 'PUT', 'PATCH', 'DELETE']).optional(),
+    method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
     from: QueryTime.optional(),
     to: QueryTime.optional(),
     limit: PageQuery.limit.pipe(z.number().max(500)),
@@ -24,7 +24,11 @@ export class AuditEntryDto {
   @ApiProperty({ description: 'route pattern, e.g. /api-keys/:id/revoke' }) route!: string;
   @ApiProperty({ type: 'object', additionalProperties: { type: 'string' } }) params!: Record<string, string>;
   @ApiProperty({ description: 'HTTP status of the answer' }) status!: number;
-  @ApiProperty({ nullable: true, type: String, description: 'X-Request-Id of the request, as in its log lines' }) requestId!: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'X-Request-Id of the request, as in its log lines (of the first, for coalesced denials)' }) requestId!: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'client address (denied requests)' }) address!: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'why it was denied: missing, unknown, wrong, expired, revoked (401), role (403), rate, auth_failures (429); null when not denied' })
+  reason!: string | null;
+  @ApiProperty({ description: 'requests this entry stands for: denied requests of one address and reason within AUDIT_DENIED_INTERVAL_S share one entry' }) count!: number;
 }
 
 export class AuditPageDto {

@@ -11,6 +11,12 @@ export interface AuditRecord {
   status: number;
   requestId: string | null;
   at: Date;
+  /** Client address (denied requests). */
+  address?: string | null;
+  /** Why the request was denied (missing, unknown, wrong, expired, revoked, role, rate, auth_failures). */
+  reason?: string | null;
+  /** Requests the entry stands for (1 unless denied requests were coalesced). */
+  count?: number;
 }
 
 export interface AuditRow {
@@ -23,6 +29,9 @@ export interface AuditRow {
   params: Record<string, string>;
   status: number;
   request_id: string | null;
+  address: string | null;
+  reason: string | null;
+  count: number;
 }
 
 export interface AuditFilter {
@@ -40,10 +49,19 @@ export interface AuditFilter {
 export class AuditRepository {
   constructor(private readonly prisma: PrismaService) {}
 
-  async insert(r: AuditRecord): Promise<void> {
-    await this.prisma.$executeRaw`
-      INSERT INTO "audit_log" ("at", "actor", "role", "method", "route", "params", "status", "request_id")
-      VALUES (${r.at}, ${r.actor}, ${r.role}, ${r.method}, ${r.route}, ${JSON.stringify(r.params)}::jsonb, ${r.status}, ${r.requestId})`;
+  /** Insert an entry; its id. */
+  async insert(r: AuditRecord): Promise<bigint> {
+    const rows = await this.prisma.$queryRaw<Array<{ id: bigint }>>`
+      INSERT INTO "audit_log" ("at", "actor", "role", "method", "route", "params", "status", "request_id", "address", "reason", "count")
+      VALUES (${r.at}, ${r.actor}, ${r.role}, ${r.method}, ${r.route}, ${JSON.stringify(r.params)}::jsonb, ${r.status}, ${r.requestId},
+        ${r.address ?? null}, ${r.reason ?? null}, ${r.count ?? 1})
+      RETURNING "id"`;
+    return rows[0]!.id;
+  }
+
+  /** Add `n` requests to a coalesced entry. */
+  async addCount(id: bigint, n: number): Promise<void> {
+    await this.prisma.$executeRaw`UPDATE "audit_log" SET "count" = "count" + ${n} WHERE "id" = ${id}`;
   }
 
   /** Newest first; `before` is the id the previous page ended at. */
@@ -56,7 +74,7 @@ export class AuditRepository {
     if (f.to) where.push(Prisma.sql`"at" < ${f.to}`);
     if (f.before !== undefined) where.push(Prisma.sql`"id" < ${f.before}`);
     return this.prisma.$queryRaw<AuditRow[]>`
-      SELECT "id", "at", "actor", "role", "method", "route", "params", "status", "request_id" FROM "audit_log"
+      SELECT "id", "at", "actor", "role", "method", "route", "params", "status", "request_id", "address", "reason", "count" FROM "audit_log"
       WHERE ${Prisma.join(where, ' AND ')} ORDER BY "id" DESC LIMIT ${f.limit}`;
   }
 }

@@ -4,7 +4,7 @@ import { HubMetrics } from '../metrics/hub-metrics';
 import type { AuditPageDto, AuditQuery } from './audit.dto';
 import { AuditRepository, type AuditRecord } from './audit.repository';
 
-/** Records who changed what (every state-changing REST request by a principal) and answers GET /audit. */
+/** Records who changed what (every state-changing REST request by a principal), and denied requests, and answers GET /audit. */
 @Injectable()
 export class AuditService {
   private readonly log = new Logger('Audit');
@@ -15,11 +15,21 @@ export class AuditService {
   ) {}
 
   /** Write an entry; a failure is logged (with the entry) and counted, never thrown at the request. */
-  record(entry: AuditRecord): Promise<void> {
+  record(entry: AuditRecord): Promise<bigint | undefined> {
     return this.repo.insert(entry).catch((e: unknown) => {
-      this.metrics.auditFailures.inc();
-      this.log.error(`audit entry not written (${(e as Error).message}): ${JSON.stringify(entry)}`);
+      this.failed(e, entry);
+      return undefined;
     });
+  }
+
+  /** Add `n` requests to a coalesced entry (denied requests); a failure is logged and counted. */
+  addCount(id: bigint, n: number): Promise<void> {
+    return this.repo.addCount(id, n).catch((e: unknown) => this.failed(e, { id: id.toString(), add: n }));
+  }
+
+  private failed(e: unknown, entry: unknown): void {
+    this.metrics.auditFailures.inc();
+    this.log.error(`audit entry not written (${(e as Error).message}): ${JSON.stringify(entry)}`);
   }
 
   async find(q: AuditQuery): Promise<AuditPageDto> {
@@ -36,6 +46,9 @@ export class AuditService {
         params: r.params,
         status: r.status,
         requestId: r.request_id,
+        address: r.address,
+        reason: r.reason,
+        count: r.count,
       })),
       nextCursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.id) : null,
     };

@@ -1,11 +1,13 @@
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { ThrottlerStorageService } from '@nestjs/throttler';
 import type { ApiKeysService, KeyPrincipal, KeyRefusal } from '../api-keys/api-keys.service';
-import type { AuditService } from '../audit/audit.service';
+import type { DeniedRequestAudit } from '../audit/denied-requests';
 import type { HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { AccessGuard, AccessRefusedError, NoAccessRuleError } from './access.guard';
 import type { RequestWithPrincipal } from './actor';
+import { AuthFailureThrottle } from './auth-failure-throttle';
 import { Public, RequireRole, ScrapeToken } from './roles';
 
 class Routes {
@@ -27,30 +29,35 @@ const keys = {
 
 describe(AccessGuard.name, () => {
   let metrics: HubMetrics;
-  let audited: number;
+  /** Denials noted for the audit log, as status/reason. */
+  let denied: string[];
+  let throttle: AuthFailureThrottle;
+  let clock: number;
+  const config = { metricsToken: SCRAPE, authFailuresPerMinute: 3 } as HubConfig;
   const build = (anonymousViewer: boolean) =>
-    new AccessGuard(new Reflector(), keys, metrics, { metricsToken: SCRAPE } as HubConfig, { anonymousViewer }, {
-      record: () => {
-        audited += 1;
-        return Promise.resolve();
-      },
-    } as unknown as AuditService);
-  const context = (handler: keyof Routes, headers: Record<string, string> = {}, method = 'GET') => {
-    const req = { method, path: `/${handler}`, headers, params: {}, route: { path: `/${handler}` } } as unknown as RequestWithPrincipal;
+    new AccessGuard(new Reflector(), keys, metrics, config, { anonymousViewer }, {
+      note: (_req: unknown, status: number, reason: string) => void denied.push(`${status}/${reason}`),
+    } as unknown as DeniedRequestAudit, throttle);
+  const context = (handler: keyof Routes, headers: Record<string, string> = {}, method = 'GET', ip = '10.0.0.1') => {
+    const req = { method, path: `/${handler}`, ip, headers, params: {}, route: { path: `/${handler}` } } as unknown as RequestWithPrincipal;
+    const responseHeaders: Record<string, string> = {};
     const ctx = {
       getType: () => 'http',
       getHandler: () => Routes.prototype[handler],
       getClass: () => Routes,
-      switchToHttp: () => ({ getRequest: () => req }),
+      switchToHttp: () => ({ getRequest: () => req, getResponse: () => ({ setHeader: (k: string, v: string) => (responseHeaders[k] = v) }) }),
     } as unknown as ExecutionContext;
-    return { ctx, req };
+    return { ctx, req, responseHeaders };
   };
   const refusal = async (p: Promise<boolean>) => p.then(() => undefined, (e: unknown) => e as AccessRefusedError);
 
   beforeAll(() => jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined));
   beforeEach(() => {
     metrics = new HubMetrics();
-    audited = 0;
+    denied = [];
+    clock = Date.now();
+    throttle = new AuthFailureThrottle(new ThrottlerStorageService(), config);
+    throttle.now = () => clock;
   });
 
   it('refuses a route that has neither @RequireRole nor @Public with 500 "route has no access rule"', async () => {
@@ -68,7 +75,7 @@ describe(AccessGuard.name, () => {
     expect(req.principal).toMatchObject({ id: 'key:v1', role: 'viewer' });
   });
 
-  it('answers 401 without a key and 403 for too weak a role, counting each, and audits a refused change', async () => {
+  it('answers 401 without a key and 403 for too weak a role, counting and auditing each', async () => {
     const sut = build(false);
     expect((await refusal(sut.canActivate(context('read').ctx)))!.getStatus()).toBe(401);
     expect((await refusal(sut.canActivate(context('change', { 'x-api-key': VIEWER_KEY }, 'POST').ctx)))!.getStatus()).toBe(403);
@@ -77,7 +84,25 @@ describe(AccessGuard.name, () => {
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="missing"\} 1$/m);
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="role"\} 1$/m);
     expect(text).toMatch(/^shelfsight_api_key_refused_total\{reason="wrong"\} 1$/m);
-    expect(audited).toBe(1);
+    expect(denied).toEqual(['401/missing', '403/role', '401/wrong']);
+  });
+
+  it('throttles refused keys per address: past the limit, keyed requests from it get 429 without a key check, until the block ends', async () => {
+    const sut = build(false);
+    for (let i = 0; i < 4; i++) expect((await refusal(sut.canActivate(context('read', { 'x-api-key': `guess-${i}` }).ctx)))!.getStatus()).toBe(401);
+    // Blocked now: even the right key is not looked at, and the answer says when to come back.
+    const blocked = context('read', { 'x-api-key': VIEWER_KEY });
+    const err = await refusal(sut.canActivate(blocked.ctx));
+    expect(err!.getStatus()).toBe(429);
+    expect(Number(blocked.responseHeaders['Retry-After'])).toBeGreaterThan(0);
+    // Another address is not affected.
+    expect(await sut.canActivate(context('read', { 'x-api-key': VIEWER_KEY }, 'GET', '10.0.0.2').ctx)).toBe(true);
+    expect(await metrics.registry.metrics()).toMatch(/^shelfsight_api_key_refused_total\{reason="auth_failures"\} 1$/m);
+    expect(denied.slice(-1)).toEqual(['429/auth_failures']);
+    // After the block the address may authenticate again.
+    clock += 61_000;
+    expect(throttle.blockedFor('10.0.0.1')).toBe(0);
+    expect(await sut.canActivate(context('read', { 'x-api-key': VIEWER_KEY }).ctx)).toBe(true);
   });
 
   it('admits the metrics scrape token on /metrics only', async () => {

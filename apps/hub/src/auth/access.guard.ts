@@ -1,14 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { type CanActivate, type ExecutionContext, HttpException, HttpStatus, Inject, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import type { Response } from 'express';
 import { sha256Hex } from '../api-keys/api-key-format';
 import { ApiKeysService } from '../api-keys/api-keys.service';
-import { auditRecordOf } from '../audit/audit-record';
-import { AuditService } from '../audit/audit.service';
+import { DeniedRequestAudit } from '../audit/denied-requests';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import type { RequestWithPrincipal } from './actor';
-import { PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
+import { AuthFailureThrottle } from './auth-failure-throttle';
+import { DEVICE_CREDENTIAL_KEY, PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
 
 /** Header people and tools send their API key in (or `Authorization: Bearer <key>`). */
 export const API_KEY_HEADER = 'x-api-key';
@@ -20,9 +21,11 @@ export interface AccessOptions {
 }
 export const ACCESS_OPTIONS = Symbol('ACCESS_OPTIONS');
 
+const STATUS_NAMES = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests' } as const;
+
 export class AccessRefusedError extends HttpException {
-  constructor(status: 401 | 403, message: string) {
-    super({ statusCode: status, error: status === 401 ? 'Unauthorized' : 'Forbidden', message }, status === 401 ? HttpStatus.UNAUTHORIZED : HttpStatus.FORBIDDEN);
+  constructor(status: 401 | 403 | 429, message: string) {
+    super({ statusCode: status, error: STATUS_NAMES[status], message }, status as HttpStatus);
   }
 }
 
@@ -38,6 +41,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   wrong: 'wrong API key',
   expired: 'API key expired',
   revoked: 'API key revoked',
+  auth_failures: 'too many refused API keys from this address; try again later',
 };
 
 /**
@@ -45,8 +49,12 @@ const REFUSAL_MESSAGES: Record<string, string> = {
  * `@Public()` or `@RequireRole(role)` (a route with neither answers 500 and is caught by
  * the route test). The key (X-API-Key or Bearer) must be valid, unexpired, unrevoked and
  * of at least the role; refusals are 401 (who are you?) or 403 (not allowed), counted by
- * reason. `/metrics` also takes METRICS_TOKEN. MQTT handlers are not HTTP: the broker's
- * access control guards those.
+ * reason, and audited (coalesced per address and reason). Refused keys are throttled per
+ * client address (AUTH_FAILURES_PER_MINUTE): past it, keyed requests from the address are
+ * answered 429 without looking at the key. `/metrics` also takes METRICS_TOKEN; routes
+ * marked `@DeviceCredential()` also let HTTP basic auth through to their handler, which
+ * checks the device credential. MQTT handlers are not HTTP: the broker's access control
+ * guards those.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {
@@ -59,7 +67,8 @@ export class AccessGuard implements CanActivate {
     private readonly metrics: HubMetrics,
     @Inject(HUB_CONFIG) config: HubConfig,
     @Inject(ACCESS_OPTIONS) private readonly options: AccessOptions,
-    private readonly audit: AuditService,
+    private readonly denied: DeniedRequestAudit,
+    private readonly authFailures: AuthFailureThrottle,
   ) {
     this.metricsTokenDigest = config.metricsToken ? Buffer.from(sha256Hex(config.metricsToken), 'hex') : undefined;
   }
@@ -75,12 +84,33 @@ export class AccessGuard implements CanActivate {
       throw new NoAccessRuleError();
     }
     const given = presentedKey(req);
+    if (given === undefined && /^Basic\s/i.test(req.headers.authorization ?? '') && this.reflector.getAllAndOverride<boolean>(DEVICE_CREDENTIAL_KEY, targets)) {
+      // A device with its credential: the handler verifies it (see DeviceCredential); its
+      // refusals (401) count towards the address's failed authentications like refused keys.
+      const address = req.ip ?? 'unknown';
+      const blockedFor = this.authFailures.blockedFor(address);
+      const res = context.switchToHttp().getResponse<Response>();
+      if (blockedFor > 0) {
+        res.setHeader('Retry-After', String(blockedFor));
+        return this.refuse(req, 429, 'auth_failures');
+      }
+      res.once('finish', () => {
+        if (res.statusCode === 401) void this.authFailures.failed(address);
+      });
+      return true;
+    }
     if (given === undefined) {
       if (this.options.anonymousViewer && need === 'viewer') {
         req.principal = { id: 'anonymous', role: 'viewer' };
         return true;
       }
-      return this.refuse(401, 'missing');
+      return this.refuse(req, 401, 'missing');
+    }
+    const address = req.ip ?? 'unknown';
+    const blockedFor = this.authFailures.blockedFor(address);
+    if (blockedFor > 0) {
+      context.switchToHttp().getResponse<Response>().setHeader('Retry-After', String(blockedFor));
+      return this.refuse(req, 429, 'auth_failures');
     }
     if (this.metricsTokenDigest && this.reflector.getAllAndOverride<boolean>(SCRAPE_TOKEN_KEY, targets)) {
       if (timingSafeEqual(Buffer.from(sha256Hex(given), 'hex'), this.metricsTokenDigest)) {
@@ -89,17 +119,18 @@ export class AccessGuard implements CanActivate {
       }
     }
     const found = await this.keys.authenticate(given);
-    if (typeof found === 'string') return this.refuse(401, found);
-    req.principal = found;
-    if (!roleAtLeast(found.role, need)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') void this.audit.record(auditRecordOf(req, 403));
-      return this.refuse(403, 'role', `this needs a ${need} key; key ${found.keyId} is ${found.role}`);
+    if (typeof found === 'string') {
+      await this.authFailures.failed(address);
+      return this.refuse(req, 401, found);
     }
+    req.principal = found;
+    if (!roleAtLeast(found.role, need)) return this.refuse(req, 403, 'role', `this needs a ${need} key; key ${found.keyId} is ${found.role}`);
     return true;
   }
 
-  private refuse(status: 401 | 403, reason: string, message = REFUSAL_MESSAGES[reason] ?? reason): never {
+  private refuse(req: RequestWithPrincipal, status: 401 | 403 | 429, reason: string, message = REFUSAL_MESSAGES[reason] ?? reason): never {
     this.metrics.apiKeyRefused.inc({ reason });
+    this.denied.note(req, status, reason);
     throw new AccessRefusedError(status, message);
   }
 }

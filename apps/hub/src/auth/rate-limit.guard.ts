@@ -1,6 +1,7 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerLimitDetail, type ThrottlerModuleOptions, type ThrottlerStorage } from '@nestjs/throttler';
+import { DeniedRequestAudit } from '../audit/denied-requests';
 import { HubMetrics } from '../metrics/hub-metrics';
 import type { RequestWithPrincipal } from './actor';
 import { PUBLIC_KEY } from './roles';
@@ -8,7 +9,8 @@ import { PUBLIC_KEY } from './roles';
 /**
  * Per-key request rate limit (HTTP_RATE_PER_MINUTE): counted per API key id, or per address
  * for requests without one. Runs after the access guard, which has set the principal.
- * Public routes (health, docs) are not limited; a refusal is a 429, counted.
+ * Public routes (health, docs) are not limited; a refusal is a 429, counted and audited
+ * (coalesced per address).
  */
 @Injectable()
 export class RateLimitGuard extends ThrottlerGuard {
@@ -17,6 +19,7 @@ export class RateLimitGuard extends ThrottlerGuard {
     @InjectThrottlerStorage() storage: ThrottlerStorage,
     reflector: Reflector,
     private readonly metrics: HubMetrics,
+    private readonly denied: DeniedRequestAudit,
   ) {
     super(options, storage, reflector);
   }
@@ -38,6 +41,7 @@ export class RateLimitGuard extends ThrottlerGuard {
 
   protected override async throwThrottlingException(context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
     this.metrics.httpRateLimited.inc();
+    this.denied.note(context.switchToHttp().getRequest<RequestWithPrincipal>(), 429, 'rate');
     return super.throwThrottlingException(context, detail);
   }
 }

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CategorySchema } from '@shelfsight/contracts';
 import { RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody } from '../common/zod-openapi';
 import { CategoriesService } from './categories.service';
 import { CategoryDto, CategoryListDto, NewCategorySchema, type NewCategory } from './category.dto';
 
@@ -20,7 +21,7 @@ export class CategoriesController {
 
   @Post()
   @ApiOkResponse({ type: CategoryDto, description: 'the category, added (or brought back from retirement)' })
-  add(@Body(new ZodPipe(NewCategorySchema, 'body')) body: NewCategory): Promise<CategoryDto> {
+  add(@ZodBody(NewCategorySchema) body: NewCategory): Promise<CategoryDto> {
     return this.categories.add(body);
   }
 

@@ -74,6 +74,18 @@ export const HUB_CONFIG_SPEC = {
     description: 'REST requests one API key (or, without a key, one address) may make per minute; beyond it 429',
     schema: cfg.int(6000, 1),
   },
+  authFailuresPerMinute: {
+    env: 'AUTH_FAILURES_PER_MINUTE',
+    flag: 'auth-failures-per-minute',
+    description: 'refused API keys (unknown, wrong, expired, revoked) one client address may present per minute; beyond it every request with a key from that address is answered 429 for a minute, without looking at the key',
+    schema: cfg.int(30, 1),
+  },
+  auditDeniedIntervalS: {
+    env: 'AUDIT_DENIED_INTERVAL_S',
+    flag: 'audit-denied-interval-s',
+    description: 'denied requests (401, 403, 429) are audited as at most one row per client address and reason in this many seconds, with the number of requests it stands for',
+    schema: cfg.int(60, 1),
+  },
   mqttMaxPacketBytes: {
     env: 'MQTT_MAX_PACKET_BYTES',
     flag: 'mqtt-max-packet-bytes',
@@ -155,7 +167,7 @@ export const HUB_CONFIG_SPEC = {
   disagreementFramesPerMinute: {
     env: 'DISAGREEMENT_FRAMES_PER_MINUTE',
     flag: 'disagreement-frames-per-minute',
-    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it detections are still marked disputed',
+    description: 'most frames the hub requests per minute for disputed detections (a noisy fleet must not flood the sample queue); beyond it disputes wait unmarked for the next minute\'s budget (0 = none are marked)',
     schema: cfg.int(60, 0),
   },
   dbPoolSize: { env: 'DB_POOL_SIZE', flag: 'db-pool-size', description: 'database connections of this hub', schema: cfg.int(8, 1) },
@@ -194,6 +206,26 @@ export const HUB_CONFIG_SPEC = {
     flag: 'model-upload-max-bytes',
     description: 'largest model artifact archive POST /models accepts (artifact plus training rows)',
     schema: cfg.int(512 * 1024 * 1024, 1024),
+  },
+  rolloutSigningKey: {
+    env: 'ROLLOUT_SIGNING_KEY',
+    flag: 'rollout-signing-key',
+    description:
+      'Ed25519 private key rollout manifests are signed with (PKCS8 PEM, or base64 of its PKCS8 DER). Unset = the hub generates one at first start and keeps it in the database, so every replica signs with the same key. Changing it rotates: the old key stays trusted (GET /rollouts/trusted-keys) until retired',
+    schema: z.string().min(1).optional(),
+    secret: true,
+  },
+  rolloutTickMs: {
+    env: 'ROLLOUT_TICK_MS',
+    flag: 'rollout-tick-ms',
+    description: 'how often the stage engine checks running rollouts (soak time, success share, abort criteria); one replica at a time does it (advisory lock)',
+    schema: cfg.int(2000, 50),
+  },
+  rolloutOfferTtlHours: {
+    env: 'ROLLOUT_OFFER_TTL_HOURS',
+    flag: 'rollout-offer-ttl-hours',
+    description: 'signed rollout manifests expire this long after signing; an offer re-sent later is signed again with a new release counter',
+    schema: cfg.number(7 * 24, 0.01),
   },
   rescoreBatchRows: {
     env: 'RESCORE_BATCH_ROWS',

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody } from '../common/zod-openapi';
 import { CorrectionBodySchema, CorrectionDto, DetectionIdSchema, type CorrectionBody } from './correction.dto';
 import { CorrectionsService } from './corrections.service';
 
@@ -17,7 +18,7 @@ export class CorrectionsController {
   @Post()
   @HttpCode(201)
   @ApiOkResponse({ type: CorrectionDto, description: 'records the correction, moves the state when the detection is current, asks the device for the frame' })
-  correct(@Param('id', IdPipe) id: bigint, @Body(new ZodPipe(CorrectionBodySchema, 'body')) body: CorrectionBody, @Actor() actor: string): Promise<CorrectionDto> {
+  correct(@Param('id', IdPipe) id: bigint, @ZodBody(CorrectionBodySchema) body: CorrectionBody, @Actor() actor: string): Promise<CorrectionDto> {
     return this.corrections.correct(id, body.category, actor);
   }
 

@@ -14,10 +14,11 @@ const CHUNK = 500;
  * touched are checked (off the hot path: a bounded set of keys, deduplicated, drained by
  * one async loop, one statement per 500 locations) for confident detections by
  * different devices with different categories within DISAGREEMENT_WINDOW_S. Those are
- * marked disputed and each device is asked for its frame (at most
- * DISAGREEMENT_FRAMES_PER_MINUTE; beyond it detections are still marked, and the skipped
- * requests counted); the replies are queued with reason `disagreement`, ahead of plain
- * low-confidence samples.
+ * marked disputed and each device is asked for its frame; the mark and the frame request
+ * are recorded in one transaction, and only as many are marked as fit in
+ * DISAGREEMENT_FRAMES_PER_MINUTE: the others stay unmarked (counted as deferred) and their
+ * locations are checked again once the budget has room. The replies are queued with
+ * reason `disagreement`, ahead of plain low-confidence samples.
  */
 @Injectable()
 export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
@@ -26,6 +27,11 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
   private running?: Promise<void>;
   private closed = false;
   private readonly sentAt: number[] = [];
+  /** Locations with disputes left unmarked for want of budget, checked again when it has room. */
+  private readonly deferred = new Map<string, CommittedLocation>();
+  private retryTimer?: NodeJS.Timeout;
+  /** Injected clock of the frame budget (tests move it). */
+  now: () => number = Date.now;
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -41,6 +47,7 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.running?.catch(() => undefined);
   }
 
@@ -63,13 +70,11 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
     while (this.running) await this.running;
   }
 
-  /** Up to `want` frame requests within DISAGREEMENT_FRAMES_PER_MINUTE (a noisy fleet must not flood the sample queue). */
-  private takeBudget(want: number): number {
-    const now = Date.now();
+  /** Frame requests that fit in DISAGREEMENT_FRAMES_PER_MINUTE now (a noisy fleet must not flood the sample queue). */
+  private budgetLeft(): number {
+    const now = this.now();
     while (this.sentAt.length > 0 && this.sentAt[0]! <= now - 60_000) this.sentAt.shift();
-    const n = Math.max(0, Math.min(want, this.config.disagreementFramesPerMinute - this.sentAt.length));
-    for (let i = 0; i < n; i++) this.sentAt.push(now);
-    return n;
+    return Math.max(0, this.config.disagreementFramesPerMinute - this.sentAt.length);
   }
 
   private async drain(): Promise<void> {
@@ -78,19 +83,50 @@ export class DisagreementChecker implements OnModuleInit, OnModuleDestroy {
       for (const [key, loc] of this.pending) {
         chunk.push(loc);
         this.pending.delete(key);
+        this.deferred.delete(key);
         if (chunk.length >= CHUNK) break;
       }
       try {
-        const disputed = await this.repo.markDisputes(chunk, this.config.minConfidence, this.config.disagreementWindowS);
-        this.metrics.disputes.inc({}, disputed.length);
-        const budget = this.takeBudget(disputed.length);
-        if (budget < disputed.length) this.metrics.disagreementFramesSkipped.inc({}, disputed.length - budget);
-        const requests = disputed.slice(0, budget).map((d) => ({ request_id: FrameRequester.newRequestId(), device_id: d.device_id, frame_id: d.frame_id, detection_id: d.id }));
-        await this.repo.recordRequests(requests);
+        const { requests, deferred } = await this.repo.markDisputes(chunk, this.config.minConfidence, this.config.disagreementWindowS, this.budgetLeft(), () =>
+          FrameRequester.newRequestId(),
+        );
+        const at = this.now();
+        for (let i = 0; i < requests.length; i++) this.sentAt.push(at);
+        this.metrics.disputes.inc({}, requests.length);
+        if (deferred.length > 0) this.defer(deferred);
         for (const r of requests) await this.frames.send('disagreement', { requestId: r.request_id, deviceId: r.device_id, frameId: r.frame_id });
       } catch (err) {
         this.log.warn(`disagreement check of ${chunk.length} locations failed: ${(err as Error).message}`);
       }
     }
+  }
+
+  /** Check these locations again when the frame budget next has room. */
+  private defer(locations: CommittedLocation[]): void {
+    this.metrics.disagreementDeferred.inc({}, locations.length);
+    // No budget ever (DISAGREEMENT_FRAMES_PER_MINUTE=0): nothing to come back for.
+    if (this.config.disagreementFramesPerMinute === 0) return;
+    for (const l of locations) {
+      const key = `${l.site}\u0000${l.location}`;
+      if (this.deferred.size >= MAX_PENDING && !this.deferred.has(key)) {
+        this.metrics.disagreementDropped.inc();
+        continue;
+      }
+      this.deferred.set(key, { site: l.site, location: l.location });
+    }
+    if (this.retryTimer) return;
+    const wait = this.sentAt.length > 0 ? Math.max(0, this.sentAt[0]! + 60_000 - this.now()) : 60_000;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryDeferred();
+    }, wait + 10);
+    this.retryTimer.unref();
+  }
+
+  /** Queue the deferred locations for another pass (the timer does this; tests call it after moving the clock). */
+  retryDeferred(): void {
+    const again = [...this.deferred.values()];
+    this.deferred.clear();
+    this.enqueue(again);
   }
 }

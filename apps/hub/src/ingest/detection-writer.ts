@@ -4,7 +4,7 @@ import { RateLimitedLog } from '../common/rate-limited-log';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { CommittedDetections } from './committed-detections';
-import { IngestRepository } from './ingest.repository';
+import { type DeadLetter, IngestRepository, type IngestMessage, permanentSqlState } from './ingest.repository';
 
 /** Totals of the transaction a batch was committed in (per-message outcomes are not separable in a set-based commit). */
 export interface CommitOutcome {
@@ -12,6 +12,8 @@ export interface CommitOutcome {
   duplicates: number;
   stateChanges: number;
   seqConflicts: number;
+  /** Detections the database refused for good: kept in detection_dead_letters and acknowledged. */
+  deadLettered: number;
 }
 
 interface Pending {
@@ -30,13 +32,16 @@ export class WriterClosedError extends Error {
  * Batching writer: detections from many MQTT messages are committed together, one
  * transaction at a time per flusher. A commit that fails (database down, deadlock) is
  * retried with backoff, keeping its rows; callers learn of success only after commit,
- * so nothing is acknowledged that is not stored. Memory is bounded: past
+ * so nothing is acknowledged that is not stored. A commit PostgreSQL refuses for good
+ * (a row it will never take) is bisected: the good rows are stored and each refused row
+ * goes to the dead-letter table, so one bad row cannot block its group forever. Memory is bounded: past
  * `ingestMaxPending` rows, `submit` refuses (the device keeps the data and resends).
  */
 @Injectable()
 export class DetectionWriter implements OnModuleDestroy {
   private readonly log = new Logger(DetectionWriter.name);
   private readonly conflictLog = new RateLimitedLog((line) => this.log.warn(line));
+  private readonly deadLetterLog = new RateLimitedLog((line) => this.log.warn(line));
   private readonly queue: Pending[] = [];
   private pendingRows = 0;
   private activeFlushers = 0;
@@ -99,38 +104,105 @@ export class DetectionWriter implements OnModuleDestroy {
   private async commitWithRetry(group: Pending[]): Promise<void> {
     let rows = 0;
     for (const p of group) rows += p.detections.length;
+    try {
+      const outcome = await this.commitPart(
+        group.map((p) => ({ deviceId: p.deviceId, epoch: p.epoch, detections: p.detections })),
+        rows,
+      );
+      this.pendingRows -= rows;
+      for (const p of group) p.resolve(outcome);
+    } catch (err) {
+      this.pendingRows -= rows;
+      for (const p of group) p.reject(err as Error);
+    }
+  }
+
+  /**
+   * Commit these messages (`rows` detections) in one transaction. When PostgreSQL refuses
+   * them for good, the part is split in halves and each committed alone, down to single
+   * detections: the good rows are stored and each refused one is dead-lettered (and so
+   * acknowledged), instead of the whole group failing on every retry.
+   */
+  private async commitPart(messages: IngestMessage[], rows: number): Promise<CommitOutcome> {
+    const started = performance.now();
+    const attempt = await this.retryTransient(`commit of ${rows} detections`, () => this.repository.commit(messages, this.config.minConfidence));
+    if (attempt.ok) {
+      const result = attempt.value;
+      this.metrics.commitMs.observe(performance.now() - started);
+      this.metrics.batchRows.observe(rows);
+      this.metrics.detectionsStored.inc({}, result.stored);
+      this.metrics.detectionsDuplicate.inc({}, rows - result.stored);
+      this.metrics.stateChanges.inc({}, result.stateChanges);
+      if (result.seqConflicts > 0) {
+        this.metrics.seqConflicts.inc({}, result.seqConflicts);
+        this.conflictLog.warn(
+          `${result.seqConflicts} detection(s) refused: sequence number reused with another frame (the stored one is kept): ${result.conflictExamples.join('; ')}`,
+        );
+      }
+      if (result.stored > 0) this.committed.emit(messages.flatMap((m) => m.detections.map((d) => ({ site: d.site, location: d.location }))));
+      return { stored: result.stored, duplicates: rows - result.stored, stateChanges: result.stateChanges, seqConflicts: result.seqConflicts, deadLettered: 0 };
+    }
+    if (rows > 1) {
+      const half = Math.floor(rows / 2);
+      const [left, right] = splitMessages(messages, half);
+      return addOutcomes(await this.commitPart(left, half), await this.commitPart(right, rows - half));
+    }
+    const m = messages[0]!;
+    const letter: DeadLetter = { deviceId: m.deviceId, epoch: m.epoch, detection: m.detections[0]!, sqlstate: attempt.sqlstate, error: attempt.error.message };
+    const kept = await this.retryTransient('dead-lettering of a refused detection', () => this.repository.deadLetter([letter]));
+    this.metrics.detectionsDeadLettered.inc({ sqlstate: attempt.sqlstate });
+    const where = `${m.deviceId} ${m.epoch}/${letter.detection.seq} (frame ${letter.detection.frameId})`;
+    if (kept.ok) {
+      this.deadLetterLog.warn(`detection ${where} refused by the database (${attempt.sqlstate}: ${attempt.error.message}); kept in detection_dead_letters and acknowledged`);
+    } else {
+      // Even the dead-letter table refuses it: the log line is all that is left of it.
+      this.log.error(`detection ${where} refused by the database (${attempt.sqlstate}: ${attempt.error.message}) and not dead-lettered (${kept.error.message}): ${JSON.stringify(letter.detection)}`);
+    }
+    return { stored: 0, duplicates: 0, stateChanges: 0, seqConflicts: 0, deadLettered: 1 };
+  }
+
+  /**
+   * Run `op` until it succeeds or fails for good (SQLSTATE class 22/23); any other failure
+   * (connection, deadlock, shutdown) is retried with backoff, as long as the hub runs.
+   */
+  private async retryTransient<T>(what: string, op: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; sqlstate: string; error: Error }> {
     let backoff = 100;
     for (;;) {
-      const started = performance.now();
       try {
-        const result = await this.repository.commit(group, this.config.minConfidence);
-        this.metrics.commitMs.observe(performance.now() - started);
-        this.metrics.batchRows.observe(rows);
-        this.metrics.detectionsStored.inc({}, result.stored);
-        this.metrics.detectionsDuplicate.inc({}, rows - result.stored);
-        this.metrics.stateChanges.inc({}, result.stateChanges);
-        if (result.seqConflicts > 0) {
-          this.metrics.seqConflicts.inc({}, result.seqConflicts);
-          this.conflictLog.warn(
-            `${result.seqConflicts} detection(s) refused: sequence number reused with another frame (the stored one is kept): ${result.conflictExamples.join('; ')}`,
-          );
-        }
-        this.pendingRows -= rows;
-        const outcome: CommitOutcome = { stored: result.stored, duplicates: rows - result.stored, stateChanges: result.stateChanges, seqConflicts: result.seqConflicts };
-        for (const p of group) p.resolve(outcome);
-        if (result.stored > 0) this.committed.emit(group.flatMap((p) => p.detections.map((d) => ({ site: d.site, location: d.location }))));
-        return;
+        return { ok: true, value: await op() };
       } catch (err) {
+        const sqlstate = permanentSqlState(err);
+        if (sqlstate) return { ok: false, sqlstate, error: err as Error };
         this.metrics.commitErrors.inc();
-        this.log.warn(`commit of ${rows} detections failed (${(err as Error).message}); retrying in ${backoff} ms`);
-        if (this.closed) {
-          this.pendingRows -= rows;
-          for (const p of group) p.reject(new WriterClosedError('hub stopped before commit'));
-          return;
-        }
+        this.log.warn(`${what} failed (${(err as Error).message}); retrying in ${backoff} ms`);
+        if (this.closed) throw new WriterClosedError('hub stopped before commit');
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
       }
     }
   }
+}
+
+/** The first `n` detections of these messages, and the rest (each side keeps its messages' device and epoch). */
+function splitMessages(messages: readonly IngestMessage[], n: number): [IngestMessage[], IngestMessage[]] {
+  const left: IngestMessage[] = [];
+  const right: IngestMessage[] = [];
+  let taken = 0;
+  for (const m of messages) {
+    const k = Math.min(m.detections.length, Math.max(0, n - taken));
+    if (k > 0) left.push({ ...m, detections: m.detections.slice(0, k) });
+    if (k < m.detections.length) right.push({ ...m, detections: m.detections.slice(k) });
+    taken += k;
+  }
+  return [left, right];
+}
+
+function addOutcomes(a: CommitOutcome, b: CommitOutcome): CommitOutcome {
+  return {
+    stored: a.stored + b.stored,
+    duplicates: a.duplicates + b.duplicates,
+    stateChanges: a.stateChanges + b.stateChanges,
+    seqConflicts: a.seqConflicts + b.seqConflicts,
+    deadLettered: a.deadLettered + b.deadLettered,
+  };
 }

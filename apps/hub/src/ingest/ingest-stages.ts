@@ -119,7 +119,7 @@ class AckingWriter {
     this.counts.firstAt ??= now;
     this.counts.lastAt = now;
     this.counts.detections += detections.length;
-    return Promise.resolve({ stored: detections.length, duplicates: 0, stateChanges: 0, seqConflicts: 0 });
+    return Promise.resolve({ stored: detections.length, duplicates: 0, stateChanges: 0, seqConflicts: 0, deadLettered: 0 });
   }
 }
 

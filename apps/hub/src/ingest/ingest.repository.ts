@@ -191,6 +191,40 @@ export class IngestRepository {
       client.release(broken);
     }
   }
+
+  /** Keep refused detections for an operator; a resend of one already kept adds nothing. */
+  async deadLetter(letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    // JSON text, not jsonb: it stores whatever the device sent (JSON.stringify escapes NUL).
+    const rows = letters.map((l) => ({ device_id: l.deviceId, epoch: l.epoch, seq: l.detection.seq, sqlstate: l.sqlstate, error: l.error.slice(0, 2000), payload: JSON.stringify(l.detection) }));
+    await this.prisma.pool.query(
+      `INSERT INTO detection_dead_letters (device_id, epoch, seq, sqlstate, error, payload)
+       SELECT device_id, epoch, seq, sqlstate, error, payload
+       FROM json_to_recordset($1::json) AS x(device_id text, epoch text, seq bigint, sqlstate text, error text, payload text)
+       ON CONFLICT (device_id, epoch, seq) DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
+  }
+}
+
+/**
+ * A refusal that repeating cannot change: SQLSTATE class 22 (data exception, e.g. a value
+ * out of range) or 23 (integrity violation, e.g. a CHECK). Duplicates never get here (the
+ * ingest statement inserts ON CONFLICT DO NOTHING). Everything else (connection 08,
+ * serialization and deadlock 40, shutdown 57, no SQLSTATE at all) is worth retrying.
+ */
+export function permanentSqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code) ? code : undefined;
+}
+
+/** A detection PostgreSQL refused for good, as the dead-letter table keeps it. */
+export interface DeadLetter {
+  deviceId: string;
+  epoch: string;
+  detection: Detection;
+  sqlstate: string;
+  error: string;
 }
 
 function isConnectionError(err: unknown): boolean {

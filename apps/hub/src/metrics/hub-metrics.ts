@@ -27,6 +27,12 @@ export class HubMetrics {
     help: 'batches refused unacknowledged because too much awaited commit (devices resend)',
     registers: this.registers,
   });
+  readonly detectionsDeadLettered = new Counter({
+    name: 'shelfsight_detections_dead_lettered_total',
+    help: 'detections the database refused for good (SQLSTATE class 22/23), kept in detection_dead_letters and acknowledged, by SQLSTATE',
+    labelNames: ['sqlstate'] as const,
+    registers: this.registers,
+  });
   readonly commitErrors = new Counter({ name: 'shelfsight_commit_errors_total', help: 'failed database commits (retried)', registers: this.registers });
   readonly acksSent = new Counter({ name: 'shelfsight_acks_sent_total', help: 'acknowledgements published to devices', registers: this.registers });
   readonly commitMs = new Histogram({
@@ -51,7 +57,7 @@ export class HubMetrics {
   });
   readonly apiKeyRefused = new Counter({
     name: 'shelfsight_api_key_refused_total',
-    help: 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403)',
+    help: 'REST requests refused by the access guard, by reason (missing, unknown, wrong, expired, revoked: 401; role: 403; auth_failures: 429, too many refused keys from the address)',
     labelNames: ['reason'] as const,
     registers: this.registers,
   });
@@ -132,9 +138,9 @@ export class HubMetrics {
     help: 'detections marked disputed (devices disagreed on a location within DISAGREEMENT_WINDOW_S)',
     registers: this.registers,
   });
-  readonly disagreementFramesSkipped = new Counter({
-    name: 'shelfsight_disagreement_frames_skipped_total',
-    help: 'disputed detections whose frame was not requested (over DISAGREEMENT_FRAMES_PER_MINUTE)',
+  readonly disagreementDeferred = new Counter({
+    name: 'shelfsight_disagreement_deferred_total',
+    help: 'locations whose disputes were left unmarked for a later pass because DISAGREEMENT_FRAMES_PER_MINUTE was spent (counted each pass)',
     registers: this.registers,
   });
   readonly disagreementDropped = new Counter({
@@ -142,4 +148,24 @@ export class HubMetrics {
     help: 'committed locations not checked for disagreement because the checker queue was full',
     registers: this.registers,
   });
+  readonly rolloutOffers = new Counter({ name: 'shelfsight_rollout_offers_total', help: 'signed model offers published to devices (retained)', registers: this.registers });
+  readonly rolloutCommands = new Counter({
+    name: 'shelfsight_rollout_commands_total',
+    help: 'model commands sent to devices, by command (rollback, cancel)',
+    labelNames: ['command'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutStatuses = new Counter({
+    name: 'shelfsight_rollout_statuses_total',
+    help: 'rollout statuses from devices, by state (unknown: for no offer of this hub)',
+    labelNames: ['state'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutArtifactRefused = new Counter({
+    name: 'shelfsight_rollout_artifact_refused_total',
+    help: 'artifact downloads refused, by reason (missing_credentials, unknown_device, bad_password, disabled: 401; not_targeted, role: 403)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutArtifactBytes = new Counter({ name: 'shelfsight_rollout_artifact_bytes_total', help: 'artifact bytes served to devices and operators', registers: this.registers });
 }

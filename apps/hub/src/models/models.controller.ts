@@ -1,9 +1,9 @@
-import { Controller, Get, Header, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Header, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodQuery } from '../common/zod-openapi';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import {
   CompareModelsQuerySchema,
@@ -38,11 +38,10 @@ export class ModelsController {
   @Post()
   @ApiConsumes(...ARTIFACT_MEDIA_TYPES)
   @ApiBody({ description: 'tar of the artifact folder', schema: { type: 'string', format: 'binary' } })
-  @ApiQuery({ name: 'parent', required: false, description: 'version this one was trained from (default: the manifest lineage)' })
   async register(
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
-    @Query(new ZodPipe(RegisterModelQuerySchema)) query: RegisterModelQuery,
+    @ZodQuery(RegisterModelQuerySchema) query: RegisterModelQuery,
     @Actor() actor: string,
   ): Promise<ModelVersionDto> {
     const body = await readArtifactBody(req, this.config.modelUploadMaxBytes);
@@ -53,13 +52,13 @@ export class ModelsController {
 
   @Get()
   @ApiOkResponse({ description: 'model versions, newest first, with their gate verdicts' })
-  list(@Query(new ZodPipe(ListModelsQuerySchema)) query: ListModelsQuery): Promise<ModelVersionSummaryDto[]> {
+  list(@ZodQuery(ListModelsQuerySchema) query: ListModelsQuery): Promise<ModelVersionSummaryDto[]> {
     return this.models.list(query);
   }
 
   @Get('compare')
   @ApiOkResponse({ description: 'overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ' })
-  compare(@Query(new ZodPipe(CompareModelsQuerySchema)) query: CompareModelsQuery): Promise<ModelComparisonDto> {
+  compare(@ZodQuery(CompareModelsQuerySchema) query: CompareModelsQuery): Promise<ModelComparisonDto> {
     return this.models.compare(query.a, query.b);
   }
 

@@ -66,21 +66,34 @@ export class SampleWriter implements OnModuleDestroy {
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, BATCH);
-      for (let attempt = 1; ; attempt++) {
+      if (await this.writeWithRetry(batch)) continue;
+      // The batch failed every time: write its samples one by one, so only the one the
+      // store refuses is lost (counted), not the 49 good ones beside it. Repeating work is
+      // harmless: blobs are content-addressed, rows ON CONFLICT DO NOTHING.
+      for (const work of batch) {
         try {
-          // Repeating a batch is harmless: blobs are content-addressed, rows ON CONFLICT DO NOTHING.
-          await this.write(batch);
-          break;
+          await this.write([work]);
         } catch (err) {
-          if (attempt < WRITE_ATTEMPTS && !this.closed) {
-            await new Promise((r) => setTimeout(r, 200 * attempt));
-            continue;
-          }
-          // Best effort: a batch that cannot be written is lost (the device does not resend samples).
-          this.log.warn(`${batch.length} samples not stored: ${(err as Error).message}`);
-          this.metrics.samplesRejected.inc({ reason: 'store_failed' }, batch.length);
-          break;
+          // Best effort: a sample that cannot be written is lost (the device does not resend samples).
+          this.metrics.samplesRejected.inc({ reason: 'store_failed' });
+          this.log.warn(`sample ${describeWork(work)} not stored: ${(err as Error).message}`);
         }
+      }
+    }
+  }
+
+  /** Write the batch, retrying a failure a few times; false when it failed every time. */
+  private async writeWithRetry(batch: SampleWork[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.write(batch);
+        return true;
+      } catch (err) {
+        if (attempt >= WRITE_ATTEMPTS || this.closed) {
+          this.log.warn(`${batch.length} samples not stored together (${(err as Error).message}); writing them one by one`);
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
   }
@@ -206,4 +219,8 @@ export class SampleWriter implements OnModuleDestroy {
     }
     for (const requestId of notHeld) await this.repo.answerFrameRequest(requestId, 'not_held', null);
   }
+}
+
+function describeWork(work: SampleWork): string {
+  return work.kind === 'sample' ? `${work.sample.deviceId}/${work.sample.sampleId}` : `reply ${work.requestId} from ${work.deviceId}`;
 }

@@ -1,9 +1,10 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
 import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import {
   BulkLabelBodySchema,
   LabelBodySchema,
@@ -31,26 +32,8 @@ export class SamplesController {
   constructor(private readonly samples: SamplesService) {}
 
   @Get()
-  @ApiQuery({ name: 'state', required: false, enum: ['pending', 'labelled', 'skipped'], description: 'default pending' })
-  @ApiQuery({ name: 'category', required: false, description: 'scored (newest model\u2019s) category' })
-  @ApiQuery({ name: 'predicted', required: false, description: 'the device\u2019s predicted category' })
-  @ApiQuery({ name: 'minConfidence', required: false, type: Number })
-  @ApiQuery({ name: 'maxConfidence', required: false, type: Number })
-  @ApiQuery({ name: 'device', required: false })
-  @ApiQuery({ name: 'site', required: false })
-  @ApiQuery({ name: 'reason', required: false })
-  @ApiQuery({ name: 'from', required: false, description: 'arrival time, ISO' })
-  @ApiQuery({ name: 'to', required: false, description: 'arrival time, ISO (exclusive)' })
-  @ApiQuery({
-    name: 'order',
-    required: false,
-    enum: ['margin', 'entropy', 'newest', 'diverse'],
-    description: 'margin (default): priority, then least top-2 margin; entropy: most uncertain; newest; diverse: greedy farthest-point on the embeddings over the 1000 least-margin candidates',
-  })
-  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-500, default 50' })
-  @ApiQuery({ name: 'cursor', required: false })
   @ApiOkResponse({ type: SamplePageDto })
-  list(@Query(new ZodPipe(SamplesQuerySchema)) query: SamplesQuery): Promise<SamplePageDto> {
+  list(@ZodQuery(SamplesQuerySchema) query: SamplesQuery): Promise<SamplePageDto> {
     return this.samples.list(query);
   }
 
@@ -63,7 +46,7 @@ export class SamplesController {
   @Post('labels')
   @HttpCode(200)
   @ApiOkResponse({ type: LabelResultDto, description: 'label many samples at once (e.g. a cluster from /similar)' })
-  bulkLabel(@Body(new ZodPipe(BulkLabelBodySchema, 'body')) body: BulkLabelBody, @Actor() actor: string): Promise<LabelResultDto> {
+  bulkLabel(@ZodBody(BulkLabelBodySchema) body: BulkLabelBody, @Actor() actor: string): Promise<LabelResultDto> {
     return this.samples.bulkLabel(body, actor);
   }
 
@@ -92,16 +75,15 @@ export class SamplesController {
   }
 
   @Get(':id/similar')
-  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-200, default 20' })
   @ApiOkResponse({ type: SimilarPageDto, description: 'nearest samples of the same backbone by cosine on the embeddings, most similar first' })
-  similar(@Param('id', IdPipe) id: bigint, @Query(new ZodPipe(SimilarQuerySchema)) q: SimilarQuery): Promise<SimilarPageDto> {
+  similar(@Param('id', IdPipe) id: bigint, @ZodQuery(SimilarQuerySchema) q: SimilarQuery): Promise<SimilarPageDto> {
     return this.samples.similarTo(id, q.limit);
   }
 
   @Post(':id/label')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'label (or relabel) a sample; the category must be active' })
-  label(@Param('id', IdPipe) id: bigint, @Body(new ZodPipe(LabelBodySchema, 'body')) body: LabelBody, @Actor() actor: string): Promise<SampleDto> {
+  label(@Param('id', IdPipe) id: bigint, @ZodBody(LabelBodySchema) body: LabelBody, @Actor() actor: string): Promise<SampleDto> {
     return this.samples.label(id, body.category, actor);
   }
 

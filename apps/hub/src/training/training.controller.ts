@@ -1,10 +1,10 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiConflictResponse, ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { TRAINING_JOB_STATUSES, TrainingJobRequestSchema, type TrainingJobRequest } from '@shelfsight/contracts';
 import { z } from 'zod';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { TrainingJobDto } from './training-job.dto';
 import { TrainingService } from './training.service';
 
@@ -21,14 +21,14 @@ export class TrainingController {
 
   @Post()
   @ApiCreatedResponse({ type: TrainingJobDto, description: 'queued; a worker process picks it up' })
-  @ApiBadRequestResponse({ description: 'invalid request (augmentFromThumbnails is not implemented yet)' })
-  start(@Body(new ZodPipe(TrainingJobRequestSchema, 'body')) body: TrainingJobRequest, @Actor() actor: string): Promise<TrainingJobDto> {
+  @ApiBadRequestResponse({ description: 'invalid request (the field is named)' })
+  start(@ZodBody(TrainingJobRequestSchema) body: TrainingJobRequest, @Actor() actor: string): Promise<TrainingJobDto> {
     return this.training.start(body, actor);
   }
 
   @Get()
   @ApiOkResponse({ type: [TrainingJobDto], description: 'newest first' })
-  list(@Query(new ZodPipe(ListQuerySchema)) q: z.infer<typeof ListQuerySchema>): Promise<TrainingJobDto[]> {
+  list(@ZodQuery(ListQuerySchema) q: z.infer<typeof ListQuerySchema>): Promise<TrainingJobDto[]> {
     return this.training.list(q.limit, q.status);
   }
 

@@ -1,0 +1,24 @@
+import { lazy, type ComponentType, type LazyExoticComponent } from 'react';
+import type { Role } from './auth';
+
+export interface Screen {
+  /** Hash path, e.g. `/inventory` (the page lives at `/#/inventory`; API paths are never shadowed). */
+  path: string;
+  /** Nav label. */
+  title: string;
+  /** Least role that sees the screen in the nav and may open it. */
+  role: Role;
+  component: LazyExoticComponent<ComponentType>;
+}
+
+/**
+ * The console's screens, in nav order. A new screen is one line here (its module default-
+ * exports the component; it is loaded on first visit, so the first page stays small).
+ * Routes with parameters (`/locations/:code`) go in `routes` below.
+ */
+export const SCREENS: Screen[] = [
+  { path: '/inventory', title: 'Inventory', role: 'viewer', component: lazy(() => import('./screens/Inventory')) },
+];
+
+/** Routes not in the nav (detail pages). */
+export const ROUTES: Array<Omit<Screen, 'title'>> = [];

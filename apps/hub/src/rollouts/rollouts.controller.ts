@@ -1,0 +1,122 @@
+import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Actor } from '../auth/actor';
+import type { RequestWithPrincipal } from '../auth/actor';
+import { DeviceCredential, RequireRole } from '../auth/roles';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
+import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
+import { RolloutArtifactsService } from './rollout-artifacts.service';
+import { SigningKeyNotFoundError } from './rollouts.error';
+import { RolloutsService } from './rollouts.service';
+import { SigningKeys } from './signing-keys';
+
+@ApiTags('rollouts')
+@RequireRole('operator')
+@Controller('rollouts')
+export class RolloutsController {
+  constructor(
+    private readonly rollouts: RolloutsService,
+    private readonly keys: SigningKeys,
+    private readonly artifacts: RolloutArtifactsService,
+  ) {}
+
+  /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
+  @Post()
+  create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
+    return this.rollouts.create(body, actor);
+  }
+
+  @Get()
+  @ApiOkResponse({ description: 'rollouts, newest first, with per-stage counts' })
+  list(@ZodQuery(ListRolloutsQuerySchema) query: ListRolloutsQuery): Promise<RolloutView[]> {
+    return this.rollouts.list(query);
+  }
+
+  /** The trusted-keys file for devices (`shelf agent --trusted-keys`): `<keyid> <base64 SPKI DER>` per line. */
+  @Get('trusted-keys')
+  @RequireRole('viewer')
+  @ApiProduces('text/plain')
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  trustedKeys(): Promise<string> {
+    return this.keys.trustedKeysFile();
+  }
+
+  /** Stop trusting an old signing key (after a rotation); the key in use cannot be retired. */
+  @Post('trusted-keys/:keyId/retire')
+  @RequireRole('admin')
+  @HttpCode(200)
+  async retireKey(@Param('keyId') keyId: string): Promise<{ keyId: string; retired: true }> {
+    if (!(await this.keys.retire(keyId))) throw new SigningKeyNotFoundError(keyId);
+    return { keyId, retired: true };
+  }
+
+  /**
+   * A version's artifact bytes for devices: HTTP basic auth with the device's credential
+   * (or an operator API key); exact Content-Length; `Range` for resuming (206 / 416).
+   */
+  @Get('artifacts/:version')
+  @DeviceCredential()
+  @ApiProduces('application/octet-stream')
+  async artifact(
+    @Param('version') version: string,
+    @Headers('authorization') authorization: string | undefined,
+    @Req() req: RequestWithPrincipal,
+    @Res() res: Response,
+  ): Promise<void> {
+    // An operator's key was checked by the access guard; else the device credential is checked here.
+    const a = await this.artifacts.authorize(version, req.principal ? { principal: req.principal.id } : { authorization });
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('ETag', `"${a.sha256}"`);
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Cache-Control', 'private, no-transform');
+    const ranges = req.headers.range ? req.range(a.bytes, { combine: true }) : undefined;
+    if (ranges === -1 || (Array.isArray(ranges) && ranges.length !== 1)) {
+      res.setHeader('Content-Range', `bytes */${a.bytes}`);
+      res.status(416).end();
+      return;
+    }
+    const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
+    const stream = await this.artifacts.open(a.sha256, range);
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${a.bytes}`);
+      res.setHeader('Content-Length', String(range.end - range.start + 1));
+    } else {
+      res.status(200);
+      res.setHeader('Content-Length', String(a.bytes));
+    }
+    stream.on('error', () => res.destroy());
+    res.on('close', () => stream.destroy());
+    stream.pipe(res);
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.get(id);
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  pause(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.pause(id);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  resume(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.resume(id);
+  }
+
+  @Post(':id/abort')
+  @HttpCode(200)
+  abort(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.abort(id);
+  }
+
+  @Post(':id/rollback')
+  @HttpCode(200)
+  rollback(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.rollback(id);
+  }
+}
