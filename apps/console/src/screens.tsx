@@ -18,7 +18,11 @@ export interface Screen {
  */
 export const SCREENS: Screen[] = [
   { path: '/inventory', title: 'Inventory', role: 'viewer', component: lazy(() => import('./screens/Inventory')) },
+  { path: '/locations', title: 'Locations', role: 'viewer', component: lazy(() => import('./screens/Locations')) },
+  { path: '/fleet', title: 'Fleet', role: 'viewer', component: lazy(() => import('./screens/Fleet')) },
 ];
 
 /** Routes not in the nav (detail pages). */
-export const ROUTES: Array<Omit<Screen, 'title'>> = [];
+export const ROUTES: Array<Omit<Screen, 'title'>> = [
+  { path: '/locations/:site/:code', role: 'viewer', component: lazy(() => import('./screens/Location')) },
+];

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import type PgBoss from 'pg-boss';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { EventBus } from '../events/event-bus';
 import type { TrainingJobDto } from './training-job.dto';
 import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError } from './training.error';
 import { TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
@@ -17,10 +18,15 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('Training');
   private boss: PgBoss | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  /** Active jobs as last published (id → status/phase/progress), for the live watch. */
+  private watched = new Map<number, string>();
+  private watching = false;
 
   constructor(
     private readonly jobs: TrainingJobsRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly events: EventBus,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -29,10 +35,13 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     const every = Math.max(1000, (this.config.trainingHeartbeatTimeoutS * 1000) / 3);
     this.sweepTimer = setInterval(() => void this.sweep(), every);
     this.sweepTimer.unref();
+    this.watchTimer = setInterval(() => void this.watch(), TrainingService.WATCH_MS);
+    this.watchTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     await this.boss?.stop({ graceful: false, wait: true, close: true });
   }
 
@@ -42,7 +51,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
       throw new TrainingBaseError('augmentFromThumbnails: training on distorted views of the stored thumbnails is not implemented yet; jobs train from the samples\u2019 stored embeddings');
     }
     const row = await this.jobs.create(spec, actor);
-    return this.toDto(await this.enqueue(row));
+    return this.published(await this.enqueue(row));
   }
 
   async get(id: string): Promise<TrainingJobDto> {
@@ -58,7 +67,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     const row = await this.jobs.requestCancel(current.id, actor);
     if (!row) throw new TrainingJobStateError(`training job ${id} is ${current.status}: only a queued or running job can be cancelled`);
     if (row.status === 'cancelled' && row.queue_job_id) await this.boss!.cancel(TRAINING_QUEUE, row.queue_job_id).catch(() => undefined);
-    return this.toDto(row);
+    return this.published(row);
   }
 
   /** A new attempt of a failed or cancelled job, with the same request. */
@@ -69,7 +78,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     }
     const spec = TrainingJobRequestSchema.parse(old.spec);
     const row = await this.jobs.create(spec, actor, { rootId: old.root_id ?? old.id, attempt: old.attempt + 1, retryOf: old.id });
-    return this.toDto(await this.enqueue(row));
+    return this.published(await this.enqueue(row));
   }
 
   /** Running jobs without a heartbeat for TRAINING_HEARTBEAT_TIMEOUT_S end as failed: interrupted. */
@@ -80,6 +89,45 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     } catch (err) {
       this.log.warn(`training job sweep failed: ${(err as Error).message}`);
     }
+  }
+
+  /** How often live screens see a job's progress (the worker writes it to the database). */
+  static readonly WATCH_MS = 1000;
+
+  /**
+   * While someone watches (`GET /events`), publish each queued or running job whose status,
+   * phase or progress changed, and the final state of each that left that set. The worker
+   * runs in another process (or host), so the database is where progress is seen.
+   */
+  async watch(): Promise<void> {
+    if (this.watching || this.events.listenerCount === 0) return;
+    this.watching = true;
+    try {
+      const active = [...(await this.jobs.list(100, 'running')), ...(await this.jobs.list(100, 'queued'))];
+      const now = new Map<number, string>();
+      for (const row of active) {
+        const dto = this.toDto(row);
+        const state = `${dto.status}/${dto.phase}/${JSON.stringify(dto.progress)}`;
+        now.set(dto.id, state);
+        if (this.watched.get(dto.id) !== state) this.events.publish('training', dto, { coalesce: `training:${dto.id}` });
+      }
+      for (const id of this.watched.keys()) {
+        if (now.has(id)) continue;
+        const row = await this.jobs.get(BigInt(id));
+        if (row) this.events.publish('training', this.toDto(row), { coalesce: `training:${id}` });
+      }
+      this.watched = now;
+    } catch (err) {
+      this.log.warn(`training job watch failed: ${(err as Error).message}`);
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private published(row: TrainingJobRow): TrainingJobDto {
+    const dto = this.toDto(row);
+    this.events.publish('training', dto, { coalesce: `training:${dto.id}` });
+    return dto;
   }
 
   private async enqueue(row: TrainingJobRow): Promise<TrainingJobRow> {
