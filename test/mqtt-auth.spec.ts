@@ -8,7 +8,7 @@ import { Client } from 'pg';
 import { startSimulatedFleet } from '@shelfsight/agent';
 import { spawnShelf } from '@shelfsight/cli';
 import { silentLogger } from '@shelfsight/common';
-import { AckSchema, deviceTopic, parsePayload, SCHEMA_VERSION } from '@shelfsight/contracts';
+import { AckSchema, deviceTopic, parsePayload, parseTrustedKeys, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { detection } from './support/fake-device';
 import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 
@@ -199,11 +199,16 @@ describe('device authentication on the embedded broker (MQTT_AUTH=on)', () => {
         const p = spawnShelf(['device', ...args, '--hub-url', sut.hub.httpUrl], { HUB_API_KEY: apiKey });
         return { code: await p.exited, out: p.stdout(), err: p.stderr() };
       };
-      const added = await shelf('add', id, '--out', file, '--mqtt-url', sut.hub.mqttUrl);
+      const keysFile = join(dir, 'trusted-keys');
+      const added = await shelf('add', id, '--out', file, '--mqtt-url', sut.hub.mqttUrl, '--trusted-keys-out', keysFile);
       expect(added.code).toBe(0);
       expect(statSync(file).mode & 0o777).toBe(0o600);
       const env = Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('=') && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      expect(env).toMatchObject({ DEVICE_ID: id, MQTT_USERNAME: id, MQTT_URL: sut.hub.mqttUrl });
+      expect(env).toMatchObject({ DEVICE_ID: id, MQTT_USERNAME: id, MQTT_URL: sut.hub.mqttUrl, AGENT_TRUSTED_KEYS: keysFile });
+      // Provisioning hands the device the hub's rollout signing key, in the file the agent reads.
+      const keys = parseTrustedKeys(readFileSync(keysFile, 'utf8'));
+      expect(keys.size).toBe(1);
+      expect(readFileSync(keysFile, 'utf8')).toBe(await (await hubFetch(`${sut.hub.httpUrl}/rollouts/trusted-keys`, { apiKey })).text());
       const device = await connectDevice(id, env.MQTT_PASSWORD!);
 
       // The same client id without the password is refused, and the real device stays connected.

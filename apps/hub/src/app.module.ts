@@ -30,6 +30,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { ModelsModule } from './models/models.module';
 import { PrismaModule } from './prisma/prisma.module';
 import { RetentionModule } from './retention/retention.module';
+import { RolloutsModule } from './rollouts/rollouts.module';
 import { SamplesModule } from './samples/samples.module';
 import { TrainingModule } from './training/training.module';
 
@@ -74,7 +75,7 @@ export class AppModule {
         EventsModule,
         AuditModule,
         PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule,
-        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule,
+        TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule, RolloutsModule,
         ConsoleStaticModule.forRoot()],
       controllers: [HealthController, WhoAmIController],
       providers: [

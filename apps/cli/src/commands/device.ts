@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { cfg, ConfigError, loadConfig } from '@shelfsight/common';
 import { DeviceIdSchema } from '@shelfsight/contracts';
-import { deviceCredentialStatus, disableDeviceCredential, issueDeviceCredential, type IssuedCredential } from '../hub-client';
+import { deviceCredentialStatus, disableDeviceCredential, hubRequest, issueDeviceCredential, type IssuedCredential } from '../hub-client';
 import { addConfigOptions, flagsFrom } from '../options';
 import { KEY_SPEC } from './key';
 
@@ -15,6 +15,12 @@ const ADD_SPEC = {
     schema: cfg.optionalString(),
   },
   out: { env: 'DEVICE_ENV_FILE', flag: 'out', description: 'write the device\u2019s settings to this file (mode 0600) instead of stdout', schema: cfg.optionalString() },
+  trustedKeysOut: {
+    env: 'DEVICE_TRUSTED_KEYS_FILE',
+    flag: 'trusted-keys-out',
+    description: 'write the hub\u2019s rollout signing keys (GET /rollouts/trusted-keys) to this file, the agent\u2019s --trusted-keys, and name it in the settings; unset = the keys are printed on stderr',
+    schema: cfg.optionalString(),
+  },
 } as const;
 
 function deviceIdOf(id: string): string {
@@ -24,13 +30,14 @@ function deviceIdOf(id: string): string {
 }
 
 /** The agent settings a provisioned device needs, as an environment file. */
-export function deviceEnv(credential: IssuedCredential, mqttUrl?: string): string {
+export function deviceEnv(credential: IssuedCredential, mqttUrl?: string, trustedKeysFile?: string): string {
   return [
     `# ShelfSight device ${credential.deviceId}: settings for \`shelf agent\` (keep secret: it holds the device's MQTT password)`,
     `DEVICE_ID=${credential.deviceId}`,
     `MQTT_USERNAME=${credential.username}`,
     `MQTT_PASSWORD=${credential.password}`,
     ...(mqttUrl ? [`MQTT_URL=${mqttUrl}`] : []),
+    ...(trustedKeysFile ? [`AGENT_TRUSTED_KEYS=${trustedKeysFile}`] : []),
     '',
   ].join('\n');
 }
@@ -46,7 +53,15 @@ export function registerDevice(program: Command): void {
       const c = loadConfig(ADD_SPEC, flagsFrom(ADD_SPEC, opts));
       const deviceId = deviceIdOf(id);
       const credential = await issueDeviceCredential(c.hubUrl, c.apiKey, deviceId);
-      const env = deviceEnv(credential, c.mqttUrl);
+      // The public keys rollout manifests are signed with: the device trusts only these.
+      const trustedKeys = await (await hubRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'GET', '/rollouts/trusted-keys')).text();
+      if (c.trustedKeysOut) {
+        writeFileSync(c.trustedKeysOut, trustedKeys);
+        process.stderr.write(`device ${deviceId}: rollout trusted keys written to ${c.trustedKeysOut} (agent --trusted-keys)\n`);
+      } else {
+        process.stderr.write(`rollout trusted keys (save as the agent's --trusted-keys file, or pass --trusted-keys-out FILE):\n${trustedKeys}`);
+      }
+      const env = deviceEnv(credential, c.mqttUrl, c.trustedKeysOut);
       if (c.out) {
         writeFileSync(c.out, env, { mode: 0o600 });
         process.stderr.write(`device ${deviceId}: credential ${name === 'add' ? 'issued' : 'rotated'}; settings written to ${c.out} (mode 0600)\n`);

@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   key: () => require('./key').registerKey,
   models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
+  rollouts: () => require('./rollouts').registerRollouts,
   samples: () => require('./samples').registerSamples,
   sim: () => require('./sim').registerSim,
   start: () => require('./start').registerStart,

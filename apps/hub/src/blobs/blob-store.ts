@@ -21,8 +21,11 @@ export interface StoredBlob {
 export interface BlobStore {
   put(data: Buffer): Promise<StoredBlob>;
   get(sha256: string): Promise<Buffer | undefined>;
-  /** A stream of the object, for HTTP responses; undefined when absent. */
-  open(sha256: string): Promise<{ stream: ReadStream; bytes: number } | undefined>;
+  /**
+   * A stream of the object, for HTTP responses; undefined when absent. With `range`, only
+   * bytes `start..end` (inclusive, within the object) are streamed; `bytes` is still the object's size.
+   */
+  open(sha256: string, range?: { start: number; end: number }): Promise<{ stream: ReadStream; bytes: number } | undefined>;
   has(sha256: string): Promise<boolean>;
   delete(sha256: string): Promise<void>;
 }
@@ -70,11 +73,11 @@ export class FileBlobStore implements BlobStore {
     }
   }
 
-  async open(sha256: string): Promise<{ stream: ReadStream; bytes: number } | undefined> {
+  async open(sha256: string, range?: { start: number; end: number }): Promise<{ stream: ReadStream; bytes: number } | undefined> {
     const path = this.pathOf(sha256);
     try {
       const s = await stat(path);
-      return { stream: createReadStream(path), bytes: s.size };
+      return { stream: createReadStream(path, range ? { start: range.start, end: range.end } : {}), bytes: s.size };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

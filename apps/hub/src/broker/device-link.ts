@@ -1,4 +1,15 @@
-import { deviceTopic, encodePayload, AckSchema, FrameRequestSchema, type Ack, type FrameRequest } from '@shelfsight/contracts';
+import {
+  deviceTopic,
+  encodePayload,
+  AckSchema,
+  FrameRequestSchema,
+  ModelCommandSchema,
+  ModelOfferSchema,
+  type Ack,
+  type FrameRequest,
+  type ModelCommand,
+  type ModelOffer,
+} from '@shelfsight/contracts';
 import type { HubMqttServer } from './hub-mqtt.server';
 
 export const DEVICE_LINK = Symbol('DEVICE_LINK');
@@ -8,6 +19,12 @@ export interface DeviceLink {
   sendAck(ack: Ack): Promise<void>;
   /** Ask a device for one of its recent frames (it answers on frame-reply). */
   sendFrameRequest(req: FrameRequest): Promise<void>;
+  /** Offer a signed head: retained on the device's `model-offer` topic, so an offline device gets it when it connects. */
+  sendModelOffer(offer: ModelOffer): Promise<void>;
+  /** Clear the device's retained offer (an empty retained payload). */
+  clearModelOffer(deviceId: string): Promise<void>;
+  /** Rollback / cancel (not retained). */
+  sendModelCommand(cmd: ModelCommand): Promise<void>;
   readonly connected: boolean;
 }
 
@@ -20,6 +37,18 @@ export class MqttDeviceLink implements DeviceLink {
 
   async sendFrameRequest(req: FrameRequest): Promise<void> {
     await this.server.publish(deviceTopic(req.deviceId, 'frame-request'), encodePayload(FrameRequestSchema, req));
+  }
+
+  async sendModelOffer(offer: ModelOffer): Promise<void> {
+    await this.server.publish(deviceTopic(offer.deviceId, 'model-offer'), encodePayload(ModelOfferSchema, offer), { retain: true });
+  }
+
+  async clearModelOffer(deviceId: string): Promise<void> {
+    await this.server.publish(deviceTopic(deviceId, 'model-offer'), Buffer.alloc(0), { retain: true });
+  }
+
+  async sendModelCommand(cmd: ModelCommand): Promise<void> {
+    await this.server.publish(deviceTopic(cmd.deviceId, 'model-command'), encodePayload(ModelCommandSchema, cmd));
   }
 
   get connected(): boolean {

@@ -88,10 +88,10 @@ export class HubMqttServer extends ServerMqtt {
     if (!ended) await client.endAsync(true).catch(() => undefined);
   }
 
-  /** Publish raw bytes to a topic with QoS 1; resolves once the broker has it. */
-  async publish(topic: string, payload: Buffer): Promise<void> {
+  /** Publish raw bytes to a topic with QoS 1 (retained if asked; an empty retained payload clears it); resolves once the broker has it. */
+  async publish(topic: string, payload: Buffer, opts: { retain?: boolean } = {}): Promise<void> {
     const client = await this.ready;
-    await client.publishAsync(topic, payload, { qos: 1 });
+    await client.publishAsync(topic, payload, { qos: 1, retain: opts.retain === true });
   }
 
   get connected(): boolean {

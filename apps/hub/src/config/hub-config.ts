@@ -207,6 +207,26 @@ export const HUB_CONFIG_SPEC = {
     description: 'largest model artifact archive POST /models accepts (artifact plus training rows)',
     schema: cfg.int(512 * 1024 * 1024, 1024),
   },
+  rolloutSigningKey: {
+    env: 'ROLLOUT_SIGNING_KEY',
+    flag: 'rollout-signing-key',
+    description:
+      'Ed25519 private key rollout manifests are signed with (PKCS8 PEM, or base64 of its PKCS8 DER). Unset = the hub generates one at first start and keeps it in the database, so every replica signs with the same key. Changing it rotates: the old key stays trusted (GET /rollouts/trusted-keys) until retired',
+    schema: z.string().min(1).optional(),
+    secret: true,
+  },
+  rolloutTickMs: {
+    env: 'ROLLOUT_TICK_MS',
+    flag: 'rollout-tick-ms',
+    description: 'how often the stage engine checks running rollouts (soak time, success share, abort criteria); one replica at a time does it (advisory lock)',
+    schema: cfg.int(2000, 50),
+  },
+  rolloutOfferTtlHours: {
+    env: 'ROLLOUT_OFFER_TTL_HOURS',
+    flag: 'rollout-offer-ttl-hours',
+    description: 'signed rollout manifests expire this long after signing; an offer re-sent later is signed again with a new release counter',
+    schema: cfg.number(7 * 24, 0.01),
+  },
   rescoreBatchRows: {
     env: 'RESCORE_BATCH_ROWS',
     flag: 'rescore-batch-rows',

@@ -148,4 +148,24 @@ export class HubMetrics {
     help: 'committed locations not checked for disagreement because the checker queue was full',
     registers: this.registers,
   });
+  readonly rolloutOffers = new Counter({ name: 'shelfsight_rollout_offers_total', help: 'signed model offers published to devices (retained)', registers: this.registers });
+  readonly rolloutCommands = new Counter({
+    name: 'shelfsight_rollout_commands_total',
+    help: 'model commands sent to devices, by command (rollback, cancel)',
+    labelNames: ['command'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutStatuses = new Counter({
+    name: 'shelfsight_rollout_statuses_total',
+    help: 'rollout statuses from devices, by state (unknown: for no offer of this hub)',
+    labelNames: ['state'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutArtifactRefused = new Counter({
+    name: 'shelfsight_rollout_artifact_refused_total',
+    help: 'artifact downloads refused, by reason (missing_credentials, unknown_device, bad_password, disabled: 401; not_targeted, role: 403)',
+    labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutArtifactBytes = new Counter({ name: 'shelfsight_rollout_artifact_bytes_total', help: 'artifact bytes served to devices and operators', registers: this.registers });
 }

@@ -5,5 +5,5 @@ import { ModelsRepository } from './models.repository';
 import { ModelsService } from './models.service';
 
 /** The model registry: versions, frozen evaluation sets, the gate, and the backlog re-score. */
-@Module({ controllers: [ModelsController], providers: [ModelsService, ModelsRepository, BacklogRescorer, { provide: RESCORE_TRIGGER, useExisting: BacklogRescorer }], exports: [ModelsService] })
+@Module({ controllers: [ModelsController], providers: [ModelsService, ModelsRepository, BacklogRescorer, { provide: RESCORE_TRIGGER, useExisting: BacklogRescorer }], exports: [ModelsService, ModelsRepository] })
 export class ModelsModule {}

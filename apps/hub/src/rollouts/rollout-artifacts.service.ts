@@ -1,0 +1,73 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ReadStream } from 'node:fs';
+import { ApiKeysService } from '../api-keys/api-keys.service';
+import { roleAtLeast } from '../auth/roles';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
+import { RateLimitedLog } from '../common/rate-limited-log';
+import { HubMetrics } from '../metrics/hub-metrics';
+import { ModelsRepository } from '../models/models.repository';
+import { Logger } from '@nestjs/common';
+import { DeviceHttpAuth } from './device-http-auth';
+import { ArtifactAccessError } from './rollouts.error';
+import { RolloutsRepository } from './rollouts.repository';
+
+export interface ArtifactCaller {
+  authorization?: string;
+  apiKey?: string;
+}
+
+/**
+ * Who may download a version's artifact, and its bytes: a device with its credential (HTTP
+ * basic, as on MQTT) that an unfinished rollout of the version has reached, or an
+ * operator's API key. Every refusal is counted by reason.
+ */
+@Injectable()
+export class RolloutArtifactsService {
+  private readonly log = new RateLimitedLog((line) => new Logger('RolloutArtifacts').warn(line));
+
+  constructor(
+    private readonly deviceAuth: DeviceHttpAuth,
+    private readonly keys: ApiKeysService,
+    private readonly repo: RolloutsRepository,
+    private readonly models: ModelsRepository,
+    private readonly metrics: HubMetrics,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+  ) {}
+
+  /** The artifact's sha256 and length, once the caller may read it; else 401/403/404. */
+  async authorize(modelVersion: string, caller: ArtifactCaller): Promise<{ sha256: string; bytes: number; reader: string }> {
+    const reader = await this.reader(modelVersion, caller);
+    const version = await this.models.findVersion(modelVersion);
+    if (!version) throw new ArtifactAccessError(404, `model version ${modelVersion} not found`);
+    return { sha256: version.artifact_sha256, bytes: Number(version.artifact_bytes), reader };
+  }
+
+  async open(sha256: string, range?: { start: number; end: number }): Promise<ReadStream> {
+    const blob = await this.blobs.open(sha256, range);
+    if (!blob) throw new ArtifactAccessError(404, `artifact blob ${sha256} is missing`);
+    this.metrics.rolloutArtifactBytes.inc(range ? range.end - range.start + 1 : blob.bytes);
+    return blob.stream;
+  }
+
+  private async reader(modelVersion: string, caller: ArtifactCaller): Promise<string> {
+    const key = caller.apiKey ?? /^Bearer\s+(.+)$/i.exec(caller.authorization ?? '')?.[1];
+    if (key !== undefined) {
+      const found = await this.keys.authenticate(key);
+      if (typeof found === 'string') return this.refuse(401, found, `API key refused (${found})`);
+      if (!roleAtLeast(found.role, 'operator')) return this.refuse(403, 'role', `artifacts need an operator key; key ${found.keyId} is ${found.role}`);
+      return found.id;
+    }
+    const device = await this.deviceAuth.check(caller.authorization);
+    if (!device.ok) return this.refuse(401, device.reason, `device credential refused (${device.reason}): send HTTP basic auth with the device id and its MQTT password`);
+    if (!(await this.repo.deviceMayRead(device.deviceId, modelVersion))) {
+      return this.refuse(403, 'not_targeted', `no unfinished rollout of ${modelVersion} has reached device ${device.deviceId}`);
+    }
+    return `device:${device.deviceId}`;
+  }
+
+  private refuse(status: 401 | 403, reason: string, message: string): never {
+    this.metrics.rolloutArtifactRefused.inc({ reason });
+    this.log.warn(`artifact download refused (${reason}): ${message}`);
+    throw new ArtifactAccessError(status, message);
+  }
+}

@@ -1,0 +1,111 @@
+import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { Actor } from '../auth/actor';
+import { Public, RequireRole } from '../auth/roles';
+import { ZodPipe } from '../common/zod-query.pipe';
+import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
+import { RolloutArtifactsService } from './rollout-artifacts.service';
+import { RolloutsService } from './rollouts.service';
+import { SigningKeys } from './signing-keys';
+
+@ApiTags('rollouts')
+@RequireRole('operator')
+@Controller('rollouts')
+export class RolloutsController {
+  constructor(
+    private readonly rollouts: RolloutsService,
+    private readonly keys: SigningKeys,
+    private readonly artifacts: RolloutArtifactsService,
+  ) {}
+
+  /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
+  @Post()
+  create(@Body(new ZodPipe(CreateRolloutSchema, 'body')) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
+    return this.rollouts.create(body, actor);
+  }
+
+  @Get()
+  @ApiOkResponse({ description: 'rollouts, newest first, with per-stage counts' })
+  list(@Query(new ZodPipe(ListRolloutsQuerySchema)) query: ListRolloutsQuery): Promise<RolloutView[]> {
+    return this.rollouts.list(query);
+  }
+
+  /** The trusted-keys file for devices (`shelf agent --trusted-keys`): `<keyid> <base64 SPKI DER>` per line. */
+  @Get('trusted-keys')
+  @RequireRole('viewer')
+  @ApiProduces('text/plain')
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  trustedKeys(): Promise<string> {
+    return this.keys.trustedKeysFile();
+  }
+
+  /**
+   * A version's artifact bytes for devices: HTTP basic auth with the device's credential
+   * (or an operator API key); exact Content-Length; `Range` for resuming (206 / 416).
+   */
+  @Get('artifacts/:version')
+  @Public()
+  @ApiProduces('application/octet-stream')
+  async artifact(
+    @Param('version') version: string,
+    @Headers('authorization') authorization: string | undefined,
+    @Headers('x-api-key') apiKey: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const a = await this.artifacts.authorize(version, { authorization, apiKey });
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('ETag', `"${a.sha256}"`);
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Cache-Control', 'private, no-transform');
+    const ranges = req.headers.range ? req.range(a.bytes, { combine: true }) : undefined;
+    if (ranges === -1 || (Array.isArray(ranges) && ranges.length !== 1)) {
+      res.setHeader('Content-Range', `bytes */${a.bytes}`);
+      res.status(416).end();
+      return;
+    }
+    const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
+    const stream = await this.artifacts.open(a.sha256, range);
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${a.bytes}`);
+      res.setHeader('Content-Length', String(range.end - range.start + 1));
+    } else {
+      res.status(200);
+      res.setHeader('Content-Length', String(a.bytes));
+    }
+    stream.on('error', () => res.destroy());
+    res.on('close', () => stream.destroy());
+    stream.pipe(res);
+  }
+
+  @Get(':id')
+  get(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.get(id);
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  pause(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.pause(id);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  resume(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.resume(id);
+  }
+
+  @Post(':id/abort')
+  @HttpCode(200)
+  abort(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.abort(id);
+  }
+
+  @Post(':id/rollback')
+  @HttpCode(200)
+  rollback(@Param('id') id: string): Promise<RolloutView> {
+    return this.rollouts.rollback(id);
+  }
+}

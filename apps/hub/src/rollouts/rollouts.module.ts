@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { ApiKeysModule } from '../api-keys/api-keys.module';
+import { CredentialsModule } from '../credentials/credentials.module';
+import { ModelsModule } from '../models/models.module';
+import { DeviceHttpAuth } from './device-http-auth';
+import { RolloutArtifactsService } from './rollout-artifacts.service';
+import { RolloutsMqttController } from './rollouts-mqtt.controller';
+import { RolloutsController } from './rollouts.controller';
+import { RolloutsRepository } from './rollouts.repository';
+import { ROLLOUT_CLOCK, RolloutsService } from './rollouts.service';
+import { SigningKeys } from './signing-keys';
+
+/** Fleet rollouts: signing keys, offers, the stage engine, device statuses, artifact delivery. */
+@Module({
+  imports: [ModelsModule, CredentialsModule, ApiKeysModule],
+  controllers: [RolloutsController, RolloutsMqttController],
+  providers: [RolloutsService, RolloutsRepository, SigningKeys, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
+  exports: [RolloutsService],
+})
+export class RolloutsModule {}

@@ -1,0 +1,417 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type ModelCommand, type SignedManifest } from '@shelfsight/contracts';
+import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { HubMetrics } from '../metrics/hub-metrics';
+import { RejectionRecorder } from '../metrics/rejection-recorder';
+import { ModelsRepository, type ModelVersionRow } from '../models/models.repository';
+import {
+  DEVICE_ROLLOUT_STATES,
+  type CreateRollout,
+  type ListRolloutsQuery,
+  type RolloutDeviceView,
+  type RolloutState,
+  type RolloutView,
+  type StageCounts,
+} from './rollout.dto';
+import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
+import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type StageCountRow } from './rollouts.repository';
+import { SigningKeys } from './signing-keys';
+import { assignStages, CANDIDATE_STATES, decideStage, emptyCounts } from './stage-engine';
+
+/** Injection token of the rollouts' clock (tests move time). */
+export const ROLLOUT_CLOCK = Symbol('ROLLOUT_CLOCK');
+export type RolloutClock = () => Date;
+
+/** A manifest this close to its expiry is signed again before it is offered. */
+const RESIGN_MARGIN_MS = 60 * 60_000;
+
+/** What to do to a rollout's offered devices when it stops. */
+type StopAction = 'halt' | 'abort' | 'rollback';
+
+/**
+ * Fleet rollouts: picks the target's devices and their stages, signs the manifest, offers
+ * the version stage by stage (retained `model-offer`), records what devices report on
+ * `rollout-status`, and lets the stage engine ({@link decideStage}) promote, complete or
+ * halt each running rollout on a tick that one replica at a time runs (advisory lock).
+ */
+@Injectable()
+export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger('Rollouts');
+  private timer?: NodeJS.Timeout;
+  private ticking?: Promise<void>;
+
+  constructor(
+    private readonly repo: RolloutsRepository,
+    private readonly models: ModelsRepository,
+    private readonly keys: SigningKeys,
+    private readonly metrics: HubMetrics,
+    private readonly rejections: RejectionRecorder,
+    @Inject(DEVICE_LINK) private readonly link: DeviceLink,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    @Inject(ROLLOUT_CLOCK) private readonly now: RolloutClock,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => void this.tick(), this.config.rolloutTickMs);
+    this.timer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+
+  // --- operator actions
+
+  async create(input: CreateRollout, actor: string): Promise<RolloutView> {
+    const version = await this.models.findVersion(input.modelVersion);
+    if (!version) throw new RolloutRefusedError(`model version ${input.modelVersion} is not in the registry`);
+    if (version.releasable !== true) {
+      throw new RolloutRefusedError(`model version ${input.modelVersion} is not releasable: ${version.gate_reason ?? 'not evaluated by the gate'}`, { gateReason: version.gate_reason });
+    }
+    const found = await this.repo.targetDevices(input.target);
+    if (input.target.deviceIds) {
+      const known = new Set(found.map((d) => d.id));
+      const unknown = input.target.deviceIds.filter((id) => !known.has(id));
+      if (unknown.length > 0) throw new RolloutRefusedError(`unknown devices (never seen, not provisioned): ${unknown.slice(0, 20).join(', ')}`, { unknownDevices: unknown });
+      const foreign = found.filter((d) => d.backbone_id !== null && d.backbone_id !== version.backbone_id);
+      if (foreign.length > 0) {
+        throw new RolloutRefusedError(`devices run another backbone than ${version.backbone_id}: ${foreign.slice(0, 20).map((d) => `${d.id} (${d.backbone_id})`).join(', ')}`);
+      }
+    }
+    // Sites and all: the devices whose backbone can run the head (or not known yet).
+    const eligible = found.filter((d) => d.backbone_id === null || d.backbone_id === version.backbone_id);
+    const id = `ro_${randomBytes(8).toString('hex')}`;
+    const assigned = assignStages(
+      id,
+      eligible.map((d) => d.id),
+      input.stages.map((s) => s.percent),
+      input.target.percent,
+    );
+    if (assigned.length === 0) throw new RolloutRefusedError(`the target selects no device that runs backbone ${version.backbone_id}`);
+    const now = this.now();
+    const signed = await this.signFor(version, now);
+    const { conflict } = await this.repo.insertRollout(
+      {
+        id,
+        model_version: version.version,
+        target: input.target,
+        stages: input.stages,
+        policy: input.policy ?? null,
+        state: 'running',
+        current_stage: 0,
+        stage_started: input.stages.map((_, i) => (i === 0 ? now.toISOString() : null)),
+        halt_reason: null,
+        signed,
+        created_by: actor,
+      },
+      assigned,
+    );
+    if (conflict) throw new RolloutConflictError(conflict.rolloutId, conflict.deviceId);
+    this.log.log(`rollout ${id} of ${version.version} to ${assigned.length} devices in ${input.stages.length} stages, by ${actor}`);
+    await this.deliver();
+    return this.get(id);
+  }
+
+  async list(q: ListRolloutsQuery): Promise<RolloutView[]> {
+    const rows = await this.repo.listRollouts(q);
+    const counts = await this.repo.stageCounts(rows.map((r) => r.id));
+    return rows.map((r) => toView(r, counts.filter((c) => c.rollout_id === r.id)));
+  }
+
+  async get(id: string): Promise<RolloutView> {
+    const row = await this.row(id);
+    const [counts, devices] = await Promise.all([this.repo.stageCounts([id]), this.repo.devicesOf(id)]);
+    return { ...toView(row, counts), devices: devices.map(toDeviceView) };
+  }
+
+  async pause(id: string): Promise<RolloutView> {
+    await this.move(id, 'pause', ['running'], 'paused');
+    return this.get(id);
+  }
+
+  async resume(id: string): Promise<RolloutView> {
+    await this.move(id, 'resume', ['paused'], 'running');
+    await this.deliver();
+    return this.get(id);
+  }
+
+  /** Stop delivering: later stages never get the version, candidates are cancelled; devices that activated it keep it. */
+  async abort(id: string): Promise<RolloutView> {
+    await this.move(id, 'abort', ['running', 'paused', 'halted'], 'aborted', true);
+    await this.stopDevices(id, 'abort');
+    return this.get(id);
+  }
+
+  /** Every device of the rollout back to the version it ran before (candidates are cancelled). */
+  async rollback(id: string): Promise<RolloutView> {
+    await this.move(id, 'rollback', ['running', 'paused', 'halted', 'completed', 'aborted'], 'rolled_back', true);
+    await this.stopDevices(id, 'rollback');
+    return this.get(id);
+  }
+
+  // --- devices
+
+  /** A `rollout-status` payload: recorded against the device's offer; malformed ones are counted, never thrown. */
+  async onStatus(topicDeviceId: string, payload: unknown): Promise<void> {
+    const parsed = parsePayload(RolloutStatusSchema, payload);
+    if (!parsed.ok) return this.rejections.record('rollout-status', parsed.reason, topicDeviceId, parsed.message);
+    const s = parsed.value;
+    if (s.deviceId !== topicDeviceId) return this.rejections.record('rollout-status', 'device_mismatch', topicDeviceId, `payload names device ${s.deviceId}`);
+    const known = await this.repo.recordStatus(s);
+    this.metrics.rolloutStatuses.inc({ state: known ? s.state : 'unknown' });
+    await this.repo.setDeviceModelVersion(s.deviceId, s.activeVersion);
+    if (!known) return;
+    if (s.state === 'rejected' || s.state === 'rolled_back') {
+      this.log.warn(`rollout ${s.offerId}: device ${s.deviceId} ${s.state} ${s.modelVersion} (${s.reason ?? ''}${s.detail ? `: ${s.detail}` : ''})`);
+    }
+  }
+
+  /** A device (re)joined: offer it again what its open rollout step holds (besides the retained offer). */
+  async onBirth(deviceId: string): Promise<void> {
+    const open = await this.repo.openOfferFor(deviceId);
+    if (!open || open.state === 'active' || open.state === 'rejected' || open.state === 'rolled_back') return;
+    const row = await this.repo.findRollout(open.rollout_id);
+    if (row) await this.offerTo(row, [deviceId]);
+  }
+
+  // --- stage engine
+
+  /** One pass of the stage engine (the interval calls it; tests may too). Never throws. */
+  tick(): Promise<void> {
+    if (this.ticking) return this.ticking;
+    this.ticking = this.runTick()
+      .catch((err: unknown) => this.log.warn(`stage engine tick failed: ${(err as Error).message}`))
+      .finally(() => (this.ticking = undefined));
+    return this.ticking;
+  }
+
+  private async runTick(): Promise<void> {
+    const now = this.now();
+    const halted = await this.repo.withEngineLock(async (repo) => {
+      const running = await repo.runningRollouts();
+      if (running.length === 0) return [];
+      const counts = await repo.stageCounts(running.map((r) => r.id));
+      const stopped: string[] = [];
+      for (const r of running) {
+        const perStage = stageCountsOf(r, counts.filter((c) => c.rollout_id === r.id));
+        const startedAt = new Date(r.stage_started[r.current_stage] ?? r.created_at.toISOString());
+        const d = decideStage({ stages: r.stages, currentStage: r.current_stage, stageStartedAt: startedAt, counts: perStage }, now);
+        if (d.kind === 'promote') {
+          if (await repo.promote(r.id, r.current_stage, d.to, now)) {
+            this.log.log(`rollout ${r.id}: stage ${r.current_stage + 1} passed (${describe(perStage[r.current_stage]!)}); stage ${d.to + 1} of ${r.stages.length} starts`);
+          }
+        } else if (d.kind === 'complete') {
+          if (await repo.transition(r.id, ['running'], 'completed', { close: true })) {
+            this.log.log(`rollout ${r.id} of ${r.model_version} completed (${describe(sumCounts(perStage))})`);
+          }
+        } else if (d.kind === 'halt') {
+          if (await repo.transition(r.id, ['running'], 'halted', { haltReason: d.reason })) {
+            this.log.warn(`rollout ${r.id} of ${r.model_version} halted: ${d.reason}`);
+            stopped.push(r.id);
+          }
+        }
+      }
+      return stopped;
+    });
+    for (const id of halted ?? []) await this.stopDevices(id, 'halt');
+    await this.deliver();
+  }
+
+  // --- delivery
+
+  /** Offer the version to every device whose stage started and that has not been offered it. */
+  async deliver(): Promise<void> {
+    for (;;) {
+      const due = await this.repo.devicesToOffer();
+      if (due.length === 0) return;
+      const byRollout = new Map<string, string[]>();
+      for (const d of due) byRollout.set(d.rollout_id, [...(byRollout.get(d.rollout_id) ?? []), d.device_id]);
+      for (const [rolloutId, deviceIds] of byRollout) {
+        const row = await this.repo.findRollout(rolloutId);
+        if (!row) continue;
+        const sent = await this.offerTo(row, deviceIds);
+        await this.repo.markOffered(rolloutId, sent);
+        if (sent.length < deviceIds.length) return; // the broker is away: the next tick tries again
+      }
+    }
+  }
+
+  /** Publish the rollout's offer to devices (retained); returns the devices it reached the broker for. */
+  private async offerTo(row: RolloutRow, deviceIds: string[]): Promise<string[]> {
+    const signed = await this.freshSigned(row);
+    const offeredAt = this.now().toISOString();
+    const sent: string[] = [];
+    await Promise.all(
+      deviceIds.map(async (deviceId) => {
+        try {
+          await this.link.sendModelOffer({
+            v: SCHEMA_VERSION,
+            deviceId,
+            offerId: row.id,
+            signed,
+            artifactPath: artifactPathOf(row.model_version),
+            offeredAt,
+            ...(row.policy ? { policy: row.policy } : {}),
+          });
+          this.metrics.rolloutOffers.inc();
+          sent.push(deviceId);
+        } catch (err) {
+          this.log.warn(`rollout ${row.id}: offer to ${deviceId} not sent: ${(err as Error).message}`);
+        }
+      }),
+    );
+    return sent;
+  }
+
+  /** The rollout's signed manifest, signed again (new release counter) when it is about to expire. */
+  private async freshSigned(row: RolloutRow): Promise<SignedManifest> {
+    const now = this.now();
+    if (Date.parse(row.signed.manifest.expiresAt) - now.getTime() > RESIGN_MARGIN_MS) return row.signed;
+    const version = await this.models.findVersion(row.model_version);
+    if (!version) return row.signed;
+    const signed = await this.signFor(version, now);
+    await this.repo.replaceSigned(row.id, signed);
+    row.signed = signed;
+    return signed;
+  }
+
+  private async signFor(version: ModelVersionRow, now: Date): Promise<SignedManifest> {
+    const hash = labelsHash(version.labels);
+    const counter = await this.repo.nextReleaseCounter(version.backbone_id, hash);
+    return this.keys.sign({
+      modelVersion: version.version,
+      releaseCounter: counter,
+      backbone: { id: version.backbone_id, checksum: version.backbone_checksum },
+      labelsHash: hash,
+      artifact: { sha256: version.artifact_sha256, length: Number(version.artifact_bytes) },
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.config.rolloutOfferTtlHours * 3600_000).toISOString(),
+    });
+  }
+
+  /**
+   * A rollout stopped: clear the retained offer of every device it was offered to (a
+   * reconnect must not bring it back), cancel it where it is still a candidate, and for a
+   * rollback send `rollback` where it is active.
+   */
+  private async stopDevices(id: string, action: StopAction): Promise<void> {
+    const row = await this.row(id);
+    const devices = (await this.repo.devicesOf(id)).filter((d) => d.offered_at !== null);
+    const issuedAt = this.now().toISOString();
+    let cancelled = 0;
+    let rolledBack = 0;
+    await Promise.all(
+      devices.map(async (d) => {
+        try {
+          await this.link.clearModelOffer(d.device_id);
+          const command: ModelCommand['command'] | undefined = CANDIDATE_STATES.includes(d.state)
+            ? 'cancel'
+            : action === 'rollback' && d.state === 'active'
+              ? 'rollback'
+              : undefined;
+          if (!command) return;
+          await this.link.sendModelCommand({ v: SCHEMA_VERSION, deviceId: d.device_id, offerId: id, command, modelVersion: row.model_version, issuedAt });
+          this.metrics.rolloutCommands.inc({ command });
+          if (command === 'cancel') cancelled += 1;
+          else rolledBack += 1;
+        } catch (err) {
+          this.log.warn(`rollout ${id}: ${action} of ${d.device_id} not sent: ${(err as Error).message}`);
+        }
+      }),
+    );
+    this.log.log(`rollout ${id} ${action}: ${devices.length} offers cleared, ${cancelled} candidates cancelled, ${rolledBack} devices told to roll back`);
+  }
+
+  private async move(id: string, action: string, from: readonly RolloutState[], to: RolloutState, close = false): Promise<void> {
+    const row = await this.row(id);
+    if (!from.includes(row.state) || !(await this.repo.transition(id, from, to, { close }))) {
+      const now = await this.row(id);
+      throw new RolloutStateError(id, action, now.state);
+    }
+    this.log.log(`rollout ${id}: ${row.state} -> ${to}`);
+  }
+
+  private async row(id: string): Promise<RolloutRow> {
+    const row = await this.repo.findRollout(id);
+    if (!row) throw new RolloutNotFoundError(id);
+    return row;
+  }
+}
+
+/** Where a device downloads a version's artifact (relative to the hub's HTTP base URL). */
+export function artifactPathOf(modelVersion: string): string {
+  return `/rollouts/artifacts/${encodeURIComponent(modelVersion)}`;
+}
+
+function stageCountsOf(r: RolloutRow, rows: StageCountRow[]): StageCounts[] {
+  const out = r.stages.map(() => emptyCounts());
+  for (const c of rows) {
+    const s = out[c.stage];
+    if (s) s[c.state] += c.n;
+  }
+  return out;
+}
+
+function sumCounts(list: StageCounts[]): StageCounts {
+  const out = emptyCounts();
+  for (const c of list) for (const k of DEVICE_ROLLOUT_STATES) out[k] += c[k];
+  return out;
+}
+
+function describe(c: StageCounts): string {
+  return DEVICE_ROLLOUT_STATES.filter((k) => c[k] > 0)
+    .map((k) => `${c[k]} ${k}`)
+    .join(', ') || 'no devices';
+}
+
+function toView(r: RolloutRow, counts: StageCountRow[]): RolloutView {
+  const perStage = stageCountsOf(r, counts);
+  return {
+    id: r.id,
+    modelVersion: r.model_version,
+    state: r.state,
+    haltReason: r.halt_reason,
+    target: r.target,
+    policy: r.policy,
+    currentStage: r.current_stage,
+    stages: r.stages.map((s, index) => ({
+      ...s,
+      index,
+      state:
+        index < r.current_stage || (index === r.current_stage && r.state === 'completed')
+          ? 'passed'
+          : index === r.current_stage
+            ? r.state === 'halted'
+              ? 'halted'
+              : 'running'
+            : 'pending',
+      startedAt: r.stage_started[index] ?? null,
+      devices: DEVICE_ROLLOUT_STATES.reduce((n, k) => n + perStage[index]![k], 0),
+      counts: perStage[index]!,
+    })),
+    counts: sumCounts(perStage),
+    createdBy: r.created_by,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    finishedAt: r.finished_at?.toISOString() ?? null,
+  };
+}
+
+function toDeviceView(d: RolloutDeviceRow): RolloutDeviceView {
+  return {
+    deviceId: d.device_id,
+    stage: d.stage,
+    state: d.state,
+    reason: d.reason,
+    detail: d.detail,
+    activeVersion: d.active_version,
+    previousVersion: d.previous_version,
+    shadow: d.shadow,
+    health: d.health,
+    offeredAt: d.offered_at?.toISOString() ?? null,
+    statusAt: d.status_at?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,521 @@
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { connectAsync, type MqttClient } from 'mqtt';
+import { silentLogger } from '@shelfsight/common';
+import {
+  deviceTopic,
+  keyIdOf,
+  labelsHash,
+  ModelCommandSchema,
+  ModelOfferSchema,
+  parsePayload,
+  publicKeyBase64,
+  SCHEMA_VERSION,
+  verifySignedManifest,
+  parseTrustedKeys,
+  type ModelCommand,
+  type ModelOffer,
+} from '@shelfsight/contracts';
+import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
+import { spawnShelf } from '@shelfsight/cli';
+import { BLOB_STORE, PrismaService, type BlobStore } from '@shelfsight/hub';
+import type { DatabaseKind } from './support/databases';
+import { hasExternalPostgres } from './support/services';
+import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
+
+const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
+  { db: 'pglite', available: () => true },
+  { db: 'postgres', available: hasExternalPostgres },
+];
+
+const REVERSED = [...STAND_IN_CATEGORIES].reverse();
+
+interface StageJson {
+  index: number;
+  state: string;
+  startedAt: string | null;
+  devices: number;
+  counts: Record<string, number>;
+}
+interface DeviceJson {
+  deviceId: string;
+  stage: number;
+  state: string;
+  reason: string | null;
+  activeVersion: string | null;
+  previousVersion: string | null;
+  offeredAt: string | null;
+  statusAt: string | null;
+}
+interface RolloutJson {
+  id: string;
+  modelVersion: string;
+  state: string;
+  haltReason: string | null;
+  currentStage: number;
+  stages: StageJson[];
+  counts: Record<string, number>;
+  devices?: DeviceJson[];
+}
+
+for (const variant of variants) {
+  const d = variant.available() ? describe : describe.skip;
+  d(`fleet rollouts against real agents (${variant.db})`, () => {
+    jest.setTimeout(120_000);
+    let sut: TestHub;
+    let tmp: string;
+    let observer: MqttClient;
+    let trustedKeysFile: string;
+    let feeder: NodeJS.Timeout;
+    const agents = new Map<string, AgentHandle>();
+    const passwords = new Map<string, string>();
+    /** Every model-offer (parsed; null = cleared) and model-command the hub published, per device. */
+    const offers = new Map<string, Array<ModelOffer | null>>();
+    const commands = new Map<string, ModelCommand[]>();
+    const run = randomBytes(3).toString('hex');
+    let n = 0;
+    const newId = (what: string) => `${what}-${run}-${++n}`;
+
+    beforeAll(async () => {
+      tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'rollouts-'));
+      sut = await startTestHub(variant.db, 'aedes', { ROLLOUT_TICK_MS: '100' });
+      observer = await connectAsync(sut.hub.mqttUrl, { clientId: `observer-${run}` });
+      observer.on('message', (topic, payload) => {
+        const [, , , deviceId, channel] = topic.split('/') as [string, string, string, string, string];
+        if (channel === 'model-offer') {
+          const list = offers.get(deviceId) ?? [];
+          const parsed = payload.length === 0 ? null : parsePayload(ModelOfferSchema, payload);
+          list.push(parsed && parsed.ok ? parsed.value : null);
+          offers.set(deviceId, list);
+        } else if (channel === 'model-command') {
+          const c = parsePayload(ModelCommandSchema, payload);
+          if (c.ok) commands.set(deviceId, [...(commands.get(deviceId) ?? []), c.value]);
+        }
+      });
+      await observer.subscribeAsync(['shelfsight/v1/devices/+/model-offer', 'shelfsight/v1/devices/+/model-command'], { qos: 1 });
+      const res = await hubFetch(`${sut.hub.httpUrl}/rollouts/trusted-keys`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      trustedKeysFile = path.join(tmp, 'trusted-keys');
+      await fsp.writeFile(trustedKeysFile, await res.text());
+      // Shadow runs need frames: every running agent gets one every 50 ms.
+      let frame = 0;
+      feeder = setInterval(() => {
+        for (const a of agents.values()) {
+          frame += 1;
+          a.offer({ frameId: `f-${frame}`, site: 'site-r', location: `A-01-1-${'ABCD'[frame % 4]}`, capturedAt: new Date().toISOString(), image: pngOf(frame), source: 'test' });
+        }
+      }, 50);
+    });
+
+    afterAll(async () => {
+      clearInterval(feeder);
+      for (const a of agents.values()) await a.stop();
+      await observer?.endAsync();
+      await sut?.stop();
+      await fsp.rm(tmp, { recursive: true, force: true });
+    });
+
+    /** A releasable stand-in head in the registry (artifact in the blob store, gate passed). */
+    const seedVersion = async (opts: { releasable?: boolean; gateReason?: string } = {}) => {
+      const version = newId('v');
+      const artifact = standInHeadArtifact(version, REVERSED);
+      const blob = await sut.hub.app.get<symbol, BlobStore>(BLOB_STORE).put(artifact);
+      const prisma = sut.hub.app.get(PrismaService);
+      await prisma.$executeRaw`
+        INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest, artifact_sha256, artifact_bytes,
+          releasable, gate_reason, source, created_at)
+        VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(REVERSED)}::jsonb, ${labelsHash([...REVERSED].sort())}, 'stand-in',
+          '{}'::jsonb, ${blob.sha256}, ${blob.bytes}, ${opts.releasable ?? true}, ${opts.gateReason ?? null}, 'upload', now())`;
+      return { version, artifact };
+    };
+
+    const provision = async (deviceId: string) => {
+      const res = await hubFetch(`${sut.hub.httpUrl}/devices/${deviceId}/credentials`, { method: 'POST' });
+      expect(res.status).toBe(201);
+      const password = ((await res.json()) as { password: string }).password;
+      passwords.set(deviceId, password);
+      return password;
+    };
+
+    const startDevice = async (deviceId: string, opts: { trustedKeys?: string } = {}) => {
+      const password = passwords.get(deviceId) ?? (await provision(deviceId));
+      const config = agentConfig({
+        deviceId,
+        site: 'site-r',
+        mqttUrl: sut.hub.mqttUrl,
+        mqttUsername: deviceId,
+        mqttPassword: password,
+        stateDir: path.join(tmp, deviceId),
+        trustedKeys: opts.trustedKeys ?? trustedKeysFile,
+        hubHttpUrl: sut.hub.httpUrl,
+        shadowFrames: 3,
+        heartbeatMs: 200,
+      });
+      const agent = await startAgent(config, { classifier: new StandInClassifier('stand-in-1'), logger: silentLogger });
+      agents.set(deviceId, agent);
+      await eventually(async () => ((await deviceRow(deviceId))?.backboneId === 'stand-in' ? true : undefined), 15_000, `birth of ${deviceId}`);
+      return agent;
+    };
+
+    const stopDevice = async (deviceId: string) => {
+      await agents.get(deviceId)?.stop();
+      agents.delete(deviceId);
+    };
+
+    const deviceRow = async (deviceId: string) => {
+      const { body } = await getJson<Array<{ id: string; backboneId: string | null; modelVersion: string | null }>>(`${sut.hub.httpUrl}/devices`);
+      return body.find((x) => x.id === deviceId);
+    };
+
+    const post = async (p: string, body?: unknown) => {
+      const res = await hubFetch(`${sut.hub.httpUrl}${p}`, {
+        method: 'POST',
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+      return { status: res.status, body: (await res.json()) as RolloutJson & { message?: string; rolloutId?: string } };
+    };
+
+    const view = async (id: string) => (await getJson<RolloutJson>(`${sut.hub.httpUrl}/rollouts/${id}`)).body;
+    const untilState = (id: string, state: string, timeoutMs = 30_000) =>
+      eventually(async () => {
+        const v = await view(id);
+        return v.state === state ? v : undefined;
+      }, timeoutMs, `rollout ${id} ${state}`);
+
+    it('promotes stage by stage: the canary activates first, then the rest is offered, and GET /devices shows the new version', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev'), newId('dev'), newId('dev')];
+      for (const id of ids) await startDevice(id);
+
+      const created = await post('/rollouts', {
+        modelVersion: version,
+        target: { deviceIds: ids },
+        stages: [
+          { percent: 25, minSoakSeconds: 0, successThreshold: 1, abort: { maxFailurePercent: 0, minDevices: 1 } },
+          { percent: 100, minSoakSeconds: 0, successThreshold: 1, abort: { maxFailurePercent: 50, minDevices: 2 } },
+        ],
+      });
+      expect(created.status).toBe(201);
+      expect(created.body.stages.map((s) => s.devices)).toEqual([1, 3]);
+      const canary = created.body.devices!.find((x) => x.stage === 0)!.deviceId;
+      // Only the canary was offered at first.
+      expect(created.body.devices!.filter((x) => x.offeredAt !== null).map((x) => x.deviceId)).toEqual([canary]);
+
+      const done = await untilState(created.body.id, 'completed');
+      expect(done.counts.active).toBe(4);
+      expect(done.stages.map((s) => s.state)).toEqual(['passed', 'passed']);
+      const canaryActiveAt = Date.parse(done.devices!.find((x) => x.deviceId === canary)!.statusAt!);
+      expect(Date.parse(done.stages[1]!.startedAt!)).toBeGreaterThanOrEqual(canaryActiveAt);
+      for (const x of done.devices!.filter((x) => x.stage === 1)) expect(Date.parse(x.offeredAt!)).toBeGreaterThanOrEqual(canaryActiveAt);
+      for (const x of done.devices!) expect(x).toMatchObject({ state: 'active', activeVersion: version, previousVersion: 'stand-in-1' });
+      for (const id of ids) {
+        expect((await deviceRow(id))?.modelVersion).toBe(version);
+        expect(agents.get(id)!.heads.modelVersion).toBe(version);
+      }
+      // The offers carried a manifest the devices' trusted keys verify, for this version's artifact.
+      const offer = offers.get(canary)!.find((o) => o !== null)!;
+      const keys = parseTrustedKeys(await fsp.readFile(trustedKeysFile, 'utf8'));
+      const check = verifySignedManifest(offer.signed, keys, new Date());
+      expect(check.ok).toBe(true);
+      expect(offer).toMatchObject({ offerId: created.body.id, artifactPath: `/rollouts/artifacts/${version}` });
+      expect(offer.signed.manifest.artifact).toEqual({ sha256: createHash('sha256').update(standInHeadArtifact(version, REVERSED)).digest('hex'), length: standInHeadArtifact(version, REVERSED).length });
+      for (const id of ids) await stopDevice(id);
+    });
+
+    it('halts on the abort criteria: later stages never receive the version', async () => {
+      const { version } = await seedVersion();
+      // These devices trust another key: each refuses the offer (unknown_key), a real failure.
+      const stranger = generateKeyPairSync('ed25519').publicKey;
+      const strangerKeys = path.join(tmp, `stranger-${run}`);
+      await fsp.writeFile(strangerKeys, `${keyIdOf(stranger)} ${publicKeyBase64(stranger)}\n`);
+      const ids = [newId('dev'), newId('dev'), newId('dev')];
+      for (const id of ids) await startDevice(id, { trustedKeys: strangerKeys });
+
+      const created = await post('/rollouts', {
+        modelVersion: version,
+        target: { deviceIds: ids },
+        stages: [
+          { percent: 30, abort: { maxFailurePercent: 0, minDevices: 1 } },
+          { percent: 100, abort: { maxFailurePercent: 100, minDevices: 1 } },
+        ],
+      });
+      expect(created.status).toBe(201);
+      const halted = await untilState(created.body.id, 'halted');
+      expect(halted.haltReason).toMatch(/stage 1 of 2: 1 of 1 reporting devices failed \(1 rejected\)/);
+      expect(halted.stages.map((s) => s.state)).toEqual(['halted', 'pending']);
+      const canary = halted.devices!.find((x) => x.stage === 0)!;
+      expect(canary).toMatchObject({ state: 'rejected', reason: 'unknown_key' });
+      // A few more ticks: still nothing for the later stage.
+      await new Promise((r) => setTimeout(r, 500));
+      const later = (await view(created.body.id)).devices!.filter((x) => x.stage === 1);
+      expect(later).toHaveLength(2);
+      for (const x of later) {
+        expect(x).toMatchObject({ state: 'pending', offeredAt: null });
+        expect(offers.get(x.deviceId) ?? []).toEqual([]);
+      }
+      // The canary's retained offer was cleared.
+      expect(offers.get(canary.deviceId)?.at(-1)).toBeNull();
+      // Its stage-1 devices may not download the artifact either.
+      const res = await fetch(`${sut.hub.httpUrl}/rollouts/artifacts/${version}`, { headers: { authorization: basic(later[0]!.deviceId, passwords.get(later[0]!.deviceId)!) } });
+      expect(res.status).toBe(403);
+      for (const id of ids) await stopDevice(id);
+    });
+
+    it('halts on the shadow gate at the canary stage: a head that would flip a category stops there', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev'), newId('dev'), newId('dev')];
+      for (const id of ids) await provision(id);
+      // Devices speaking the contract by hand: they report the shadow run and the gate's refusal.
+      const devices = await Promise.all(ids.map((id) => GateDevice.connect(sut.hub.mqttUrl, id)));
+      try {
+        const created = await post('/rollouts', {
+          modelVersion: version,
+          target: { deviceIds: ids },
+          stages: [
+            { percent: 25, minSoakSeconds: 0, abort: { maxFailurePercent: 0, minDevices: 1 } },
+            { percent: 100, abort: { maxFailurePercent: 100, minDevices: 1 } },
+          ],
+          policy: { shadowFrames: 20, shadowGate: { maxCategoryShift: 0.1 } },
+        });
+        expect(created.status).toBe(201);
+        const halted = await untilState(created.body.id, 'halted');
+        const canary = halted.devices!.find((x) => x.stage === 0)!;
+        expect(canary).toMatchObject({ state: 'rejected', reason: 'shadow_gate' });
+        expect(halted.haltReason).toMatch(/1 rejected/);
+        // The canary got the policy with its offer; the later stages got nothing.
+        expect(devices.find((x) => x.id === canary.deviceId)!.offers[0]?.policy).toEqual({ shadowFrames: 20, shadowGate: { maxCategoryShift: 0.1 } });
+        for (const x of devices.filter((x) => x.id !== canary.deviceId)) expect(x.offers).toEqual([]);
+        expect((await view(created.body.id)).devices!.find((x) => x.deviceId === canary.deviceId)).toMatchObject({ state: 'rejected' });
+
+        // Abort frees the devices for another rollout.
+        expect((await post(`/rollouts/${created.body.id}/abort`)).body.state).toBe('aborted');
+      } finally {
+        for (const x of devices) await x.close();
+      }
+    });
+
+    it('rolls every device back on the operator\u2019s command and clears the retained offers', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev')];
+      for (const id of ids) await startDevice(id);
+      const created = await post('/rollouts', { modelVersion: version, target: { deviceIds: ids }, stages: [{ percent: 100 }] });
+      expect(created.status).toBe(201);
+      await untilState(created.body.id, 'completed');
+
+      const rolled = await post(`/rollouts/${created.body.id}/rollback`);
+      expect(rolled.status).toBe(200);
+      expect(rolled.body.state).toBe('rolled_back');
+      for (const id of ids) {
+        await eventually(async () => (commands.get(id)?.length ? true : undefined), 10_000, `command to ${id}`);
+        expect(commands.get(id)).toEqual([expect.objectContaining({ v: SCHEMA_VERSION, deviceId: id, offerId: created.body.id, command: 'rollback', modelVersion: version })]);
+        await eventually(async () => (offers.get(id)?.at(-1) === null ? true : undefined), 10_000, `cleared offer of ${id}`);
+      }
+      // A device connecting now gets no retained offer.
+      const late = await connectAsync(sut.hub.mqttUrl, { clientId: `late-${run}` });
+      const seen: Buffer[] = [];
+      late.on('message', (_t, p) => seen.push(p));
+      await late.subscribeAsync(deviceTopic(ids[0]!, 'model-offer'), { qos: 1 });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen.filter((p) => p.length > 0)).toEqual([]);
+      await late.endAsync();
+      // A rolled-back rollout cannot be resumed.
+      expect((await post(`/rollouts/${created.body.id}/resume`)).status).toBe(409);
+      for (const id of ids) await stopDevice(id);
+    });
+
+    it('an offline device catches up when it connects (retained offer), and the rollout completes then', async () => {
+      const { version } = await seedVersion();
+      const online = newId('dev');
+      const offline = newId('dev');
+      await startDevice(online);
+      await startDevice(offline);
+      await stopDevice(offline);
+
+      const created = await post('/rollouts', { modelVersion: version, target: { deviceIds: [online, offline] }, stages: [{ percent: 100 }] });
+      expect(created.status).toBe(201);
+      await eventually(async () => ((await view(created.body.id)).devices!.find((x) => x.deviceId === online)?.state === 'active' ? true : undefined), 30_000, 'online device active');
+      expect((await view(created.body.id)).state).toBe('running');
+
+      await startDevice(offline);
+      const done = await untilState(created.body.id, 'completed');
+      expect(done.devices!.find((x) => x.deviceId === offline)).toMatchObject({ state: 'active', activeVersion: version });
+      expect(agents.get(offline)!.heads.modelVersion).toBe(version);
+      for (const id of [online, offline]) await stopDevice(id);
+    });
+
+    it('refuses a second rollout for a device with 409 naming the rollout in the way, a non-releasable version with 422; pause and resume', async () => {
+      const { version } = await seedVersion();
+      const { version: other } = await seedVersion();
+      const { version: gated } = await seedVersion({ releasable: false, gateReason: 'accuracy on milk dropped by 0.12' });
+      const ids = [newId('dev'), newId('dev')];
+      for (const id of ids) await provision(id); // never connect: the rollout stays open
+
+      const first = await post('/rollouts', { modelVersion: version, target: { deviceIds: ids }, stages: [{ percent: 100 }] });
+      expect(first.status).toBe(201);
+      const second = await post('/rollouts', { modelVersion: other, target: { deviceIds: [ids[1]!] }, stages: [{ percent: 100 }] });
+      expect(second.status).toBe(409);
+      expect(second.body).toMatchObject({ rolloutId: first.body.id });
+      expect(second.body.message).toContain(first.body.id);
+
+      const gatedRes = await post('/rollouts', { modelVersion: gated, target: { deviceIds: [ids[0]!] }, stages: [{ percent: 100 }] });
+      expect(gatedRes.status).toBe(422);
+      expect(gatedRes.body.message).toMatch(/not releasable: accuracy on milk dropped by 0\.12/);
+      const bad = await post('/rollouts', { modelVersion: version, target: { deviceIds: ids }, stages: [{ percent: 50 }] });
+      expect(bad.status).toBe(400);
+
+      expect((await post(`/rollouts/${first.body.id}/pause`)).body.state).toBe('paused');
+      expect((await post(`/rollouts/${first.body.id}/pause`)).status).toBe(409);
+      expect((await post(`/rollouts/${first.body.id}/resume`)).body.state).toBe('running');
+      expect((await post(`/rollouts/${first.body.id}/abort`)).body.state).toBe('aborted');
+      // Aborted: the devices are free again.
+      expect((await post('/rollouts', { modelVersion: other, target: { deviceIds: [ids[1]!] }, stages: [{ percent: 100 }] })).status).toBe(201);
+
+      const list = await getJson<RolloutJson[]>(`${sut.hub.httpUrl}/rollouts?state=aborted`);
+      expect(list.body.map((r) => r.id)).toContain(first.body.id);
+      expect(list.body[0]!.devices).toBeUndefined();
+
+      // Every action is in the audit log, with the rollout id.
+      const audit = await getJson<{ items: Array<{ method: string; route: string; params: Record<string, string>; status: number }> }>(`${sut.hub.httpUrl}/audit?route=/rollouts&limit=500`);
+      const mine = audit.body.items.filter((e) => e.params.id === first.body.id).map((e) => `${e.route} ${e.status}`);
+      expect(mine).toEqual(expect.arrayContaining(['/rollouts/:id/pause 200', '/rollouts/:id/pause 409', '/rollouts/:id/resume 200', '/rollouts/:id/abort 200']));
+      expect(audit.body.items.filter((e) => e.route === '/rollouts' && e.method === 'POST').map((e) => e.status)).toEqual(expect.arrayContaining([201, 409, 422]));
+    });
+
+    it('serves artifacts to targeted devices only, by their credential, with exact length and Range; refusals are counted', async () => {
+      const { version, artifact } = await seedVersion();
+      const id = newId('dev');
+      const password = await provision(id);
+      const stranger = newId('dev');
+      const strangerPassword = await provision(stranger);
+      const created = await post('/rollouts', { modelVersion: version, target: { deviceIds: [id] }, stages: [{ percent: 100 }] });
+      expect(created.status).toBe(201);
+      const url = `${sut.hub.httpUrl}/rollouts/artifacts/${version}`;
+
+      const whole = await fetch(url, { headers: { authorization: basic(id, password) } });
+      expect(whole.status).toBe(200);
+      expect(whole.headers.get('content-length')).toBe(String(artifact.length));
+      expect(Buffer.from(await whole.arrayBuffer())).toEqual(artifact);
+
+      const part = await fetch(url, { headers: { authorization: basic(id, password), range: 'bytes=10-' } });
+      expect(part.status).toBe(206);
+      expect(part.headers.get('content-range')).toBe(`bytes 10-${artifact.length - 1}/${artifact.length}`);
+      expect(Buffer.from(await part.arrayBuffer())).toEqual(artifact.subarray(10));
+      const beyond = await fetch(url, { headers: { authorization: basic(id, password), range: `bytes=${artifact.length + 5}-` } });
+      expect(beyond.status).toBe(416);
+      expect(beyond.headers.get('content-range')).toBe(`bytes */${artifact.length}`);
+
+      expect((await fetch(url, { headers: { authorization: basic(id, 'wrong-password') } })).status).toBe(401);
+      expect((await fetch(url, { headers: { authorization: basic('nobody-here', 'x') } })).status).toBe(401);
+      expect((await fetch(url)).status).toBe(401);
+      expect((await fetch(url, { headers: { authorization: basic(stranger, strangerPassword) } })).status).toBe(403);
+      expect((await hubFetch(url)).status).toBe(200); // an operator (here the admin key)
+
+      const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
+      for (const reason of ['bad_password', 'unknown_device', 'missing_credentials', 'not_targeted']) {
+        expect(metrics).toMatch(new RegExp(`shelfsight_rollout_artifact_refused_total\\{reason="${reason}"\\} [1-9]`));
+      }
+      expect((await post(`/rollouts/${created.body.id}/abort`)).status).toBe(200);
+      // Once aborted, the device may not read it any more.
+      expect((await fetch(url, { headers: { authorization: basic(id, password) } })).status).toBe(403);
+    });
+
+    it('`shelf rollouts` creates, lists, shows and aborts over the REST API', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev')];
+      for (const id of ids) await provision(id);
+      const shelf = async (...args: string[]) => {
+        const p = spawnShelf(['rollouts', ...args, '--hub-url', sut.hub.httpUrl], { HUB_API_KEY: TEST_ADMIN_KEY });
+        return { code: await p.exited, out: p.stdout(), err: p.stderr() };
+      };
+      const created = await shelf('create', '--model-version', version, '--devices', ids.join(','), '--stages', '50,100', '--soak', '30', '--max-failure-percent', '10');
+      expect(created.code).toBe(0);
+      const view = JSON.parse(created.out.trim().split('\n').pop()!) as RolloutJson;
+      expect(view).toMatchObject({ modelVersion: version, state: 'running' });
+      expect(view.stages.map((s) => s.devices)).toEqual([1, 1]);
+      expect(created.err).toContain(`rollout ${view.id} ${version} running stage 1/2`);
+      expect((await shelf('list', '--state', 'running')).out).toContain(`rollout ${view.id}`);
+      expect(JSON.parse((await shelf('show', view.id)).out.trim()).devices).toHaveLength(2);
+      const aborted = await shelf('abort', view.id);
+      expect(aborted.err).toContain('aborted');
+      const again = await shelf('resume', view.id);
+      expect(again.code).not.toBe(0);
+      expect(again.err).toMatch(/HTTP 409 rollout .* is aborted: cannot resume/);
+      expect((await shelf('create', '--model-version', version, '--stages', '100')).err).toMatch(/exactly one target/);
+    });
+
+    it('counts malformed rollout statuses and keeps going', async () => {
+      const id = newId('dev');
+      const c = await connectAsync(sut.hub.mqttUrl, { clientId: id });
+      await c.publishAsync(deviceTopic(id, 'rollout-status'), Buffer.from('{not json'), { qos: 1 });
+      await c.publishAsync(deviceTopic(id, 'rollout-status'), Buffer.from(JSON.stringify({ v: SCHEMA_VERSION, deviceId: id, state: 'active' })), { qos: 1 });
+      await c.endAsync();
+      await eventually(async () => {
+        const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
+        return /shelfsight_payloads_rejected_total\{channel="rollout-status",reason="invalid_json"\} [1-9]/.test(metrics) &&
+          /shelfsight_payloads_rejected_total\{channel="rollout-status",reason="schema"\} [1-9]/.test(metrics)
+          ? true
+          : undefined;
+      }, 10_000, 'rejections counted');
+      expect((await getJson(`${sut.hub.httpUrl}/health`)).status).toBe(200);
+    });
+  });
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+function pngOf(n: number): Buffer {
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(`rollout-frame-${n}`)]);
+}
+
+/**
+ * A device that speaks the rollout contract by hand: on an offer it reports offered,
+ * downloading, verified, shadowing, then a shadow run in which "milk" would double, and
+ * refuses activation by the offer's shadow gate (reason shadow_gate), as an agent does.
+ */
+class GateDevice {
+  readonly offers: ModelOffer[] = [];
+  private constructor(
+    readonly id: string,
+    private readonly client: MqttClient,
+  ) {}
+
+  static async connect(url: string, id: string): Promise<GateDevice> {
+    const client = await connectAsync(url, { clientId: id, reconnectPeriod: 0 });
+    const device = new GateDevice(id, client);
+    client.on('message', (_topic, payload) => {
+      if (payload.length === 0) return;
+      const offer = parsePayload(ModelOfferSchema, payload);
+      if (offer.ok) void device.onOffer(offer.value);
+    });
+    await client.subscribeAsync(deviceTopic(id, 'model-offer'), { qos: 1 });
+    return device;
+  }
+
+  private async onOffer(offer: ModelOffer): Promise<void> {
+    this.offers.push(offer);
+    const base = { v: SCHEMA_VERSION, deviceId: this.id, offerId: offer.offerId, modelVersion: offer.signed.manifest.modelVersion, activeVersion: 'stand-in-1' };
+    const shadow = {
+      frames: 20,
+      agreement: 0.5,
+      activeMeanConfidence: 0.8,
+      candidateMeanConfidence: 0.8,
+      histogram: { active: [0, 0, 0, 0, 0, 0, 0, 20, 0, 0], candidate: [0, 0, 0, 0, 0, 0, 0, 20, 0, 0] },
+      categories: { milk: { active: 5, candidate: 15 }, juice: { active: 15, candidate: 5 } },
+    };
+    for (const state of ['offered', 'downloading', 'verified', 'shadowing'] as const) await this.send({ ...base, state, at: new Date().toISOString() });
+    await this.send({ ...base, state: 'rejected', reason: 'shadow_gate', detail: 'milk would change by 0.50 of the frames (max 0.1)', shadow, at: new Date().toISOString() });
+  }
+
+  private async send(status: Record<string, unknown>): Promise<void> {
+    await this.client.publishAsync(deviceTopic(this.id, 'rollout-status'), Buffer.from(JSON.stringify(status)), { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
