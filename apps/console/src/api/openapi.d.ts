@@ -400,6 +400,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rollouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_list"];
+        put?: never;
+        post: operations["RolloutsController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_abort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/{id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["RolloutsController_rollback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/artifacts/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_artifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rollouts/trusted-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["RolloutsController_trustedKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/samples": {
         parameters: {
             query?: never;
@@ -619,14 +747,20 @@ export interface components {
         AuditEntryDto: {
             /** @description key:<key id>, device:<device id>, anonymous */
             actor: string;
+            /** @description client address (denied requests) */
+            address: string | null;
             /** Format: date-time */
             at: string;
+            /** @description requests this entry stands for: denied requests of one address and reason within AUDIT_DENIED_INTERVAL_S share one entry */
+            count: number;
             id: string;
             method: string;
             params: {
                 [key: string]: string;
             };
-            /** @description X-Request-Id of the request, as in its log lines */
+            /** @description why it was denied: missing, unknown, wrong, expired, revoked (401), role (403), rate, auth_failures (429); null when not denied */
+            reason: string | null;
+            /** @description X-Request-Id of the request, as in its log lines (of the first, for coalesced denials) */
             requestId: string | null;
             role: string | null;
             /** @description route pattern, e.g. /api-keys/:id/revoke */
@@ -900,6 +1034,120 @@ export interface components {
             confidence: number;
             deviceId: string;
         };
+        RolloutAbortDto: {
+            /** @description halt when more than this percentage of the devices that reported failed */
+            maxFailurePercent: number;
+            /** @description ... once at least this many devices reported */
+            minDevices: number;
+        };
+        RolloutCountsDto: {
+            active: number;
+            downloading: number;
+            offered: number;
+            /** @description stage not started: never offered */
+            pending: number;
+            rejected: number;
+            rolled_back: number;
+            shadowing: number;
+            verified: number;
+        };
+        RolloutDeviceDto: {
+            activeVersion: string | null;
+            detail: string | null;
+            deviceId: string;
+            health: {
+                baseline?: {
+                    meanConfidence: number;
+                    p95LatencyMs: number;
+                };
+                frames?: number;
+                meanConfidence?: number;
+                p95LatencyMs?: number;
+            } | null;
+            /** Format: date-time */
+            offeredAt: string | null;
+            previousVersion: string | null;
+            /** @description why it was rejected or rolled back */
+            reason: string | null;
+            shadow: {
+                activeMeanConfidence?: number;
+                agreement?: number;
+                candidateMeanConfidence?: number;
+                categories?: {
+                    [key: string]: {
+                        active: number;
+                        candidate: number;
+                    };
+                };
+                frames?: number;
+                histogram?: {
+                    active: number[];
+                    candidate: number[];
+                };
+            } | null;
+            stage: number;
+            /** @enum {string} */
+            state: "pending" | "offered" | "downloading" | "verified" | "shadowing" | "active" | "rejected" | "rolled_back";
+            /** Format: date-time */
+            statusAt: string | null;
+        };
+        RolloutDto: {
+            /** @description over every device of the rollout */
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string;
+            /** @description index of the running (or last) stage */
+            currentStage: number;
+            /** @description GET /rollouts/:id only */
+            devices?: components["schemas"]["RolloutDeviceDto"][];
+            /** Format: date-time */
+            finishedAt: string | null;
+            haltReason: string | null;
+            id: string;
+            modelVersion: string;
+            policy: {
+                health?: {
+                    frames: number;
+                    maxConfidenceDrop?: number;
+                    maxLatencyRatio?: number;
+                };
+                shadowFrames?: number;
+                shadowGate?: {
+                    maxCategoryShift?: number;
+                    minAgreement?: number;
+                    minCandidateConfidence?: number;
+                };
+            } | null;
+            stages: components["schemas"]["RolloutStageDto"][];
+            /** @enum {string} */
+            state: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
+            target: {
+                /** @enum {boolean} */
+                all?: true;
+                deviceIds?: string[];
+                percent?: number;
+                sites?: string[];
+            };
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        RolloutStageDto: {
+            abort: components["schemas"]["RolloutAbortDto"];
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** @description devices assigned to this stage */
+            devices: number;
+            index: number;
+            minSoakSeconds: number;
+            /** @description cumulative share of the target that has the version once this stage runs */
+            percent: number;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** @enum {string} */
+            state: "pending" | "running" | "passed" | "halted";
+            /** @description share of the stage's devices that must be active before the next stage starts */
+            successThreshold: number;
+        };
         SampleCountDto: {
             /** @description label when labelled, else the scored category */
             category: string;
@@ -1145,7 +1393,7 @@ export interface operations {
                 cursor?: string;
                 from?: string;
                 limit?: number;
-                method?: "POST" | "PUT" | "PATCH" | "DELETE";
+                method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
                 route?: string;
                 to?: string;
             };
@@ -1771,6 +2019,247 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                state?: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description rollouts, newest first, with per-stage counts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"][];
+                };
+            };
+        };
+    };
+    RolloutsController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    modelVersion: string;
+                    policy?: {
+                        health?: {
+                            frames: number;
+                            maxConfidenceDrop?: number;
+                            maxLatencyRatio?: number;
+                        };
+                        shadowFrames?: number;
+                        shadowGate?: {
+                            maxCategoryShift?: number;
+                            minAgreement?: number;
+                            minCandidateConfidence?: number;
+                        };
+                    };
+                    stages: {
+                        /**
+                         * @default {
+                         *       "maxFailurePercent": 0,
+                         *       "minDevices": 1
+                         *     }
+                         */
+                        abort?: {
+                            maxFailurePercent: number;
+                            /** @default 1 */
+                            minDevices?: number;
+                        };
+                        /** @default 0 */
+                        minSoakSeconds?: number;
+                        percent: number;
+                        /** @default 1 */
+                        successThreshold?: number;
+                    }[];
+                    target: {
+                        /** @enum {boolean} */
+                        all?: true;
+                        deviceIds?: string[];
+                        percent?: number;
+                        sites?: string[];
+                    };
+                };
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+            /** @description a device of the target is in another unfinished rollout: rolloutId names it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the version may not be rolled out (not releasable, unknown, foreign backbone, empty target) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_abort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_resume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_rollback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+        };
+    };
+    RolloutsController_artifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    RolloutsController_trustedKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
             200: {
                 headers: {
                     [name: string]: unknown;

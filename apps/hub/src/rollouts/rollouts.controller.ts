@@ -1,10 +1,11 @@
-import { Body, Controller, Get, Header, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { Public, RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
+import { RolloutDto } from './rollout-view.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { RolloutsService } from './rollouts.service';
 import { SigningKeys } from './signing-keys';
@@ -21,13 +22,16 @@ export class RolloutsController {
 
   /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
   @Post()
-  create(@Body(new ZodPipe(CreateRolloutSchema, 'body')) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
+  @ApiCreatedResponse({ type: RolloutDto })
+  @ApiConflictResponse({ description: 'a device of the target is in another unfinished rollout: rolloutId names it' })
+  @ApiUnprocessableEntityResponse({ description: 'the version may not be rolled out (not releasable, unknown, foreign backbone, empty target)' })
+  create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
     return this.rollouts.create(body, actor);
   }
 
   @Get()
-  @ApiOkResponse({ description: 'rollouts, newest first, with per-stage counts' })
-  list(@Query(new ZodPipe(ListRolloutsQuerySchema)) query: ListRolloutsQuery): Promise<RolloutView[]> {
+  @ApiOkResponse({ type: [RolloutDto], description: 'rollouts, newest first, with per-stage counts' })
+  list(@ZodQuery(ListRolloutsQuerySchema) query: ListRolloutsQuery): Promise<RolloutView[]> {
     return this.rollouts.list(query);
   }
 
@@ -81,30 +85,35 @@ export class RolloutsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: RolloutDto })
   get(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.get(id);
   }
 
   @Post(':id/pause')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   pause(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.pause(id);
   }
 
   @Post(':id/resume')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   resume(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.resume(id);
   }
 
   @Post(':id/abort')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   abort(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.abort(id);
   }
 
   @Post(':id/rollback')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   rollback(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.rollback(id);
   }
