@@ -744,6 +744,10 @@ export interface components {
             /** @enum {string} */
             role: "viewer" | "operator" | "admin";
         };
+        ArtifactRefDoc: {
+            bytes: number;
+            sha256: string;
+        };
         AuditEntryDto: {
             /** @description key:<key id>, device:<device id>, anonymous */
             actor: string;
@@ -772,6 +776,21 @@ export interface components {
             items: components["schemas"]["AuditEntryDto"][];
             nextCursor: string | null;
         };
+        BackboneRefDoc: {
+            checksum: string;
+            id: string;
+        };
+        BaselineDoc: {
+            /** @description accuracy of a uniform guess */
+            chance: number;
+            /** @description accuracy of always answering the most frequent category */
+            majority: number;
+        };
+        CategoryAccuracyDoc: {
+            /** @description share of its rows classified as it (recall) */
+            accuracy: number;
+            rows: number;
+        };
         CategoryCountDto: {
             category: string;
             /** @description locations whose latest confident detection is this category */
@@ -786,6 +805,14 @@ export interface components {
              * @description capture time of the oldest observation behind this count
              */
             oldestObservation: string;
+        };
+        CategoryDeltaDoc: {
+            a: number;
+            b: number;
+            category: string;
+            /** @description b minus a */
+            delta: number;
+            rows: number;
         };
         CategoryDto: {
             active: boolean;
@@ -985,6 +1012,14 @@ export interface components {
             /** @description ids that do not exist */
             missing: string[];
         };
+        LineageDoc: {
+            /** @description the base data: dataset folder, image and row counts, split */
+            base: Record<string, never>;
+            jobId?: string;
+            parent: string | null;
+            /** @description ids of the labelled samples trained on */
+            sampleIds: string[];
+        };
         LocationDetailDto: {
             code: string;
             /** @description operators’ corrections of the detections in history */
@@ -1033,6 +1068,74 @@ export interface components {
             category: string;
             confidence: number;
             deviceId: string;
+        };
+        ModelComparisonDoc: {
+            a: string;
+            b: string;
+            categorySet: string;
+            evaluationRows: number;
+            overall: components["schemas"]["OverallDeltaDoc"];
+            perCategory: components["schemas"]["CategoryDeltaDoc"][];
+        };
+        ModelMetricsDoc: {
+            accuracy: number;
+            baseline: components["schemas"]["BaselineDoc"];
+            /** @description sha256 of the sorted category names */
+            categorySet: string;
+            /** @description confusion[true][predicted], counts of rows */
+            confusion: number[][];
+            /** @description the version whose held-out rows froze the evaluation set */
+            frozenBy: string;
+            /** @description sorted category names: the order of the confusion matrix */
+            labels: string[];
+            perCategory: {
+                [key: string]: components["schemas"]["CategoryAccuracyDoc"];
+            };
+            rows: number;
+        };
+        ModelVersionDoc: {
+            accuracy: number | null;
+            artifact: components["schemas"]["ArtifactRefDoc"];
+            backbone: components["schemas"]["BackboneRefDoc"];
+            categorySet: string;
+            /** Format: date-time */
+            createdAt: string;
+            gateReason: string | null;
+            headType: string;
+            labels: string[];
+            lineage: components["schemas"]["LineageDoc"];
+            metrics: components["schemas"]["ModelMetricsDoc"] | null;
+            /** Format: date-time */
+            registeredAt: string;
+            registeredBy: string | null;
+            /** @description the gate verdict; null before evaluation */
+            releasable: boolean | null;
+            /** @description the backlog re-score of pending samples with this version */
+            rescore: Record<string, never>;
+            /** @description job, upload or demo */
+            source: string;
+            trainingSet: components["schemas"]["TrainingSetRefDoc"] | null;
+            version: string;
+        };
+        ModelVersionSummaryDoc: {
+            accuracy: number | null;
+            backbone: components["schemas"]["BackboneRefDoc"];
+            categorySet: string;
+            gateReason: string | null;
+            headType: string;
+            labels: string[];
+            /** Format: date-time */
+            registeredAt: string;
+            /** @description the gate verdict; null before evaluation */
+            releasable: boolean | null;
+            /** @description job, upload or demo */
+            source: string;
+            version: string;
+        };
+        OverallDeltaDoc: {
+            a: number;
+            b: number;
+            delta: number;
         };
         RolloutAbortDto: {
             /** @description halt when more than this percentage of the devices that reported failed */
@@ -1282,6 +1385,10 @@ export interface components {
             steps?: number;
             /** @description validation accuracy at the last evaluation (0..1) */
             valAccuracy?: number;
+        };
+        TrainingSetRefDoc: {
+            rows: number;
+            sha256: string;
         };
         WhoAmIDto: {
             /** @description no key was sent (the demo lets anonymous callers read) */
@@ -1916,7 +2023,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionSummaryDoc"][];
+                };
             };
         };
     };
@@ -1940,11 +2049,14 @@ export interface operations {
             };
         };
         responses: {
+            /** @description registered (200 with the same body when it already was) */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionDoc"];
+                };
             };
         };
     };
@@ -1964,7 +2076,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionDoc"];
+                };
             };
         };
     };
@@ -2023,7 +2137,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelComparisonDoc"];
+                };
             };
         };
     };
