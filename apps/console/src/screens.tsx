@@ -20,9 +20,12 @@ export const SCREENS: Screen[] = [
   { path: '/inventory', title: 'Inventory', role: 'viewer', component: lazy(() => import('./screens/Inventory')) },
   { path: '/locations', title: 'Locations', role: 'viewer', component: lazy(() => import('./screens/Locations')) },
   { path: '/fleet', title: 'Fleet', role: 'viewer', component: lazy(() => import('./screens/Fleet')) },
+  { path: '/rollouts', title: 'Rollouts', role: 'operator', component: lazy(() => import('./screens/Rollouts')) },
+  { path: '/admin', title: 'Admin', role: 'admin', component: lazy(() => import('./screens/Admin')) },
 ];
 
 /** Routes not in the nav (detail pages). */
 export const ROUTES: Array<Omit<Screen, 'title'>> = [
   { path: '/locations/:site/:code', role: 'viewer', component: lazy(() => import('./screens/Location')) },
+  { path: '/rollouts/:id', role: 'operator', component: lazy(() => import('./screens/RolloutDetail')) },
 ];

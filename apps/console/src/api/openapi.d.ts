@@ -1158,32 +1158,32 @@ export interface components {
             activeVersion: string | null;
             detail: string | null;
             deviceId: string;
-            health: {
-                baseline?: {
+            health?: {
+                baseline: {
                     meanConfidence: number;
                     p95LatencyMs: number;
                 };
-                frames?: number;
-                meanConfidence?: number;
-                p95LatencyMs?: number;
+                frames: number;
+                meanConfidence: number;
+                p95LatencyMs: number;
             } | null;
             /** Format: date-time */
             offeredAt: string | null;
             previousVersion: string | null;
             /** @description why it was rejected or rolled back */
             reason: string | null;
-            shadow: {
-                activeMeanConfidence?: number;
-                agreement?: number;
-                candidateMeanConfidence?: number;
-                categories?: {
+            shadow?: {
+                activeMeanConfidence: number;
+                agreement: number;
+                candidateMeanConfidence: number;
+                categories: {
                     [key: string]: {
                         active: number;
                         candidate: number;
                     };
                 };
-                frames?: number;
-                histogram?: {
+                frames: number;
+                histogram: {
                     active: number[];
                     candidate: number[];
                 };

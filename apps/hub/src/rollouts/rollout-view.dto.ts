@@ -23,7 +23,7 @@ import {
  * compile; nested contract objects are documented from their zod schemas.
  */
 function fromZod(schema: z.ZodType, nullable = false): SchemaObjectMetadata {
-  return { ...(openApiSchemaOf(schema) as SchemaObjectMetadata), ...(nullable ? { nullable: true } : {}), required: true };
+  return { ...(openApiSchemaOf(schema) as SchemaObjectMetadata), ...(nullable ? { nullable: true } : {}) };
 }
 
 export class RolloutCountsDto implements StageCounts {
