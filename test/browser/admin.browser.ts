@@ -120,7 +120,7 @@ describe('console Admin screen (Chromium, real hub)', () => {
 
     // The page's own key, sent by hand to operator and admin routes: the hub refuses.
     const statuses = await page.evaluate(async () => {
-      const key = sessionStorage.getItem('shelfsight.apiKey')!;
+      const key = (globalThis as unknown as { sessionStorage: { getItem(k: string): string } }).sessionStorage.getItem('shelfsight.apiKey');
       const send = async (path: string, body: unknown) =>
         (await fetch(path, { method: 'POST', headers: { 'X-API-Key': key, 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).status;
       return {
