@@ -46,7 +46,7 @@ export function StageTable({ stages }: { stages: Stage[] }) {
             <td>
               <span className={`chip stage-${s.state}`}>{s.state}</span>
             </td>
-            <td className="muted">
+            <td className="muted rules">
               soak {s.minSoakSeconds} s, promote at {Math.round(s.successThreshold * 100)}% active, abort above {s.abort.maxFailurePercent}% failed after {s.abort.minDevices}
             </td>
             <td title={s.startedAt ?? undefined}>{s.startedAt ? new Date(s.startedAt).toLocaleTimeString() : '—'}</td>
