@@ -19,6 +19,7 @@ const SPEC = {
   epochs: { env: 'SHELF_EPOCHS', flag: 'epochs', description: 'epochs of the measured job', schema: z.coerce.number().positive().default(40) },
   agents: { env: 'BENCH_AGENTS', flag: 'agents', description: 'simulated devices streaming detections', schema: cfg.int(20, 1) },
   rate: { env: 'BENCH_RATE', flag: 'rate', description: 'frames per second per simulated device', schema: z.coerce.number().positive().default(50) },
+  repeat: { env: 'BENCH_REPEAT', flag: 'repeat', description: 'measured jobs (each after its own ingest baseline); medians reported', schema: cfg.int(3, 1) },
   baselineS: { env: 'BENCH_BASELINE_S', flag: 'baseline-s', description: 'seconds of ingest measured before the job', schema: cfg.int(15, 1) },
   databaseUrl: { env: 'DATABASE_URL', flag: 'database-url', description: 'PostgreSQL server (scratch database); unset = the hub\u2019s embedded PGlite', schema: cfg.url(['postgres', 'postgresql']) },
 } as const;
@@ -94,23 +95,37 @@ export function registerBenchRetrain(bench: Command): void {
       );
       const count = async () => (await sql.query('SELECT count(*)::int AS n FROM detections')).rows[0].n as number;
       await new Promise((r) => setTimeout(r, 5000)); // fleet connected and streaming
-      const b0 = await count();
-      const t0 = Date.now();
-      await new Promise((r) => setTimeout(r, c.baselineS * 1000));
-      const baseline = (await count() - b0) / ((Date.now() - t0) / 1000);
       const load = loadavg()[0];
-      log(`ingest without a job: ${baseline.toFixed(0)} detections/s`);
-
-      const d0 = await count();
-      const j0 = Date.now();
-      const job = await runJob({ base: { dataset: c.data }, head: { type: 'softmax', epochs: c.epochs } });
-      const during = (await count() - d0) / ((Date.now() - j0) / 1000);
-      const retrainSeconds = (Date.parse(job.finishedAt as string) - Date.parse(job.createdAt)) / 1000;
+      const runs: Array<{ retrainSeconds: number; baseline: number; during: number; job: TrainingJobView }> = [];
+      for (let i = 0; i < c.repeat; i++) {
+        const b0 = await count();
+        const t0 = Date.now();
+        await new Promise((r) => setTimeout(r, c.baselineS * 1000));
+        const baseline = (await count() - b0) / ((Date.now() - t0) / 1000);
+        const d0 = await count();
+        const j0 = Date.now();
+        const job = await runJob({ base: { dataset: c.data }, head: { type: 'softmax', epochs: c.epochs } });
+        const during = (await count() - d0) / ((Date.now() - j0) / 1000);
+        const retrainSeconds = (Date.parse(job.finishedAt as string) - Date.parse(job.createdAt)) / 1000;
+        runs.push({ retrainSeconds, baseline, during, job });
+        log(`run ${i + 1}/${c.repeat}: retrain ${retrainSeconds.toFixed(1)} s; ingest ${baseline.toFixed(0)}/s without the job, ${during.toFixed(0)}/s during it`);
+      }
+      const median = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b);
+        return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+      };
+      const ratios = runs.map((r) => (r.baseline > 0 ? r.during / r.baseline : 0));
+      const retrainSeconds = median(runs.map((r) => r.retrainSeconds));
+      const baseline = median(runs.map((r) => r.baseline));
+      const during = median(runs.map((r) => r.during));
+      const job = runs[runs.length - 1]!.job;
       await sql.end();
       process.stdout.write(
         JSON.stringify({
           retrain_seconds: +retrainSeconds.toFixed(1),
-          ingest_ratio_during_training: baseline > 0 ? +(during / baseline).toFixed(3) : null,
+          ingest_ratio_during_training: +median(ratios).toFixed(3),
+          runs: runs.map((r, i) => ({ retrain_seconds: +r.retrainSeconds.toFixed(1), ingest_ratio: +ratios[i]!.toFixed(3) })),
+          offered_detections_per_s: c.agents * c.rate,
           ingest_per_s_without_job: Math.round(baseline),
           ingest_per_s_during_job: Math.round(during),
           base_rows: job.result?.baseRows ?? null,
