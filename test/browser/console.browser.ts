@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '@shelfsight/cli';
 import { renderShelfPhoto, type DemoCategory } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
-import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
+import { getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
 
 /**
  * The console in headless Chromium against a real hub (PGlite, embedded broker) and two real
@@ -161,6 +161,10 @@ describe('web console (Chromium, real hub and agents)', () => {
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/json/);
     expect((await fetch(`${sut.hub.httpUrl}/inventory`)).status).toBe(401);
-    await eventually(async () => ((await fetch(`${sut.hub.httpUrl}/`)).status === 200 ? true : undefined));
+    const page = await fetch(`${sut.hub.httpUrl}/`);
+    expect(page.status).toBe(200);
+    // Served over plain HTTP on a LAN address, the page must not be sent to https:// for its own scripts.
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+    expect(page.headers.get('content-security-policy')).not.toMatch(/upgrade-insecure-requests/);
   });
 });

@@ -16,3 +16,4 @@ export { TrainingWorker, prepareWorkDir } from './training/worker/training-worke
 export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';
 export { TrainingWorkerSupervisor } from './training/worker-supervisor';
 export { openApiDocumentOf, previewOpenApiDocument } from './common/openapi';
+export { consoleDistDir } from './console/console-static.module';

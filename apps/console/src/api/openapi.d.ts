@@ -1497,8 +1497,10 @@ export interface operations {
         parameters: {
             query?: {
                 actor?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
                 route?: string;
@@ -1611,13 +1613,16 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 device?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 location?: string;
                 site?: string;
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1841,9 +1846,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1867,9 +1875,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1891,9 +1902,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1918,9 +1932,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1941,10 +1958,13 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 site?: string;
                 stale?: "0" | "1" | "true" | "false";
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;

@@ -29,18 +29,27 @@ export default function InventoryScreen() {
   const scope = useMemo(() => compact(filters), [filters]);
 
   const load = useCallback(async () => {
+    setError(undefined);
     const { hours, bucket } = RANGES[range];
     const from = new Date(Date.now() - hours * 3600_000).toISOString();
-    const [counts, hist, old] = await Promise.all([
-      api.GET('/inventory', { params: { query: scope } }),
-      api.GET('/inventory/history', { params: { query: { ...scope, bucket, from } } }),
-      api.GET('/locations', { params: { query: { ...scope, stale: 'true', limit: 50 } } }),
+    // Counts first (what the screen is for); history and stale locations need not hold them up.
+    const report = (r: { data?: unknown; error?: unknown; response: Response }) => {
+      if (!r.data) setError(errorText(r.error, r.response.status));
+    };
+    await Promise.all([
+      api.GET('/inventory', { params: { query: scope } }).then((r) => {
+        report(r);
+        if (r.data) setData(r.data);
+      }),
+      api.GET('/inventory/history', { params: { query: { ...scope, bucket, from } } }).then((r) => {
+        report(r);
+        if (r.data) setHistory(r.data);
+      }),
+      api.GET('/locations', { params: { query: { ...scope, stale: 'true', limit: 50 } } }).then((r) => {
+        report(r);
+        if (r.data) setStale(r.data.items);
+      }),
     ]);
-    const failed = [counts, hist, old].find((r) => !r.data);
-    setError(failed ? errorText(failed.error, failed.response.status) : undefined);
-    if (counts.data) setData(counts.data);
-    if (hist.data) setHistory(hist.data);
-    if (old.data) setStale(old.data.items);
   }, [scope, range]);
 
   useEffect(() => {
