@@ -576,6 +576,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/samples/{id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["SamplesController_requeue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/samples/{id}/similar": {
         parameters: {
             query?: never;
@@ -1137,6 +1153,11 @@ export interface components {
             b: number;
             delta: number;
         };
+        PredictedDto: {
+            category: string;
+            confidence: number;
+            modelVersion: string;
+        };
         RolloutAbortDto: {
             /** @description halt when more than this percentage of the devices that reported failed */
             maxFailurePercent: number;
@@ -1283,7 +1304,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1291,16 +1312,29 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
         };
         SamplePageDto: {
             items: components["schemas"]["SampleDto"][];
             /** @description pass as `cursor` for the next page; null at the end */
             nextCursor: string | null;
+        };
+        SampleScoreDto: {
+            category: string;
+            confidence: number;
+            entropy: number;
+            /** @description top-1 minus top-2 confidence */
+            margin: number;
+            modelVersion: string;
+            topK: components["schemas"]["ScoredDto"][];
+        };
+        ScoredDto: {
+            category: string;
+            confidence: number;
         };
         SimilarPageDto: {
             items: components["schemas"]["SimilarSampleDto"][];
@@ -1325,7 +1359,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1333,13 +1367,21 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             /** @description cosine similarity to the query sample */
             similarity: number;
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
+        };
+        ThumbnailRefDto: {
+            bytes: number;
+            height: number;
+            sha256: string;
+            /** @description GET it with the API key header */
+            url: string;
+            width: number;
         };
         TrainingJobDto: {
             attempt: number;
@@ -2476,6 +2518,28 @@ export interface operations {
         };
         responses: {
             /** @description label (or relabel) a sample; the category must be active */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SampleDto"];
+                };
+            };
+        };
+    };
+    SamplesController_requeue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description undo a label or a skip: the sample is pending again, unlabelled */
             200: {
                 headers: {
                     [name: string]: unknown;
