@@ -63,7 +63,8 @@ interface RolloutJson {
 for (const variant of variants) {
   const d = variant.available() ? describe : describe.skip;
   d(`fleet rollouts against real agents (${variant.db})`, () => {
-    jest.setTimeout(120_000);
+    // Real agents, a real broker and database on a shared machine: generous.
+    jest.setTimeout(240_000);
     let sut: TestHub;
     let tmp: string;
     let observer: MqttClient;
@@ -288,7 +289,8 @@ for (const variant of variants) {
         // The canary got the policy with its offer; the later stages got nothing.
         expect(devices.find((x) => x.id === canary.deviceId)!.offers[0]?.policy).toEqual({ shadowFrames: 20, shadowGate: { maxCategoryShift: 0.1 } });
         for (const x of devices.filter((x) => x.id !== canary.deviceId)) expect(x.offers).toEqual([]);
-        expect((await view(created.body.id)).devices!.find((x) => x.deviceId === canary.deviceId)).toMatchObject({ state: 'rejected' });
+        await new Promise((r) => setTimeout(r, 300));
+        expect((await view(created.body.id)).devices!.find((x) => x.deviceId === canary.deviceId)).toMatchObject({ state: 'rejected', reason: 'shadow_gate' });
 
         // Abort frees the devices for another rollout.
         expect((await post(`/rollouts/${created.body.id}/abort`)).body.state).toBe('aborted');
@@ -410,6 +412,7 @@ for (const variant of variants) {
       expect((await fetch(url, { headers: { authorization: basic(id, 'wrong-password') } })).status).toBe(401);
       expect((await fetch(url, { headers: { authorization: basic('nobody-here', 'x') } })).status).toBe(401);
       expect((await fetch(url)).status).toBe(401);
+      expect((await fetch(url, { headers: { authorization: `Basic ${Buffer.from('no-colon').toString('base64')}` } })).status).toBe(401);
       expect((await fetch(url, { headers: { authorization: basic(stranger, strangerPassword) } })).status).toBe(403);
       expect((await hubFetch(url)).status).toBe(200); // an operator (here the admin key)
 
@@ -508,7 +511,11 @@ class GateDevice {
       categories: { milk: { active: 5, candidate: 15 }, juice: { active: 15, candidate: 5 } },
     };
     for (const state of ['offered', 'downloading', 'verified', 'shadowing'] as const) await this.send({ ...base, state, at: new Date().toISOString() });
-    await this.send({ ...base, state: 'rejected', reason: 'shadow_gate', detail: 'milk would change by 0.50 of the frames (max 0.1)', shadow, at: new Date().toISOString() });
+    // (Statuses of one millisecond: the later step wins.)
+    const shadowingAt = new Date().toISOString();
+    await this.send({ ...base, state: 'rejected', reason: 'shadow_gate', detail: 'milk would change by 0.50 of the frames (max 0.1)', shadow, at: new Date(Date.now() + 1).toISOString() });
+    // A late redelivery of an earlier step must not undo the verdict.
+    await this.send({ ...base, state: 'shadowing', at: shadowingAt });
   }
 
   private async send(status: Record<string, unknown>): Promise<void> {

@@ -9,7 +9,7 @@ import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import type { RequestWithPrincipal } from './actor';
 import { AuthFailureThrottle } from './auth-failure-throttle';
-import { PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
+import { DEVICE_CREDENTIAL_KEY, PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
 
 /** Header people and tools send their API key in (or `Authorization: Bearer <key>`). */
 export const API_KEY_HEADER = 'x-api-key';
@@ -51,8 +51,10 @@ const REFUSAL_MESSAGES: Record<string, string> = {
  * of at least the role; refusals are 401 (who are you?) or 403 (not allowed), counted by
  * reason, and audited (coalesced per address and reason). Refused keys are throttled per
  * client address (AUTH_FAILURES_PER_MINUTE): past it, keyed requests from the address are
- * answered 429 without looking at the key. `/metrics` also takes METRICS_TOKEN. MQTT
- * handlers are not HTTP: the broker's access control guards those.
+ * answered 429 without looking at the key. `/metrics` also takes METRICS_TOKEN; routes
+ * marked `@DeviceCredential()` also let HTTP basic auth through to their handler, which
+ * checks the device credential. MQTT handlers are not HTTP: the broker's access control
+ * guards those.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {
@@ -82,6 +84,21 @@ export class AccessGuard implements CanActivate {
       throw new NoAccessRuleError();
     }
     const given = presentedKey(req);
+    if (given === undefined && /^Basic\s/i.test(req.headers.authorization ?? '') && this.reflector.getAllAndOverride<boolean>(DEVICE_CREDENTIAL_KEY, targets)) {
+      // A device with its credential: the handler verifies it (see DeviceCredential); its
+      // refusals (401) count towards the address's failed authentications like refused keys.
+      const address = req.ip ?? 'unknown';
+      const blockedFor = this.authFailures.blockedFor(address);
+      const res = context.switchToHttp().getResponse<Response>();
+      if (blockedFor > 0) {
+        res.setHeader('Retry-After', String(blockedFor));
+        return this.refuse(req, 429, 'auth_failures');
+      }
+      res.once('finish', () => {
+        if (res.statusCode === 401) void this.authFailures.failed(address);
+      });
+      return true;
+    }
     if (given === undefined) {
       if (this.options.anonymousViewer && need === 'viewer') {
         req.principal = { id: 'anonymous', role: 'viewer' };

@@ -26,3 +26,12 @@ export function roleAtLeast(have: Role, need: Role): boolean {
 /** The route also admits the METRICS_TOKEN scrape token (GET /metrics). */
 export const SCRAPE_TOKEN_KEY = 'shelfsight:scrape-token';
 export const ScrapeToken = (): ClassDecorator & MethodDecorator => SetMetadata(SCRAPE_TOKEN_KEY, true);
+
+/**
+ * The route also admits devices by their MQTT credential (HTTP basic auth, username = device
+ * id): the guard lets a request with `Authorization: Basic` through to the handler, which
+ * must verify the credential itself (rollout artifact downloads). Requests with an API key
+ * are checked by role as usual.
+ */
+export const DEVICE_CREDENTIAL_KEY = 'shelfsight:device-credential';
+export const DeviceCredential = (): ClassDecorator & MethodDecorator => SetMetadata(DEVICE_CREDENTIAL_KEY, true);

@@ -1,7 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ReadStream } from 'node:fs';
-import { ApiKeysService } from '../api-keys/api-keys.service';
-import { roleAtLeast } from '../auth/roles';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
 import { RateLimitedLog } from '../common/rate-limited-log';
 import { HubMetrics } from '../metrics/hub-metrics';
@@ -11,15 +9,13 @@ import { DeviceHttpAuth } from './device-http-auth';
 import { ArtifactAccessError } from './rollouts.error';
 import { RolloutsRepository } from './rollouts.repository';
 
-export interface ArtifactCaller {
-  authorization?: string;
-  apiKey?: string;
-}
+/** An API key's principal the access guard admitted (operator or above), or a device's Authorization header to check. */
+export type ArtifactCaller = { principal: string } | { authorization: string | undefined };
 
 /**
  * Who may download a version's artifact, and its bytes: a device with its credential (HTTP
  * basic, as on MQTT) that an unfinished rollout of the version has reached, or an
- * operator's API key. Every refusal is counted by reason.
+ * operator's API key (checked by the access guard). Every refusal is counted by reason.
  */
 @Injectable()
 export class RolloutArtifactsService {
@@ -27,7 +23,6 @@ export class RolloutArtifactsService {
 
   constructor(
     private readonly deviceAuth: DeviceHttpAuth,
-    private readonly keys: ApiKeysService,
     private readonly repo: RolloutsRepository,
     private readonly models: ModelsRepository,
     private readonly metrics: HubMetrics,
@@ -50,13 +45,7 @@ export class RolloutArtifactsService {
   }
 
   private async reader(modelVersion: string, caller: ArtifactCaller): Promise<string> {
-    const key = caller.apiKey ?? /^Bearer\s+(.+)$/i.exec(caller.authorization ?? '')?.[1];
-    if (key !== undefined) {
-      const found = await this.keys.authenticate(key);
-      if (typeof found === 'string') return this.refuse(401, found, `API key refused (${found})`);
-      if (!roleAtLeast(found.role, 'operator')) return this.refuse(403, 'role', `artifacts need an operator key; key ${found.keyId} is ${found.role}`);
-      return found.id;
-    }
+    if ('principal' in caller) return caller.principal;
     const device = await this.deviceAuth.check(caller.authorization);
     if (!device.ok) return this.refuse(401, device.reason, `device credential refused (${device.reason}): send HTTP basic auth with the device id and its MQTT password`);
     if (!(await this.repo.deviceMayRead(device.deviceId, modelVersion))) {

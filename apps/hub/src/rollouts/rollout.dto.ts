@@ -73,7 +73,7 @@ export type StageCounts = Record<DeviceRolloutState, number>;
 
 export interface RolloutStageView extends RolloutStage {
   index: number;
-  /** pending (not started), running, passed (promoted past), halted (stopped here). */
+  /** pending (not started), running, passed (promoted past), halted (the rollout stopped here: halted, aborted or rolled back). */
   state: 'pending' | 'running' | 'passed' | 'halted';
   startedAt: string | null;
   devices: number;

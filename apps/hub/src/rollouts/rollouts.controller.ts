@@ -1,12 +1,14 @@
 import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { Actor } from '../auth/actor';
-import { Public, RequireRole } from '../auth/roles';
+import type { RequestWithPrincipal } from '../auth/actor';
+import { DeviceCredential, RequireRole } from '../auth/roles';
 import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutDto } from './rollout-view.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
+import { SigningKeyNotFoundError } from './rollouts.error';
 import { RolloutsService } from './rollouts.service';
 import { SigningKeys } from './signing-keys';
 
@@ -44,21 +46,30 @@ export class RolloutsController {
     return this.keys.trustedKeysFile();
   }
 
+  /** Stop trusting an old signing key (after a rotation); the key in use cannot be retired. */
+  @Post('trusted-keys/:keyId/retire')
+  @RequireRole('admin')
+  @HttpCode(200)
+  async retireKey(@Param('keyId') keyId: string): Promise<{ keyId: string; retired: true }> {
+    if (!(await this.keys.retire(keyId))) throw new SigningKeyNotFoundError(keyId);
+    return { keyId, retired: true };
+  }
+
   /**
    * A version's artifact bytes for devices: HTTP basic auth with the device's credential
    * (or an operator API key); exact Content-Length; `Range` for resuming (206 / 416).
    */
   @Get('artifacts/:version')
-  @Public()
+  @DeviceCredential()
   @ApiProduces('application/octet-stream')
   async artifact(
     @Param('version') version: string,
     @Headers('authorization') authorization: string | undefined,
-    @Headers('x-api-key') apiKey: string | undefined,
-    @Req() req: Request,
+    @Req() req: RequestWithPrincipal,
     @Res() res: Response,
   ): Promise<void> {
-    const a = await this.artifacts.authorize(version, { authorization, apiKey });
+    // An operator's key was checked by the access guard; else the device credential is checked here.
+    const a = await this.artifacts.authorize(version, req.principal ? { principal: req.principal.id } : { authorization });
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('ETag', `"${a.sha256}"`);
     res.setHeader('Content-Type', 'application/octet-stream');

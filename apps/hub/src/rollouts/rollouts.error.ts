@@ -39,3 +39,15 @@ export class ArtifactAccessError extends HttpException {
     );
   }
 }
+
+export class SigningKeyInUseError extends HttpException {
+  constructor(keyId: string) {
+    super({ statusCode: 409, message: `key ${keyId} signs rollouts now; rotate first (set ROLLOUT_SIGNING_KEY to a new key), then retire it` }, HttpStatus.CONFLICT);
+  }
+}
+
+export class SigningKeyNotFoundError extends HttpException {
+  constructor(keyId: string) {
+    super({ statusCode: 404, message: `no trusted rollout signing key ${keyId}` }, HttpStatus.NOT_FOUND);
+  }
+}

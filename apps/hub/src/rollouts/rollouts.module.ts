@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { ApiKeysModule } from '../api-keys/api-keys.module';
 import { CredentialsModule } from '../credentials/credentials.module';
 import { ModelsModule } from '../models/models.module';
 import { DeviceHttpAuth } from './device-http-auth';
@@ -12,7 +11,7 @@ import { SigningKeys } from './signing-keys';
 
 /** Fleet rollouts: signing keys, offers, the stage engine, device statuses, artifact delivery. */
 @Module({
-  imports: [ModelsModule, CredentialsModule, ApiKeysModule],
+  imports: [ModelsModule, CredentialsModule],
   controllers: [RolloutsController, RolloutsMqttController],
   providers: [RolloutsService, RolloutsRepository, SigningKeys, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
   exports: [RolloutsService],

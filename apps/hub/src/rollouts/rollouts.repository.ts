@@ -235,15 +235,22 @@ export class RolloutsRepository {
     return rows[0];
   }
 
-  /** Record a device's status for its offer; false when the hub made no such offer to it. */
+  /**
+   * Record a device's status for its offer; false when the hub made no such offer to it.
+   * Statuses may be handled out of order (handlers run concurrently): an older one never
+   * overwrites a newer, and of two with the same time the later step wins.
+   */
   async recordStatus(s: RolloutStatus): Promise<boolean> {
     const at = new Date(s.at);
+    const order = ['pending', 'offered', 'downloading', 'verified', 'shadowing', 'active', 'rejected', 'rolled_back'];
+    const newer = Prisma.sql`(d.status_at IS NULL OR d.status_at < ${at}
+      OR (d.status_at = ${at} AND array_position(${order}::text[], ${s.state}::text) >= array_position(${order}::text[], d.state)))`;
     const rows = await this.db.$queryRaw<Array<{ ok: number }>>`
       UPDATE rollout_devices d SET
-        state = CASE WHEN d.status_at IS NULL OR d.status_at <= ${at} THEN ${s.state} ELSE d.state END,
-        reason = CASE WHEN d.status_at IS NULL OR d.status_at <= ${at} THEN ${s.reason ?? null} ELSE d.reason END,
-        detail = CASE WHEN d.status_at IS NULL OR d.status_at <= ${at} THEN ${s.detail ?? null} ELSE d.detail END,
-        active_version = CASE WHEN d.status_at IS NULL OR d.status_at <= ${at} THEN ${s.activeVersion} ELSE d.active_version END,
+        state = CASE WHEN ${newer} THEN ${s.state} ELSE d.state END,
+        reason = CASE WHEN ${newer} THEN ${s.reason ?? null} ELSE d.reason END,
+        detail = CASE WHEN ${newer} THEN ${s.detail ?? null} ELSE d.detail END,
+        active_version = CASE WHEN ${newer} THEN ${s.activeVersion} ELSE d.active_version END,
         previous_version = COALESCE(d.previous_version, CASE WHEN ${s.activeVersion} <> r.model_version THEN ${s.activeVersion} END),
         shadow = COALESCE(${s.shadow ? JSON.stringify(s.shadow) : null}::jsonb, d.shadow),
         health = COALESCE(${s.health ? JSON.stringify(s.health) : null}::jsonb, d.health),

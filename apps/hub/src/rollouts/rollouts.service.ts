@@ -233,13 +233,16 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       if (due.length === 0) return;
       const byRollout = new Map<string, string[]>();
       for (const d of due) byRollout.set(d.rollout_id, [...(byRollout.get(d.rollout_id) ?? []), d.device_id]);
+      let offered = 0;
       for (const [rolloutId, deviceIds] of byRollout) {
         const row = await this.repo.findRollout(rolloutId);
         if (!row) continue;
         const sent = await this.offerTo(row, deviceIds);
         await this.repo.markOffered(rolloutId, sent);
+        offered += sent.length;
         if (sent.length < deviceIds.length) return; // the broker is away: the next tick tries again
       }
+      if (offered === 0) return;
     }
   }
 
@@ -394,7 +397,7 @@ function toView(r: RolloutRow, counts: StageCountRow[]): RolloutView {
         index < r.current_stage || (index === r.current_stage && r.state === 'completed')
           ? 'passed'
           : index === r.current_stage
-            ? r.state === 'halted'
+            ? r.state === 'halted' || r.state === 'aborted' || r.state === 'rolled_back'
               ? 'halted'
               : 'running'
             : 'pending',

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ConfigError } from '@shelfsight/common';
 import { keyIdOf, publicKeyBase64, signManifest, type SignedManifest, type UnsignedManifest } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { SigningKeyInUseError } from './rollouts.error';
 import { RolloutsRepository } from './rollouts.repository';
 
 /** An Ed25519 private key from ROLLOUT_SIGNING_KEY: PKCS8 PEM, or base64 of the PKCS8 DER. */
@@ -68,6 +69,12 @@ export class SigningKeys implements OnModuleInit {
     const rows = await this.repo.trustedKeys();
     const lines = rows.map((r) => `${r.key_id} ${r.public_key}`);
     return [`# ShelfSight rollout signing keys (${rows.length}); agent option --trusted-keys`, ...lines, ''].join('\n');
+  }
+
+  /** Stop trusting a key (devices provisioned afterwards no longer get it); the key in use cannot be retired. */
+  async retire(keyId: string): Promise<boolean> {
+    if (keyId === this.keyId) throw new SigningKeyInUseError(keyId);
+    return this.repo.retireKey(keyId);
   }
 
   private signingKey(): KeyObject {
