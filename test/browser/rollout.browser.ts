@@ -7,6 +7,7 @@ import { launchChromium } from '@shelfsight/cli';
 import { packArtifact } from '@shelfsight/contracts';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
+import { rollOutInTwoStages, rolloutAgentArgs } from './rollout-steps';
 
 /**
  * The rollout part of the operator's day, in headless Chromium against a real hub and two
@@ -73,21 +74,14 @@ describe('console Rollouts screen (Chromium, real hub and agents)', () => {
     const next = await register(newVersion);
     expect(next.releasable).toBe(true);
 
-    const trustedKeys = join(work, 'trusted-keys');
-    writeFileSync(trustedKeys, await (await hubFetch(`${sut.hub.httpUrl}/rollouts/trusted-keys`)).text());
     for (const id of devices) {
-      const cred = (await (await hubFetch(`${sut.hub.httpUrl}/devices/${id}/credentials`, { method: 'POST' })).json()) as { username: string; password: string };
       mkdirSync(join(work, id, 'frames'), { recursive: true });
       agents.push(
         spawnAgent({
           'device-id': id,
           site,
           'mqtt-url': sut.hub.mqttUrl,
-          'mqtt-username': cred.username,
-          'mqtt-password': cred.password,
-          'trusted-keys': trustedKeys,
-          'hub-http-url': sut.hub.httpUrl,
-          'shadow-frames': 2,
+          ...(await rolloutAgentArgs(sut, id, work)),
           'frames-dir': join(work, id, 'frames'),
           'state-dir': join(work, id, 'state'),
           model: demoModel,
@@ -126,55 +120,6 @@ describe('console Rollouts screen (Chromium, real hub and agents)', () => {
     await page.goto(`${sut.hub.httpUrl}/`);
     await page.getByLabel('API key').fill(operatorKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: 'Rollouts' }).click();
-    await page.getByRole('button', { name: 'New rollout' }).click();
-
-    const form = page.getByRole('form', { name: 'Create rollout' });
-    await form.locator(`select[name=modelVersion] option[value="${newVersion}"]`).waitFor({ state: 'attached' });
-    await form.locator('select[name=modelVersion]').selectOption(newVersion);
-    await form.locator('select[name=targetKind]').selectOption('deviceIds');
-    await form.locator('input[name=targetValues]').fill(devices.join(', '));
-    await form.getByLabel('stage 1 percent').fill('50');
-    await form.getByLabel('stage 1 minSoakSeconds').fill('0');
-    await form.getByLabel('stage 2 minSoakSeconds').fill('0');
-    await form.getByRole('button', { name: 'Start rollout' }).click();
-
-    // The detail page: stage 1 runs with one device, stage 2 waits; then both pass, live.
-    await page.getByTestId('rollout-state').waitFor();
-    const stage = (n: number) => page.locator(`[data-testid=rollout-stages] tr[data-stage="${n}"]`);
-    expect(await stage(1).getAttribute('data-state')).toBe('running');
-    expect(await stage(2).getAttribute('data-state')).toBe('pending');
-    const seen = new Set<string>();
-    const poll = setInterval(() => void stage(1).getAttribute('data-state').then((s) => s && seen.add(`1:${s}`), () => undefined), 100);
-    try {
-      await page.locator('[data-testid=rollout-stages] tr[data-stage="1"][data-state=passed]').waitFor({ timeout: 120_000 });
-      await page.locator('[data-testid=rollout-stages] tr[data-stage="2"][data-state=running]').or(page.locator('[data-testid=rollout-stages] tr[data-stage="2"][data-state=passed]')).first().waitFor();
-      await page.getByTestId('rollout-state').filter({ hasText: 'completed' }).waitFor({ timeout: 120_000 });
-    } finally {
-      clearInterval(poll);
-    }
-    expect(seen.has('1:running')).toBe(true);
-    for (const id of devices) {
-      await page.locator(`[data-testid=rollout-devices] tr[data-device-id="${id}"][data-state=active]`).waitFor();
-    }
-    expect(await stage(2).getAttribute('data-state')).toBe('passed');
-    await page.screenshot({ path: join(SCREENSHOTS, 'rollout.png'), fullPage: true });
-
-    // The hub agrees, and the agents now classify with the new version.
-    const rollouts = (await getJson<Array<{ id: string; state: string; modelVersion: string }>>(`${sut.hub.httpUrl}/rollouts`)).body;
-    expect(rollouts.find((r) => r.modelVersion === newVersion)?.state).toBe('completed');
-    await eventually(
-      async () => {
-        const { body } = await getJson<{ items: Array<{ deviceId: string; modelVersion: string }> }>(`${sut.hub.httpUrl}/detections?site=${site}&limit=200`);
-        return devices.every((id) => body.items.some((d) => d.deviceId === id && d.modelVersion === newVersion)) ? true : undefined;
-      },
-      60_000,
-      'detections with the new version from both agents',
-    );
-
-    // The list shows it too.
-    await page.getByRole('link', { name: '← Rollouts' }).click();
-    await page.locator('[data-testid=rollouts] tr', { hasText: newVersion }).filter({ hasText: 'completed' }).waitFor();
-    await page.screenshot({ path: join(SCREENSHOTS, 'rollouts.png'), fullPage: true });
+    await rollOutInTwoStages(page, sut, { version: newVersion, deviceIds: devices, site, screenshots: SCREENSHOTS });
   });
 });
