@@ -62,7 +62,7 @@ for (const variant of variants) {
     beforeAll(async () => {
       sut = await startTestHub(variant.db, 'aedes');
       device = await FakeDevice.connect(sut.hub.mqttUrl, `${site}-dev`);
-    });
+    }, 120_000); // a hub on a fresh database, on a busy machine
 
     afterAll(async () => {
       await device?.close();
@@ -74,7 +74,7 @@ for (const variant of variants) {
       expect(res.status).toBe(401);
     });
 
-    it('pushes device presence (heartbeats coalesced per device) and inventory changes per site', async () => {
+    it('pushes device presence (heartbeats coalesced per device), inventory changes per site and training job changes', async () => {
       const res = await hubFetch(`${sut.hub.httpUrl}/events`, { headers: { Accept: 'text/event-stream' } });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -94,6 +94,14 @@ for (const variant of variants) {
         await device.waitForAcks([1]);
         const inv = await stream.next((e) => e.event === 'inventory' && (e.data as { site: string }).site === site);
         expect(inv.data).toMatchObject({ site });
+
+        // Training jobs: queued (no worker runs here), then cancelled, each pushed as the job.
+        const created = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: { dataset: '/nonexistent' } }) });
+        expect(created.status).toBe(201);
+        const job = (await created.json()) as { id: number };
+        await stream.next((e) => e.event === 'training' && (e.data as { id: number; status: string }).id === job.id);
+        expect((await hubFetch(`${sut.hub.httpUrl}/training-jobs/${job.id}/cancel`, { method: 'POST' })).status).toBeLessThan(300);
+        await stream.next((e) => e.event === 'training' && (e.data as { id: number; status: string }).id === job.id && (e.data as { status: string }).status === 'cancelled');
       } finally {
         await stream.close();
       }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeTrainingRows, packArtifact, unpackArtifact, TRAINING_ROWS_FILE, type TrainingRows } from '@shelfsight/contracts';
+import { decodeTrainingRows, encodeTrainingRows, packArtifact, unpackArtifact, TRAINING_ROWS_FILE, type TrainingRows } from '@shelfsight/contracts';
 import { silentLogger } from '@shelfsight/common';
 import { DEFAULT_TRAIN_OPTIONS, describeBackbone, InThreadExtractor, saveModel, seededRng, TRAIN_DEFAULTS, trainHead, trainModel } from '@shelfsight/vision';
 import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures';
@@ -36,7 +36,7 @@ interface Model {
   rescore: { state: string | null; samples: number | null };
 }
 
-/** Colour embeddings (the mean-colour backbone's features): red, green, blue with noise; every 4th row held out. */
+/** Colour embeddings (the mean-colour backbone's features): red, green, blue with noise; every 4th row held out (testing, split 2). */
 function colourRows(seed: number, perClass: number): TrainingRows {
   const rng = seededRng(seed);
   const labels = ['blue', 'green', 'red'];
@@ -45,7 +45,7 @@ function colourRows(seed: number, perClass: number): TrainingRows {
     Array.from({ length: perClass }, (_, i) => ({
       label,
       x: (centre[label] as number[]).map((v) => v + (rng() - 0.5) * 0.2),
-      split: (i % 4 === 3 ? 1 : 0) as 0 | 1,
+      split: (i % 4 === 3 ? 2 : 0) as 0 | 2,
       id: i === 0 ? `sample:${label.length}${seed}` : `image:${label}/${seed}-${i}.jpg#centre`,
     })),
   );
@@ -77,10 +77,10 @@ async function folderArchive(dir: string, withRows = true): Promise<Buffer> {
  * only the hint says apples), 40 juice (12 hard: hint -1), 10 milk.
  */
 function shelfRows(): TrainingRows {
-  const items: Array<{ label: string; x: number[]; split: 0 | 1 }> = [];
-  for (let i = 0; i < 40; i++) items.push({ label: 'apples', x: i < 28 ? [1, 0, 0, 0] : [0, 0, 0, 1], split: 1 });
-  for (let i = 0; i < 40; i++) items.push({ label: 'juice', x: i < 28 ? [0, 0, 1, 0] : [0, 0, 0, -1], split: 1 });
-  for (let i = 0; i < 10; i++) items.push({ label: 'milk', x: [0, 1, 0, 0], split: 1 });
+  const items: Array<{ label: string; x: number[]; split: 0 | 2 }> = [];
+  for (let i = 0; i < 40; i++) items.push({ label: 'apples', x: i < 28 ? [1, 0, 0, 0] : [0, 0, 0, 1], split: 2 });
+  for (let i = 0; i < 40; i++) items.push({ label: 'juice', x: i < 28 ? [0, 0, 1, 0] : [0, 0, 0, -1], split: 2 });
+  for (let i = 0; i < 10; i++) items.push({ label: 'milk', x: [0, 1, 0, 0], split: 2 });
   items.push({ label: 'milk', x: [0, 1, 0, 0], split: 0 });
   return rowsOf(['apples', 'juice', 'milk'], items);
 }
@@ -159,7 +159,20 @@ for (const variant of variants) {
         expect(second.releasable).toBe(true);
       });
 
-      it('registers what shelf train --training-rows writes from real images: its validation rows become the evaluation set', async () => {
+      it('refuses a version whose own rows trained on the frozen evaluation rows (matched by row id), whatever it scores', async () => {
+        const leaky = colourRows(1, 40); // the photos whose testing rows the first version froze ...
+        leaky.split.fill(0); // ... all trained on
+        const res = await postArchive(sut.hub.httpUrl, await folderArchive(await trainColourModel(leaky, 7)));
+        expect(res.status).toBe(201);
+        const m = await model(res.body.version as string);
+        expect(m.metrics.frozenBy).toBe(first.version);
+        expect(m.metrics.accuracy).toBe(1);
+        expect(m.releasable).toBe(false);
+        expect(m.gateReason).toMatch(/^not releasable: 30 of the 30 frozen evaluation rows were among its training or validation rows \(e\.g\. image:/);
+        expect((m.metrics as { trainedOnRows?: number }).trainedOnRows).toBe(30);
+      });
+
+      it('registers what shelf train --training-rows writes from real images: its testing rows (never trained on, never used to pick the epoch) become the evaluation set, not its validation rows', async () => {
         const dir = mkdtempSync(join(tmpdir(), 'shelfsight-train-'));
         await writeColourDataset(join(dir, 'data'), { cream: [235, 235, 235], oranges: [240, 140, 20], tomatoes: [190, 20, 30] }, 10);
         const backbone = meanColourBackbone(`colour-${tag}`);
@@ -171,8 +184,8 @@ for (const variant of variants) {
           cacheDir: join(dir, 'cache'),
           data: join(dir, 'data'),
           out: join(dir, 'model'),
-          validationPercentage: 30,
-          testingPercentage: 0,
+          validationPercentage: 25,
+          testingPercentage: 35,
           distortions: { flipLeftRight: false },
           epochs: 20,
           learningRate: 0.1,
@@ -184,10 +197,16 @@ for (const variant of variants) {
         const m = await model(res.body.version as string);
         expect(m.labels).toEqual(['cream', 'oranges', 'tomatoes']);
         expect(m.trainingSet?.rows).toBe(30);
-        expect(m.metrics.rows).toBeGreaterThan(0);
-        expect(m.metrics.rows).toBeLessThan(30);
+        const images = (m.lineage.base as { images: { training: number; validation: number; testing: number } }).images;
+        expect(images.validation).toBeGreaterThan(0);
+        expect(images.testing).toBeGreaterThan(0);
+        expect(images.training + images.validation + images.testing).toBe(30);
+        // Scored on the testing split alone.
+        expect(m.metrics.rows).toBe(images.testing);
+        const rows = decodeTrainingRows(await readFile(join(dir, 'model', TRAINING_ROWS_FILE)));
+        expect([...rows.split].filter((x) => x === 2)).toHaveLength(images.testing);
+        expect([...rows.split].filter((x) => x === 1)).toHaveLength(images.validation);
         expect(m.metrics.accuracy).toBe(1);
-        expect(m.lineage.base).toMatchObject({ images: { training: 30 - m.metrics.rows, validation: m.metrics.rows } });
         expect(m.releasable).toBe(true);
       });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { TrainingJobView } from '@shelfsight/contracts';
-import { TrainingWorkerSupervisor } from '@shelfsight/hub';
+import { startTrainingQueue, TRAINING_QUEUE, TrainingWorkerSupervisor } from '@shelfsight/hub';
 import { writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
@@ -117,9 +117,30 @@ for (const variant of variants) {
       const bad = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: {}, head: { type: 'svm' } }) });
       expect(bad.status).toBe(400);
       expect(JSON.stringify(await bad.json())).toMatch(/base/);
-      expect((await post(sut, '/training-jobs', { base: { dataset }, augmentFromThumbnails: true })).status).toBe(400);
+      expect((await post(sut, '/training-jobs', { base: { dataset }, augmentFromThumbnails: { views: 0 } })).status).toBe(400);
       const list = (await (await hubFetch(`${sut.hub.httpUrl}/training-jobs`)).json()) as TrainingJobView[];
       expect(list.map((j) => j.id).slice(0, 2)).toEqual([next.body.id, created.body.id]);
+    }, 240_000);
+
+    it('fails a claimed job whose stored request does not parse, with the reason, instead of crashing the worker', async () => {
+      const c = new Client(sut.db.url);
+      await c.connect();
+      const inserted = await c.query(`INSERT INTO training_jobs (spec, created_by) VALUES ('{"base": {}, "head": {"type": "svm"}}'::jsonb, 'key:test') RETURNING id`);
+      const id = Number(inserted.rows[0].id);
+      await c.query(`UPDATE training_jobs SET root_id = id WHERE id = $1`, [id]);
+      await c.end();
+      const boss = await startTrainingQueue(sut.db.url, { supervise: false, max: 1 });
+      try {
+        await boss.send(TRAINING_QUEUE, { jobId: String(id) });
+      } finally {
+        await boss.stop({ graceful: false, wait: true, close: true });
+      }
+      const failed = await until(sut, id, (j) => j.status !== 'queued' && j.status !== 'running', 'bad spec failed');
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/^invalid job request: .*base/);
+      // The worker goes on: the next job runs.
+      const next = await post(sut, '/training-jobs', { base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 2 } });
+      expect((await until(sut, next.body.id, (j) => j.status !== 'queued' && j.status !== 'running', 'next job')).status).toBe('done');
     }, 240_000);
 
     it('cancels a running job promptly: it ends as cancelled and registers nothing', async () => {

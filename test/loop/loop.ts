@@ -3,8 +3,9 @@
  * reference backbone (workspace data, through the vision test fixtures).
  *
  * 1. A head that barely knows two categories (one training photo each) is trained with
- *    `trainModel` (validation photos of all four categories: the registry freezes them as
- *    the category set's evaluation set) and registered on a real hub process (POST /models).
+ *    `trainModel` (testing photos of all four categories, never trained on nor used to pick
+ *    the epoch: the registry freezes them as the category set's evaluation set; separate
+ *    validation photos pick the epoch) and registered on a real hub process (POST /models).
  * 2. Two real `shelf agent` processes classify unseen photos of those two categories; their
  *    unsure frames arrive at the hub as samples (thumbnail + embedding).
  * 3. The samples are labelled through the API and a retraining job (base: the first
@@ -30,7 +31,8 @@ import { discoverEmbeddedUrl, freePort, spawnShelf, waitForHttp, SHELF_BIN } fro
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 
 const WEAK_PER_CLASS = 1;
-const AGENT_FRAMES_PER_CLASS = 40;
+const AGENT_FRAMES_PER_CLASS = 60;
+const VALIDATION_PER_CLASS = 6;
 const started = Date.now();
 const log = (m: string) => process.stderr.write(`loop: ${m}\n`);
 
@@ -63,7 +65,8 @@ async function main(): Promise<Record<string, unknown>> {
       return p;
     };
     const baseTrain = [...byLabel(train, known1).slice(0, 40), ...byLabel(train, known2).slice(0, 40), ...weak.flatMap((l) => byLabel(train, l).slice(0, WEAK_PER_CLASS))];
-    // Validation photos: half of val.txt per category (the registry's frozen evaluation set); the other half is held out for before/after.
+    // Testing photos: half of val.txt per category (the registry's frozen evaluation set, which no
+    // training sees); the other half is held out for before/after.
     const evalRows: Row[] = [];
     const heldOut: Row[] = [];
     for (const l of [known1, known2, ...weak]) {
@@ -73,6 +76,11 @@ async function main(): Promise<Record<string, unknown>> {
       if (weak.includes(l)) heldOut.push(...v.slice(half));
     }
     const agentFrames = weak.flatMap((l) => byLabel(train, l).slice(WEAK_PER_CLASS, WEAK_PER_CLASS + AGENT_FRAMES_PER_CLASS));
+    // Validation photos (the trainer picks its best epoch on them): training photos used nowhere else.
+    const valRows = [
+      ...[known1, known2].flatMap((l) => byLabel(train, l).slice(40, 40 + VALIDATION_PER_CLASS)),
+      ...weak.flatMap((l) => byLabel(train, l).slice(WEAK_PER_CLASS + AGENT_FRAMES_PER_CLASS, WEAK_PER_CLASS + AGENT_FRAMES_PER_CLASS + VALIDATION_PER_CLASS)),
+    ];
 
     log('training the first head (weak on two categories)');
     const v0Dir = join(work, 'v0');
@@ -80,7 +88,8 @@ async function main(): Promise<Record<string, unknown>> {
       ...TRAIN_DEFAULTS,
       backbone: REFERENCE_BACKBONE,
       data: csv(baseTrain, 'base.csv'),
-      valData: csv(evalRows, 'eval.csv'),
+      valData: csv(valRows, 'val.csv'),
+      testData: csv(evalRows, 'eval.csv'),
       out: v0Dir,
       distortions: {},
       epochs: 30,

@@ -24,8 +24,8 @@ interface Outcome {
 async function registerModel(hub: HubHandle): Promise<Outcome> {
   const labels = ['apples', 'milk'];
   const rows = rowsOf(labels, [
-    { label: 'apples', x: [1, 0], split: 1 },
-    { label: 'milk', x: [0, 1], split: 1 },
+    { label: 'apples', x: [1, 0], split: 2 },
+    { label: 'milk', x: [0, 1], split: 2 },
     { label: 'apples', x: [0.9, 0.1] },
   ]);
   const res = await postArchive(hub.httpUrl, await tinyArchive({ version: 'probe-v1', labels, kernel: [[4, 0], [0, 4]] }, rows));

@@ -15,5 +15,15 @@ export { IngestRepository, type IngestCommit, type IngestMessage } from './inges
 export { TrainingWorker, prepareWorkDir } from './training/worker/training-worker';
 export { WORKER_CONFIG_SPEC, loadWorkerConfig, type WorkerConfig } from './training/worker/worker-config';
 export { TrainingWorkerSupervisor } from './training/worker-supervisor';
+export { BacklogRescorer, DEFAULT_RESCORE_POLICY, rescoreBackoffMs, type RescorePolicy } from './models/backlog-rescorer';
+export { ModelsRepository } from './models/models.repository';
+export type { ScoredRow } from './models/evaluation';
+export { HubMetrics } from './metrics/hub-metrics';
+export { TrainingService, QUEUE_SEND_ATTEMPTS } from './training/training.service';
+export { TrainingJobsRepository } from './training/training-jobs.repository';
+export { TrainingJobStateError, TrainingQueueUnavailableError } from './training/training.error';
+export { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueClient, type TrainingQueueMessage } from './training/training-queue';
+export { registerAndCompleteJob, TrainingJobLostError, type TrainedVersion } from './training/worker/register-version';
+export { sampleSplitKey } from './training/worker/run-job';
 export { openApiDocumentOf, previewOpenApiDocument } from './common/openapi';
 export { consoleDistDir } from './console/console-static.module';

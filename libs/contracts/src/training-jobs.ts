@@ -21,6 +21,25 @@ export const TrainingHeadOptionsSchema = z
   .strict();
 export type TrainingHeadOptions = z.infer<typeof TrainingHeadOptionsSchema>;
 
+/**
+ * Distorted views of the labelled samples' thumbnails (`augmentFromThumbnails`): how many
+ * per sample and which distortions (the fields of `shelf train`'s --random-* options;
+ * unset fields take the `accurate` preset's distortions).
+ */
+export const ThumbnailAugmentationSchema = z
+  .object({
+    views: z.number().int().min(1).max(32).default(4),
+    flipLeftRight: z.boolean().optional(),
+    crop: z.number().min(0).max(100).optional(),
+    scale: z.number().min(0).max(100).optional(),
+    brightness: z.number().min(0).max(100).optional(),
+    blur: z.number().min(0).max(20).optional(),
+    noise: z.number().min(0).max(128).optional(),
+    rotate: z.number().min(0).max(45).optional(),
+  })
+  .strict();
+export type ThumbnailAugmentation = z.infer<typeof ThumbnailAugmentationSchema>;
+
 export const TrainingJobRequestSchema = z
   .object({
     /** A dataset (class folders or CSV `image,label`) on the hub machine, or a registered version whose training rows are the base. */
@@ -30,21 +49,30 @@ export const TrainingJobRequestSchema = z
     /** Backbone spec the worker resolves (folder, built-in, catalogue name); default: the base version's, else TRAINING_BACKBONE. */
     backbone: z.string().min(1).optional(),
     head: TrainingHeadOptionsSchema.default({ type: 'softmax' }),
-    /** Also train on distorted views of the labelled samples' stored thumbnails (backbone pass in the worker). */
-    augmentFromThumbnails: z.boolean().default(false),
+    /**
+     * Also train on distorted views of the labelled training samples' stored thumbnails
+     * (decoded and run through the backbone in the worker): true for 4 views with the
+     * default distortions, or the views and distortions to use.
+     */
+    augmentFromThumbnails: z.union([z.boolean(), ThumbnailAugmentationSchema]).default(false),
   })
   .strict();
 export type TrainingJobRequest = z.infer<typeof TrainingJobRequestSchema>;
 
 export const TRAINING_JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
 export type TrainingJobStatus = (typeof TRAINING_JOB_STATUSES)[number];
-export const TRAINING_JOB_PHASES = ['queued', 'bottlenecks', 'training', 'evaluating', 'registering', 'done'] as const;
+export const TRAINING_JOB_PHASES = ['queued', 'bottlenecks', 'augmenting', 'training', 'evaluating', 'registering', 'done'] as const;
 export type TrainingJobPhase = (typeof TRAINING_JOB_PHASES)[number];
 
 export const TrainingJobProgressSchema = z.object({
   rows: z.number().optional(),
   baseRows: z.number().optional(),
   sampleRows: z.number().optional(),
+  /** Rows from distorted views of sample thumbnails, and thumbnails skipped (missing or undecodable), while augmenting. */
+  augmentedRows: z.number().optional(),
+  augmentDone: z.number().optional(),
+  augmentTotal: z.number().optional(),
+  skippedThumbnails: z.number().optional(),
   step: z.number().optional(),
   steps: z.number().optional(),
   epoch: z.number().optional(),

@@ -34,3 +34,4 @@ export * from './report/svg-charts';
 export * from './data/import';
 export * from './bench/infer-bench';
 export * from './bench/train-bench';
+export * from './pipeline/augment-thumbnails';

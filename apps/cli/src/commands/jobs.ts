@@ -21,6 +21,12 @@ const START_SPEC = {
   epochs: { env: 'SHELF_EPOCHS', flag: 'epochs', description: 'passes over the training rows', schema: z.coerce.number().positive().optional() },
   learningRate: { env: 'SHELF_LEARNING_RATE', flag: 'learning-rate', description: 'learning rate', schema: z.coerce.number().positive().optional() },
   seed: { env: 'SHELF_SEED', flag: 'seed', description: 'random seed', schema: z.coerce.number().int().optional() },
+  augmentViews: {
+    env: 'SHELF_JOB_AUGMENT_VIEWS',
+    flag: 'augment-views',
+    description: 'also train on this many distorted views of each labelled training sample\u2019s thumbnail (backbone pass in the worker; 0 = off)',
+    schema: z.coerce.number().int().min(0).max(32).default(0),
+  },
 };
 
 const JobListSchema = z.array(TrainingJobViewSchema);
@@ -46,7 +52,7 @@ export function registerJobs(program: Command): void {
         ...(c.learningRate !== undefined ? { learningRate: c.learningRate } : {}),
         ...(c.seed !== undefined ? { seed: c.seed } : {}),
       },
-      augmentFromThumbnails: false,
+      augmentFromThumbnails: c.augmentViews > 0 ? { views: c.augmentViews } : false,
     };
     const job = await hubJson({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'POST', '/training-jobs', TrainingJobViewSchema, request);
     await finish(job, c.hubUrl, c.apiKey, opts.watch === true);

@@ -1415,7 +1415,7 @@ export interface components {
             heartbeatAt: string | null;
             id: number;
             /** @enum {string} */
-            phase: "queued" | "bottlenecks" | "training" | "evaluating" | "registering" | "done";
+            phase: "queued" | "bottlenecks" | "augmenting" | "training" | "evaluating" | "registering" | "done";
             progress: components["schemas"]["TrainingJobProgressDto"];
             result: Record<string, never> | null;
             /** @description the version the job registered */
@@ -1432,6 +1432,11 @@ export interface components {
             workerId: string | null;
         };
         TrainingJobProgressDto: {
+            /** @description thumbnail views through the backbone so far (phase augmenting) */
+            augmentDone?: number;
+            /** @description rows from distorted views of the training samples’ thumbnails (augmentFromThumbnails) */
+            augmentedRows?: number;
+            augmentTotal?: number;
             baseRows?: number;
             epoch?: number;
             epochs?: number;
@@ -1439,6 +1444,8 @@ export interface components {
             rows?: number;
             /** @description labelled samples trained from their stored embeddings */
             sampleRows?: number;
+            /** @description thumbnails skipped: missing or undecodable */
+            skippedThumbnails?: number;
             step?: number;
             steps?: number;
             /** @description validation accuracy at the last evaluation (0..1) */
@@ -2730,7 +2737,17 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @default false */
-                    augmentFromThumbnails?: boolean;
+                    augmentFromThumbnails?: boolean | {
+                        blur?: number;
+                        brightness?: number;
+                        crop?: number;
+                        flipLeftRight?: boolean;
+                        noise?: number;
+                        rotate?: number;
+                        scale?: number;
+                        /** @default 4 */
+                        views?: number;
+                    };
                     backbone?: string;
                     base: {
                         dataset: string;
@@ -2775,7 +2792,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingJobDto"];
                 };
             };
-            /** @description invalid request (augmentFromThumbnails is not implemented yet) */
+            /** @description invalid request (the field is named) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -17,6 +17,8 @@ export interface ModelMetrics {
   confusion: number[][];
   /** What a head that knows nothing would score: always the most frequent category, or a uniform guess. */
   baseline: { majority: number; chance: number };
+  /** Frozen evaluation rows the version's own rows trained or validated on (then it is not releasable); absent when none. */
+  trainedOnRows?: number;
 }
 
 /** sha256 of the sorted category names: versions with the same set are comparable. */

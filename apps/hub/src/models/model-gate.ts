@@ -36,7 +36,7 @@ export class ModelGate {
 
   judge(candidate: ModelMetrics | undefined, best: GateReference | undefined): GateVerdict {
     if (!candidate) {
-      return { releasable: false, reason: 'not evaluated: its category set has no frozen evaluation set yet (register a version with its training rows first)' };
+      return { releasable: false, reason: 'not evaluated: its category set has no frozen evaluation set yet (register a version whose training rows hold a testing split, split 2, that training never saw)' };
     }
     if (!best) {
       const floor = Math.max(candidate.baseline.majority, candidate.baseline.chance);

@@ -49,7 +49,8 @@ export interface ModelVersionDto extends ModelVersionSummaryDto {
   metrics: ModelMetrics | null;
   registeredBy: string | null;
   createdAt: string;
-  rescore: { state: string | null; samples: number | null; finishedAt: string | null };
+  /** The backlog re-score: state (queued, running, done, superseded, failed), samples scored, failed attempts and the last error, the next retry. */
+  rescore: { state: string | null; samples: number | null; finishedAt: string | null; attempts: number; error: string | null; retryAt: string | null };
 }
 
 export interface CategoryDeltaDto {

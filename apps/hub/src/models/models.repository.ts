@@ -27,9 +27,19 @@ export interface ModelVersionRow {
   rescore_state: string | null;
   rescored_samples: number | null;
   rescored_at: Date | null;
+  rescore_after_id: bigint | null;
+  rescore_attempts: number;
+  rescore_retry_at: Date | null;
+  rescore_error: string | null;
 }
 
-export type NewModelVersion = Omit<ModelVersionRow, 'registered_at' | 'rescore_state' | 'rescored_samples' | 'rescored_at'>;
+export type NewModelVersion = Omit<
+  ModelVersionRow,
+  'registered_at' | 'rescore_state' | 'rescored_samples' | 'rescored_at' | 'rescore_after_id' | 'rescore_attempts' | 'rescore_retry_at' | 'rescore_error'
+>;
+
+/** A claimed backlog re-score: where it stopped (resumable) and how often it failed. */
+export type RescoreClaim = Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256' | 'rescore_after_id' | 'rescored_samples' | 'rescore_attempts'>;
 
 export interface EvaluationSetRow {
   category_set: string;
@@ -146,26 +156,50 @@ export class ModelsRepository {
   }
 
   /**
-   * Claim the oldest version whose backlog re-score is queued, or whose run stopped
-   * beating for `staleMs` (its process died): marks it running. SKIP LOCKED, so with
-   * several hub replicas each version is re-scored by one of them.
+   * Claim the oldest version whose backlog re-score is queued (and due, after a failed
+   * attempt's backoff), or whose run stopped beating for `staleMs` (its process died):
+   * marks it running. Times are the database's clock, so replicas with skewed clocks agree.
+   * SKIP LOCKED, so with several hub replicas each version is re-scored by one of them.
    */
-  async claimRescore(staleMs: number): Promise<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'> | undefined> {
-    const staleBefore = new Date(Date.now() - staleMs);
-    const rows = await this.prisma.$queryRaw<Array<Pick<ModelVersionRow, 'version' | 'backbone_id' | 'artifact_sha256'>>>`
+  async claimRescore(staleMs: number): Promise<RescoreClaim | undefined> {
+    const rows = await this.prisma.$queryRaw<RescoreClaim[]>`
       UPDATE model_versions SET rescore_state = 'running', rescored_at = now()
       WHERE version = (
         SELECT version FROM model_versions
-        WHERE rescore_state = 'queued' OR (rescore_state = 'running' AND rescored_at < ${staleBefore})
+        WHERE (rescore_state = 'queued' AND (rescore_retry_at IS NULL OR rescore_retry_at <= now()))
+           OR (rescore_state = 'running' AND rescored_at < now() - make_interval(secs => ${staleMs / 1000}::float8))
         ORDER BY registered_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-      RETURNING version, backbone_id, artifact_sha256`;
+      RETURNING version, backbone_id, artifact_sha256, rescore_after_id, rescored_samples, rescore_attempts`;
     return rows[0];
   }
 
-  /** Progress of a re-score; rescored_at is its heartbeat while running, its end after. */
-  async setRescore(version: string, state: 'running' | 'done' | 'superseded' | 'failed', samples: number | null): Promise<void> {
+  /** Progress of a running re-score (its heartbeat): samples scored and the last sample id, so a later claim resumes there. */
+  async rescoreProgress(version: string, samples: number, afterId: bigint): Promise<void> {
     await this.prisma.$executeRaw`
-      UPDATE model_versions SET rescore_state = ${state}, rescored_samples = ${samples}, rescored_at = now()
+      UPDATE model_versions SET rescored_samples = ${samples}, rescore_after_id = ${afterId}, rescored_at = now()
+      WHERE version = ${version} AND rescore_state = 'running'`;
+  }
+
+  /** End of a re-score; rescored_at is its heartbeat while running, its end after. */
+  async setRescore(version: string, state: 'done' | 'superseded', samples: number | null): Promise<void> {
+    await this.prisma.$executeRaw`
+      UPDATE model_versions SET rescore_state = ${state}, rescored_samples = ${samples}, rescored_at = now(), rescore_retry_at = NULL
       WHERE version = ${version}`;
+  }
+
+  /**
+   * A failed attempt: queued again after `retryInS` (database clock), keeping where it
+   * stopped, or failed for good once `maxAttempts` attempts failed. Returns the new state.
+   */
+  async rescoreAttemptFailed(version: string, error: string, maxAttempts: number, retryInS: number): Promise<{ state: string; attempts: number } | undefined> {
+    const rows = await this.prisma.$queryRaw<Array<{ state: string; attempts: number }>>`
+      UPDATE model_versions SET
+        rescore_attempts = rescore_attempts + 1,
+        rescore_state = CASE WHEN rescore_attempts + 1 >= ${maxAttempts} THEN 'failed' ELSE 'queued' END,
+        rescore_retry_at = CASE WHEN rescore_attempts + 1 >= ${maxAttempts} THEN NULL ELSE now() + make_interval(secs => ${retryInS}::float8) END,
+        rescore_error = ${error.slice(0, 2000)}, rescored_at = now()
+      WHERE version = ${version}
+      RETURNING rescore_state AS state, rescore_attempts AS attempts`;
+    return rows[0];
   }
 }

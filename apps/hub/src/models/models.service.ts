@@ -119,11 +119,19 @@ export class ModelsService {
     const trainingBlob = rows ? await this.blobs.put(Buffer.isBuffer(input.trainingSet) ? input.trainingSet : encodeTrainingRows(rows)) : undefined;
     const categorySet = categorySetOf(labels);
     const evalSet = await this.evaluationSetFor(categorySet, manifest.version, manifest.backbone.id, rows);
-    const metrics = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
+    const evaluated = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
+    const trainedOn = evaluated && rows ? evaluationRowsTrainedOn(evaluated.rows, rows) : [];
+    const metrics = evaluated ? { ...evaluated.metrics, ...(trainedOn.length > 0 ? { trainedOnRows: trainedOn.length } : {}) } : undefined;
     const best = metrics ? await this.repo.bestReleasable(categorySet, manifest.backbone.id, manifest.version) : undefined;
-    const verdict = evalSet && !metrics
-      ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
-      : this.gate.judge(metrics, best);
+    const verdict =
+      evalSet && !metrics
+        ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
+        : trainedOn.length > 0
+          ? {
+              releasable: false,
+              reason: `not releasable: ${trainedOn.length} of the ${metrics!.rows} frozen evaluation rows were among its training or validation rows (e.g. ${trainedOn.slice(0, 3).join(', ')}): its metrics would be optimistic`,
+            }
+          : this.gate.judge(metrics, best);
     const lineage: ModelLineage = {
       parent: input.lineage?.parent ?? manifest.lineage?.parent ?? null,
       base: input.lineage?.base ?? baseSummary(manifest.training),
@@ -215,17 +223,21 @@ export class ModelsService {
   }
 
   /**
-   * The frozen evaluation set of the category set (for this backbone); frozen now from this version's held-out
-   * training rows (split validation or testing) when the set has none yet. Rows with a
-   * label outside the set are left out. Later labelled samples are not added: a frozen
-   * set never changes, so every version of the set is scored on exactly the same rows.
+   * The frozen evaluation set of the category set (for this backbone); frozen now from this
+   * version's held-out testing rows (split 2) when the set has none yet. Only testing rows:
+   * a trainer fits its weights on the training rows and picks its best epoch on the
+   * validation rows (split 1), so scoring on either would flatter every version trained on
+   * them. Testing rows are never seen by `trainModel` (nor by jobs, which keep a base's
+   * split), so registry metrics and the gate are an honest estimate. Rows with a label
+   * outside the set are left out. Later labelled samples are not added: a frozen set never
+   * changes, so every version of the set is scored on exactly the same rows.
    */
   private async evaluationSetFor(categorySet: string, version: string, backboneId: string, rows: TrainingRows | undefined): Promise<EvaluationSetRow | undefined> {
     const frozen = await this.repo.evaluationSet(categorySet, backboneId);
     if (frozen || !rows) return frozen;
     const sorted = [...rows.labels].sort();
     const heldOut: number[] = [];
-    for (let i = 0; i < rows.label.length; i++) if ((rows.split[i] as number) !== 0) heldOut.push(i);
+    for (let i = 0; i < rows.label.length; i++) if (rows.split[i] === TESTING_SPLIT) heldOut.push(i);
     if (heldOut.length === 0) return undefined;
     const picked = selectRows(rows, heldOut);
     const evalRows: TrainingRows = { ...picked, labels: sorted, label: Uint32Array.from(picked.label, (l) => sorted.indexOf(rows.labels[l] as string)) };
@@ -242,15 +254,16 @@ export class ModelsService {
       counts,
       frozen_by: version,
     });
-    if (set.frozen_by === version) this.log.log(`froze the evaluation set of {${sorted.join(', ')}}: ${heldOut.length} held-out rows of ${version}`);
+    if (set.frozen_by === version) this.log.log(`froze the evaluation set of {${sorted.join(', ')}}: ${heldOut.length} held-out testing rows of ${version}`);
     return set;
   }
 
-  private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<ModelMetrics | undefined> {
+  private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<{ metrics: ModelMetrics; rows: TrainingRows } | undefined> {
     if (set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
     const bytes = await this.blobs.get(set.blob_sha256);
     if (!bytes) throw new Error(`evaluation set blob ${set.blob_sha256} of category set ${categorySet} is missing`);
-    return evaluateHead(artifact.head, artifact.labels, decodeTrainingRows(bytes), { categorySet, frozenBy: set.frozen_by });
+    const rows = decodeTrainingRows(bytes);
+    return { metrics: evaluateHead(artifact.head, artifact.labels, rows, { categorySet, frozenBy: set.frozen_by }), rows };
   }
 
   private checkTrainingRows(input: Buffer | TrainingRows, artifact: VerifiedArtifact): TrainingRows {
@@ -306,10 +319,35 @@ export class ModelsService {
       metrics: r.metrics,
       registeredBy: r.registered_by,
       createdAt: r.created_at.toISOString(),
-      rescore: { state: r.rescore_state, samples: r.rescored_samples, finishedAt: r.rescored_at?.toISOString() ?? null },
+      rescore: {
+        state: r.rescore_state,
+        samples: r.rescored_samples,
+        finishedAt: r.rescored_at?.toISOString() ?? null,
+        attempts: r.rescore_attempts ?? 0,
+        error: r.rescore_error ?? null,
+        retryAt: r.rescore_retry_at?.toISOString() ?? null,
+      },
     };
   }
 }
+
+/**
+ * Frozen evaluation rows that a version's own rows trained or validated on (split 0 or 1),
+ * matched by row id up to the view (`image:a.jpg#zoom` and `image:a.jpg#center` are one
+ * photo; `sample:7#aug-…` is sample 7). Rows without a real id (`row:<n>`) are not matched.
+ */
+export function evaluationRowsTrainedOn(evaluation: TrainingRows, rows: TrainingRows): string[] {
+  if (!evaluation.ids || !rows.ids) return [];
+  const key = (id: string) => id.split('#')[0] as string;
+  const seen = new Set<string>();
+  rows.ids.forEach((id, i) => {
+    if (rows.split[i] !== TESTING_SPLIT && !id.startsWith('row:')) seen.add(key(id));
+  });
+  return evaluation.ids.filter((id) => !id.startsWith('row:') && seen.has(key(id)));
+}
+
+/** The split of training rows no trainer sees (0 training, 1 validation for epoch choice, 2 testing). */
+const TESTING_SPLIT = 2;
 
 /** The base-data part of a manifest's training record (dataset, counts, split), for lineage. */
 function baseSummary(training: Record<string, unknown>): Record<string, unknown> {

@@ -5,6 +5,10 @@ export class TrainingJobProgressDto {
   @ApiPropertyOptional({ description: 'training rows (base + samples)' }) rows?: number;
   @ApiPropertyOptional() baseRows?: number;
   @ApiPropertyOptional({ description: 'labelled samples trained from their stored embeddings' }) sampleRows?: number;
+  @ApiPropertyOptional({ description: 'rows from distorted views of the training samples\u2019 thumbnails (augmentFromThumbnails)' }) augmentedRows?: number;
+  @ApiPropertyOptional({ description: 'thumbnail views through the backbone so far (phase augmenting)' }) augmentDone?: number;
+  @ApiPropertyOptional() augmentTotal?: number;
+  @ApiPropertyOptional({ description: 'thumbnails skipped: missing or undecodable' }) skippedThumbnails?: number;
   @ApiPropertyOptional() step?: number;
   @ApiPropertyOptional() steps?: number;
   @ApiPropertyOptional() epoch?: number;

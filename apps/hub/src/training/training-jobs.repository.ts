@@ -26,8 +26,23 @@ export interface TrainingJobRow {
   result: Record<string, unknown> | null;
 }
 
+/** Another attempt of the job is still queued or running. */
+export class LiveAttemptExistsError extends Error {
+  override name = 'LiveAttemptExistsError';
+  constructor(readonly rootId: bigint) {
+    super(`another attempt of training job ${rootId} is queued or running`);
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string; kind?: string } } }; message?: string };
+  return e.code === 'P2002' || e.code === '23505' || e.meta?.code === '23505' || e.meta?.driverAdapterError?.cause?.originalCode === '23505' || /23505|unique constraint/i.test(e.message ?? '');
+}
+
 export interface LabelledSampleRow {
   id: bigint;
+  device_id: string;
+  sample_id: string;
   label: string;
   embedding: Uint8Array;
   embedding_dim: number;
@@ -50,17 +65,52 @@ export interface VersionBaseRow {
 export class TrainingJobsRepository {
   constructor(@Inject(PrismaService) private readonly db: PrismaClient) {}
 
+  /**
+   * A new job, or a new attempt of one (`retry`). At most one attempt of a job is queued
+   * or running (a partial unique index): a second live attempt is refused with
+   * {@link LiveAttemptExistsError}, so two retries of one failed job never both run.
+   */
   async create(spec: unknown, createdBy: string, retry?: { rootId: bigint; attempt: number; retryOf: bigint }): Promise<TrainingJobRow> {
-    const rows = await this.db.$queryRaw<TrainingJobRow[]>`
-      INSERT INTO training_jobs (spec, created_by, root_id, attempt, retry_of)
-      VALUES (${JSON.stringify(spec)}::jsonb, ${createdBy}, ${retry?.rootId ?? null}, ${retry?.attempt ?? 1}, ${retry?.retryOf ?? null})
-      RETURNING *`;
-    const row = rows[0] as TrainingJobRow;
-    if (row.root_id === null) {
-      await this.db.$executeRaw`UPDATE training_jobs SET root_id = id WHERE id = ${row.id}`;
-      row.root_id = row.id;
+    try {
+      const rows = await this.db.$queryRaw<TrainingJobRow[]>`
+        INSERT INTO training_jobs (spec, created_by, root_id, attempt, retry_of)
+        VALUES (${JSON.stringify(spec)}::jsonb, ${createdBy}, ${retry?.rootId ?? null}, ${retry?.attempt ?? 1}, ${retry?.retryOf ?? null})
+        RETURNING *`;
+      const row = rows[0] as TrainingJobRow;
+      if (row.root_id === null) {
+        await this.db.$executeRaw`UPDATE training_jobs SET root_id = id WHERE id = ${row.id}`;
+        row.root_id = row.id;
+      }
+      return row;
+    } catch (err) {
+      if (retry && isUniqueViolation(err)) throw new LiveAttemptExistsError(retry.rootId);
+      throw err;
     }
-    return row;
+  }
+
+  /** The newest attempt of a job (its root). */
+  async latestAttempt(rootId: bigint): Promise<TrainingJobRow | undefined> {
+    const rows = await this.db.$queryRaw<TrainingJobRow[]>`SELECT * FROM training_jobs WHERE root_id = ${rootId} ORDER BY attempt DESC, id DESC LIMIT 1`;
+    return rows[0];
+  }
+
+  /** A queued job whose queue message could not be sent ends as failed, with why; false when it was no longer queued. */
+  async failQueued(id: bigint, error: string): Promise<TrainingJobRow | undefined> {
+    const rows = await this.db.$queryRaw<TrainingJobRow[]>`
+      UPDATE training_jobs SET status = 'failed', error = ${error}, finished_at = now()
+      WHERE id = ${id} AND status = 'queued' RETURNING *`;
+    return rows[0];
+  }
+
+  /**
+   * Inside a transaction: lock this worker's running job row (FOR UPDATE), so a sweep
+   * waits for the transaction and then no longer finds it running. Undefined when the job
+   * is not (any more) this worker's running job.
+   */
+  async lockRunning(id: bigint, workerId: string): Promise<TrainingJobRow | undefined> {
+    const rows = await this.db.$queryRaw<TrainingJobRow[]>`
+      SELECT * FROM training_jobs WHERE id = ${id} AND worker_id = ${workerId} AND status = 'running' FOR UPDATE`;
+    return rows[0];
   }
 
   async setQueueJobId(id: bigint, queueJobId: string): Promise<void> {
@@ -142,11 +192,20 @@ export class TrainingJobsRepository {
     return rows.map((r) => r.id);
   }
 
+  /** Labelled samples of a backbone, in a stable order (device, the device's sample id), not arrival order. */
   async labelledSamples(backboneId: string, dim: number): Promise<LabelledSampleRow[]> {
     return this.db.$queryRaw<LabelledSampleRow[]>`
-      SELECT id, label, embedding, embedding_dim, backbone_id FROM samples
+      SELECT id, device_id, sample_id, label, embedding, embedding_dim, backbone_id FROM samples
       WHERE state = 'labelled' AND label IS NOT NULL AND embedding IS NOT NULL AND backbone_id = ${backboneId} AND embedding_dim = ${dim}
-      ORDER BY id`;
+      ORDER BY device_id, sample_id`;
+  }
+
+  /** The thumbnails' blob keys of samples, by sample id. */
+  async thumbnailsOf(ids: bigint[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.$queryRaw<Array<{ id: bigint; thumbnail_sha256: string | null }>>`
+      SELECT id, thumbnail_sha256 FROM samples WHERE id = ANY(${ids}::bigint[])`;
+    return new Map(rows.filter((r) => r.thumbnail_sha256).map((r) => [r.id.toString(), r.thumbnail_sha256 as string]));
   }
 
   /** Labelled samples left out for another backbone or without an embedding. */

@@ -20,3 +20,29 @@ export async function startTrainingQueue(databaseUrl: string, opts: { supervise:
   await boss.createQueue(TRAINING_QUEUE, { name: TRAINING_QUEUE, retryLimit: 0, expireInHours: 12 });
   return boss;
 }
+
+/** What the hub needs of the queue: send a job's message, cancel a queued one. */
+export interface TrainingQueueClient {
+  /** The queue's id of the message; null when the queue did not take it. */
+  send(message: TrainingQueueMessage): Promise<string | null>;
+  cancel(queueJobId: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Injection token of the hub's queue client (tests give a fake one). */
+export const TRAINING_QUEUE_CLIENT = Symbol('TRAINING_QUEUE_CLIENT');
+
+/** Injection token of the wait between queue send attempts (optional; default a real timer). */
+export const TRAINING_SEND_PAUSE = Symbol('TRAINING_SEND_PAUSE');
+
+/** The pg-boss implementation of {@link TrainingQueueClient}. */
+export async function pgBossTrainingQueue(databaseUrl: string): Promise<TrainingQueueClient> {
+  const boss = await startTrainingQueue(databaseUrl, { supervise: false });
+  return {
+    send: (message) => boss.send(TRAINING_QUEUE, message, { retryLimit: 0 }),
+    cancel: async (id) => {
+      await boss.cancel(TRAINING_QUEUE, id);
+    },
+    stop: () => boss.stop({ graceful: false, wait: true, close: true }),
+  };
+}

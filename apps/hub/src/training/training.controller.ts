@@ -21,7 +21,7 @@ export class TrainingController {
 
   @Post()
   @ApiCreatedResponse({ type: TrainingJobDto, description: 'queued; a worker process picks it up' })
-  @ApiBadRequestResponse({ description: 'invalid request (augmentFromThumbnails is not implemented yet)' })
+  @ApiBadRequestResponse({ description: 'invalid request (the field is named)' })
   start(@ZodBody(TrainingJobRequestSchema) body: TrainingJobRequest, @Actor() actor: string): Promise<TrainingJobDto> {
     return this.training.start(body, actor);
   }

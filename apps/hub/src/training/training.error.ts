@@ -17,3 +17,9 @@ export class TrainingBaseError extends HttpException {
     super({ statusCode: 400, error: 'Bad Request', message }, HttpStatus.BAD_REQUEST);
   }
 }
+
+export class TrainingQueueUnavailableError extends HttpException {
+  constructor(message: string) {
+    super({ statusCode: 503, error: 'Service Unavailable', message }, HttpStatus.SERVICE_UNAVAILABLE);
+  }
+}

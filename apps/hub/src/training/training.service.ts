@@ -1,12 +1,15 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type PgBoss from 'pg-boss';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
 import type { TrainingJobDto } from './training-job.dto';
-import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError } from './training.error';
-import { TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
-import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from './training-queue';
+import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError, TrainingQueueUnavailableError } from './training.error';
+import { LiveAttemptExistsError, TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
+import { TRAINING_QUEUE_CLIENT, TRAINING_SEND_PAUSE, type TrainingQueueClient, type TrainingQueueMessage } from './training-queue';
+
+/** Sends of a job's queue message before the job is recorded as failed (backoff 200 ms, 800 ms between them). */
+export const QUEUE_SEND_ATTEMPTS = 3;
 
 /**
  * Training jobs as the hub sees them: queue (pg-boss), read progress, cancel, retry, and
@@ -16,7 +19,6 @@ import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from '.
 @Injectable()
 export class TrainingService implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('Training');
-  private boss: PgBoss | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   /** Active jobs as last published (id → status/phase/progress), for the live watch. */
@@ -25,12 +27,15 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly jobs: TrainingJobsRepository,
-    @Inject(HUB_CONFIG) private readonly config: HubConfig,
-    private readonly events: EventBus,
+    @Inject(HUB_CONFIG) private readonly config: Pick<HubConfig, 'trainingHeartbeatTimeoutS'>,
+    @Inject(TRAINING_QUEUE_CLIENT) private readonly queue: TrainingQueueClient,
+    /** Waits between send attempts (tests pass an instant one). */
+    @Optional() @Inject(TRAINING_SEND_PAUSE) private readonly pause: (ms: number) => Promise<unknown> = sleep,
+    /** Live events for the console (GET /events); without one (unit tests) nothing is pushed. */
+    @Optional() private readonly events: EventBus = new EventBus(),
   ) {}
 
   async onModuleInit(): Promise<void> {
-    this.boss = await startTrainingQueue(this.config.databaseUrl!, { supervise: false });
     await this.sweep();
     const every = Math.max(1000, (this.config.trainingHeartbeatTimeoutS * 1000) / 3);
     this.sweepTimer = setInterval(() => void this.sweep(), every);
@@ -42,14 +47,11 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.watchTimer) clearInterval(this.watchTimer);
-    await this.boss?.stop({ graceful: false, wait: true, close: true });
+    await this.queue.stop();
   }
 
   async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
     const spec = TrainingJobRequestSchema.parse(request);
-    if (spec.augmentFromThumbnails) {
-      throw new TrainingBaseError('augmentFromThumbnails: training on distorted views of the stored thumbnails is not implemented yet; jobs train from the samples\u2019 stored embeddings');
-    }
     const row = await this.jobs.create(spec, actor);
     return this.published(await this.enqueue(row));
   }
@@ -66,18 +68,34 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     const current = await this.find(id);
     const row = await this.jobs.requestCancel(current.id, actor);
     if (!row) throw new TrainingJobStateError(`training job ${id} is ${current.status}: only a queued or running job can be cancelled`);
-    if (row.status === 'cancelled' && row.queue_job_id) await this.boss!.cancel(TRAINING_QUEUE, row.queue_job_id).catch(() => undefined);
+    if (row.status === 'cancelled' && row.queue_job_id) await this.queue.cancel(row.queue_job_id).catch(() => undefined);
     return this.published(row);
   }
 
-  /** A new attempt of a failed or cancelled job, with the same request. */
+  /**
+   * A new attempt of a failed or cancelled job, with the same request. Only the newest
+   * attempt of a job can be retried, and only while no attempt of it is queued or running
+   * (a unique index holds this under concurrent retries), so two attempts never run at once.
+   */
   async retry(id: string, actor: string): Promise<TrainingJobDto> {
     const old = await this.find(id);
     if (old.status !== 'failed' && old.status !== 'cancelled') {
       throw new TrainingJobStateError(`training job ${id} is ${old.status}: only a failed or cancelled job can be retried`);
     }
-    const spec = TrainingJobRequestSchema.parse(old.spec);
-    const row = await this.jobs.create(spec, actor, { rootId: old.root_id ?? old.id, attempt: old.attempt + 1, retryOf: old.id });
+    const rootId = old.root_id ?? old.id;
+    const latest = await this.jobs.latestAttempt(rootId);
+    if (latest && latest.id !== old.id) {
+      throw new TrainingJobStateError(`training job ${id} has a newer attempt (${latest.attempt}: job ${latest.id}, ${latest.status}): retry that one`);
+    }
+    const parsed = TrainingJobRequestSchema.safeParse(old.spec);
+    if (!parsed.success) throw new TrainingBaseError(`training job ${id}'s stored request is not valid any more: ${parsed.error.message}`);
+    let row: TrainingJobRow;
+    try {
+      row = await this.jobs.create(parsed.data, actor, { rootId, attempt: old.attempt + 1, retryOf: old.id });
+    } catch (err) {
+      if (err instanceof LiveAttemptExistsError) throw new TrainingJobStateError(`training job ${id}: ${err.message}`);
+      throw err;
+    }
     return this.published(await this.enqueue(row));
   }
 
@@ -130,14 +148,32 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     return dto;
   }
 
+  /**
+   * Send the job's queue message, retrying a failed send; when the queue still does not
+   * take it, the job ends as failed with the reason (it can be retried) instead of
+   * staying queued forever, and the caller gets a 503 saying so.
+   */
   private async enqueue(row: TrainingJobRow): Promise<TrainingJobRow> {
     const message: TrainingQueueMessage = { jobId: row.id.toString() };
-    const queueId = await this.boss!.send(TRAINING_QUEUE, message, { retryLimit: 0 });
-    if (queueId) {
-      await this.jobs.setQueueJobId(row.id, queueId);
-      row.queue_job_id = queueId;
+    let why = 'the queue refused the message';
+    for (let attempt = 1; attempt <= QUEUE_SEND_ATTEMPTS; attempt++) {
+      try {
+        const queueId = await this.queue.send(message);
+        if (queueId) {
+          await this.jobs.setQueueJobId(row.id, queueId);
+          row.queue_job_id = queueId;
+          return row;
+        }
+        why = 'the queue refused the message (no id returned)';
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      this.log.warn(`training job ${row.id}: queue send ${attempt}/${QUEUE_SEND_ATTEMPTS} failed: ${why}`);
+      if (attempt < QUEUE_SEND_ATTEMPTS) await this.pause(200 * 4 ** (attempt - 1));
     }
-    return row;
+    const error = `not queued: ${why} (after ${QUEUE_SEND_ATTEMPTS} attempts)`;
+    await this.jobs.failQueued(row.id, error);
+    throw new TrainingQueueUnavailableError(`training job ${row.id} failed: ${error}; retry it with POST /training-jobs/${row.id}/retry`);
   }
 
   private async find(id: string): Promise<TrainingJobRow> {

@@ -52,6 +52,37 @@ describe(`${trainModel.name} with pre-computed rows`, () => {
     expect(last.rows).toBe(r.rows.split.filter((s) => s === 0).length);
   });
 
+  it('holds testing rows out: neither trained on nor used to pick the epoch, returned as split 2 for the registry', async () => {
+    const dim = 3;
+    // Pre-computed testing rows (a base version's frozen evaluation rows) with a misleading colour.
+    const testing: TrainingRows = {
+      dim,
+      labels: ['milk'],
+      label: new Uint32Array(5),
+      split: Uint8Array.from([2, 2, 2, 2, 2]),
+      x: Float32Array.from({ length: 5 * dim }, (_, i) => [0.94, 0.55, 0.08][i % 3] as number),
+      ids: ['t0', 't1', 't2', 't3', 't4'],
+    };
+    const seen: TrainModelProgress[] = [];
+    const r = await train({ data: join(dir, 'data'), extraRows: testing, keepTesting: true, testingPercentage: 30, out: join(dir, 'e'), onProgress: (p) => seen.push(p) });
+    const training = r.manifest.training as { images: { training: number; validation: number; testing: number }; rows: { training: number; validation: number; testing: number } };
+    expect(training.images.testing).toBeGreaterThan(0);
+    const split = [...r.rows.split];
+    // The dataset's testing images and the pre-computed testing rows come back as split 2 ...
+    expect(split.filter((x) => x === 2)).toHaveLength(training.images.testing + 5);
+    expect(training.rows.testing).toBe(training.images.testing + 5);
+    // ... but the head trained on split 0 only and validated on split 1 only.
+    const last = seen[seen.length - 1] as TrainModelProgress;
+    expect(last.rows).toBe(split.filter((x) => x === 0).length);
+    expect(training.rows.training).toBe(split.filter((x) => x === 0).length);
+    expect(r.manifest.metrics.validationImages).toBe(training.images.validation);
+    const at = split.lastIndexOf(2);
+    expect(Array.from(r.rows.x.subarray(at * dim, (at + 1) * dim))).toEqual(Array.from(testing.x.subarray(4 * dim, 5 * dim)));
+    // Without keepTesting (plain shelf train) the testing images are not even computed.
+    const plain = await train({ data: join(dir, 'data'), testingPercentage: 30, out: join(dir, 'f') });
+    expect([...plain.rows.split].filter((x) => x === 2)).toHaveLength(0);
+  });
+
   it('stops at the next evaluation when cancelled', async () => {
     const ctl = new AbortController();
     let evaluations = 0;

@@ -40,6 +40,15 @@ export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettin
   signal?: AbortSignal;
   /** Explicit validation set; otherwise a hash split of `data`. */
   valData?: string;
+  /**
+   * Explicit testing set (class folders or CSV); otherwise the hash split's testing share
+   * of `data`. Testing rows are held out: never trained on, never used to choose the epoch.
+   * They are returned in `rows` (split 2) when `keepTesting` (or `trainingRows`) is set, so
+   * a registry can freeze them as the evaluation set the trainer never saw.
+   */
+  testData?: string;
+  /** Compute the testing images' bottlenecks and return them in `rows` as split 2 (default: with `trainingRows` or `testData`). */
+  keepTesting?: boolean;
   out: string;
   validationPercentage: number;
   testingPercentage: number;
@@ -145,18 +154,29 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const data: Dataset = opts.data ? await loadDataset(opts.data) : { source: 'rows', labels: [], images: [] };
   let trainImages: LabeledImage[];
   let valImages: LabeledImage[];
+  let testImages: LabeledImage[];
   let split: Record<string, unknown>;
   if (opts.valData) {
     const val: Dataset = await loadDataset(opts.valData);
     trainImages = data.images;
     valImages = val.images;
+    testImages = [];
     split = { mode: 'explicit', valData: val.source };
   } else {
     const s = splitDataset(data, opts.validationPercentage, opts.testingPercentage);
     trainImages = s.training;
     valImages = s.validation;
+    testImages = s.testing;
     split = { mode: 'hash', validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: s.testing.length };
   }
+  if (opts.testData) {
+    const test: Dataset = await loadDataset(opts.testData);
+    testImages = test.images;
+    split = { ...split, testData: test.source, testing: test.images.length };
+  }
+  // Sub-label heads report labels, not their outputs: their testing rows are not kept.
+  const keepTesting = !opts.sublabels && (opts.keepTesting ?? (!!opts.trainingRows || !!opts.testData));
+  if (!keepTesting) testImages = [];
   const labels = extra ? [...new Set([...data.labels, ...extra.labels])].sort() : data.labels;
   // Head outputs: the labels, or with --sublabels every label/sublabel pair.
   const outputKey = (i: LabeledImage) => (opts.sublabels ? `${i.label}/${i.sublabel ?? i.label}` : i.label);
@@ -165,6 +185,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const groups = opts.sublabels ? outputs.map((o) => labels.indexOf(o.slice(0, o.lastIndexOf('/')))) : undefined;
   const unknown = valImages.filter((i) => !labelIndex.has(outputKey(i)));
   if (unknown.length > 0) throw new DatasetError(`validation set has labels not in the training data: ${[...new Set(unknown.map((u) => u.label))].join(', ')}`);
+  const unknownTest = testImages.filter((i) => !labels.includes(i.label));
+  if (unknownTest.length > 0) throw new DatasetError(`testing set has labels not in the training data: ${[...new Set(unknownTest.map((u) => u.label))].join(', ')}`);
   const extraTrainLabels = new Set(extra ? [...extra.label].filter((_, i) => extra.split[i] === 0).map((l) => extra.labels[l] as string) : []);
   const missingClasses = labels.filter((l) => !trainImages.some((i) => i.label === l) && !extraTrainLabels.has(l));
   if (missingClasses.length > 0) throw new DatasetError(`no training images for: ${missingClasses.join(', ')}`);
@@ -187,8 +209,9 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   });
   const valViewList = ttaViews(opts.tta);
   const requestsVal = valImages.map((img) => ({ path: img.path, views: valViewList }));
+  const requestsTest = testImages.map((img) => ({ path: img.path, views: valViewList }));
 
-  const totalJobs = [...requestsTrain, ...requestsVal].reduce((n, r) => n + r.views.length, 0);
+  const totalJobs = [...requestsTrain, ...requestsVal, ...requestsTest].reduce((n, r) => n + r.views.length, 0);
   opts.onProgress?.({ phase: 'bottlenecks' });
   const ctx = await openExtraction(opts, totalJobs);
   const { logger } = ctx;
@@ -204,14 +227,16 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     const tr = await computeBottlenecks(requestsTrain, ctx.extractor, ctx.cache, { logger, onProgress });
     const base = shown;
     const va = await computeBottlenecks(requestsVal, ctx.extractor, ctx.cache, { logger, onProgress: (d) => onProgress(base + d) });
-    progress.done(`cache hits ${tr.cacheHits + va.cacheHits}, computed ${tr.computed + va.computed}`);
-    bottlenecks = { tr, va };
+    const base2 = shown;
+    const te = await computeBottlenecks(requestsTest, ctx.extractor, ctx.cache, { logger, onProgress: (d) => onProgress(base2 + d) });
+    progress.done(`cache hits ${tr.cacheHits + va.cacheHits + te.cacheHits}, computed ${tr.computed + va.computed + te.computed}`);
+    bottlenecks = { tr, va, te };
   } finally {
     await ctx.close();
   }
   const bottleneckSeconds = (Date.now() - bStart) / 1000;
   const backbone = ctx.extractor.backbone;
-  const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed];
+  const failed = [...bottlenecks.tr.failed, ...bottlenecks.va.failed, ...bottlenecks.te.failed];
   if (opts.signal?.aborted) throw new TrainingCancelledError();
   if (extra && extra.dim !== backbone.featureDim) {
     throw new DatasetError(`pre-computed rows have dim ${extra.dim}, backbone ${backbone.id} gives ${backbone.featureDim}`);
@@ -241,7 +266,19 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   };
   const train = pack(trainImages, bottlenecks.tr.features, 0);
   const val = pack(valImages, bottlenecks.va.features, 1);
+  // Held out (split 2): neither trained on nor used to choose the epoch; only returned in `rows`.
+  const test = pack(testImages, bottlenecks.te.features, 2);
   logger.info('training head', { rows: train.y.length, valRows: val.y.length, classes: labels.length, head: opts.head });
+
+  // Row ids in pack order (images' views, then pre-computed rows), per split: `image:<path>#<view>`, or the row's own id.
+  const imageIds = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
+    images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
+  const extraIds = (s: number) => (extra ? [...extra.label.keys()].filter((i) => extra.split[i] === s).map((i) => extra.ids?.[i] ?? `row:${i}`) : []);
+  const rowIds = [
+    ...imageIds(trainImages, bottlenecks.tr.features), ...extraIds(0),
+    ...imageIds(valImages, bottlenecks.va.features), ...extraIds(1),
+    ...imageIds(testImages, bottlenecks.te.features), ...extraIds(2),
+  ];
 
   await mkdir(opts.out, { recursive: true });
   /** Evaluations of every member, in training order (`member` counts from 1). */
@@ -313,8 +350,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   const training = {
     data: data.source,
     split,
-    images: { training: trainImages.length, validation: valImages.length, failed: failed.length },
-    rows: { training: train.y.length, validation: val.y.length, ...(extra ? { extra: extra.label.length } : {}) },
+    images: { training: trainImages.length, validation: valImages.length, testing: testImages.length, failed: failed.length },
+    rows: { training: train.y.length, validation: val.y.length, testing: test.y.length, ...(extra ? { extra: extra.label.length } : {}) },
     distortions: opts.distortions,
     views: baseViews.length + augViews,
     augViews,
@@ -361,22 +398,21 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   });
   result.head.dispose();
   if (opts.trainingRows) {
-    const ids = (images: LabeledImage[], feats: Map<string, Map<string, Float32Array>>) =>
-      images.flatMap((img) => [...(feats.get(img.path)?.keys() ?? [])].map((view) => `image:${relative(data.source, img.path)}#${view}`));
     // Rows carry the reported labels (sub-labels folded into their label).
     const reported = (y: Int32Array) => Uint32Array.from(y, (o) => (groups ? (groups[o] as number) : o));
-    const x = new Float32Array(train.x.length + val.x.length);
+    const x = new Float32Array(train.x.length + val.x.length + test.x.length);
     x.set(train.x);
     x.set(val.x, train.x.length);
+    x.set(test.x, train.x.length + val.x.length);
     await writeFile(
       join(opts.out, TRAINING_ROWS_FILE),
       encodeTrainingRows({
         dim: train.dim,
         labels,
-        label: Uint32Array.from([...reported(train.y), ...reported(val.y)]),
-        split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(val.y.length).fill(1)]),
+        label: Uint32Array.from([...reported(train.y), ...reported(val.y), ...reported(test.y)]),
+        split: Uint8Array.from([...new Array<number>(train.y.length).fill(0), ...new Array<number>(val.y.length).fill(1), ...new Array<number>(test.y.length).fill(2)]),
         x,
-        ids: [...ids(trainImages, bottlenecks.tr.features), ...ids(valImages, bottlenecks.va.features)],
+        ids: rowIds,
       }),
     );
   }
@@ -388,21 +424,24 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
   await writeFile(join(opts.out, 'training-log.png'), await plotTrainingLog(history.filter((h) => h.member === 1), title));
   if (failed.length > 0) await writeFile(join(opts.out, 'skipped-images.json'), JSON.stringify(failed, null, 2) + '\n');
   logger.info('model written', { out: opts.out, version: manifest.version, validationAccuracy: metrics.validationAccuracy, skipped: failed.length });
-  const rows = toTrainingRows(train, val, outputs);
+  const rows = { ...toTrainingRows(train, val, test, outputs), ids: rowIds };
   return { manifest, history, failed, bottleneckSeconds, trainSeconds, totalSeconds: (Date.now() - started) / 1000, rows };
 }
 
-/** The packed training and validation rows as one set (labels = head outputs). */
-function toTrainingRows(train: FeatureSet, val: FeatureSet, outputs: string[]): TrainingRows {
-  const n = train.y.length + val.y.length;
+/** The packed training, validation and held-out testing rows as one set (labels = head outputs; split 0, 1, 2). */
+function toTrainingRows(train: FeatureSet, val: FeatureSet, test: FeatureSet, outputs: string[]): TrainingRows {
+  const n = train.y.length + val.y.length + test.y.length;
   const x = new Float32Array(n * train.dim);
   x.set(train.x, 0);
   x.set(val.x, train.x.length);
+  x.set(test.x, train.x.length + val.x.length);
   const label = new Uint32Array(n);
   label.set(train.y, 0);
   label.set(val.y, train.y.length);
+  label.set(test.y, train.y.length + val.y.length);
   const split = new Uint8Array(n);
   split.fill(1, train.y.length);
+  split.fill(2, train.y.length + val.y.length);
   return { dim: train.dim, labels: outputs, label, split, x };
 }
 

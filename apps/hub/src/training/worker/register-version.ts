@@ -4,6 +4,7 @@ import { LABELS_FILE, MANIFEST_FILE, OUTPUTS_FILE, WEIGHTS_FILE, type ArtifactFi
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
 import { createModelRegistry } from '../../models/models.service';
+import { TrainingJobsRepository } from '../training-jobs.repository';
 
 export interface TrainedVersion {
   artifactDir: string;
@@ -40,6 +41,43 @@ export async function registerTrainedVersion(db: PrismaClient, blobs: BlobStore,
     registeredBy: `job:${v.lineage.jobId}`,
   });
   return { version: model.version, releasable: model.releasable, gateReason: model.gateReason, metrics: (model as { metrics?: unknown }).metrics ?? null };
+}
+
+/** A job's registration found the job no longer its worker's running job (swept as interrupted): nothing was registered. */
+export class TrainingJobLostError extends Error {
+  override name = 'TrainingJobLostError';
+}
+
+/**
+ * Register a job's version and end the job as done with it, in one transaction on the
+ * job's row, locked first (FOR UPDATE). A sweep that would mark the job interrupted waits
+ * for the transaction and then no longer finds it running, so a registered version is
+ * always linked to its job; a job swept before registration started registers nothing
+ * ({@link TrainingJobLostError}).
+ */
+export async function registerAndCompleteJob(
+  db: PrismaClient,
+  blobs: BlobStore,
+  gate: GateTolerances,
+  job: { jobId: string; workerId: string },
+  v: TrainedVersion,
+  resultOf: (registered: RegisteredVersion) => Record<string, unknown>,
+): Promise<{ registered: RegisteredVersion; result: Record<string, unknown> }> {
+  const id = BigInt(job.jobId);
+  return db.$transaction(
+    async (tx) => {
+      const txdb = tx as unknown as PrismaClient;
+      const jobs = new TrainingJobsRepository(txdb);
+      if (!(await jobs.lockRunning(id, job.workerId))) throw new TrainingJobLostError(`training job ${job.jobId} is no longer running on ${job.workerId}: not registered`);
+      const registered = await registerTrainedVersion(txdb, blobs, gate, v);
+      const result = resultOf(registered);
+      if (!(await jobs.finish(id, job.workerId, { status: 'done', resultVersion: registered.version, result }))) {
+        throw new TrainingJobLostError(`training job ${job.jobId} could not be completed: not registered`);
+      }
+      return { registered, result };
+    },
+    { maxWait: 30_000, timeout: 120_000 },
+  );
 }
 
 async function readArtifactFiles(dir: string): Promise<ArtifactFiles> {

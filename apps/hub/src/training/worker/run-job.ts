@@ -7,16 +7,21 @@ import {
   embeddingFromBytesLE,
   type TrainingJobPhase,
   type TrainingJobProgress,
+  type ThumbnailAugmentation,
   type TrainingJobRequest,
   type TrainingRows,
 } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
+import { categorySetOf } from '../../models/evaluation';
+import { ModelsRepository } from '../../models/models.repository';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
-import { registerTrainedVersion, type GateTolerances, type RegisteredVersion } from './register-version';
+import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
 
 export interface RunJobDeps {
   db: PrismaClient;
+  /** This worker's id: registration completes the job only while it is this worker's running job. */
+  workerId: string;
   jobs: TrainingJobsRepository;
   blobs: BlobStore;
   gate: GateTolerances;
@@ -30,6 +35,8 @@ export interface RunJobDeps {
 
 export interface RunJobHooks {
   report(phase: TrainingJobPhase, progress?: TrainingJobProgress): void;
+  /** Write the reported phase and progress now (before registration completes the job). */
+  flush(): Promise<void>;
   signal: AbortSignal;
 }
 
@@ -43,8 +50,14 @@ export class TrainingJobInputError extends Error {
   override name = 'TrainingJobInputError';
 }
 
-/** Share of labelled samples held out for validation (by a hash of the sample id, so stable across jobs). */
+/**
+ * Shares of labelled samples held out, by a hash of the sample id (stable across jobs):
+ * validation (the trainer picks its best epoch on it) and testing (split 2: never trained
+ * on nor used to choose the epoch; a new category set's evaluation set is frozen from it).
+ */
 const SAMPLE_VALIDATION_PERCENT = 10;
+const SAMPLE_TESTING_PERCENT = 10;
+const SPLIT_OF = { training: 0, validation: 1, testing: 2 } as const;
 
 /**
  * One retraining job in the worker: base rows (a dataset's bottlenecks, or a version's
@@ -81,6 +94,19 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     unusable = await deps.jobs.countUnusableLabelled(backbone.id, backbone.featureDim);
     if (samples.length > 0) {
       const labels = [...new Set(samples.map((s) => s.label))].sort();
+      const baseLabels = baseRows ? baseRows.labels : 'dataset' in spec.base ? (await vision.loadDataset(spec.base.dataset)).labels : [];
+      const held = await frozenSampleIds(deps, categorySetOf([...new Set([...baseLabels, ...labels])]), backbone.id);
+      /**
+       * A sample's split, by a hash of its id. While the category set has no frozen
+       * evaluation set, 10% are testing rows (a new set is frozen from them); once it has
+       * one (with row ids), exactly the samples in it stay held out and the rest train.
+       */
+      const sampleSplit = (s: (typeof samples)[number], frozen: Set<string> | undefined): number => {
+        const key = sampleSplitKey(s.device_id, s.sample_id);
+        if (!frozen) return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)];
+        if (frozen.has(`sample:${s.id}`)) return SPLIT_OF.testing;
+        return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, 0)];
+      };
       const dim = backbone.featureDim;
       const x = new Float32Array(samples.length * dim);
       samples.forEach((s, i) => {
@@ -91,17 +117,26 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
         dim,
         labels,
         label: Uint32Array.from(samples.map((s) => labels.indexOf(s.label))),
-        split: Uint8Array.from(samples.map((s) => (vision.whichSet(`sample-${s.id}`, SAMPLE_VALIDATION_PERCENT, 0) === 'validation' ? 1 : 0))),
+        split: Uint8Array.from(samples.map((s) => sampleSplit(s, held))),
         x,
         ids: samples.map((s) => `sample:${s.id}`),
       };
     }
   }
-  const extraRows = mergeRows(baseRows, sampleRows);
   const baseCount = baseRows ? baseRows.label.length : 0;
   const sampleCount = sampleRows ? sampleRows.label.length : 0;
   hooks.report('bottlenecks', { baseRows: baseCount, sampleRows: sampleCount });
-  deps.logger.info('training job rows', { jobId, backbone: backbone.id, baseRows: baseCount, sampleRows: sampleCount, unusableSamples: unusable });
+
+  // Distorted views of the training samples' thumbnails (never of held-out ones: their views would leak them).
+  let augmented: Awaited<ReturnType<typeof augmentFromThumbnails>> | undefined;
+  if (spec.augmentFromThumbnails !== false && sampleRows) {
+    const trainingSamples = samplesOf(sampleRows, sampleIds).filter((s) => s.split === 0);
+    augmented = await augmentFromThumbnails(vision, deps, hooks, backboneSpec, spec.augmentFromThumbnails, trainingSamples, { baseRows: baseCount, sampleRows: sampleCount });
+  }
+  const augmentedCount = augmented ? augmented.rows.label.length : 0;
+  const counts = { baseRows: baseCount, sampleRows: sampleCount, ...(augmented ? { augmentedRows: augmentedCount, skippedThumbnails: augmented.skipped.length } : {}) };
+  const extraRows = mergeRows(mergeRows(baseRows, sampleRows), augmented?.rows);
+  deps.logger.info('training job rows', { jobId, backbone: backbone.id, ...counts, unusableSamples: unusable });
 
   const out = join(deps.workDir, `job-${jobId}`);
   const h = spec.head;
@@ -116,6 +151,8 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       out,
       validationPercentage: d.validationPercentage,
       testingPercentage: d.testingPercentage,
+      // A dataset base's testing split comes back in the rows (split 2), for the registry's evaluation set.
+      keepTesting: true,
       distortions: {},
       tta: d.tta,
       head: h.type,
@@ -134,8 +171,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       signal: hooks.signal,
       onProgress: (p) =>
         hooks.report(p.phase, {
-          baseRows: baseCount,
-          sampleRows: sampleCount,
+          ...counts,
           ...(p.rows !== undefined ? { rows: p.rows } : {}),
           ...(p.step !== undefined ? { step: p.step, steps: p.steps, epoch: p.epoch, epochs: p.epochs } : {}),
           ...(p.valAccuracy !== undefined ? { valAccuracy: p.valAccuracy } : {}),
@@ -145,32 +181,31 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     const metrics = trained.manifest.metrics;
     if (hooks.signal.aborted) throw new vision.TrainingCancelledError();
     hooks.report('registering');
-    const registered = await registerTrainedVersion(deps.db, deps.blobs, deps.gate, {
+    await hooks.flush();
+    const seconds = {
+      bottlenecks: +trained.bottleneckSeconds.toFixed(2),
+      ...(augmented ? { augment: +augmented.seconds.toFixed(2) } : {}),
+      head: +trained.trainSeconds.toFixed(2),
+    };
+    const registered = await registerAndCompleteJob(deps.db, deps.blobs, deps.gate, { jobId, workerId: deps.workerId }, {
       artifactDir: out,
       rows: trained.rows,
       parent,
       lineage: { jobId, base: spec.base, sampleIds, baseRows: baseCount, sampleRows: sampleCount },
       createdBy,
-    });
-    return {
-      registered,
-      result: {
-        version: registered.version,
-        releasable: registered.releasable,
-        gateReason: registered.gateReason,
-        evaluation: registered.metrics,
-        validationAccuracy: metrics.validationAccuracy ?? null,
-        rows: trained.rows.label.length,
-        baseRows: baseCount,
-        sampleRows: sampleCount,
-        unusableSamples: unusable,
-        seconds: {
-          bottlenecks: +trained.bottleneckSeconds.toFixed(2),
-          head: +trained.trainSeconds.toFixed(2),
-          total: +((Date.now() - started) / 1000).toFixed(2),
-        },
-      },
-    };
+    }, (r) => ({
+      version: r.version,
+      releasable: r.releasable,
+      gateReason: r.gateReason,
+      evaluation: r.metrics,
+      validationAccuracy: metrics.validationAccuracy ?? null,
+      rows: trained.rows.label.length,
+      ...counts,
+      ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
+      unusableSamples: unusable,
+      seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
+    }));
+    return registered;
   } finally {
     await rm(out, { recursive: true, force: true });
   }
@@ -210,4 +245,81 @@ export function mergeRows(a: TrainingRows | undefined, b: TrainingRows | undefin
     x,
     ...(ids ? { ids } : {}),
   };
+}
+
+/**
+ * What a sample's split is hashed on: the device and its own sample id (stable however
+ * and whenever it arrived), without characters `whichSet` reads as a path or extension.
+ */
+export function sampleSplitKey(deviceId: string, sampleId: string): string {
+  return `sample-${deviceId}-${sampleId}`.replace(/[/\\.]/g, '_');
+}
+
+/**
+ * The samples in a category set's frozen evaluation set (`sample:<id>` row ids), or
+ * undefined when the set is not frozen yet or its rows carry no ids (then the hash split
+ * holds its testing share out, as it did when the set was frozen).
+ */
+async function frozenSampleIds(deps: RunJobDeps, categorySet: string, backboneId: string): Promise<Set<string> | undefined> {
+  const set = await new ModelsRepository(deps.db).evaluationSet(categorySet, backboneId);
+  if (!set) return undefined;
+  const blob = await deps.blobs.get(set.blob_sha256);
+  const rows = blob ? decodeTrainingRows(blob) : undefined;
+  if (!rows?.ids) return undefined;
+  return new Set(rows.ids.filter((id) => id.startsWith('sample:')).map((id) => id.split('#')[0] as string));
+}
+
+interface SampleRef {
+  id: string;
+  label: string;
+  split: number;
+}
+
+function samplesOf(rows: TrainingRows, ids: string[]): SampleRef[] {
+  return ids.map((id, i) => ({ id, label: rows.labels[rows.label[i] as number] as string, split: rows.split[i] as number }));
+}
+
+/**
+ * Rows from distorted views of the samples' stored thumbnails, through the backbone (the
+ * vision core's `thumbnailViewRows`, with `shelf train`'s distortion options). A missing or
+ * corrupt thumbnail is skipped and counted, never fails the job.
+ */
+async function augmentFromThumbnails(
+  vision: typeof import('@shelfsight/vision'),
+  deps: RunJobDeps,
+  hooks: RunJobHooks,
+  backbone: string,
+  request: true | ThumbnailAugmentation,
+  samples: SampleRef[],
+  counts: { baseRows: number; sampleRows: number },
+): Promise<{ rows: TrainingRows; skipped: Array<{ id: string; error: string }>; seconds: number }> {
+  const started = Date.now();
+  const { views, ...given } = request === true ? { views: 4 } : request;
+  const distortions = { ...vision.THUMBNAIL_DISTORTIONS, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) };
+  const shas = await deps.jobs.thumbnailsOf(samples.map((s) => BigInt(s.id)));
+  const images: Array<{ id: string; label: string; bytes: Buffer }> = [];
+  const skipped: Array<{ id: string; error: string }> = [];
+  for (const s of samples) {
+    const sha = shas.get(s.id);
+    const bytes = sha ? await deps.blobs.get(sha).catch(() => undefined) : undefined;
+    if (bytes) images.push({ id: `sample:${s.id}`, label: s.label, bytes });
+    else skipped.push({ id: `sample:${s.id}`, error: sha ? `thumbnail ${sha.slice(0, 12)} is missing from the blob store` : 'no thumbnail' });
+  }
+  const total = images.length * views;
+  hooks.report('augmenting', { ...counts, augmentDone: 0, augmentTotal: total, skippedThumbnails: skipped.length });
+  const r = await vision.thumbnailViewRows({
+    backbone,
+    ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
+    logger: deps.logger,
+    images,
+    views,
+    distortions,
+    workDir: deps.workDir,
+    signal: hooks.signal,
+    onProgress: (done) => hooks.report('augmenting', { ...counts, augmentDone: done, augmentTotal: total, skippedThumbnails: skipped.length }),
+  });
+  skipped.push(...r.skipped);
+  for (const s of r.skipped) deps.logger.warn('thumbnail skipped', { sample: s.id, error: s.error });
+  hooks.report('augmenting', { ...counts, augmentDone: total, augmentTotal: total, augmentedRows: r.rows.label.length, skippedThumbnails: skipped.length });
+  return { rows: r.rows, skipped, seconds: (Date.now() - started) / 1000 };
 }

@@ -76,7 +76,6 @@ export class TrainingWorker {
       this.logger.info('job no longer queued; skipped', { jobId: jobIdText });
       return;
     }
-    const spec = TrainingJobRequestSchema.parse(row.spec);
     const cancel = new AbortController();
     const onStop = () => cancel.abort();
     this.abort.signal.addEventListener('abort', onStop);
@@ -101,12 +100,16 @@ export class TrainingWorker {
     const timer = setInterval(() => void beat(), this.config.heartbeatS * 1000);
     this.logger.info('job started', { jobId: jobIdText, attempt: row.attempt });
     try {
+      // Inside the failure handling: a stored request that no longer parses fails the job with the reason.
+      const parsed = TrainingJobRequestSchema.safeParse(row.spec);
+      if (!parsed.success) throw new Error(`invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`);
       const outcome = await runTrainingJob(
         jobIdText,
-        spec,
+        parsed.data,
         row.created_by,
         {
           db: this.db,
+          workerId,
           jobs: this.jobs,
           blobs: new FileBlobStore(join(resolve(this.config.dataDir), 'blobs')),
           gate: { gateMaxOverallDrop: this.config.gateMaxOverallDrop, gateMaxCategoryDrop: this.config.gateMaxCategoryDrop },
@@ -116,6 +119,7 @@ export class TrainingWorker {
         },
         {
           signal: cancel.signal,
+          flush: beat,
           report: (ph, p) => {
             phase = ph;
             if (p) progress = { ...progress, ...p };
@@ -124,13 +128,12 @@ export class TrainingWorker {
         },
       );
       clearInterval(timer);
-      await beat();
-      await this.jobs.finish(id, workerId, { status: 'done', resultVersion: outcome.registered.version, result: outcome.result });
+      // runTrainingJob completed the job in the registration's transaction.
       this.logger.info('job done', { jobId: jobIdText, version: outcome.registered.version });
     } catch (err) {
       clearInterval(timer);
       const e = err as Error;
-      if (lost) {
+      if (lost || e.name === 'TrainingJobLostError') {
         this.logger.warn('job was swept as interrupted while running; result dropped', { jobId: jobIdText });
       } else if (e.name === 'TrainingCancelledError') {
         await this.jobs.finish(id, workerId, { status: 'cancelled', error: this.abort.signal.aborted ? 'worker stopped' : 'cancelled' });
