@@ -74,6 +74,10 @@ export default function LabellingScreen() {
   useEffect(() => {
     void loadCategories();
   }, [loadCategories]);
+  // Keyboard-first: the queue has the focus when the screen opens (not the nav link that led here).
+  useEffect(() => {
+    grid.current?.focus({ preventScroll: true });
+  }, []);
 
   const current = items[selected];
 
@@ -265,7 +269,7 @@ export default function LabellingScreen() {
       </p>
 
       <div className={cluster ? 'labelling-body with-cluster' : 'labelling-body'}>
-        <div className="sample-grid" ref={grid} role="listbox" aria-label="samples" data-testid="sample-grid">
+        <div className="sample-grid" ref={grid} role="listbox" tabIndex={0} aria-label="samples" data-testid="sample-grid">
           {items.map((s, i) => (
             <SampleCard key={s.id} sample={s} selected={i === selected} keyOf={keyOf} onClick={() => setSelected(i)} />
           ))}

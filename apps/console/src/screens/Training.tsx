@@ -12,7 +12,9 @@ type ModelSummary = components['schemas']['ModelVersionSummaryDoc'];
 type JobRequest = paths['/training-jobs']['post']['requestBody']['content']['application/json'];
 type HeadType = NonNullable<NonNullable<JobRequest['head']>['type']>;
 
-const PHASES: Job['phase'][] = ['queued', 'bottlenecks', 'training', 'evaluating', 'registering', 'done'];
+/** Every phase in its order (a Record, so a phase the hub adds is a compile error here until placed). */
+const PHASE_ORDER: Record<Job['phase'], number> = { queued: 0, bottlenecks: 1, augmenting: 2, training: 3, evaluating: 4, registering: 5, done: 6 };
+const PHASES = (Object.keys(PHASE_ORDER) as Array<Job['phase']>).sort((a, b) => PHASE_ORDER[a] - PHASE_ORDER[b]);
 const ACTIVE = new Set<Job['status']>(['queued', 'running']);
 const pct = (x: number | undefined) => (x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
 
@@ -131,6 +133,15 @@ function JobProgress({ job, onAction }: { job: Job; onAction(a: 'cancel' | 'retr
         <dd data-testid="job-epoch">{p.epoch !== undefined ? `${Math.min(p.epoch, p.epochs ?? p.epoch).toFixed(p.epoch % 1 ? 1 : 0)} of ${p.epochs ?? '?'}` : '–'}</dd>
         <dt>Validation accuracy</dt>
         <dd data-testid="job-val-accuracy">{pct(p.valAccuracy)}</dd>
+        {p.augmentTotal !== undefined && (
+          <>
+            <dt>Thumbnail views</dt>
+            <dd>
+              {p.augmentDone ?? 0} of {p.augmentTotal}
+              {p.augmentedRows !== undefined && ` (${p.augmentedRows} distorted rows)`}
+            </dd>
+          </>
+        )}
         <dt>Rows</dt>
         <dd>{p.rows !== undefined ? `${p.rows} (${p.baseRows ?? 0} base + ${p.sampleRows ?? 0} labelled samples)` : '–'}</dd>
         <dt>Base</dt>
@@ -175,7 +186,7 @@ function JobProgress({ job, onAction }: { job: Job; onAction(a: 'cancel' | 'retr
 
 function StartJob({ onStarted }: { onStarted(job: Job): void }) {
   const [models, setModels] = useState<ModelSummary[]>([]);
-  const [form, setForm] = useState({ baseKind: 'version' as 'version' | 'dataset', version: '', dataset: '', samples: 'all labelled' as JobRequest['samples'], head: 'softmax' as HeadType, epochs: '', learningRate: '', hidden: '' });
+  const [form, setForm] = useState({ baseKind: 'version' as 'version' | 'dataset', version: '', dataset: '', samples: 'all labelled' as JobRequest['samples'], augment: false, head: 'softmax' as HeadType, epochs: '', learningRate: '', hidden: '' });
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
 
@@ -198,6 +209,7 @@ function StartJob({ onStarted }: { onStarted(job: Job): void }) {
       base: form.baseKind === 'version' ? { version: form.version } : { dataset: form.dataset.trim() },
       samples: form.samples,
       head,
+      ...(form.augment ? { augmentFromThumbnails: true } : {}),
     };
     setBusy(true);
     const { data, error: err, response } = await api.POST('/training-jobs', { body });
@@ -237,6 +249,12 @@ function StartJob({ onStarted }: { onStarted(job: Job): void }) {
             <option value="all labelled">all labelled (from their embeddings)</option>
             <option value="none">none (base only)</option>
           </select>
+        </label>
+        <label>
+          thumbnails
+          <span>
+            <input type="checkbox" checked={form.augment} onChange={(e) => setForm({ ...form, augment: e.target.checked })} /> also train on distorted views
+          </span>
         </label>
         <label>
           head

@@ -24,8 +24,11 @@ export const QUEUE_KEYS: Array<[string, string]> = [
   ['?', 'show or hide this list'],
 ];
 
-/** True when a key event belongs to a form field, not to the queue. */
+/** True when a key event belongs to a form field or a focused control, not to the queue. */
 export function typingInField(e: KeyboardEvent): boolean {
   const t = e.target as HTMLElement | null;
-  return !!t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA' || t.isContentEditable);
+  if (!t) return false;
+  if (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA' || t.isContentEditable) return true;
+  // Enter and Space on a focused button or link press it; they are not queue keys then.
+  return (e.key === 'Enter' || e.key === ' ') && (t.tagName === 'BUTTON' || t.tagName === 'A' || t.tagName === 'SUMMARY');
 }
