@@ -91,4 +91,11 @@ export class SamplesController {
   skip(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
     return this.samples.skip(id);
   }
+
+  @Post(':id/requeue')
+  @HttpCode(200)
+  @ApiOkResponse({ type: SampleDto, description: 'undo a label or a skip: the sample is pending again, unlabelled' })
+  requeue(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
+    return this.samples.requeue(id);
+  }
 }
