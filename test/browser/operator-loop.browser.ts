@@ -12,6 +12,7 @@ import { readCsv, TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
+import { rollOutInTwoStages, rolloutAgentArgs } from './rollout-steps';
 
 /**
  * The operator's half of the learning loop in the console, in headless Chromium, against a
@@ -67,6 +68,8 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
   let newVersion = '';
   const deviceIds = ['ops-robot-1', 'ops-robot-2'];
   const loop = {} as OperatorLoop;
+  /** The photos the agents were given (the rollout step gives them again, as new frames). */
+  let agentPhotos: Row[] = [];
 
   const api = (path: string) => `${sut.hub.httpUrl}${path}`;
   const samples = async (state: string) => (await getJson<{ items: SampleJson[] }>(api(`/samples?site=ops&state=${state}&limit=500`))).body.items;
@@ -116,6 +119,8 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
 
     // Two agents with unseen photos of the weak categories; every frame they are not sure of becomes a sample.
     const frames = weak.flatMap((l) => byLabel(train, l).slice(1, 15));
+    agentPhotos = frames;
+    const rolloutArgs = await Promise.all(deviceIds.map((id) => rolloutAgentArgs(sut, id, work)));
     deviceIds.forEach((deviceId, a) => {
       const dir = join(work, `frames-${a}`);
       mkdirSync(dir, { recursive: true });
@@ -131,6 +136,7 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
           'device-id': deviceId,
           site: 'ops',
           'mqtt-url': sut.hub.mqttUrl,
+          ...rolloutArgs[a],
           'frames-dir': dir,
           'state-dir': join(work, `agent-state-${a}`),
           model: v0Dir,
@@ -296,7 +302,19 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
     loop.newVersion = newVersion;
   });
 
-  // ---- The rollout continues here (console-admin): roll `loop.newVersion` out in two stages to
-  // `loop.deviceIds` (the two agents above, still running `loop.firstVersion`) on the Rollouts
-  // screen, signed in as `loop.operatorKey` on `loop.page`, and watch the stages advance.
+  // ---- The rollout: `loop.newVersion` to the two agents above (still on `loop.firstVersion`).
+  it('rolls the new version out in two stages to the agents on the Rollouts screen, watching the stages advance', async () => {
+    expect(loop.newVersion).toBeTruthy();
+    // The agents shadow the candidate on their next frames: photos keep arriving.
+    let n = 0;
+    const feeder = setInterval(() => {
+      deviceIds.forEach((_, a) => cpSync(agentPhotos[(n * 2 + a) % agentPhotos.length]!.image, join(work, `frames-${a}`, `A-0${a + 1}-9-A_r${n}.jpg`)));
+      n++;
+    }, 500);
+    try {
+      await rollOutInTwoStages(page, sut, { version: loop.newVersion, deviceIds, site: 'ops', screenshots: SCREENSHOTS });
+    } finally {
+      clearInterval(feeder);
+    }
+  });
 });

@@ -8,6 +8,7 @@ export interface HubEvents {
   device: components['schemas']['DeviceDto'];
   training: components['schemas']['TrainingJobDto'];
   inventory: { site: string; at: string };
+  rollout: { id: string; at: string };
 }
 export type HubEventName = keyof HubEvents;
 type Listener = (data: never) => void;

@@ -1174,6 +1174,120 @@ export interface components {
             confidence: number;
             modelVersion: string;
         };
+        RolloutAbortDto: {
+            /** @description halt when more than this percentage of the devices that reported failed */
+            maxFailurePercent: number;
+            /** @description ... once at least this many devices reported */
+            minDevices: number;
+        };
+        RolloutCountsDto: {
+            active: number;
+            downloading: number;
+            offered: number;
+            /** @description stage not started: never offered */
+            pending: number;
+            rejected: number;
+            rolled_back: number;
+            shadowing: number;
+            verified: number;
+        };
+        RolloutDeviceDto: {
+            activeVersion: string | null;
+            detail: string | null;
+            deviceId: string;
+            health?: {
+                baseline: {
+                    meanConfidence: number;
+                    p95LatencyMs: number;
+                };
+                frames: number;
+                meanConfidence: number;
+                p95LatencyMs: number;
+            } | null;
+            /** Format: date-time */
+            offeredAt: string | null;
+            previousVersion: string | null;
+            /** @description why it was rejected or rolled back */
+            reason: string | null;
+            shadow?: {
+                activeMeanConfidence: number;
+                agreement: number;
+                candidateMeanConfidence: number;
+                categories: {
+                    [key: string]: {
+                        active: number;
+                        candidate: number;
+                    };
+                };
+                frames: number;
+                histogram: {
+                    active: number[];
+                    candidate: number[];
+                };
+            } | null;
+            stage: number;
+            /** @enum {string} */
+            state: "pending" | "offered" | "downloading" | "verified" | "shadowing" | "active" | "rejected" | "rolled_back";
+            /** Format: date-time */
+            statusAt: string | null;
+        };
+        RolloutDto: {
+            /** @description over every device of the rollout */
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string;
+            /** @description index of the running (or last) stage */
+            currentStage: number;
+            /** @description GET /rollouts/:id only */
+            devices?: components["schemas"]["RolloutDeviceDto"][];
+            /** Format: date-time */
+            finishedAt: string | null;
+            haltReason: string | null;
+            id: string;
+            modelVersion: string;
+            policy: {
+                health?: {
+                    frames: number;
+                    maxConfidenceDrop?: number;
+                    maxLatencyRatio?: number;
+                };
+                shadowFrames?: number;
+                shadowGate?: {
+                    maxCategoryShift?: number;
+                    minAgreement?: number;
+                    minCandidateConfidence?: number;
+                };
+            } | null;
+            stages: components["schemas"]["RolloutStageDto"][];
+            /** @enum {string} */
+            state: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
+            target: {
+                /** @enum {boolean} */
+                all?: true;
+                deviceIds?: string[];
+                percent?: number;
+                sites?: string[];
+            };
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        RolloutStageDto: {
+            abort: components["schemas"]["RolloutAbortDto"];
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** @description devices assigned to this stage */
+            devices: number;
+            index: number;
+            minSoakSeconds: number;
+            /** @description cumulative share of the target that has the version once this stage runs */
+            percent: number;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** @enum {string} */
+            state: "pending" | "running" | "passed" | "halted";
+            /** @description share of the stage's devices that must be active before the next stage starts */
+            successThreshold: number;
+        };
         SampleCountDto: {
             /** @description label when labelled, else the scored category */
             category: string;
@@ -2131,7 +2245,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"][];
+                };
             };
         };
     };
@@ -2192,6 +2308,22 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+            /** @description a device of the target is in another unfinished rollout: rolloutId names it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the version may not be rolled out (not releasable, unknown, foreign backbone, empty target) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
                 content?: never;
             };
         };
@@ -2211,7 +2343,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2230,7 +2364,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2249,7 +2385,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2268,7 +2406,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2287,7 +2427,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };

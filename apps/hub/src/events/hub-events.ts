@@ -12,6 +12,8 @@ export interface HubEvents {
   training: TrainingJobDto;
   /** Detections changed the inventory of a site (re-read `GET /inventory`). Coalesced per site. */
   inventory: { site: string; at: string };
+  /** A rollout changed (created, promoted, completed, halted, paused, resumed, aborted, rolled back, a device reported): re-read `GET /rollouts/:id`. Coalesced per rollout. */
+  rollout: { id: string; at: string };
 }
 
 export type HubEventName = keyof HubEvents;
