@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, createLogger, METRICS_CONTENT_TYPE, type Logger } from '@shelfsight/common';
-import { parseTrustedKeys, type FrameRequest, type Heartbeat, type ModelOffer, type TrustedKeys } from '@shelfsight/contracts';
+import { parseTrustedKeys, type FrameRequest, type Heartbeat, type ModelCommand, type ModelOffer, type TrustedKeys } from '@shelfsight/contracts';
 import type { FrameClassifier } from '@shelfsight/vision';
 import { DEMO_DATA_DIR, type AgentConfig } from './config';
 import { loadStandInHead, StandInClassifier } from './classify/stand-in-classifier';
@@ -28,6 +28,8 @@ export interface AgentDeps {
   logger?: Logger;
   /** Extra frame sources besides the configured directory (replay, synthetic, ...). */
   sources?: FrameSource[];
+  /** How offered heads are loaded, instead of the configured classifier's own format (tests, simulation). */
+  loadHead?: HeadLoader;
 }
 
 export interface AgentStats {
@@ -76,12 +78,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   const classifier = deps.classifier ?? (await loadConfiguredClassifier(config, logger));
   // Every user of the classifier goes through the holder, so a rollout can swap the head live.
-  const heads = new HeadHolder(classifier, { ownsActive: !deps.classifier, logger });
+  // The configured classifier is disposed here, last: heads rolled out to a tfjs device share its backbone.
+  const heads = new HeadHolder(classifier, { ownsActive: false, logger });
+  const disposeHeads = async () => {
+    await heads.dispose();
+    if (!deps.classifier) await classifier.dispose();
+  };
   let rolloutSetup: { keys: TrustedKeys; loadHead: HeadLoader } | undefined;
   try {
-    rolloutSetup = config.trustedKeys ? await rolloutSetupFor(config, classifier) : undefined;
+    rolloutSetup = config.trustedKeys ? await rolloutSetupFor(config, classifier, deps.loadHead) : undefined;
   } catch (err) {
-    await heads.dispose();
+    await disposeHeads();
     throw err;
   }
   const { outbox, recovery } = await Outbox.open(path.join(stateDir, 'outbox'), { maxBytes: config.outboxMaxBytes, compactMinBytes: config.outboxCompactBytes, logger });
@@ -158,12 +165,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       // Nothing is running yet: release the files and the model, then fail.
       await outbox.close();
       await journal?.close();
-      await heads.dispose();
+      await disposeHeads();
       throw err;
     }
     const r = rollout;
     link.on('model-offer', (offer: ModelOffer) => void r.offer(offer));
     link.on('model-offer-invalid', (message: string) => r.invalidOffer(message));
+    link.on('model-command', (cmd: ModelCommand) => void r.command(cmd));
     link.on('connected', () => r.resend());
   }
   pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));
@@ -201,11 +209,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   );
   metrics.mirror(
     'shelf_agent_model_rejected_total',
-    'Offered heads refused, by reason (bad_signature, unknown_key, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed)',
+    'Offered heads refused or rolled back, by reason (bad_signature, unknown_key, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed, shadow_gate, health_regression, operator, rolled_back_before)',
     () => ({ ...rollout?.rejected }),
     'reason',
   );
   metrics.mirror('shelf_agent_model_activations_total', 'Offered heads activated after their shadow run', () => rollout?.activations ?? 0);
+  metrics.mirror('shelf_agent_model_rollbacks_total', 'Active heads rolled back (health regression or operator command)', () => rollout?.rollbacks ?? 0);
+  metrics.mirror('shelf_agent_model_commands_malformed_total', 'model-command messages ignored because they failed validation', () => link.counters.commandsMalformed);
   metrics.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests', () => ring.size);
   const renderMetrics = () => metrics.render();
 
@@ -235,7 +245,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       // Nothing is running yet: release the files and the model, then fail.
       await outbox.close();
       await journal?.close();
-      await heads.dispose();
+      await disposeHeads();
       throw err;
     }
     logger.info('ops http listening', { port: httpPort, host: config.httpHost });
@@ -302,7 +312,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     await ops?.close();
     await outbox.close();
     await journal?.close();
-    await heads.dispose();
+    await disposeHeads();
     logger.info('stopped', { pending: outbox.depth });
   };
 
@@ -403,12 +413,20 @@ export function validateAgentConfig(config: AgentConfig): void {
   }
 }
 
-/** Rollouts: the trusted keys, and how this classifier loads an offered head. */
-async function rolloutSetupFor(config: AgentConfig, classifier: unknown): Promise<{ keys: TrustedKeys; loadHead: HeadLoader }> {
+/**
+ * Rollouts: the trusted keys, and how this classifier loads an offered head — a stand-in head
+ * file for the stand-in, a registry artifact (the `shelf train` folder as a tar) on the
+ * running backbone for the TensorFlow.js classifier.
+ */
+async function rolloutSetupFor(config: AgentConfig, classifier: FrameClassifier, override: HeadLoader | undefined): Promise<{ keys: TrustedKeys; loadHead: HeadLoader }> {
   const file = config.trustedKeys as string;
-  if (!(classifier instanceof StandInClassifier)) {
-    // Only the stand-in's head artifact format exists so far; a tfjs head bundle comes with the hub's rollout API.
-    throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys): rollouts are supported with --classifier stand-in only so far (no tfjs head artifact format yet)');
+  let loadHead: HeadLoader | undefined = override;
+  if (!loadHead && classifier instanceof StandInClassifier) loadHead = (artifact, manifest) => loadStandInHead(artifact, manifest, config.topK);
+  if (!loadHead) {
+    const { loadTfjsHead } = await import('./classify/tfjs-head');
+    const { TfjsFrameClassifier } = await import('@shelfsight/vision');
+    if (!(classifier instanceof TfjsFrameClassifier)) throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys): this classifier cannot load offered heads');
+    loadHead = (artifact, manifest) => loadTfjsHead(artifact, manifest, classifier, config.topK);
   }
   let keys: TrustedKeys;
   try {
@@ -416,7 +434,7 @@ async function rolloutSetupFor(config: AgentConfig, classifier: unknown): Promis
   } catch (err) {
     throw new ConfigError(`AGENT_TRUSTED_KEYS (--trusted-keys): ${(err as Error).message}`);
   }
-  return { keys, loadHead: (artifact, manifest) => loadStandInHead(artifact, manifest, config.topK) };
+  return { keys, loadHead };
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

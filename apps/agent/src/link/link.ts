@@ -8,6 +8,7 @@ import {
   HeartbeatSchema,
   HUB_STATUS_TOPIC,
   HubStatusSchema,
+  ModelCommandSchema,
   ModelOfferSchema,
   RolloutStatusSchema,
   MAX_DETECTIONS_PER_BATCH,
@@ -53,6 +54,8 @@ export interface LinkCounters {
   detectionsAcked: number;
   connectErrors: number;
   authFailures: number;
+  /** `model-command` messages that failed validation or named another device: ignored. */
+  commandsMalformed: number;
 }
 
 /**
@@ -69,7 +72,8 @@ export interface LinkCounters {
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
  *
- * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest), `model-offer` (ModelOffer), `model-offer-invalid` (reason).
+ * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest), `model-offer` (ModelOffer), `model-offer-invalid` (reason),
+ * `model-command` (ModelCommand; malformed ones are counted in `commandsMalformed` and dropped).
  */
 export class Link extends EventEmitter {
   private client: MqttClient | undefined;
@@ -103,6 +107,7 @@ export class Link extends EventEmitter {
     detectionsAcked: 0,
     connectErrors: 0,
     authFailures: 0,
+    commandsMalformed: 0,
   };
 
   constructor(
@@ -161,7 +166,7 @@ export class Link extends EventEmitter {
     this.inFlight.clear();
     this.rescan = true;
     try {
-      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), HUB_STATUS_TOPIC], { qos: 1 });
+      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), deviceTopic(deviceId, 'model-command'), HUB_STATUS_TOPIC], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, epoch: this.outbox.epoch, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
@@ -351,9 +356,20 @@ export class Link extends EventEmitter {
 
   /**
    * Rollouts: a `model-offer` for this device is emitted as `model-offer` (ModelOffer) when
-   * valid, as `model-offer-invalid` (reason text) when not. Returns false for other topics.
+   * valid, as `model-offer-invalid` (reason text) when not; a valid `model-command` as
+   * `model-command` (ModelCommand). Returns false for other topics.
    */
   private onRolloutMessage(topic: string, payload: Buffer): boolean {
+    if (topic === deviceTopic(this.options.deviceId, 'model-command')) {
+      const cmd = parsePayload(ModelCommandSchema, payload);
+      if (cmd.ok && cmd.value.deviceId === this.options.deviceId) {
+        this.emit('model-command', cmd.value);
+      } else {
+        this.counters.commandsMalformed++;
+        this.logger.warn('ignored malformed model command', { reason: cmd.ok ? 'device_mismatch' : cmd.reason, detail: cmd.ok ? cmd.value.deviceId : cmd.message });
+      }
+      return true;
+    }
     if (topic !== deviceTopic(this.options.deviceId, 'model-offer')) return false;
     // An empty retained message clears an offer on the broker: nothing to do.
     if (payload.length === 0) return true;

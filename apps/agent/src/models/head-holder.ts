@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '@shelfsight/common';
 import type { ScoredCategory, ShadowStats } from '@shelfsight/contracts';
 import type { FrameClassification, FrameClassifier } from '@shelfsight/vision';
+import { LatencyWindow } from '../metrics/metrics';
 import { ShadowTally } from './shadow-tally';
 
 /**
@@ -29,6 +30,29 @@ export interface CandidateView {
   shadowTarget: number;
   /** Set once the shadow ran its frames. */
   shadow?: ShadowStats;
+  /** Set with `shadow`: the active head's p95 latency and mean confidence on the shadowed frames. */
+  baseline?: HealthBaseline;
+}
+
+export interface HealthBaseline {
+  p95LatencyMs: number;
+  meanConfidence: number;
+}
+
+/** What the active head did on the frames of a health watch ({@link HeadHolder.watchHealth}). */
+export interface HealthWatchResult {
+  modelVersion: string;
+  frames: number;
+  p95LatencyMs: number;
+  meanConfidence: number;
+}
+
+interface HealthWatch {
+  head: FrameClassifier;
+  target: number;
+  latencies: LatencyWindow;
+  frames: number;
+  confidenceSum: number;
 }
 
 export class HeadSwapError extends Error {
@@ -55,12 +79,17 @@ interface Candidate {
  *
  * Events: `shadow-complete` ({@link CandidateView} with `shadow`), `candidate-failed`
  * ({ modelVersion, err }: the candidate threw while shadowing and was dropped),
- * `activated` ({ modelVersion, previous }), `rolled-back` ({ modelVersion, from }).
+ * `activated` ({ modelVersion, previous }), `rolled-back` ({ modelVersion, from }),
+ * `health-complete` ({@link HealthWatchResult}: a health watch saw its frames).
+ *
+ * Latency here is the wall time of the head's `classify` (decode, backbone and head), the
+ * same measure for the baseline (the active head during a shadow run) and a health watch.
  */
 export class HeadHolder extends EventEmitter {
   private activeHead: FrameClassifier;
   private previousHead: FrameClassifier | undefined;
   private cand: Candidate | undefined;
+  private watch: HealthWatch | undefined;
   /** Frames in progress per head, and heads waiting for theirs to finish before disposal. */
   private readonly inFlight = new Map<FrameClassifier, number>();
   private readonly retiring = new Set<FrameClassifier>();
@@ -107,8 +136,27 @@ export class HeadHolder extends EventEmitter {
       state: c.done || c.target === 0 ? 'verified' : 'shadowing',
       shadowFrames: c.tally.count,
       shadowTarget: c.target,
-      ...(c.done ? { shadow: c.tally.stats() } : {}),
+      ...(c.done ? { shadow: c.tally.stats(), baseline: c.tally.baseline() } : {}),
     };
+  }
+
+  /** The health watch in progress: the version it watches and the frames seen so far. */
+  get healthWatch(): { modelVersion: string; frames: number; target: number } | undefined {
+    const w = this.watch;
+    return w ? { modelVersion: w.head.modelVersion, frames: w.frames, target: w.target } : undefined;
+  }
+
+  /**
+   * Watch the active head's next `frames` frames (latency, top-1 confidence) and emit
+   * `health-complete` when they are done. A swap (activate, rollback) ends the watch unreported.
+   */
+  watchHealth(frames: number): void {
+    this.watch = { head: this.activeHead, target: Math.max(1, Math.floor(frames)), latencies: new LatencyWindow(100_000), frames: 0, confidenceSum: 0 };
+  }
+
+  /** End a health watch without a report. */
+  stopHealthWatch(): void {
+    this.watch = undefined;
   }
 
   /** Classify a frame with the active head; a shadowing candidate scores the same embedding. */
@@ -117,8 +165,11 @@ export class HeadHolder extends EventEmitter {
     const head = this.activeHead;
     this.enter(head);
     try {
+      const started = performance.now();
       const classification = await head.classify(image);
-      this.shadow(classification);
+      const latencyMs = performance.now() - started;
+      if (head === this.activeHead) this.shadow(classification, latencyMs);
+      this.observe(head, classification, latencyMs);
       return { classification, modelVersion: head.modelVersion };
     } finally {
       this.leave(head);
@@ -157,6 +208,7 @@ export class HeadHolder extends EventEmitter {
     const c = this.cand;
     if (!c) throw new HeadSwapError('no candidate head to activate');
     this.cand = undefined;
+    this.watch = undefined;
     const old = this.activeHead;
     if (this.previousHead) this.retire(this.previousHead);
     this.previousHead = old;
@@ -172,6 +224,7 @@ export class HeadHolder extends EventEmitter {
     const prev = this.previousHead;
     if (!prev) throw new HeadSwapError('no previous head to roll back to');
     const from = this.activeHead;
+    this.watch = undefined;
     this.previousHead = undefined;
     this.activeHead = prev;
     this.retire(from);
@@ -197,7 +250,25 @@ export class HeadHolder extends EventEmitter {
     await Promise.all(this.disposals);
   }
 
-  private shadow(active: FrameClassification): void {
+  private observe(head: FrameClassifier, classification: FrameClassification, latencyMs: number): void {
+    const w = this.watch;
+    if (!w || w.head !== head || w.frames >= w.target) return;
+    w.frames += 1;
+    w.latencies.add(latencyMs);
+    w.confidenceSum += classification.confidence;
+    if (w.frames < w.target) return;
+    this.watch = undefined;
+    const result: HealthWatchResult = {
+      modelVersion: head.modelVersion,
+      frames: w.frames,
+      p95LatencyMs: w.latencies.percentile(95),
+      meanConfidence: Math.min(1, Math.max(0, w.confidenceSum / w.frames)),
+    };
+    this.logger.info('health watch complete', { ...result });
+    this.emit('health-complete', result);
+  }
+
+  private shadow(active: FrameClassification, latencyMs: number): void {
     const c = this.cand;
     if (!c || c.done || !active.embedding) return;
     let top: ScoredCategory | undefined;
@@ -210,7 +281,7 @@ export class HeadHolder extends EventEmitter {
       this.emit('candidate-failed', { modelVersion: c.head.modelVersion, err });
       return;
     }
-    c.tally.add({ category: active.category, confidence: active.confidence }, top);
+    c.tally.add({ category: active.category, confidence: active.confidence }, top, latencyMs);
     if (c.tally.count >= c.target) {
       c.done = true;
       const view = this.candidate as CandidateView;

@@ -17,17 +17,46 @@ import {
   parsePayload,
   publicKeyBase64,
   signManifest,
+  ModelCommandSchema,
+  type OfferPolicy,
   type RolloutStatus,
   type UnsignedManifest,
 } from '@shelfsight/contracts';
 import { startAgent, type AgentHandle } from '../agent';
-import { STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact } from '../classify/stand-in-classifier';
+import { loadStandInHead, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact } from '../classify/stand-in-classifier';
+import type { HeadLoader } from './rollout-agent';
 import { agentConfig, type AgentConfig } from '../config';
 import { FakeHub, waitUntil } from '../testing/fake-hub';
 import { fakePng, locationOf } from '../testing/frames';
 import { TestBroker } from '../testing/test-broker';
 
 const REVERSED = [...STAND_IN_CATEGORIES].reverse();
+
+/** A stand-in head made worse on purpose once it is active: slower per frame, or less sure of itself. */
+class DegradedStandIn extends StandInClassifier {
+  constructor(
+    modelVersion: string,
+    categories: string[],
+    private readonly degrade: { delayMs?: number; confidenceScale?: number },
+  ) {
+    super(modelVersion, categories);
+  }
+  override async classify(image: Buffer) {
+    if (this.degrade.delayMs) await new Promise((r) => setTimeout(r, this.degrade.delayMs));
+    const c = await super.classify(image);
+    const scale = this.degrade.confidenceScale ?? 1;
+    return { ...c, confidence: c.confidence * scale, topK: c.topK.map((t) => ({ ...t, confidence: t.confidence * scale })) };
+  }
+}
+
+/** Loads stand-in heads; the versions named in `degraded` come back degraded. */
+const degradingLoader =
+  (degraded: Record<string, { delayMs?: number; confidenceScale?: number }>): HeadLoader =>
+  async (file, manifest) => {
+    const head = await loadStandInHead(file, manifest);
+    const d = degraded[manifest.modelVersion];
+    return d ? new DegradedStandIn(head.modelVersion, REVERSED, d) : head;
+  };
 
 /**
  * Rollouts end to end on the device side: a real broker, an in-process agent with trusted
@@ -88,7 +117,7 @@ describe('agent rollouts', () => {
     await fsp.rm(tmp, { recursive: true, force: true });
   });
 
-  const start = async (over: Partial<AgentConfig> = {}) => {
+  const start = async (over: Partial<AgentConfig> = {}, loadHead?: HeadLoader) => {
     const config = agentConfig({
       deviceId: deviceId(),
       site: 'site-1',
@@ -102,7 +131,7 @@ describe('agent rollouts', () => {
       heartbeatMs: 100,
       ...over,
     });
-    agent = await startAgent(config, { classifier: new StandInClassifier('stand-in-1'), logger: silentLogger });
+    agent = await startAgent(config, { classifier: new StandInClassifier('stand-in-1'), logger: silentLogger, ...(loadHead ? { loadHead } : {}) });
     await waitUntil(() => agent!.stats().connected, 10_000, 'connected');
     return agent;
   };
@@ -111,7 +140,7 @@ describe('agent rollouts', () => {
   const offer = async (
     version: string,
     counter: number,
-    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[] } = {},
+    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[]; policy?: OfferPolicy } = {},
   ) => {
     const categories = opts.categories ?? REVERSED;
     const artifact = standInHeadArtifact(version, categories);
@@ -131,7 +160,7 @@ describe('agent rollouts', () => {
       },
       opts.signer ?? key.privateKey,
     );
-    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString() });
+    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString(), ...(opts.policy ? { policy: opts.policy } : {}) });
     await operator.publishAsync(deviceTopic(deviceId(), 'model-offer'), payload, { qos: 1, retain: opts.retain ?? false });
   };
 
@@ -228,6 +257,140 @@ describe('agent rollouts', () => {
     expect(statuses.find((s) => s.state === 'rolled_back')).toMatchObject({ reason: 'load_failed', activeVersion: 'stand-in-1' });
     expect(agent!.heads.modelVersion).toBe('stand-in-1');
     expect(await agent!.metrics()).toMatch(/shelf_agent_model_rejected_total\{reason="load_failed"\} 1/);
+  });
+
+  const pointer = async () => JSON.parse(await fsp.readFile(path.join(tmp, 'state', 'models', 'active.json'), 'utf8')) as { version?: string; previous?: { version: string } };
+  const command = async (c: 'rollback' | 'cancel', version: string, payload?: Buffer) => {
+    const body = payload ?? encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, command: c, modelVersion: version, issuedAt: new Date().toISOString() });
+    await operator.publishAsync(deviceTopic(deviceId(), 'model-command'), body, { qos: 1 });
+  };
+  const last = (version: string, state: RolloutStatus['state']) => statuses.filter((s) => s.modelVersion === version && s.state === state).at(-1);
+
+  it("shadows for the offer's shadowFrames and refuses activation when the shadow gate breaks, saying which limit", async () => {
+    await start();
+    // Reversed categories: the candidate never agrees with the active head.
+    await offer('g1', 20, { policy: { shadowFrames: 3, shadowGate: { minAgreement: 0.8 } } });
+    await until('g1', 'shadowing');
+    frames(0, 3);
+    await until('g1', 'rejected');
+    const refused = last('g1', 'rejected');
+    expect(refused).toMatchObject({ reason: 'shadow_gate', activeVersion: 'stand-in-1', shadow: { frames: 3, agreement: 0 } });
+    expect(refused?.detail).toMatch(/agreement 0\.0% is below minAgreement 80\.0% over 3 frames/);
+    expect(statesOf('g1')).not.toContain('active');
+    expect(agent!.heads.modelVersion).toBe('stand-in-1');
+    expect(agent!.heads.candidate).toBeUndefined();
+    await expect(fsp.stat(path.join(tmp, 'state', 'models', 'active.json'))).rejects.toThrow(/ENOENT/);
+
+    // A category-shift limit, and a gate the same head passes.
+    await offer('g2', 21, { policy: { shadowFrames: 4, shadowGate: { maxCategoryShift: 0.2 } }, categories: STAND_IN_CATEGORIES.map((c, i) => (i < 4 ? 'apples' : c)) });
+    await until('g2', 'shadowing');
+    frames(3, 4);
+    await until('g2', 'rejected');
+    expect(last('g2', 'rejected')?.detail).toMatch(/category apples would shift by .* above maxCategoryShift 20\.0%/);
+    await offer('g3', 22, { policy: { shadowFrames: 2, shadowGate: { minAgreement: 1 } }, categories: STAND_IN_CATEGORIES });
+    await until('g3', 'shadowing');
+    frames(7, 2);
+    await until('g3', 'active');
+    expect(last('g3', 'active')).toMatchObject({ shadow: { frames: 2, agreement: 1 } });
+    expect(await agent!.metrics()).toMatch(/shelf_agent_model_rejected_total\{reason="shadow_gate"\} 2/);
+  });
+
+  it('watches the activated head and rolls back by itself on a latency or confidence regression; a passing watch reports health', async () => {
+    await start({}, degradingLoader({ slow: { delayMs: 40 }, unsure: { confidenceScale: 0.3 } }));
+    // Warm up first: a cold first frame would make a poor baseline.
+    frames(100, 5);
+    await agent!.idle(10_000);
+    const health = { frames: 4, maxLatencyRatio: 3, maxConfidenceDrop: 0.2 };
+    await offer('slow', 30, { policy: { shadowFrames: 3, health } });
+    await until('slow', 'shadowing');
+    frames(0, 3);
+    await until('slow', 'active');
+    expect(agent!.heads.modelVersion).toBe('slow');
+    frames(3, 4);
+    await until('slow', 'rolled_back');
+    const back = last('slow', 'rolled_back');
+    expect(back).toMatchObject({ reason: 'health_regression', activeVersion: 'stand-in-1', health: { frames: 4 } });
+    expect(back?.detail).toMatch(/p95 latency .* is above 3 x the previous head's/);
+    expect(back!.health!.p95LatencyMs).toBeGreaterThan(35);
+    expect(back!.health!.baseline.p95LatencyMs).toBeLessThan(back!.health!.p95LatencyMs / 3);
+    expect(agent!.heads.modelVersion).toBe('stand-in-1');
+    expect((await pointer()).version).toBeUndefined();
+    await agent!.idle(10_000);
+    frames(7, 2);
+    await agent!.idle(10_000);
+    const versions = hub.framesOf(deviceId()).sort((a, b) => a.seq - b.seq).map((d) => d.modelVersion);
+    // Shadow frames on the old head, the watched frames on the new one, then the old one again: none dropped.
+    expect(versions).toEqual([...Array<string>(5 + 3).fill('stand-in-1'), ...Array<string>(4).fill('slow'), 'stand-in-1', 'stand-in-1']);
+
+    await offer('unsure', 31, { policy: { shadowFrames: 3, health } });
+    await until('unsure', 'shadowing');
+    frames(9, 3);
+    await until('unsure', 'active');
+    frames(12, 4);
+    await until('unsure', 'rolled_back');
+    expect(last('unsure', 'rolled_back')?.detail).toMatch(/mean confidence .* fell by more than 0\.2/);
+
+    await offer('fine', 32, { policy: { shadowFrames: 3, health: { frames: 4, maxConfidenceDrop: 0.5 } } });
+    await until('fine', 'shadowing');
+    frames(16, 3);
+    await until('fine', 'active');
+    frames(19, 4);
+    await waitUntil(() => statesOf('fine').filter((s) => s === 'active').length === 2, 15_000, 'second active status');
+    expect(last('fine', 'active')).toMatchObject({ health: { frames: 4 }, activeVersion: 'fine' });
+    expect(agent!.heads.modelVersion).toBe('fine');
+    const metrics = await agent!.metrics();
+    expect(metrics).toMatch(/shelf_agent_model_rejected_total\{reason="health_regression"\} 2/);
+    expect(metrics).toMatch(/shelf_agent_model_rollbacks_total 2/);
+  });
+
+  it('rolls back to the previous head and cancels a candidate on command; the same offer is refused ever after, across restarts', async () => {
+    await start();
+    await offer('v2', 40);
+    await until('v2', 'shadowing');
+    frames(0, 5);
+    await until('v2', 'active');
+    await offer('v3', 41, { retain: true, categories: STAND_IN_CATEGORIES });
+    await until('v3', 'shadowing');
+    frames(5, 5);
+    await until('v3', 'active');
+    expect(await pointer()).toMatchObject({ version: 'v3', previous: { version: 'v2' } });
+
+    // Garbage and another device's command are counted and ignored.
+    await command('rollback', 'v3', Buffer.from('{"v":1,"command":"explode"}'));
+    await command('rollback', 'v3', encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId: 'someone-else', offerId: 'offer-v3', command: 'rollback', modelVersion: 'v3', issuedAt: new Date().toISOString() }));
+    await command('rollback', 'v3');
+    await until('v3', 'rolled_back');
+    expect(last('v3', 'rolled_back')).toMatchObject({ reason: 'operator', activeVersion: 'v2' });
+    expect(agent!.heads.modelVersion).toBe('v2');
+    expect(await pointer()).toEqual({ v: 1, version: 'v2', offerId: 'offer-v2' });
+    expect(await agent!.metrics()).toMatch(/shelf_agent_model_commands_malformed_total 2/);
+
+    // A candidate cancelled while it shadows.
+    await offer('v4', 42, { policy: { shadowFrames: 1000 } });
+    await until('v4', 'shadowing');
+    await command('cancel', 'v4');
+    await until('v4', 'rejected');
+    expect(last('v4', 'rejected')).toMatchObject({ reason: 'operator', activeVersion: 'v2' });
+    expect(agent!.heads.candidate).toBeUndefined();
+
+    // The same offers again: refused without a download.
+    const before = downloads.length;
+    await offer('v4', 42);
+    await waitUntil(() => last('v4', 'rejected')?.reason === 'rolled_back_before', 10_000, 'v4 rolled_back_before');
+
+    // Restart: v2 comes back (v3 kept as nothing), the retained v3 offer is refused again.
+    await agent!.stop();
+    statuses.length = 0;
+    await start();
+    expect(agent!.heads.modelVersion).toBe('v2');
+    await until('v3', 'rejected');
+    expect(last('v3', 'rejected')).toMatchObject({ reason: 'rolled_back_before', activeVersion: 'v2' });
+    expect(downloads.length).toBe(before);
+    expect(hub.births.filter((b) => b.deviceId === deviceId()).map((b) => b.modelVersion)).toEqual(['stand-in-1', 'v2']);
+    // v2's previous was the configured head: a rollback of v2 returns to it.
+    await command('rollback', 'v2');
+    await until('v2', 'rolled_back');
+    expect(agent!.heads.modelVersion).toBe('stand-in-1');
   });
 
   it('refuses to start with trusted keys and no hub URL, or a key file that does not parse', async () => {

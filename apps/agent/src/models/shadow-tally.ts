@@ -1,3 +1,4 @@
+import { LatencyWindow } from '../metrics/metrics';
 import { SHADOW_HISTOGRAM_BINS, type ScoredCategory, type ShadowStats } from '@shelfsight/contracts';
 
 /**
@@ -14,14 +15,17 @@ export class ShadowTally {
   private readonly activeHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
   private readonly candidateHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
   private readonly categories = new Map<string, { active: number; candidate: number }>();
+  /** Wall time of the active head on each shadowed frame: the baseline a health watch compares with. */
+  private readonly activeLatencies = new LatencyWindow(100_000);
 
   get count(): number {
     return this.frames;
   }
 
-  /** One frame: the top-1 of each head. */
-  add(active: ScoredCategory, candidate: ScoredCategory): void {
+  /** One frame: the top-1 of each head, and how long the active head took on it. */
+  add(active: ScoredCategory, candidate: ScoredCategory, activeLatencyMs = 0): void {
     this.frames += 1;
+    this.activeLatencies.add(activeLatencyMs);
     if (active.category === candidate.category) this.agreed += 1;
     this.activeSum += active.confidence;
     this.candidateSum += candidate.confidence;
@@ -43,6 +47,11 @@ export class ShadowTally {
     };
   }
 
+  /** The active head's figures on the shadowed frames (what the candidate must hold up to once active). */
+  baseline(): { p95LatencyMs: number; meanConfidence: number } {
+    return { p95LatencyMs: this.activeLatencies.percentile(95), meanConfidence: this.frames === 0 ? 0 : clamp01(this.activeSum / this.frames) };
+  }
+
   private category(name: string): { active: number; candidate: number } {
     let c = this.categories.get(name);
     if (!c) this.categories.set(name, (c = { active: 0, candidate: 0 }));
@@ -58,3 +67,4 @@ function bin(confidence: number): number {
 function clamp01(x: number): number {
   return Math.min(1, Math.max(0, x));
 }
+
