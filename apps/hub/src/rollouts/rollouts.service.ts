@@ -17,6 +17,7 @@ import {
 } from './rollout.dto';
 import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
 import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type StageCountRow } from './rollouts.repository';
+import { DOWNLOAD_TOKEN_TTL_MS, DownloadTokens } from './download-tokens';
 import { SigningKeys } from './signing-keys';
 import { assignStages, CANDIDATE_STATES, decideStage, emptyCounts } from './stage-engine';
 
@@ -46,6 +47,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly repo: RolloutsRepository,
     private readonly models: ModelsRepository,
     private readonly keys: SigningKeys,
+    private readonly tokens: DownloadTokens,
     private readonly metrics: HubMetrics,
     private readonly rejections: RejectionRecorder,
     @Inject(DEVICE_LINK) private readonly link: DeviceLink,
@@ -245,7 +247,10 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   /** Publish the rollout's offer to devices (retained); returns the devices it reached the broker for. */
   private async offerTo(row: RolloutRow, deviceIds: string[]): Promise<string[]> {
     const signed = await this.freshSigned(row);
-    const offeredAt = this.now().toISOString();
+    const now = this.now();
+    const offeredAt = now.toISOString();
+    // The download token lives no longer than the manifest it travels with.
+    const tokenExpiry = new Date(Math.min(now.getTime() + DOWNLOAD_TOKEN_TTL_MS, Date.parse(signed.manifest.expiresAt)));
     const sent: string[] = [];
     await Promise.all(
       deviceIds.map(async (deviceId) => {
@@ -258,6 +263,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
             artifactPath: artifactPathOf(row.model_version),
             offeredAt,
             ...(row.policy ? { policy: row.policy } : {}),
+            downloadToken: this.tokens.issue(deviceId, row.model_version, tokenExpiry),
           });
           this.metrics.rolloutOffers.inc();
           sent.push(deviceId);
