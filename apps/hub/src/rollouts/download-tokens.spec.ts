@@ -40,18 +40,19 @@ describe(DownloadTokens.name, () => {
     expect(sut.check(token, 'v8', now)).toEqual({ ok: false, reason: 'bad_token' });
     expect(sut.check(token, 'v7', inAnHour)).toEqual({ ok: false, reason: 'expired_token' });
     // Another device presenting dev-1's token under its own name.
-    expect(sut.check(token.replace(/^dev-1\./, 'dev-2.'), 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
+    expect(sut.check(token.replace(/^sdt_dev-1\./, 'sdt_dev-2.'), 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
     // A token issued to dev-2 grants dev-2, never dev-1.
     expect(sut.check(sut.issue('dev-2', 'v7', inAnHour), 'v7', now)).toEqual({ ok: true, deviceId: 'dev-2' });
   });
 
   it('refuses forged tokens: a moved expiry, a changed mac, garbage, and a token of another hub key', async () => {
     const token = sut.issue('dev-1', 'v7', inAnHour);
+    expect(token.startsWith('sdt_dev-1.')).toBe(true);
     const [device, exp, mac] = token.split('.') as [string, string, string];
     expect(sut.check(`${device}.${Number(exp) + 3600}.${mac}`, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
     const flipped = `${mac[0] === 'A' ? 'B' : 'A'}${mac.slice(1)}`;
     expect(sut.check(`${device}.${exp}.${flipped}`, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
-    for (const junk of ['', 'x', 'dev-1.123', `dev-1.${exp}.short`, `../etc.${exp}.${mac}`]) expect(sut.check(junk, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
+    for (const junk of ['', 'x', 'sdt_dev-1.123', `sdt_dev-1.${exp}.short`, `sdt_../etc.${exp}.${mac}`, token.slice('sdt_'.length), `shk_${token}`]) expect(sut.check(junk, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
     const otherHub = await tokensFor(pemKey());
     expect(otherHub.check(token, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
     // The same signing key (another replica) accepts it.

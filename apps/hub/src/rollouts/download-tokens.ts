@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { DEVICE_ID_PATTERN } from '@shelfsight/contracts';
+import { formatDownloadToken, parseDownloadToken } from './download-token-format';
 import { SigningKeys } from './signing-keys';
 
 /** How long a download token in an offer is good for (a device offline longer falls back to its credential). */
@@ -10,7 +10,7 @@ export type DownloadTokenCheck = { ok: true; deviceId: string } | { ok: false; r
 
 /**
  * Short-lived bearer tokens for artifact downloads, put in each device's offer (which travels
- * on the device's own ACL-protected topic): `<deviceId>.<expiry, unix s>.<mac>`, the mac an
+ * on the device's own ACL-protected topic): `sdt_<deviceId>.<expiry, unix s>.<mac>`, the mac an
  * HMAC-SHA256 over device id, model version and expiry with a secret derived from the
  * rollout signing key. Checking one is a hash, where the device password costs an scrypt.
  */
@@ -22,20 +22,17 @@ export class DownloadTokens {
 
   issue(deviceId: string, modelVersion: string, expiresAt: Date): string {
     const exp = Math.floor(expiresAt.getTime() / 1000);
-    return `${deviceId}.${exp}.${this.mac(deviceId, modelVersion, exp).toString('base64url')}`;
+    return formatDownloadToken(deviceId, exp, this.mac(deviceId, modelVersion, exp));
   }
 
   /** Whether `token` grants `modelVersion` at `now`, and to which device. */
   check(token: string, modelVersion: string, now: Date): DownloadTokenCheck {
-    const m = /^(.+)\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
-    if (!m || !DEVICE_ID_PATTERN.test(m[1]!)) return { ok: false, reason: 'bad_token' };
-    const deviceId = m[1]!;
-    const exp = Number(m[2]);
-    const given = Buffer.from(m[3]!, 'base64url');
-    const expected = this.mac(deviceId, modelVersion, exp);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_token' };
-    if (exp * 1000 <= now.getTime()) return { ok: false, reason: 'expired_token' };
-    return { ok: true, deviceId };
+    const t = parseDownloadToken(token);
+    if (!t) return { ok: false, reason: 'bad_token' };
+    const expected = this.mac(t.deviceId, modelVersion, t.expiresAtS);
+    if (t.mac.length !== expected.length || !timingSafeEqual(t.mac, expected)) return { ok: false, reason: 'bad_token' };
+    if (t.expiresAtS * 1000 <= now.getTime()) return { ok: false, reason: 'expired_token' };
+    return { ok: true, deviceId: t.deviceId };
   }
 
   private mac(deviceId: string, modelVersion: string, exp: number): Buffer {
