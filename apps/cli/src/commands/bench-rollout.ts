@@ -165,6 +165,8 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
     // 4. Watch the wire: offers and statuses as MQTT packets (their exact encoded size), artifact requests as TCP bytes.
     observer = await connectAsync(h.mqttUrl, { clientId: `bench-ro-observer-${randomBytes(3).toString('hex')}`, reconnectPeriod: 0 });
     const wire = { offers: 0, offerBytes: 0, lastOfferAt: 0, statuses: 0, statusBytes: 0 };
+    /** Per status state: how many devices reported it, and when the last of them did (the stage ceilings). */
+    const reported = new Map<string, { n: number; lastAt: number }>();
     observer.on('message', (topic: string, payload: Buffer, packet: IPublishPacket) => {
       if (payload.length === 0) return;
       // As delivered to the device (QoS 1: a packet id; not retained on a live subscription) plus the 4-byte PUBACK.
@@ -176,6 +178,9 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
       } else {
         wire.statuses += 1;
         wire.statusBytes += bytes;
+        const state = /"state":"([a-z_]+)"/.exec(payload.toString('utf8'))?.[1] ?? 'unknown';
+        const r = reported.get(state) ?? { n: 0, lastAt: 0 };
+        reported.set(state, { n: r.n + 1, lastAt: performance.now() });
       }
     });
     await observer.subscribeAsync([`shelfsight/v1/devices/+/model-offer`, `shelfsight/v1/devices/+/rollout-status`], { qos: 1 });
@@ -248,6 +253,8 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
         all_offers_published_s: wire.offers >= devices ? round((wire.lastOfferAt - t0) / 1000) : null,
         all_downloads_served_s: http.served >= devices ? round((http.lastServedAt - t0) / 1000) : null,
         first_active_s: round(firstActiveS),
+        // When the last device reported each step (agents' own view; `active` counts the hub's record too).
+        all_reported_s: Object.fromEntries([...reported].filter(([, r]) => r.n >= devices).map(([state, r]) => [state, round((r.lastAt - t0) / 1000)])),
         all_active_s: (counts.active ?? 0) >= devices ? round(seconds) : null,
       },
       cpu_s: { hub: round(cpu.hub), fleet: round(cpu.fleet), database: round(cpu.db) },
