@@ -42,7 +42,7 @@ const zones = [
 ];
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/', '**/generated/**', 'apps/console/dist/', 'apps/console/src/api/openapi.d.ts', 'coverage/', '.data/', '.tmp/', 'jest.config.js', 'eslint.config.js'] },
+  { ignores: ['node_modules/', '**/generated/**', 'apps/console/dist/', 'apps/console/src/api/openapi.d.ts', 'coverage/', '.data/', '.tmp/', 'jest.config.js', 'test/browser/jest.config.js', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -101,7 +101,10 @@ for (const variant of variants) {
         const path = concrete(route, tag);
         for (const who of ['none', 'viewer', 'operator', 'admin', 'expired', 'revoked']) {
           const res = await call(route.method, path, keys[who]!, route.method === 'GET' ? undefined : {});
-          const body = (await res.json().catch(() => ({}))) as { message?: unknown };
+          // A live stream (GET /events) never ends: its status and headers are the answer.
+          const stream = res.headers.get('content-type')?.startsWith('text/event-stream');
+          if (stream) await res.body?.cancel();
+          const body = (stream ? {} : await res.json().catch(() => ({}))) as { message?: unknown };
           let expected: 'allowed' | 401 | 403;
           if (route.access === 'public') expected = 'allowed';
           else if (who === 'none' || who === 'expired' || who === 'revoked') expected = 401;

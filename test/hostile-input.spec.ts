@@ -143,6 +143,9 @@ describe('hostile input: size and rate limits (embedded broker, REST)', () => {
     expect(health.headers.get('x-content-type-options')).toBe('nosniff');
     expect(health.headers.get('x-frame-options')).toBe('SAMEORIGIN');
     expect(health.headers.get('content-security-policy')).toContain("default-src 'self'");
+    // The console shows thumbnails fetched with the key header as blob: URLs; nothing else is widened.
+    expect(health.headers.get('content-security-policy')).toContain("img-src 'self' data: blob:");
+    expect(health.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(health.headers.get('x-powered-by')).toBeNull();
   });
 

@@ -240,6 +240,15 @@ for (const variant of variants) {
       expect((await post<SampleJson>(`/samples/${a.id}/label`, { category: 'milk' })).body).toMatchObject({ state: 'labelled', label: 'milk', labelledBy: 'key:bootstrap', expiresAt: null });
       expect((await post<SampleJson>(`/samples/${a.id}/label`, { category: 'juice' })).body).toMatchObject({ state: 'labelled', label: 'juice' });
       expect((await post<SampleJson>(`/samples/${b.id}/skip`)).body).toMatchObject({ state: 'skipped', label: null });
+      // Undo (the console's `u`): a skipped or labelled sample goes back to the queue, unlabelled, expiring again.
+      const requeued = await post<SampleJson>(`/samples/${b.id}/requeue`);
+      expect(requeued.body).toMatchObject({ state: 'pending', label: null, labelledBy: null });
+      expect(requeued.body.expiresAt).not.toBeNull();
+      expect((await pending(site)).map((s) => s.id)).toContain(b.id);
+      expect((await post<SampleJson>(`/samples/${b.id}/label`, { category: 'milk' })).body).toMatchObject({ state: 'labelled', expiresAt: null });
+      expect((await post<SampleJson>(`/samples/${b.id}/requeue`)).body).toMatchObject({ state: 'pending', label: null });
+      expect((await post(`/samples/999999999/requeue`)).status).toBe(404);
+      expect((await post<SampleJson>(`/samples/${b.id}/skip`)).body).toMatchObject({ state: 'skipped', label: null });
       expect((await post(`/categories/yoghurt/retire`)).status).toBe(200);
       const retired = await post<{ message: string[] }>(`/samples/${c.id}/label`, { category: 'yoghurt' });
       expect(retired.status).toBe(400);

@@ -8,5 +8,5 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   base: './',
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: false, reportCompressedSize: false, chunkSizeWarningLimit: 600 },
-  server: { proxy: { '^/(?!src/|@|node_modules/|index.html$).+': 'http://127.0.0.1:8080' } },
+  server: { proxy: { '^/(?!src/|@|node_modules/|index.html$).+': 'http://127.0.0.1:3000' } },
 });

@@ -9,6 +9,7 @@ import type { ConfigSpec } from '@shelfsight/common';
 export { buildProgram, main } from './main';
 export { discoverEmbeddedUrl, freePort, histogramQuantile, metricSum, processMemoryMb, SHELF_BIN, spawnShelf, waitForHttp, type ShelfProcess } from './bench/processes';
 export { createScratchDatabase, type ScratchDatabase } from './bench/scratch-database';
+export { CHROMIUM_PATH, launchChromium } from './bench/browser';
 
 /** The configuration specs of `shelf start`, `shelf sim` and `shelf train`, for the README's tables (loads the hub, agent and vision). */
 export function cliConfigSpecs(): { start: ConfigSpec; sim: ConfigSpec; train: ConfigSpec } {

@@ -1,6 +1,7 @@
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from 'react';
 import { api, errorText, storeKey, storedKey } from './api/client';
 import type { components } from './api/openapi';
+import { restartEvents } from './events';
 
 export type Role = components['schemas']['WhoAmIDto']['role'];
 const ROLE_ORDER: Role[] = ['viewer', 'operator', 'admin'];
@@ -26,6 +27,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const check = useCallback(async (): Promise<boolean> => {
     const { data, error: err, response } = await api.GET('/auth/me');
+    restartEvents();
     if (data) {
       setWho(data);
       setError(undefined);

@@ -18,7 +18,18 @@ export interface Screen {
  */
 export const SCREENS: Screen[] = [
   { path: '/inventory', title: 'Inventory', role: 'viewer', component: lazy(() => import('./screens/Inventory')) },
+  { path: '/locations', title: 'Locations', role: 'viewer', component: lazy(() => import('./screens/Locations')) },
+  { path: '/fleet', title: 'Fleet', role: 'viewer', component: lazy(() => import('./screens/Fleet')) },
+  { path: '/labelling', title: 'Labelling', role: 'operator', component: lazy(() => import('./screens/Labelling')) },
+  { path: '/training', title: 'Training', role: 'operator', component: lazy(() => import('./screens/Training')) },
+  { path: '/models', title: 'Models', role: 'operator', component: lazy(() => import('./screens/Models')) },
+  { path: '/rollouts', title: 'Rollouts', role: 'operator', component: lazy(() => import('./screens/Rollouts')) },
+  { path: '/admin', title: 'Admin', role: 'admin', component: lazy(() => import('./screens/Admin')) },
 ];
 
 /** Routes not in the nav (detail pages). */
-export const ROUTES: Array<Omit<Screen, 'title'>> = [];
+export const ROUTES: Array<Omit<Screen, 'title'>> = [
+  { path: '/locations/:site/:code', role: 'viewer', component: lazy(() => import('./screens/Location')) },
+  { path: '/models/:version', role: 'operator', component: lazy(() => import('./screens/Models')) },
+  { path: '/rollouts/:id', role: 'operator', component: lazy(() => import('./screens/RolloutDetail')) },
+];

@@ -22,6 +22,7 @@ import { DevicesModule } from './devices/devices.module';
 import { HealthController } from './health/health.controller';
 import { WhoAmIController } from './auth/whoami.controller';
 import { ConsoleStaticModule } from './console/console-static.module';
+import { EventsModule } from './events/events.module';
 import { IngestModule } from './ingest/ingest.module';
 import { InventoryModule } from './inventory/inventory.module';
 import { LocationsModule } from './locations/locations.module';
@@ -71,6 +72,7 @@ export class AppModule {
         CoreModule.forRoot(config, link, access, accessOptions),
         ThrottlerModule.forRoot({ throttlers: [{ name: 'per-key', ttl: 60_000, limit: config.httpRatePerMinute }] }),
         ApiKeysModule,
+        EventsModule,
         AuditModule,
         PrismaModule, MetricsModule, BlobsModule, IngestModule, DevicesModule, CredentialsModule, InventoryModule, LocationsModule, DetectionsModule, RetentionModule,
         TrainingModule, ModelsModule, CategoriesModule, SamplesModule, CorrectionsModule, DisputesModule, RolloutsModule,

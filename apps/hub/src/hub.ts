@@ -131,7 +131,11 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     // Before any body is read: security headers, bounded body parsers (a body over
     // HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as soon as that many
     // bytes have arrived). Request ids come from the logger (nestjs-pino, `req.id`).
-    app.use(helmet());
+    // helmet's defaults, except upgrade-insecure-requests: a hub on a plain-HTTP LAN address
+    // would otherwise send browsers to https:// for the console's own scripts (TLS, where
+    // used, is a proxy's job, and HSTS covers it there). Images also from blob: URLs: the
+    // console shows API images (sample thumbnails, fetched with the key header) that way.
+    app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null, imgSrc: ["'self'", 'data:', 'blob:'] } } }));
     // Model uploads (POST /models, read as a stream by the registry) have their own, larger bound.
     const bodyLimit = (req: { method: string; path: string }) => (req.method === 'POST' && req.path === '/models' ? config.modelUploadMaxBytes : config.httpMaxBodyBytes);
     app.use(bodyLimitMiddleware(bodyLimit, () => metrics.httpBodyRefused.inc({ reason: 'too_large' })));

@@ -26,3 +26,4 @@ export { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueClient, type Trai
 export { registerAndCompleteJob, TrainingJobLostError, type TrainedVersion } from './training/worker/register-version';
 export { sampleSplitKey } from './training/worker/run-job';
 export { openApiDocumentOf, previewOpenApiDocument } from './common/openapi';
+export { consoleDistDir } from './console/console-static.module';

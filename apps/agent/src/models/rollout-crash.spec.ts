@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import {
+  ModelCommandSchema,
   ModelOfferSchema,
   RolloutStatusSchema,
   SCHEMA_VERSION,
@@ -66,6 +67,8 @@ describe('agent rollout crash (kill -9 during activation)', () => {
       child.kill('SIGKILL');
       await exited(child);
     }
+    statuses.length = 0;
+    artifacts.clear();
     await operator.endAsync();
     http.closeAllConnections();
     await new Promise((r) => http.close(r));
@@ -74,7 +77,8 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     await fsp.rm(tmp, { recursive: true, force: true });
   });
 
-  it('restarts on the old head or the new one, never a broken one, whenever it is killed', async () => {
+  /** A `shelf agent` on the stand-in with trusted keys and a frames folder, and the offers and statuses around it. */
+  const rig = async () => {
     const key = generateKeyPairSync('ed25519');
     await fsp.writeFile(path.join(tmp, 'keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
     const framesDir = path.join(tmp, 'frames');
@@ -117,7 +121,11 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     };
     const seen = (version: string, state: RolloutStatus['state']) => statuses.some((s) => s.modelVersion === version && s.state === state);
     const births = () => hub.births.filter((b) => b.deviceId === deviceId);
+    return { moreFrames, spawnAgent, offer, seen, births };
+  };
 
+  it('restarts on the old head or the new one, never a broken one, whenever it is killed', async () => {
+    const { moreFrames, spawnAgent, offer, seen, births } = await rig();
     child = spawnAgent();
     await waitUntil(() => births().length === 1, 60_000, 'first birth');
     let active = 'stand-in-1';
@@ -150,5 +158,67 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     child.kill('SIGTERM');
     expect(await exited(child)).toEqual({ code: 0, signal: null });
     console.log(`rollout kill -9: restarted on ${cameBackOn.join(', ')}`);
+  });
+  it('after a kill -9 during a rollback, restarts on the head it left or the one it returned to, and never installs the rolled-back offer again', async () => {
+    const { moreFrames, spawnAgent, offer, seen, births } = await rig();
+    const rollback = (version: string) =>
+      operator.publishAsync(
+        deviceTopic(deviceId, 'model-command'),
+        encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId, offerId: `o-${version}`, command: 'rollback', modelVersion: version, issuedAt: new Date().toISOString() }),
+        { qos: 1 },
+      );
+    const restart = async (what: string) => {
+      const before = births().length;
+      child = spawnAgent();
+      await waitUntil(() => births().length === before + 1, 60_000, what);
+      return births().at(-1)?.modelVersion as string;
+    };
+    child = spawnAgent();
+    await waitUntil(() => births().length === 1, 60_000, 'first birth');
+    // The head every rollback returns to.
+    await offer('v1', 1);
+    await waitUntil(() => seen('v1', 'shadowing'), 30_000, 'v1 shadowing');
+    await moreFrames(4);
+    await waitUntil(() => seen('v1', 'active'), 30_000, 'v1 active');
+    const cameBackOn: string[] = [];
+    for (let k = 2; k <= 6; k++) {
+      const version = `v${k}`;
+      statuses.length = 0;
+      await offer(version, k);
+      await waitUntil(() => seen(version, 'shadowing'), 30_000, `${version} shadowing`);
+      await moreFrames(4);
+      await waitUntil(() => seen(version, 'active'), 30_000, `${version} active`);
+      await rollback(version);
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 40)));
+      child.kill('SIGKILL');
+      expect(await exited(child)).toEqual({ code: null, signal: 'SIGKILL' });
+
+      const on = await restart(`birth after kill ${k}`);
+      cameBackOn.push(on);
+      // Whole heads only: the one being rolled back or the one it returns to.
+      expect(['v1', version]).toContain(on);
+      if (on === version) {
+        // The kill came before the rollback was recorded: the operator asks again.
+        await rollback(version);
+        await waitUntil(() => seen(version, 'rolled_back'), 30_000, `${version} rolled back after restart`, () => statuses.map((s) => `${s.modelVersion}:${s.state}:${s.reason ?? ''}:${s.detail ?? ''}`));
+        child.kill('SIGKILL');
+        await exited(child);
+        expect(await restart(`birth after rollback ${k}`)).toBe('v1');
+      }
+      // The retained offer comes with every connect: refused, never installed again.
+      await waitUntil(
+        () => statuses.some((s) => s.modelVersion === version && s.reason === 'rolled_back_before'),
+        30_000,
+        `${version} refused as rolled back before`,
+        () => statuses.map((s) => `${s.modelVersion}:${s.state}:${s.reason ?? ''}`),
+      );
+      const afterRollback = statuses.findIndex((s) => s.modelVersion === version && (s.state === 'rolled_back' || s.reason === 'rolled_back_before'));
+      expect(statuses.slice(afterRollback).filter((s) => s.modelVersion === version && s.state === 'active')).toEqual([]);
+    }
+    const pointer = JSON.parse(await fsp.readFile(path.join(tmp, 'state', 'models', 'active.json'), 'utf8')) as { version: string };
+    expect(pointer.version).toBe('v1');
+    child.kill('SIGTERM');
+    expect(await exited(child)).toEqual({ code: 0, signal: null });
+    console.log(`rollback kill -9: restarted on ${cameBackOn.join(', ')}`);
   });
 });

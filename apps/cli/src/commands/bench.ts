@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBenchAgent } from './bench-agent';
+import { registerBenchConsole } from './bench-console';
 import { registerBenchIngest } from './bench-ingest';
 import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
@@ -12,7 +13,17 @@ import { registerBenchTrain } from './bench-train';
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [registerBenchAgent, registerBenchInfer, registerBenchIngest, registerBenchInventory, registerBenchRetrain, registerBenchRollout, registerBenchSamples, registerBenchTrain];
+const BENCHES: RegisterBench[] = [
+  registerBenchAgent,
+  registerBenchConsole,
+  registerBenchInfer,
+  registerBenchIngest,
+  registerBenchInventory,
+  registerBenchRetrain,
+  registerBenchRollout,
+  registerBenchSamples,
+  registerBenchTrain,
+];
 
 export function registerBench(program: Command): void {
   const bench = program

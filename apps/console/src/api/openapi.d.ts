@@ -160,6 +160,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["EventsController_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -576,6 +592,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/samples/{id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["SamplesController_requeue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/samples/{id}/similar": {
         parameters: {
             query?: never;
@@ -744,6 +776,10 @@ export interface components {
             /** @enum {string} */
             role: "viewer" | "operator" | "admin";
         };
+        ArtifactRefDoc: {
+            bytes: number;
+            sha256: string;
+        };
         AuditEntryDto: {
             /** @description key:<key id>, device:<device id>, anonymous */
             actor: string;
@@ -772,6 +808,21 @@ export interface components {
             items: components["schemas"]["AuditEntryDto"][];
             nextCursor: string | null;
         };
+        BackboneRefDoc: {
+            checksum: string;
+            id: string;
+        };
+        BaselineDoc: {
+            /** @description accuracy of a uniform guess */
+            chance: number;
+            /** @description accuracy of always answering the most frequent category */
+            majority: number;
+        };
+        CategoryAccuracyDoc: {
+            /** @description share of its rows classified as it (recall) */
+            accuracy: number;
+            rows: number;
+        };
         CategoryCountDto: {
             category: string;
             /** @description locations whose latest confident detection is this category */
@@ -786,6 +837,14 @@ export interface components {
              * @description capture time of the oldest observation behind this count
              */
             oldestObservation: string;
+        };
+        CategoryDeltaDoc: {
+            a: number;
+            b: number;
+            category: string;
+            /** @description b minus a */
+            delta: number;
+            rows: number;
         };
         CategoryDto: {
             active: boolean;
@@ -985,6 +1044,14 @@ export interface components {
             /** @description ids that do not exist */
             missing: string[];
         };
+        LineageDoc: {
+            /** @description the base data: dataset folder, image and row counts, split */
+            base: Record<string, never>;
+            jobId?: string;
+            parent: string | null;
+            /** @description ids of the labelled samples trained on */
+            sampleIds: string[];
+        };
         LocationDetailDto: {
             code: string;
             /** @description operators’ corrections of the detections in history */
@@ -1034,6 +1101,193 @@ export interface components {
             confidence: number;
             deviceId: string;
         };
+        ModelComparisonDoc: {
+            a: string;
+            b: string;
+            categorySet: string;
+            evaluationRows: number;
+            overall: components["schemas"]["OverallDeltaDoc"];
+            perCategory: components["schemas"]["CategoryDeltaDoc"][];
+        };
+        ModelMetricsDoc: {
+            accuracy: number;
+            baseline: components["schemas"]["BaselineDoc"];
+            /** @description sha256 of the sorted category names */
+            categorySet: string;
+            /** @description confusion[true][predicted], counts of rows */
+            confusion: number[][];
+            /** @description the version whose held-out rows froze the evaluation set */
+            frozenBy: string;
+            /** @description sorted category names: the order of the confusion matrix */
+            labels: string[];
+            perCategory: {
+                [key: string]: components["schemas"]["CategoryAccuracyDoc"];
+            };
+            rows: number;
+        };
+        ModelVersionDoc: {
+            accuracy: number | null;
+            artifact: components["schemas"]["ArtifactRefDoc"];
+            backbone: components["schemas"]["BackboneRefDoc"];
+            categorySet: string;
+            /** Format: date-time */
+            createdAt: string;
+            gateReason: string | null;
+            headType: string;
+            labels: string[];
+            lineage: components["schemas"]["LineageDoc"];
+            metrics: components["schemas"]["ModelMetricsDoc"] | null;
+            /** Format: date-time */
+            registeredAt: string;
+            registeredBy: string | null;
+            /** @description the gate verdict; null before evaluation */
+            releasable: boolean | null;
+            /** @description the backlog re-score of pending samples with this version */
+            rescore: Record<string, never>;
+            /** @description job, upload or demo */
+            source: string;
+            trainingSet: components["schemas"]["TrainingSetRefDoc"] | null;
+            version: string;
+        };
+        ModelVersionSummaryDoc: {
+            accuracy: number | null;
+            backbone: components["schemas"]["BackboneRefDoc"];
+            categorySet: string;
+            gateReason: string | null;
+            headType: string;
+            labels: string[];
+            /** Format: date-time */
+            registeredAt: string;
+            /** @description the gate verdict; null before evaluation */
+            releasable: boolean | null;
+            /** @description job, upload or demo */
+            source: string;
+            version: string;
+        };
+        OverallDeltaDoc: {
+            a: number;
+            b: number;
+            delta: number;
+        };
+        PredictedDto: {
+            category: string;
+            confidence: number;
+            modelVersion: string;
+        };
+        RolloutAbortDto: {
+            /** @description halt when more than this percentage of the devices that reported failed */
+            maxFailurePercent: number;
+            /** @description ... once at least this many devices reported */
+            minDevices: number;
+        };
+        RolloutCountsDto: {
+            active: number;
+            downloading: number;
+            offered: number;
+            /** @description stage not started: never offered */
+            pending: number;
+            rejected: number;
+            rolled_back: number;
+            shadowing: number;
+            verified: number;
+        };
+        RolloutDeviceDto: {
+            activeVersion: string | null;
+            detail: string | null;
+            deviceId: string;
+            health?: {
+                baseline: {
+                    meanConfidence: number;
+                    p95LatencyMs: number;
+                };
+                frames: number;
+                meanConfidence: number;
+                p95LatencyMs: number;
+            } | null;
+            /** Format: date-time */
+            offeredAt: string | null;
+            previousVersion: string | null;
+            /** @description why it was rejected or rolled back */
+            reason: string | null;
+            shadow?: {
+                activeMeanConfidence: number;
+                agreement: number;
+                candidateMeanConfidence: number;
+                categories: {
+                    [key: string]: {
+                        active: number;
+                        candidate: number;
+                    };
+                };
+                frames: number;
+                histogram: {
+                    active: number[];
+                    candidate: number[];
+                };
+            } | null;
+            stage: number;
+            /** @enum {string} */
+            state: "pending" | "offered" | "downloading" | "verified" | "shadowing" | "active" | "rejected" | "rolled_back";
+            /** Format: date-time */
+            statusAt: string | null;
+        };
+        RolloutDto: {
+            /** @description over every device of the rollout */
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string;
+            /** @description index of the running (or last) stage */
+            currentStage: number;
+            /** @description GET /rollouts/:id only */
+            devices?: components["schemas"]["RolloutDeviceDto"][];
+            /** Format: date-time */
+            finishedAt: string | null;
+            haltReason: string | null;
+            id: string;
+            modelVersion: string;
+            policy: {
+                health?: {
+                    frames: number;
+                    maxConfidenceDrop?: number;
+                    maxLatencyRatio?: number;
+                };
+                shadowFrames?: number;
+                shadowGate?: {
+                    maxCategoryShift?: number;
+                    minAgreement?: number;
+                    minCandidateConfidence?: number;
+                };
+            } | null;
+            stages: components["schemas"]["RolloutStageDto"][];
+            /** @enum {string} */
+            state: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
+            target: {
+                /** @enum {boolean} */
+                all?: true;
+                deviceIds?: string[];
+                percent?: number;
+                sites?: string[];
+            };
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        RolloutStageDto: {
+            abort: components["schemas"]["RolloutAbortDto"];
+            counts: components["schemas"]["RolloutCountsDto"];
+            /** @description devices assigned to this stage */
+            devices: number;
+            index: number;
+            minSoakSeconds: number;
+            /** @description cumulative share of the target that has the version once this stage runs */
+            percent: number;
+            /** Format: date-time */
+            startedAt: string | null;
+            /** @enum {string} */
+            state: "pending" | "running" | "passed" | "halted";
+            /** @description share of the stage's devices that must be active before the next stage starts */
+            successThreshold: number;
+        };
         SampleCountDto: {
             /** @description label when labelled, else the scored category */
             category: string;
@@ -1066,7 +1320,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1074,16 +1328,29 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
         };
         SamplePageDto: {
             items: components["schemas"]["SampleDto"][];
             /** @description pass as `cursor` for the next page; null at the end */
             nextCursor: string | null;
+        };
+        SampleScoreDto: {
+            category: string;
+            confidence: number;
+            entropy: number;
+            /** @description top-1 minus top-2 confidence */
+            margin: number;
+            modelVersion: string;
+            topK: components["schemas"]["ScoredDto"][];
+        };
+        ScoredDto: {
+            category: string;
+            confidence: number;
         };
         SimilarPageDto: {
             items: components["schemas"]["SimilarSampleDto"][];
@@ -1108,7 +1375,7 @@ export interface components {
             labelledBy: string | null;
             location: string;
             /** @description what the device predicted */
-            predicted: Record<string, never>;
+            predicted: components["schemas"]["PredictedDto"];
             priority: number;
             /** @enum {string} */
             reason: "low_confidence" | "small_margin" | "audit" | "requested" | "disagreement";
@@ -1116,13 +1383,21 @@ export interface components {
             receivedAt: string;
             sampleId: string;
             /** @description the newest model’s view (queue orders use it) */
-            scored: Record<string, never>;
+            scored: components["schemas"]["SampleScoreDto"];
             /** @description cosine similarity to the query sample */
             similarity: number;
             site: string;
             /** @enum {string} */
             state: "pending" | "labelled" | "skipped";
-            thumbnail: Record<string, never>;
+            thumbnail: components["schemas"]["ThumbnailRefDto"];
+        };
+        ThumbnailRefDto: {
+            bytes: number;
+            height: number;
+            sha256: string;
+            /** @description GET it with the API key header */
+            url: string;
+            width: number;
         };
         TrainingJobDto: {
             attempt: number;
@@ -1175,6 +1450,10 @@ export interface components {
             steps?: number;
             /** @description validation accuracy at the last evaluation (0..1) */
             valAccuracy?: number;
+        };
+        TrainingSetRefDoc: {
+            rows: number;
+            sha256: string;
         };
         WhoAmIDto: {
             /** @description no key was sent (the demo lets anonymous callers read) */
@@ -1283,8 +1562,10 @@ export interface operations {
         parameters: {
             query?: {
                 actor?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
                 route?: string;
@@ -1397,13 +1678,16 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
                 device?: string;
                 from?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 location?: string;
                 site?: string;
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1427,7 +1711,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -1449,7 +1733,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -1571,6 +1855,24 @@ export interface operations {
             };
         };
     };
+    EventsController_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream of device, training and inventory events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     HealthController_health: {
         parameters: {
             query?: never;
@@ -1609,9 +1911,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1635,9 +1940,12 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description also count locations not observed for STALE_AFTER_S */
                 includeStale?: "0" | "1" | "true" | "false";
+                /** @description count only states at least this confident */
                 minConfidence?: number;
                 site?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1659,9 +1967,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1686,9 +1997,12 @@ export interface operations {
             query?: {
                 bucket?: "hour" | "day";
                 category?: string;
+                /** @description ISO time; default 24 h (hour) or 30 days (day) before `to` */
                 from?: string;
                 site?: string;
+                /** @description ISO time; default now */
                 to?: string;
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1709,10 +2023,13 @@ export interface operations {
         parameters: {
             query?: {
                 category?: string;
+                /** @description nextCursor of the previous page */
                 cursor?: string;
+                /** @description page size, 1-1000 */
                 limit?: number;
                 site?: string;
                 stale?: "0" | "1" | "true" | "false";
+                /** @description aisle part of the location code, e.g. A */
                 zone?: string;
             };
             header?: never;
@@ -1791,7 +2108,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionSummaryDoc"][];
+                };
             };
         };
     };
@@ -1815,11 +2134,14 @@ export interface operations {
             };
         };
         responses: {
+            /** @description registered (200 with the same body when it already was) */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionDoc"];
+                };
             };
         };
     };
@@ -1839,7 +2161,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelVersionDoc"];
+                };
             };
         };
     };
@@ -1898,7 +2222,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelComparisonDoc"];
+                };
             };
         };
     };
@@ -1919,7 +2245,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"][];
+                };
             };
         };
     };
@@ -1980,6 +2308,22 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
+            };
+            /** @description a device of the target is in another unfinished rollout: rolloutId names it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the version may not be rolled out (not releasable, unknown, foreign backbone, empty target) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
                 content?: never;
             };
         };
@@ -1999,7 +2343,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2018,7 +2364,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2037,7 +2385,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2056,7 +2406,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2075,7 +2427,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RolloutDto"];
+                };
             };
         };
     };
@@ -2172,7 +2526,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -2193,7 +2547,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -2216,6 +2570,28 @@ export interface operations {
             };
         };
     };
+    SamplesController_requeue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description undo a label or a skip: the sample is pending again, unlabelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SampleDto"];
+                };
+            };
+        };
+    };
     SamplesController_similar: {
         parameters: {
             query?: {
@@ -2223,7 +2599,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -2245,7 +2621,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };
@@ -2267,7 +2643,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                id: number;
+                id: string;
             };
             cookie?: never;
         };

@@ -1,9 +1,8 @@
-import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
-import { ZodBody } from '../common/zod-openapi';
+import { ZodBody, ZodParam } from '../common/zod-openapi';
 import { ApiKeyDto, CreateApiKeySchema, CreatedApiKeyDto, KeyIdSchema, type CreateApiKey } from './api-key.dto';
 import { ApiKeysService, type KeyPrincipal } from './api-keys.service';
 
@@ -30,7 +29,7 @@ export class ApiKeysController {
   @HttpCode(200)
   @ApiOkResponse({ type: ApiKeyDto, description: 'revoked: refused from now on (at once on this hub, within 5 s on other replicas)' })
   @ApiNotFoundResponse({ description: 'no such key' })
-  revoke(@Param('id', new ZodPipe(KeyIdSchema, 'id')) id: string, @CurrentPrincipal() by: Principal): Promise<ApiKeyDto> {
+  revoke(@ZodParam('id', KeyIdSchema) id: string, @CurrentPrincipal() by: Principal): Promise<ApiKeyDto> {
     return this.keys.revoke(id, by);
   }
 }

@@ -1,9 +1,8 @@
-import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { CategorySchema } from '@shelfsight/contracts';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
-import { ZodBody } from '../common/zod-openapi';
+import { ZodBody, ZodParam } from '../common/zod-openapi';
 import { CategoriesService } from './categories.service';
 import { CategoryDto, CategoryListDto, NewCategorySchema, type NewCategory } from './category.dto';
 
@@ -28,7 +27,7 @@ export class CategoriesController {
   @Post(':name/retire')
   @HttpCode(200)
   @ApiOkResponse({ type: CategoryDto })
-  retire(@Param('name', new ZodPipe(CategorySchema, 'name')) name: string): Promise<CategoryDto> {
+  retire(@ZodParam('name', CategorySchema) name: string): Promise<CategoryDto> {
     return this.categories.retire(name);
   }
 }

@@ -1,5 +1,5 @@
-import { Body, Query } from '@nestjs/common';
-import { ApiBody, ApiQuery } from '@nestjs/swagger';
+import { Body, Param, Query } from '@nestjs/common';
+import { ApiBody, ApiParam, ApiQuery } from '@nestjs/swagger';
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { z } from 'zod';
 import { ZodPipe } from './zod-query.pipe';
@@ -43,5 +43,14 @@ export function ZodBody<S extends z.ZodType>(schema: S): ParamDecorator {
   return (target, key, index) => {
     Body(new ZodPipe(schema, 'body'))(target, key, index);
     ApiBody({ schema: openApiSchemaOf(schema), required: true })(target, key!, methodOf(target, key));
+  };
+}
+
+/** `@ZodParam('id', Schema) id`: a path parameter validated and documented by one schema. */
+export function ZodParam<S extends z.ZodType>(name: string, schema: S): ParamDecorator {
+  return (target, key, index) => {
+    Param(name, new ZodPipe(schema, name))(target, key, index);
+    const { description, ...rest } = openApiSchemaOf(schema);
+    ApiParam({ name, required: true, schema: rest, ...(description ? { description } : {}) })(target, key!, methodOf(target, key));
   };
 }

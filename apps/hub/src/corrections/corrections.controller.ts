@@ -1,13 +1,11 @@
-import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
-import { ZodBody } from '../common/zod-openapi';
+import { ZodBody, ZodParam } from '../common/zod-openapi';
 import { CorrectionBodySchema, CorrectionDto, DetectionIdSchema, type CorrectionBody } from './correction.dto';
 import { CorrectionsService } from './corrections.service';
 
-const IdPipe = new ZodPipe(DetectionIdSchema, 'id');
 
 @ApiTags('corrections')
 @RequireRole('operator')
@@ -18,13 +16,13 @@ export class CorrectionsController {
   @Post()
   @HttpCode(201)
   @ApiOkResponse({ type: CorrectionDto, description: 'records the correction, moves the state when the detection is current, asks the device for the frame' })
-  correct(@Param('id', IdPipe) id: bigint, @ZodBody(CorrectionBodySchema) body: CorrectionBody, @Actor() actor: string): Promise<CorrectionDto> {
+  correct(@ZodParam('id', DetectionIdSchema) id: bigint, @ZodBody(CorrectionBodySchema) body: CorrectionBody, @Actor() actor: string): Promise<CorrectionDto> {
     return this.corrections.correct(id, body.category, actor);
   }
 
   @Get()
   @ApiOkResponse({ type: [CorrectionDto], description: 'the detection\u2019s corrections, oldest first' })
-  list(@Param('id', IdPipe) id: bigint): Promise<CorrectionDto[]> {
+  list(@ZodParam('id', DetectionIdSchema) id: bigint): Promise<CorrectionDto[]> {
     return this.corrections.forDetection(id);
   }
 }

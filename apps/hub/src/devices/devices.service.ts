@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { z } from 'zod';
 import { BirthSchema, DeathSchema, HeartbeatSchema, parsePayload } from '@shelfsight/contracts';
 import type { Device, Prisma } from '@shelfsight/db';
+import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RejectionRecorder } from '../metrics/rejection-recorder';
 import { PrismaService } from '../prisma/prisma.service';
@@ -17,6 +18,7 @@ export class DevicesService implements OnModuleInit {
     private readonly prisma: PrismaService,
     private readonly rejections: RejectionRecorder,
     private readonly metrics: HubMetrics,
+    private readonly events: EventBus,
   ) {
     metrics.devicesOnline.readFrom(() => this.onlineCount);
   }
@@ -48,14 +50,15 @@ export class DevicesService implements OnModuleInit {
       epoch: birth.epoch,
       ...(epochChanged ? { epochChangedAt: new Date() } : {}),
     };
-    await this.prisma.device.upsert({ where: { id: birth.deviceId }, create: { id: birth.deviceId, ...data }, update: data });
+    this.published(await this.prisma.device.upsert({ where: { id: birth.deviceId }, create: { id: birth.deviceId, ...data }, update: data }));
     await this.refreshOnlineCount();
   }
 
   async onDeath(topicDeviceId: string, payload: unknown): Promise<void> {
     const death = this.validate('death', DeathSchema, topicDeviceId, payload);
     if (!death) return;
-    await this.prisma.device.updateMany({ where: { id: death.deviceId }, data: { online: false } });
+    const dead = await this.prisma.device.updateManyAndReturn({ where: { id: death.deviceId }, data: { online: false } });
+    for (const d of dead) this.published(d);
     await this.refreshOnlineCount();
   }
 
@@ -64,8 +67,13 @@ export class DevicesService implements OnModuleInit {
     if (!hb) return;
     const heartbeat = hb as unknown as Prisma.InputJsonValue;
     const data = { online: true, lastSeenAt: new Date(), lastHeartbeat: heartbeat };
-    await this.prisma.device.upsert({ where: { id: hb.deviceId }, create: { id: hb.deviceId, ...data }, update: data });
+    this.published(await this.prisma.device.upsert({ where: { id: hb.deviceId }, create: { id: hb.deviceId, ...data }, update: data }));
     await this.refreshOnlineCount();
+  }
+
+  /** Live fleet screens get the device's new row; heartbeats coalesce to one event per device per second. */
+  private published(device: Device): void {
+    this.events.publish('device', toDto(device), { coalesce: `device:${device.id}` });
   }
 
   async list(): Promise<DeviceDto[]> {

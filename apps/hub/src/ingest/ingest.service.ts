@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { parseDetectionBatch, SCHEMA_VERSION } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RejectionRecorder } from '../metrics/rejection-recorder';
 import { DetectionWriter } from './detection-writer';
@@ -21,6 +22,7 @@ export class IngestService {
     private readonly rejections: RejectionRecorder,
     private readonly metrics: HubMetrics,
     @Inject(DEVICE_LINK) private readonly link: DeviceLink,
+    private readonly events: EventBus,
   ) {}
 
   async ingestBatch(topicDeviceId: string, payload: unknown): Promise<IngestResult> {
@@ -46,6 +48,8 @@ export class IngestService {
       this.log.warn(`batch from ${batch.deviceId} not committed: ${(err as Error).message}`);
       return 'failed';
     }
+    const at = new Date().toISOString();
+    for (const site of new Set(batch.detections.map((d) => d.site))) this.events.publish('inventory', { site, at }, { coalesce: `inventory:${site}` });
     const seqs = batch.detections.map((d) => d.seq);
     try {
       await this.link.sendAck({ v: SCHEMA_VERSION, deviceId: batch.deviceId, epoch: batch.epoch, seqs, committedAt: new Date().toISOString() });

@@ -4,8 +4,8 @@ import { QueryBool, QueryTime, ScopeQuery } from '../common/query-schemas';
 
 export const InventoryQuerySchema = z.object({
   ...ScopeQuery,
-  minConfidence: z.coerce.number().min(0).max(1).optional(),
-  includeStale: QueryBool.default(false),
+  minConfidence: z.coerce.number().min(0).max(1).describe('count only states at least this confident').optional(),
+  includeStale: QueryBool.default(false).describe('also count locations not observed for STALE_AFTER_S'),
 });
 export type InventoryQuery = z.infer<typeof InventoryQuerySchema>;
 
@@ -13,8 +13,8 @@ export const HISTORY_BUCKETS = ['hour', 'day'] as const;
 export const HistoryQuerySchema = z
   .object({
     ...ScopeQuery,
-    from: QueryTime.optional(),
-    to: QueryTime.optional(),
+    from: QueryTime.describe('ISO time; default 24 h (hour) or 30 days (day) before `to`').optional(),
+    to: QueryTime.describe('ISO time; default now').optional(),
     bucket: z.enum(HISTORY_BUCKETS).default('hour'),
   })
   .transform((q) => {

@@ -1,8 +1,7 @@
-import { Controller, Get, Param } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { LocationCodeSchema } from '@shelfsight/contracts';
-import { ZodPipe } from '../common/zod-query.pipe';
-import { ZodQuery } from '../common/zod-openapi';
+import { ZodParam, ZodQuery } from '../common/zod-openapi';
 import { LocationDetailDto, LocationPageDto, LocationQuerySchema, LocationsQuerySchema, type LocationQuery, type LocationsQuery } from './location.dto';
 import { LocationsService } from './locations.service';
 import { RequireRole } from '../auth/roles';
@@ -22,7 +21,7 @@ export class LocationsController {
   @Get(':code')
   @ApiOkResponse({ type: LocationDetailDto })
   get(
-    @Param('code', new ZodPipe(LocationCodeSchema, 'code')) code: string,
+    @ZodParam('code', LocationCodeSchema) code: string,
     @ZodQuery(LocationQuerySchema) query: LocationQuery,
   ): Promise<LocationDetailDto> {
     return this.locations.get(code, query);

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
@@ -16,10 +16,12 @@ import {
   type ModelVersionSummaryDto,
   type RegisterModelQuery,
 } from './models.dto';
+import { CategoryAccuracyDoc, ModelComparisonDoc, ModelVersionDoc, ModelVersionSummaryDoc } from './models.openapi';
 import { ModelsService } from './models.service';
 import { ARTIFACT_MEDIA_TYPES, readArtifactBody } from './upload-body';
 
 @ApiTags('models')
+@ApiExtraModels(CategoryAccuracyDoc)
 @RequireRole('operator')
 @Controller('models')
 export class ModelsController {
@@ -38,6 +40,7 @@ export class ModelsController {
   @Post()
   @ApiConsumes(...ARTIFACT_MEDIA_TYPES)
   @ApiBody({ description: 'tar of the artifact folder', schema: { type: 'string', format: 'binary' } })
+  @ApiCreatedResponse({ type: ModelVersionDoc, description: 'registered (200 with the same body when it already was)' })
   async register(
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
@@ -51,19 +54,19 @@ export class ModelsController {
   }
 
   @Get()
-  @ApiOkResponse({ description: 'model versions, newest first, with their gate verdicts' })
+  @ApiOkResponse({ type: [ModelVersionSummaryDoc], description: 'model versions, newest first, with their gate verdicts' })
   list(@ZodQuery(ListModelsQuerySchema) query: ListModelsQuery): Promise<ModelVersionSummaryDto[]> {
     return this.models.list(query);
   }
 
   @Get('compare')
-  @ApiOkResponse({ description: 'overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ' })
+  @ApiOkResponse({ type: ModelComparisonDoc, description: 'overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ' })
   compare(@ZodQuery(CompareModelsQuerySchema) query: CompareModelsQuery): Promise<ModelComparisonDto> {
     return this.models.compare(query.a, query.b);
   }
 
   @Get(':version')
-  @ApiOkResponse({ description: 'lineage, metrics with confusion matrix, gate verdict, backlog re-score state' })
+  @ApiOkResponse({ type: ModelVersionDoc, description: 'lineage, metrics with confusion matrix, gate verdict, backlog re-score state' })
   get(@Param('version') version: string): Promise<ModelVersionDto> {
     return this.models.get(version);
   }

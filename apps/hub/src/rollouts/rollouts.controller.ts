@@ -1,11 +1,12 @@
 import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Actor } from '../auth/actor';
 import type { RequestWithPrincipal } from '../auth/actor';
 import { DeviceCredential, RequireRole } from '../auth/roles';
 import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
+import { RolloutDto } from './rollout-view.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { SigningKeyNotFoundError } from './rollouts.error';
 import { RolloutsService } from './rollouts.service';
@@ -23,12 +24,15 @@ export class RolloutsController {
 
   /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
   @Post()
+  @ApiCreatedResponse({ type: RolloutDto })
+  @ApiConflictResponse({ description: 'a device of the target is in another unfinished rollout: rolloutId names it' })
+  @ApiUnprocessableEntityResponse({ description: 'the version may not be rolled out (not releasable, unknown, foreign backbone, empty target)' })
   create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
     return this.rollouts.create(body, actor);
   }
 
   @Get()
-  @ApiOkResponse({ description: 'rollouts, newest first, with per-stage counts' })
+  @ApiOkResponse({ type: [RolloutDto], description: 'rollouts, newest first, with per-stage counts' })
   list(@ZodQuery(ListRolloutsQuerySchema) query: ListRolloutsQuery): Promise<RolloutView[]> {
     return this.rollouts.list(query);
   }
@@ -92,30 +96,35 @@ export class RolloutsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: RolloutDto })
   get(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.get(id);
   }
 
   @Post(':id/pause')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   pause(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.pause(id);
   }
 
   @Post(':id/resume')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   resume(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.resume(id);
   }
 
   @Post(':id/abort')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   abort(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.abort(id);
   }
 
   @Post(':id/rollback')
   @HttpCode(200)
+  @ApiOkResponse({ type: RolloutDto })
   rollback(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.rollback(id);
   }

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import { labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type ModelCommand, type SignedManifest } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RejectionRecorder } from '../metrics/rejection-recorder';
 import { ModelsRepository, type ModelVersionRow } from '../models/models.repository';
@@ -53,6 +54,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(DEVICE_LINK) private readonly link: DeviceLink,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(ROLLOUT_CLOCK) private readonly now: RolloutClock,
+    private readonly events: EventBus,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -166,6 +168,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     this.metrics.rolloutStatuses.inc({ state: known ? s.state : 'unknown' });
     await this.repo.setDeviceModelVersion(s.deviceId, s.activeVersion);
     if (!known) return;
+    this.changed(s.offerId);
     if (s.state === 'rejected' || s.state === 'rolled_back') {
       this.log.warn(`rollout ${s.offerId}: device ${s.deviceId} ${s.state} ${s.modelVersion} (${s.reason ?? ''}${s.detail ? `: ${s.detail}` : ''})`);
     }
@@ -201,6 +204,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
         const perStage = stageCountsOf(r, counts.filter((c) => c.rollout_id === r.id));
         const startedAt = new Date(r.stage_started[r.current_stage] ?? r.created_at.toISOString());
         const d = decideStage({ stages: r.stages, currentStage: r.current_stage, stageStartedAt: startedAt, counts: perStage }, now);
+        if (d.kind !== 'wait') this.changed(r.id);
         if (d.kind === 'promote') {
           if (await repo.promote(r.id, r.current_stage, d.to, now)) {
             this.log.log(`rollout ${r.id}: stage ${r.current_stage + 1} passed (${describe(perStage[r.current_stage]!)}); stage ${d.to + 1} of ${r.stages.length} starts`);
@@ -341,6 +345,12 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       throw new RolloutStateError(id, action, now.state);
     }
     this.log.log(`rollout ${id}: ${row.state} -> ${to}`);
+    this.changed(id);
+  }
+
+  /** Tell the console's live screens (GET /events) that a rollout changed. */
+  private changed(id: string): void {
+    this.events.publish('rollout', { id, at: this.now().toISOString() }, { coalesce: `rollout:${id}` });
   }
 
   private async row(id: string): Promise<RolloutRow> {

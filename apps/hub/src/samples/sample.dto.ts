@@ -55,6 +55,29 @@ class ScoredDto {
   @ApiProperty() confidence!: number;
 }
 
+class PredictedDto {
+  @ApiProperty() category!: string;
+  @ApiProperty() confidence!: number;
+  @ApiProperty() modelVersion!: string;
+}
+
+class SampleScoreDto {
+  @ApiProperty() category!: string;
+  @ApiProperty() confidence!: number;
+  @ApiProperty({ description: 'top-1 minus top-2 confidence' }) margin!: number;
+  @ApiProperty() entropy!: number;
+  @ApiProperty({ type: [ScoredDto] }) topK!: ScoredDto[];
+  @ApiProperty() modelVersion!: string;
+}
+
+class ThumbnailRefDto {
+  @ApiProperty({ description: 'GET it with the API key header' }) url!: string;
+  @ApiProperty() sha256!: string;
+  @ApiProperty() bytes!: number;
+  @ApiProperty() width!: number;
+  @ApiProperty() height!: number;
+}
+
 export class SampleDto {
   @ApiProperty() id!: string;
   @ApiProperty() deviceId!: string;
@@ -66,12 +89,11 @@ export class SampleDto {
   @ApiProperty() location!: string;
   @ApiProperty({ type: String, format: 'date-time' }) capturedAt!: string;
   @ApiProperty({ type: String, format: 'date-time' }) receivedAt!: string;
-  @ApiProperty({ description: 'what the device predicted' }) predicted!: { category: string; confidence: number; modelVersion: string };
-  @ApiProperty({ description: 'the newest model\u2019s view (queue orders use it)' })
-  scored!: { category: string; confidence: number; margin: number; entropy: number; topK: ScoredDto[]; modelVersion: string };
+  @ApiProperty({ type: PredictedDto, description: 'what the device predicted' }) predicted!: PredictedDto;
+  @ApiProperty({ type: SampleScoreDto, description: 'the newest model\u2019s view (queue orders use it)' }) scored!: SampleScoreDto;
   @ApiProperty() backboneId!: string;
   @ApiProperty({ nullable: true, type: Number }) embeddingDim!: number | null;
-  @ApiProperty() thumbnail!: { url: string; sha256: string; bytes: number; width: number; height: number };
+  @ApiProperty({ type: ThumbnailRefDto }) thumbnail!: ThumbnailRefDto;
   @ApiProperty() priority!: number;
   @ApiProperty({ enum: SAMPLE_STATES }) state!: string;
   @ApiProperty({ nullable: true, type: String }) label!: string | null;

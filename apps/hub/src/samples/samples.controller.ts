@@ -1,10 +1,9 @@
-import { Controller, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Post, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodPipe } from '../common/zod-query.pipe';
-import { ZodBody, ZodQuery } from '../common/zod-openapi';
+import { ZodBody, ZodParam, ZodQuery } from '../common/zod-openapi';
 import {
   BulkLabelBodySchema,
   LabelBodySchema,
@@ -23,7 +22,6 @@ import {
 } from './sample.dto';
 import { SamplesService } from './samples.service';
 
-const IdPipe = new ZodPipe(SampleIdSchema, 'id');
 
 @ApiTags('samples')
 @RequireRole('operator')
@@ -52,13 +50,13 @@ export class SamplesController {
 
   @Get(':id')
   @ApiOkResponse({ type: SampleDto })
-  get(@Param('id', IdPipe) id: bigint): Promise<SampleDto> {
+  get(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
     return this.samples.get(id);
   }
 
   @Get(':id/thumbnail')
   @ApiProduces('image/jpeg')
-  async thumbnail(@Param('id', IdPipe) id: bigint, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): Promise<void> {
+  async thumbnail(@ZodParam('id', SampleIdSchema) id: bigint, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): Promise<void> {
     const sha = await this.samples.thumbnailSha(id);
     const etag = `"${sha}"`;
     res.setHeader('ETag', etag);
@@ -76,21 +74,28 @@ export class SamplesController {
 
   @Get(':id/similar')
   @ApiOkResponse({ type: SimilarPageDto, description: 'nearest samples of the same backbone by cosine on the embeddings, most similar first' })
-  similar(@Param('id', IdPipe) id: bigint, @ZodQuery(SimilarQuerySchema) q: SimilarQuery): Promise<SimilarPageDto> {
+  similar(@ZodParam('id', SampleIdSchema) id: bigint, @ZodQuery(SimilarQuerySchema) q: SimilarQuery): Promise<SimilarPageDto> {
     return this.samples.similarTo(id, q.limit);
   }
 
   @Post(':id/label')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'label (or relabel) a sample; the category must be active' })
-  label(@Param('id', IdPipe) id: bigint, @ZodBody(LabelBodySchema) body: LabelBody, @Actor() actor: string): Promise<SampleDto> {
+  label(@ZodParam('id', SampleIdSchema) id: bigint, @ZodBody(LabelBodySchema) body: LabelBody, @Actor() actor: string): Promise<SampleDto> {
     return this.samples.label(id, body.category, actor);
   }
 
   @Post(':id/skip')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'take a sample out of the queue unlabelled (it still expires)' })
-  skip(@Param('id', IdPipe) id: bigint): Promise<SampleDto> {
+  skip(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
     return this.samples.skip(id);
+  }
+
+  @Post(':id/requeue')
+  @HttpCode(200)
+  @ApiOkResponse({ type: SampleDto, description: 'undo a label or a skip: the sample is pending again, unlabelled' })
+  requeue(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
+    return this.samples.requeue(id);
   }
 }

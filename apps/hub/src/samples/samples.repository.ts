@@ -243,6 +243,15 @@ export class SamplesRepository {
     return n > 0;
   }
 
+  /** Back into the queue (undo of a label or skip): pending, unlabelled, expiring again like a fresh one. */
+  async requeue(id: bigint, retentionMs: number): Promise<boolean> {
+    const n = await this.prisma.$executeRaw`
+      UPDATE samples SET state = 'pending', label = NULL, labelled_by = NULL, labelled_at = NULL,
+        expires_at = COALESCE(expires_at, received_at + ${retentionMs} * interval '1 millisecond')
+      WHERE id = ${id}`;
+    return n > 0;
+  }
+
   async counts(): Promise<Array<{ state: string; category: string; n: number }>> {
     return this.prisma.$queryRaw`
       SELECT state, COALESCE(label, scored_category) AS category, count(*)::int AS n FROM samples GROUP BY 1, 2 ORDER BY 1, 2`;

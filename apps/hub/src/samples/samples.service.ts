@@ -102,6 +102,12 @@ export class SamplesService {
     return this.get(id);
   }
 
+  /** Undo a label or a skip: the sample is pending again (and expires again unless labelled later). */
+  async requeue(id: bigint): Promise<SampleDto> {
+    if (!(await this.repo.requeue(id, this.config.sampleRetentionDays * 86_400_000))) throw new SampleNotFoundError(id);
+    return this.get(id);
+  }
+
   /** Nearest samples of the same backbone by cosine on the embeddings. */
   async similarTo(id: bigint, limit: number): Promise<SimilarPageDto> {
     const [row] = await this.repo.byIds([id]);

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { EventBus } from '../events/event-bus';
 import type { TrainingJobDto } from './training-job.dto';
 import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError, TrainingQueueUnavailableError } from './training.error';
 import { LiveAttemptExistsError, TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
@@ -19,6 +20,10 @@ export const QUEUE_SEND_ATTEMPTS = 3;
 export class TrainingService implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('Training');
   private sweepTimer: NodeJS.Timeout | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  /** Active jobs as last published (id → status/phase/progress), for the live watch. */
+  private watched = new Map<number, string>();
+  private watching = false;
 
   constructor(
     private readonly jobs: TrainingJobsRepository,
@@ -26,6 +31,8 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     @Inject(TRAINING_QUEUE_CLIENT) private readonly queue: TrainingQueueClient,
     /** Waits between send attempts (tests pass an instant one). */
     @Optional() @Inject(TRAINING_SEND_PAUSE) private readonly pause: (ms: number) => Promise<unknown> = sleep,
+    /** Live events for the console (GET /events); without one (unit tests) nothing is pushed. */
+    @Optional() private readonly events: EventBus = new EventBus(),
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -33,17 +40,20 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     const every = Math.max(1000, (this.config.trainingHeartbeatTimeoutS * 1000) / 3);
     this.sweepTimer = setInterval(() => void this.sweep(), every);
     this.sweepTimer.unref();
+    this.watchTimer = setInterval(() => void this.watch(), TrainingService.WATCH_MS);
+    this.watchTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     await this.queue.stop();
   }
 
   async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
     const spec = TrainingJobRequestSchema.parse(request);
     const row = await this.jobs.create(spec, actor);
-    return this.toDto(await this.enqueue(row));
+    return this.published(await this.enqueue(row));
   }
 
   async get(id: string): Promise<TrainingJobDto> {
@@ -59,7 +69,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     const row = await this.jobs.requestCancel(current.id, actor);
     if (!row) throw new TrainingJobStateError(`training job ${id} is ${current.status}: only a queued or running job can be cancelled`);
     if (row.status === 'cancelled' && row.queue_job_id) await this.queue.cancel(row.queue_job_id).catch(() => undefined);
-    return this.toDto(row);
+    return this.published(row);
   }
 
   /**
@@ -86,7 +96,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
       if (err instanceof LiveAttemptExistsError) throw new TrainingJobStateError(`training job ${id}: ${err.message}`);
       throw err;
     }
-    return this.toDto(await this.enqueue(row));
+    return this.published(await this.enqueue(row));
   }
 
   /** Running jobs without a heartbeat for TRAINING_HEARTBEAT_TIMEOUT_S end as failed: interrupted. */
@@ -97,6 +107,45 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     } catch (err) {
       this.log.warn(`training job sweep failed: ${(err as Error).message}`);
     }
+  }
+
+  /** How often live screens see a job's progress (the worker writes it to the database). */
+  static readonly WATCH_MS = 1000;
+
+  /**
+   * While someone watches (`GET /events`), publish each queued or running job whose status,
+   * phase or progress changed, and the final state of each that left that set. The worker
+   * runs in another process (or host), so the database is where progress is seen.
+   */
+  async watch(): Promise<void> {
+    if (this.watching || this.events.listenerCount === 0) return;
+    this.watching = true;
+    try {
+      const active = [...(await this.jobs.list(100, 'running')), ...(await this.jobs.list(100, 'queued'))];
+      const now = new Map<number, string>();
+      for (const row of active) {
+        const dto = this.toDto(row);
+        const state = `${dto.status}/${dto.phase}/${JSON.stringify(dto.progress)}`;
+        now.set(dto.id, state);
+        if (this.watched.get(dto.id) !== state) this.events.publish('training', dto, { coalesce: `training:${dto.id}` });
+      }
+      for (const id of this.watched.keys()) {
+        if (now.has(id)) continue;
+        const row = await this.jobs.get(BigInt(id));
+        if (row) this.events.publish('training', this.toDto(row), { coalesce: `training:${id}` });
+      }
+      this.watched = now;
+    } catch (err) {
+      this.log.warn(`training job watch failed: ${(err as Error).message}`);
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private published(row: TrainingJobRow): TrainingJobDto {
+    const dto = this.toDto(row);
+    this.events.publish('training', dto, { coalesce: `training:${dto.id}` });
+    return dto;
   }
 
   /**

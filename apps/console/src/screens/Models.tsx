@@ -1,0 +1,278 @@
+import { useCallback, useEffect, useState } from 'react';
+import { Link, useLocation, useParams } from 'wouter';
+import { api, errorText } from '../api/client';
+import type { components } from '../api/openapi';
+import { useHubEvent } from '../events';
+import { ago } from '../format';
+import { ConfusionHeatmap } from './ConfusionHeatmap';
+import './models.css';
+
+type Summary = components['schemas']['ModelVersionSummaryDoc'];
+type Version = components['schemas']['ModelVersionDoc'];
+type Comparison = components['schemas']['ModelComparisonDoc'];
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} pt`;
+export const modelPath = (version: string) => `/models/${encodeURIComponent(version)}`;
+
+export function GateBadge({ releasable }: { releasable: boolean | null }) {
+  if (releasable === null) return <span className="gate pending">not evaluated</span>;
+  return <span className={releasable ? 'gate pass' : 'gate fail'}>{releasable ? 'releasable' : 'refused'}</span>;
+}
+
+export default function ModelsScreen() {
+  const params = useParams<{ version?: string }>();
+  const [, navigate] = useLocation();
+  const [models, setModels] = useState<Summary[]>([]);
+  const [error, setError] = useState<string>();
+  const load = useCallback(async () => {
+    const { data, error: err, response } = await api.GET('/models', { params: { query: { limit: 100 } } });
+    if (data) setModels(data);
+    else setError(errorText(err, response.status));
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  // A job that finishes registers a version: show it without a reload.
+  useHubEvent('training', (job) => {
+    if (job.status === 'done') void load();
+  });
+  const selected = params.version ? decodeURIComponent(params.version) : models[0]?.version;
+
+  return (
+    <section className="models">
+      <h1>Models</h1>
+      {error && <p className="error">{error}</p>}
+      <div className="models-layout">
+        <table className="versions" data-testid="model-versions">
+          <thead>
+            <tr>
+              <th>Version</th>
+              <th className="num">Accuracy</th>
+              <th>Gate</th>
+              <th>Registered</th>
+            </tr>
+          </thead>
+          <tbody>
+            {models.map((m) => (
+              <tr key={m.version} className={m.version === selected ? 'shown' : ''} onClick={() => navigate(modelPath(m.version))} data-version={m.version}>
+                <td>
+                  <Link href={modelPath(m.version)}>{m.version}</Link>
+                  <div className="muted">
+                    {m.source} · {m.headType} · {m.labels.length} categories
+                  </div>
+                </td>
+                <td className="num">{pct(m.accuracy)}</td>
+                <td>
+                  <GateBadge releasable={m.releasable} />
+                </td>
+                <td title={m.registeredAt}>{ago(m.registeredAt)}</td>
+              </tr>
+            ))}
+            {models.length === 0 && (
+              <tr>
+                <td colSpan={4} className="empty">
+                  No versions yet: register one with <code>shelf models register</code> or start a training job.
+                </td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+        {selected && <VersionDetail key={selected} version={selected} models={models} />}
+      </div>
+    </section>
+  );
+}
+
+function VersionDetail({ version, models }: { version: string; models: Summary[] }) {
+  const [v, setV] = useState<Version>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    let live = true;
+    void api.GET('/models/{version}', { params: { path: { version } } }).then(({ data, error: err, response }) => {
+      if (!live) return;
+      if (data) setV(data);
+      else setError(errorText(err, response.status));
+    });
+    return () => {
+      live = false;
+    };
+  }, [version]);
+  if (error) return <p className="error">{error}</p>;
+  if (!v) return <p className="loading">Loading {version}…</p>;
+  const base = Object.entries(v.lineage.base ?? {});
+  return (
+    <article className="version" data-testid="model-detail" data-version={v.version}>
+      <h2>
+        {v.version} <GateBadge releasable={v.releasable} />
+      </h2>
+      <p className="gate-reason" data-testid="gate-reason">
+        <strong>Gate:</strong> {v.gateReason ?? 'no verdict recorded'}
+      </p>
+      <div className="grid2">
+        <section>
+          <h3>Lineage</h3>
+          <dl className="facts">
+            <dt>Parent</dt>
+            <dd>{v.lineage.parent ? <Link href={modelPath(v.lineage.parent)}>{v.lineage.parent}</Link> : 'none (a first version)'}</dd>
+            <dt>Labelled samples</dt>
+            <dd data-testid="lineage-samples">{v.lineage.sampleIds.length}</dd>
+            {v.lineage.jobId && (
+              <>
+                <dt>Training job</dt>
+                <dd>
+                  <Link href="/training">#{v.lineage.jobId}</Link>
+                </dd>
+              </>
+            )}
+            {base.map(([k, value]) => (
+              <FactRow key={k} name={`base ${k}`} value={value} />
+            ))}
+            <dt>Backbone</dt>
+            <dd>
+              {v.backbone.id} <span className="muted">{v.backbone.checksum.slice(0, 12)}</span>
+            </dd>
+            <dt>Artifact</dt>
+            <dd>
+              {(v.artifact.bytes / 1024).toFixed(1)} KB <span className="muted">sha256 {v.artifact.sha256.slice(0, 12)}</span>
+            </dd>
+            <dt>Registered</dt>
+            <dd>
+              {ago(v.registeredAt)} by {v.registeredBy ?? v.source}
+            </dd>
+          </dl>
+        </section>
+        <section>
+          <h3>Metrics</h3>
+          {v.metrics ? (
+            <>
+              <p>
+                Accuracy <strong data-testid="model-accuracy">{pct(v.metrics.accuracy)}</strong> on {v.metrics.rows} frozen evaluation rows{' '}
+                <span className="muted">
+                  (majority baseline {pct(v.metrics.baseline.majority)}, chance {pct(v.metrics.baseline.chance)})
+                </span>
+              </p>
+              <ul className="per-category">
+                {v.metrics.labels.map((l) => {
+                  const c = v.metrics?.perCategory[l];
+                  return (
+                    <li key={l}>
+                      <span className="name">{l}</span>
+                      <span className="bar">
+                        <span style={{ width: pct(c?.accuracy ?? 0) }} />
+                      </span>
+                      <span className="num">{pct(c?.accuracy)}</span>
+                      <span className="muted">{c?.rows ?? 0} rows</span>
+                    </li>
+                  );
+                })}
+              </ul>
+            </>
+          ) : (
+            <p className="empty">Not evaluated.</p>
+          )}
+        </section>
+      </div>
+      {v.metrics && v.metrics.confusion.length > 0 && (
+        <>
+          <h3>Confusion matrix</h3>
+          <ConfusionHeatmap labels={v.metrics.labels} confusion={v.metrics.confusion} />
+        </>
+      )}
+      <Compare b={v} models={models} />
+    </article>
+  );
+}
+
+function FactRow({ name, value }: { name: string; value: unknown }) {
+  return (
+    <>
+      <dt>{name}</dt>
+      <dd>{typeof value === 'object' && value !== null ? <code>{JSON.stringify(value)}</code> : String(value)}</dd>
+    </>
+  );
+}
+
+function Compare({ b, models }: { b: Version; models: Summary[] }) {
+  const comparable = models.filter((m) => m.categorySet === b.categorySet && m.version !== b.version);
+  const [picked, setA] = useState<string>();
+  // Default: the parent when it is comparable, else the newest comparable version (the list may arrive after this mounts).
+  const a = picked ?? (b.lineage.parent && comparable.some((m) => m.version === b.lineage.parent) ? b.lineage.parent : (comparable[0]?.version ?? ''));
+  const [cmp, setCmp] = useState<Comparison>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    if (!a) return;
+    let live = true;
+    void api.GET('/models/compare', { params: { query: { a, b: b.version } } }).then(({ data, error: err, response }) => {
+      if (!live) return;
+      setCmp(data);
+      setError(data ? undefined : errorText(err, response.status));
+    });
+    return () => {
+      live = false;
+    };
+  }, [a, b.version]);
+  if (comparable.length === 0) return null;
+  return (
+    <section className="compare" data-testid="model-compare">
+      <h3>
+        Compare with{' '}
+        <select aria-label="compare with" value={a} onChange={(e) => setA(e.target.value)}>
+          {comparable.map((m) => (
+            <option key={m.version} value={m.version}>
+              {m.version}
+            </option>
+          ))}
+        </select>
+      </h3>
+      {error && <p className="error">{error}</p>}
+      {cmp && (
+        <table className="deltas">
+          <thead>
+            <tr>
+              <th>Category</th>
+              <th className="num">{cmp.a}</th>
+              <th className="num">{cmp.b}</th>
+              <th>Change</th>
+            </tr>
+          </thead>
+          <tbody>
+            <tr className="overall">
+              <td>overall ({cmp.evaluationRows} rows)</td>
+              <td className="num">{pct(cmp.overall.a)}</td>
+              <td className="num">{pct(cmp.overall.b)}</td>
+              <td>
+                <Delta d={cmp.overall.delta} />
+              </td>
+            </tr>
+            {cmp.perCategory.map((c) => (
+              <tr key={c.category}>
+                <td>
+                  {c.category} <span className="muted">{c.rows} rows</span>
+                </td>
+                <td className="num">{pct(c.a)}</td>
+                <td className="num">{pct(c.b)}</td>
+                <td>
+                  <Delta d={c.delta} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+/** A signed bar: right and green for a gain, left and red for a loss (full width = 50 points). */
+function Delta({ d }: { d: number }) {
+  const w = `${Math.min(50, Math.abs(d) * 100)}%`;
+  return (
+    <span className="delta">
+      <span className="track">
+        <span className={d >= 0 ? 'gain' : 'loss'} style={d >= 0 ? { left: '50%', width: w } : { right: '50%', width: w }} />
+      </span>
+      <span className="num">{signed(d)}</span>
+    </span>
+  );
+}
