@@ -43,6 +43,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   private readonly log = new Logger('Rollouts');
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
+  /** The delivery pass in progress: passes run one after another (see {@link deliver}). */
+  private delivering: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repo: RolloutsRepository,
@@ -229,7 +231,15 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   // --- delivery
 
   /** Offer the version to every device whose stage started and that has not been offered it. */
-  async deliver(): Promise<void> {
+  deliver(): Promise<void> {
+    // One pass at a time in this process: a pass started while another is publishing (a POST
+    // and the tick, say) would find the same devices not yet marked offered and offer them twice.
+    const pass = this.delivering.then(() => this.deliverPass());
+    this.delivering = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async deliverPass(): Promise<void> {
     for (;;) {
       const due = await this.repo.devicesToOffer();
       if (due.length === 0) return;
