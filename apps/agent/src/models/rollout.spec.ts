@@ -314,7 +314,7 @@ describe('agent rollouts', () => {
   });
 
   it('watches the activated head and rolls back by itself on a latency or confidence regression; a passing watch reports health', async () => {
-    await start({}, degradingLoader({ slow: { delayMs: 40 }, unsure: { confidenceScale: 0.3 } }));
+    await start({}, degradingLoader({ slow: { delayMs: 150 }, unsure: { confidenceScale: 0.3 } }));
     // Warm up first: a cold first frame would make a poor baseline.
     frames(100, 5);
     await agent!.idle(10_000);
@@ -329,7 +329,7 @@ describe('agent rollouts', () => {
     const back = last('slow', 'rolled_back');
     expect(back).toMatchObject({ reason: 'health_regression', activeVersion: 'stand-in-1', health: { frames: 4 } });
     expect(back?.detail).toMatch(/p95 latency .* is above 3 x the previous head's/);
-    expect(back!.health!.p95LatencyMs).toBeGreaterThan(35);
+    expect(back!.health!.p95LatencyMs).toBeGreaterThan(140);
     expect(back!.health!.baseline.p95LatencyMs).toBeLessThan(back!.health!.p95LatencyMs / 3);
     expect(agent!.heads.modelVersion).toBe('stand-in-1');
     expect((await pointer()).version).toBeUndefined();
@@ -340,7 +340,8 @@ describe('agent rollouts', () => {
     // Shadow frames on the old head, the watched frames on the new one, then the old one again: none dropped.
     expect(versions).toEqual([...Array<string>(5 + 3).fill('stand-in-1'), ...Array<string>(4).fill('slow'), 'stand-in-1', 'stand-in-1']);
 
-    await offer('unsure', 31, { policy: { shadowFrames: 3, health } });
+    // Confidence only: a latency spike on a busy machine must not be what this rollback is about.
+    await offer('unsure', 31, { policy: { shadowFrames: 3, health: { frames: 4, maxConfidenceDrop: 0.2 } } });
     await until('unsure', 'shadowing');
     frames(9, 3);
     await until('unsure', 'active');
