@@ -416,13 +416,28 @@ for (const variant of variants) {
       expect((await fetch(url, { headers: { authorization: basic(stranger, strangerPassword) } })).status).toBe(403);
       expect((await hubFetch(url)).status).toBe(200); // an operator (here the admin key)
 
+      // The offer carried a download token: good for this device and version, nothing else.
+      await eventually(async () => (offers.get(id)?.at(-1)?.downloadToken ? true : undefined), 10_000, `offer to ${id}`);
+      const token = offers.get(id)!.at(-1)!.downloadToken!;
+      const bearer = (t: string) => ({ headers: { authorization: `Bearer ${t}` } });
+      const byToken = await fetch(url, bearer(token));
+      expect(byToken.status).toBe(200);
+      expect(Buffer.from(await byToken.arrayBuffer())).toEqual(artifact);
+      const { version: otherVersion } = await seedVersion();
+      expect((await fetch(`${sut.hub.httpUrl}/rollouts/artifacts/${otherVersion}`, bearer(token))).status).toBe(401);
+      expect((await fetch(url, bearer(token.replace(id, stranger)))).status).toBe(401);
+      const [exp, mac] = token.slice(`sdt_${id}.`.length).split('.') as [string, string];
+      expect((await fetch(url, bearer(`sdt_${id}.${Number(exp) + 60}.${mac}`))).status).toBe(401);
+      expect((await fetch(url, bearer('sdt_garbage'))).status).toBe(401);
+
       const metrics = await (await hubFetch(`${sut.hub.httpUrl}/metrics`)).text();
-      for (const reason of ['bad_password', 'unknown_device', 'missing_credentials', 'not_targeted']) {
+      for (const reason of ['bad_password', 'unknown_device', 'missing_credentials', 'not_targeted', 'bad_token']) {
         expect(metrics).toMatch(new RegExp(`shelfsight_rollout_artifact_refused_total\\{reason="${reason}"\\} [1-9]`));
       }
       expect((await post(`/rollouts/${created.body.id}/abort`)).status).toBe(200);
-      // Once aborted, the device may not read it any more.
+      // Once aborted, the device may not read it any more, by credential or token.
       expect((await fetch(url, { headers: { authorization: basic(id, password) } })).status).toBe(403);
+      expect((await fetch(url, bearer(token))).status).toBe(403);
     });
 
     it('`shelf rollouts` creates, lists, shows and aborts over the REST API', async () => {

@@ -168,7 +168,7 @@ export const AGENT_CONFIG = {
   hubHttpUrl: {
     env: 'AGENT_HUB_HTTP_URL',
     flag: 'hub-http-url',
-    description: "the hub's HTTP base URL; offered head artifacts are downloaded from its paths (with MQTT_USERNAME/MQTT_PASSWORD as basic auth); needed with --trusted-keys",
+    description: "the hub's HTTP base URL; offered head artifacts are downloaded from its paths (with the offer's download token, else MQTT_USERNAME/MQTT_PASSWORD as basic auth); needed with --trusted-keys",
     schema: cfg.url(['http', 'https']).optional(),
   },
   shadowFrames: {

@@ -106,6 +106,12 @@ export const ModelOfferSchema = z.object({
   offeredAt: IsoTime,
   /** Absent: the device's own defaults (its `--shadow-frames`, no gate, no health watch). */
   policy: OfferPolicySchema.optional(),
+  /**
+   * A short-lived bearer token for this device and version's artifact (the hub's HMAC; opaque
+   * to the device): sent as `Authorization: Bearer <token>` it spares the hub a password check
+   * per download. Absent, expired or refused (401): the device credential (HTTP basic) instead.
+   */
+  downloadToken: z.string().min(1).max(512).regex(/^[A-Za-z0-9._~-]+$/, 'download token: letters, digits, . _ ~ -').optional(),
 });
 export type ModelOffer = z.infer<typeof ModelOfferSchema>;
 

@@ -12,6 +12,8 @@ export class ArtifactDownloadError extends Error {
   constructor(
     readonly reason: DownloadFailure,
     message: string,
+    /** The HTTP status that ended the download, when the server refused it. */
+    readonly status?: number,
   ) {
     super(message);
   }
@@ -62,7 +64,7 @@ export async function downloadArtifact(opts: DownloadOptions): Promise<string> {
     } catch (err) {
       if (err instanceof Final) {
         await fsp.rm(part, { force: true });
-        throw new ArtifactDownloadError(err.reason, err.message);
+        throw new ArtifactDownloadError(err.reason, err.message, err.status);
       }
       lastError = err instanceof ArtifactDownloadError ? err : new ArtifactDownloadError('download_failed', (err as Error).message);
       const have = await sizeOf(part);
@@ -117,7 +119,7 @@ async function fetchOnce(opts: DownloadOptions, part: string): Promise<void> {
       await res.body?.cancel().catch(() => undefined);
       const message = `GET ${opts.url}: HTTP ${res.status}`;
       // A 4xx will not change by retrying (bad credential, no such artifact); 408/429/5xx might.
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Final('download_failed', message);
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new Final('download_failed', message, res.status);
       throw new ArtifactDownloadError('download_failed', message);
     }
     const announced = res.headers.get('content-length');

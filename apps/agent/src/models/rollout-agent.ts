@@ -214,14 +214,25 @@ export class RolloutAgent {
     this.report(refOf(offer), 'downloading', {});
     try {
       if (!(await this.alreadyHave(artifact, manifest))) {
-        await downloadArtifact({
-          url: new URL(offer.artifactPath, this.options.hubHttpUrl).toString(),
-          expected: manifest.artifact,
-          dest: artifact,
-          headers: this.options.headers,
-          logger: this.logger,
-          ...this.options.download,
-        });
+        const download = (headers: Record<string, string> | undefined) =>
+          downloadArtifact({
+            url: new URL(offer.artifactPath, this.options.hubHttpUrl).toString(),
+            expected: manifest.artifact,
+            dest: artifact,
+            headers,
+            logger: this.logger,
+            ...this.options.download,
+          });
+        // The offer's download token spares the hub a password check; once it expired (a
+        // device offline for long) the hub answers 401 and the device credential is used.
+        if (!offer.downloadToken) await download(this.options.headers);
+        else {
+          await download({ authorization: `Bearer ${offer.downloadToken}` }).catch((err: unknown) => {
+            if (!(err instanceof ArtifactDownloadError && err.status === 401)) throw err;
+            this.logger.info('download token refused; downloading with the device credential', { offerId: offer.offerId });
+            return download(this.options.headers);
+          });
+        }
       }
       await writeFileAtomic(path.join(dir, 'signed.json'), JSON.stringify(offer.signed));
     } catch (err) {

@@ -93,6 +93,8 @@ describe('agent rollouts', () => {
     await operator.subscribeAsync('shelfsight/v1/devices/+/rollout-status', { qos: 1 });
     http = createServer((req, res) => {
       downloads.push({ path: req.url ?? '', auth: req.headers.authorization });
+      // As the hub answers a download token it no longer accepts (expired).
+      if (req.headers.authorization === 'Bearer stale-token') return void res.writeHead(401).end();
       const body = artifacts.get(req.url ?? '');
       if (!body) return void res.writeHead(404).end();
       void Promise.resolve(hold).then(() => res.writeHead(200, { 'content-length': body.length }).end(body));
@@ -140,7 +142,7 @@ describe('agent rollouts', () => {
   const offer = async (
     version: string,
     counter: number,
-    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[]; policy?: OfferPolicy } = {},
+    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[]; policy?: OfferPolicy; downloadToken?: string } = {},
   ) => {
     const categories = opts.categories ?? REVERSED;
     const artifact = standInHeadArtifact(version, categories);
@@ -160,7 +162,7 @@ describe('agent rollouts', () => {
       },
       opts.signer ?? key.privateKey,
     );
-    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString(), ...(opts.policy ? { policy: opts.policy } : {}) });
+    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString(), ...(opts.policy ? { policy: opts.policy } : {}), ...(opts.downloadToken ? { downloadToken: opts.downloadToken } : {}) });
     await operator.publishAsync(deviceTopic(deviceId(), 'model-offer'), payload, { qos: 1, retain: opts.retain ?? false });
   };
 
@@ -206,6 +208,22 @@ describe('agent rollouts', () => {
     await until('v1', 'rejected');
     expect(statuses.find((s) => s.modelVersion === 'v1' && s.state === 'rejected')).toMatchObject({ reason: 'replayed_counter', activeVersion: 'v2' });
     expect(await agent!.metrics()).toMatch(/shelf_agent_model_rejected_total\{reason="replayed_counter"\} 1/);
+  });
+
+  it("downloads with the offer's download token (Bearer), and with its credential once the hub refuses the token", async () => {
+    await start();
+    await offer('b1', 1, { downloadToken: 'fresh-token.123', policy: { shadowFrames: 0 } });
+    await until('b1', 'active');
+    await offer('b2', 2, { downloadToken: 'stale-token', policy: { shadowFrames: 0 } });
+    await until('b2', 'active');
+    const basic = `Basic ${Buffer.from(`${deviceId()}:pw`).toString('base64')}`;
+    expect(downloads).toEqual([
+      { path: '/api/artifacts/b1', auth: 'Bearer fresh-token.123' },
+      { path: '/api/artifacts/b2', auth: 'Bearer stale-token' },
+      { path: '/api/artifacts/b2', auth: basic },
+    ]);
+    expect(statesOf('b2')).toEqual(['offered', 'downloading', 'verified', 'shadowing', 'active']);
+    expect(agent!.heads.modelVersion).toBe('b2');
   });
 
   it('says in its heartbeats what it is downloading, then what it is shadowing', async () => {

@@ -6,13 +6,24 @@ import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
 import { registerBenchSamples } from './bench-samples';
 import { registerBenchRetrain } from './bench-retrain';
+import { registerBenchRollout } from './bench-rollout';
 import { registerBenchTrain } from './bench-train';
 
 /** `shelf bench <what>`: benchmarks that print numbers, the last line one JSON object. */
 export type RegisterBench = (bench: Command) => void;
 
 // One line per benchmark file (bench-*.ts); keep alphabetical.
-const BENCHES: RegisterBench[] = [registerBenchAgent, registerBenchConsole, registerBenchInfer, registerBenchIngest, registerBenchInventory, registerBenchRetrain, registerBenchSamples, registerBenchTrain];
+const BENCHES: RegisterBench[] = [
+  registerBenchAgent,
+  registerBenchConsole,
+  registerBenchInfer,
+  registerBenchIngest,
+  registerBenchInventory,
+  registerBenchRetrain,
+  registerBenchRollout,
+  registerBenchSamples,
+  registerBenchTrain,
+];
 
 export function registerBench(program: Command): void {
   const bench = program

@@ -9,6 +9,7 @@ import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import type { RequestWithPrincipal } from './actor';
 import { AuthFailureThrottle } from './auth-failure-throttle';
+import { isDownloadTokenAuthorization } from '../rollouts/download-token-format';
 import { DEVICE_CREDENTIAL_KEY, PUBLIC_KEY, REQUIRED_ROLE_KEY, roleAtLeast, SCRAPE_TOKEN_KEY, type Role } from './roles';
 
 /** Header people and tools send their API key in (or `Authorization: Bearer <key>`). */
@@ -84,8 +85,8 @@ export class AccessGuard implements CanActivate {
       throw new NoAccessRuleError();
     }
     const given = presentedKey(req);
-    if (given === undefined && /^Basic\s/i.test(req.headers.authorization ?? '') && this.reflector.getAllAndOverride<boolean>(DEVICE_CREDENTIAL_KEY, targets)) {
-      // A device with its credential: the handler verifies it (see DeviceCredential); its
+    if (isDeviceAuthorization(req) && this.reflector.getAllAndOverride<boolean>(DEVICE_CREDENTIAL_KEY, targets)) {
+      // A device with its credential or a download token: the handler verifies it (see DeviceCredential); its
       // refusals (401) count towards the address's failed authentications like refused keys.
       const address = req.ip ?? 'unknown';
       const blockedFor = this.authFailures.blockedFor(address);
@@ -133,6 +134,13 @@ export class AccessGuard implements CanActivate {
     this.denied.note(req, status, reason);
     throw new AccessRefusedError(status, message);
   }
+}
+
+/** A device's own authorization (no API key): HTTP basic with its credential, or a rollout download token. */
+function isDeviceAuthorization(req: RequestWithPrincipal): boolean {
+  if (req.headers[API_KEY_HEADER] !== undefined) return false;
+  const authorization = req.headers.authorization;
+  return /^Basic\s/i.test(authorization ?? '') || isDownloadTokenAuthorization(authorization);
 }
 
 function presentedKey(req: RequestWithPrincipal): string | undefined {

@@ -29,9 +29,9 @@ export const ScrapeToken = (): ClassDecorator & MethodDecorator => SetMetadata(S
 
 /**
  * The route also admits devices by their MQTT credential (HTTP basic auth, username = device
- * id): the guard lets a request with `Authorization: Basic` through to the handler, which
- * must verify the credential itself (rollout artifact downloads). Requests with an API key
- * are checked by role as usual.
+ * id) or a rollout download token (`Bearer sdt_…`): the guard lets such a request through to
+ * the handler, which must verify it itself (rollout artifact downloads). Requests with an API
+ * key are checked by role as usual.
  */
 export const DEVICE_CREDENTIAL_KEY = 'shelfsight:device-credential';
 export const DeviceCredential = (): ClassDecorator & MethodDecorator => SetMetadata(DEVICE_CREDENTIAL_KEY, true);

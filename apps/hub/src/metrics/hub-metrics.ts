@@ -163,7 +163,7 @@ export class HubMetrics {
   });
   readonly rolloutArtifactRefused = new Counter({
     name: 'shelfsight_rollout_artifact_refused_total',
-    help: 'artifact downloads refused, by reason (missing_credentials, unknown_device, bad_password, disabled: 401; not_targeted, role: 403)',
+    help: 'artifact downloads refused, by reason (missing_credentials, unknown_device, bad_password, disabled, bad_token, expired_token: 401; not_targeted, role: 403)',
     labelNames: ['reason'] as const,
     registers: this.registers,
   });

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { CredentialsModule } from '../credentials/credentials.module';
 import { ModelsModule } from '../models/models.module';
 import { DeviceHttpAuth } from './device-http-auth';
+import { DownloadTokens } from './download-tokens';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { RolloutsMqttController } from './rollouts-mqtt.controller';
 import { RolloutsController } from './rollouts.controller';
@@ -13,7 +14,7 @@ import { SigningKeys } from './signing-keys';
 @Module({
   imports: [ModelsModule, CredentialsModule],
   controllers: [RolloutsController, RolloutsMqttController],
-  providers: [RolloutsService, RolloutsRepository, SigningKeys, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
+  providers: [RolloutsService, RolloutsRepository, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
   exports: [RolloutsService],
 })
 export class RolloutsModule {}

@@ -18,6 +18,7 @@ import {
 } from './rollout.dto';
 import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
 import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type StageCountRow } from './rollouts.repository';
+import { DOWNLOAD_TOKEN_TTL_MS, DownloadTokens } from './download-tokens';
 import { SigningKeys } from './signing-keys';
 import { assignStages, CANDIDATE_STATES, decideStage, emptyCounts } from './stage-engine';
 
@@ -42,11 +43,14 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   private readonly log = new Logger('Rollouts');
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
+  /** The delivery pass in progress: passes run one after another (see {@link deliver}). */
+  private delivering: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repo: RolloutsRepository,
     private readonly models: ModelsRepository,
     private readonly keys: SigningKeys,
+    private readonly tokens: DownloadTokens,
     private readonly metrics: HubMetrics,
     private readonly rejections: RejectionRecorder,
     @Inject(DEVICE_LINK) private readonly link: DeviceLink,
@@ -227,7 +231,15 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   // --- delivery
 
   /** Offer the version to every device whose stage started and that has not been offered it. */
-  async deliver(): Promise<void> {
+  deliver(): Promise<void> {
+    // One pass at a time in this process: a pass started while another is publishing (a POST
+    // and the tick, say) would find the same devices not yet marked offered and offer them twice.
+    const pass = this.delivering.then(() => this.deliverPass());
+    this.delivering = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async deliverPass(): Promise<void> {
     for (;;) {
       const due = await this.repo.devicesToOffer();
       if (due.length === 0) return;
@@ -249,7 +261,10 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   /** Publish the rollout's offer to devices (retained); returns the devices it reached the broker for. */
   private async offerTo(row: RolloutRow, deviceIds: string[]): Promise<string[]> {
     const signed = await this.freshSigned(row);
-    const offeredAt = this.now().toISOString();
+    const now = this.now();
+    const offeredAt = now.toISOString();
+    // The download token lives no longer than the manifest it travels with.
+    const tokenExpiry = new Date(Math.min(now.getTime() + DOWNLOAD_TOKEN_TTL_MS, Date.parse(signed.manifest.expiresAt)));
     const sent: string[] = [];
     await Promise.all(
       deviceIds.map(async (deviceId) => {
@@ -262,6 +277,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
             artifactPath: artifactPathOf(row.model_version),
             offeredAt,
             ...(row.policy ? { policy: row.policy } : {}),
+            downloadToken: this.tokens.issue(deviceId, row.model_version, tokenExpiry),
           });
           this.metrics.rolloutOffers.inc();
           sent.push(deviceId);

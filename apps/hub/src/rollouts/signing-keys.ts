@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ConfigError } from '@shelfsight/common';
 import { keyIdOf, publicKeyBase64, signManifest, type SignedManifest, type UnsignedManifest } from '@shelfsight/contracts';
@@ -58,6 +58,15 @@ export class SigningKeys implements OnModuleInit {
 
   get keyId(): string {
     return keyIdOf(this.signingKey());
+  }
+
+  /**
+   * A 32-byte secret for `purpose` derived (HKDF-SHA256) from the signing key, so every
+   * replica holding the key derives the same one and nothing else has to be stored.
+   */
+  derivedSecret(purpose: string): Buffer {
+    const der = this.signingKey().export({ type: 'pkcs8', format: 'der' });
+    return Buffer.from(hkdfSync('sha256', der, Buffer.alloc(0), `shelfsight/${purpose}`, 32));
   }
 
   sign(fields: UnsignedManifest): SignedManifest {
