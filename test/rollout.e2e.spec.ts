@@ -201,6 +201,8 @@ run('rollout end to end: registry version to real tfjs agents on real grocery ph
       throw new Error(`${err.message}; agent output:\n${agentOutput()}`);
     });
     expect(firstPassed.devices!.find((d) => d.deviceId === canary)).toMatchObject({ state: 'active', activeVersion: v2 });
+    // The second stage's device was not offered v2 before the canary passed (it still runs v1 here).
+    expect(firstPassed.devices!.find((d) => d.deviceId === rest)!.activeVersion).not.toBe(v2);
 
     // Stage 2: the rest, then the rollout completes.
     const done = await eventually(
