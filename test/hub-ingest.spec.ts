@@ -328,9 +328,16 @@ replicas('two hub replicas on a shared subscription (postgres + mosquitto)', () 
         }),
       );
     }
-    for (const port of httpPorts) await waitForHttp(`http://127.0.0.1:${port}/health`, 90_000);
+    for (const [i, port] of httpPorts.entries()) {
+      const hub = hubs[i]!;
+      try {
+        await waitForHttp(`http://127.0.0.1:${port}/health`, 180_000, () => (hub.child.exitCode !== null ? `hub ${i} exited: ${hub.stderr().slice(-3000)}` : undefined));
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\nhub ${i} log tail:\n${hub.stderr().slice(-3000)}\n${hub.stdout().slice(-3000)}`);
+      }
+    }
     for (let i = 0; i < 4; i++) devices.push(await FakeDevice.connect(EXTERNAL_MQTT_URL, `${site}-dev-${i}`));
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     for (const d of devices) await d.close();

@@ -139,7 +139,12 @@ for (const variant of variants) {
       expect(failed.status).toBe('failed');
       expect(failed.error).toMatch(/^invalid job request: .*base/);
       // The worker goes on: the next job runs.
-      const next = await post(sut, '/training-jobs', { base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 2 } });
+      // (The test's own queue client just closed its PGlite connection; a send that finds the hub's
+      // queue reconnecting is refused with 503 "not queued", by design: ask again until it is taken.)
+      const next = await eventually(async () => {
+        const r = await post(sut, '/training-jobs', { base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 2 } });
+        return r.status === 201 ? r : undefined;
+      }, 60_000, 'next job accepted');
       expect((await until(sut, next.body.id, (j) => j.status !== 'queued' && j.status !== 'running', 'next job')).status).toBe('done');
     }, 240_000);
 
