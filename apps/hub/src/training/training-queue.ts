@@ -17,7 +17,18 @@ export async function startTrainingQueue(databaseUrl: string, opts: { supervise:
   const boss = new PgBoss({ connectionString: databaseUrl, max: opts.max ?? 2, supervise: opts.supervise, schedule: false, application_name: 'shelfsight-training' });
   boss.on('error', (err: Error) => process.stderr.write(`training queue: ${err.message}\n`));
   await boss.start();
-  await boss.createQueue(TRAINING_QUEUE, { name: TRAINING_QUEUE, retryLimit: 0, expireInHours: 12 });
+  // Replicas starting together race in pg-boss's create_queue (insert + partition DDL) and
+  // PostgreSQL may pick one as a deadlock victim (40P01): the queue then exists or the next try
+  // makes it, so try again after a short random pause instead of failing the hub's start.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await boss.createQueue(TRAINING_QUEUE, { name: TRAINING_QUEUE, retryLimit: 0, expireInHours: 12 });
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 200 * attempt));
+    }
+  }
   return boss;
 }
 
