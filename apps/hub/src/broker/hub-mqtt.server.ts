@@ -82,6 +82,8 @@ export class HubMqttServer extends ServerMqtt {
   override async close(): Promise<void> {
     const client = this.mqttClient;
     if (!client) return;
+    // No reconnect once closing: a broker stopped first must not leave a reconnect timer behind.
+    client.options.reconnectPeriod = 0;
     // Graceful (DISCONNECT) but bounded: a publish the broker never acknowledges must not hold shutdown.
     for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
     const ended = await withTimeout(client.endAsync().then(() => true, () => true), 3000);
