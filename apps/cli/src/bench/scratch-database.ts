@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { z } from 'zod';
 
 export interface ScratchDatabase {
   url: string;
@@ -25,3 +26,11 @@ export async function createScratchDatabase(serverUrl: string, prefix: string): 
     },
   };
 }
+
+/** The `--database-url` option of the benchmarks that work in a scratch database (one home). */
+export const SCRATCH_DATABASE_OPTION = {
+  env: 'DATABASE_URL',
+  flag: 'database-url',
+  description: 'PostgreSQL server (a scratch database is created and dropped)',
+  schema: z.string().default('postgresql://postgres@127.0.0.1:5432/postgres'),
+} as const;

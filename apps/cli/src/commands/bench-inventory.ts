@@ -8,19 +8,14 @@ import { z } from 'zod';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { applyMigrations } from '@shelfsight/db';
 import { loadHubConfig, startHub } from '@shelfsight/hub';
-import { createScratchDatabase } from '../bench/scratch-database';
+import { createScratchDatabase, SCRATCH_DATABASE_OPTION } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const SPEC = {
   locations: { env: 'BENCH_LOCATIONS', flag: 'locations', description: 'locations with a current state', schema: z.coerce.number().int().min(1).default(10_000) },
   detections: { env: 'BENCH_DETECTIONS', flag: 'detections', description: 'raw detections stored', schema: z.coerce.number().int().min(1).default(10_000_000) },
   requests: { env: 'BENCH_REQUESTS', flag: 'requests', description: 'timed requests per query', schema: cfg.int(300, 1) },
-  databaseUrl: {
-    env: 'DATABASE_URL',
-    flag: 'database-url',
-    description: 'PostgreSQL server (a scratch database is created and dropped)',
-    schema: z.string().default('postgresql://postgres@127.0.0.1:5432/postgres'),
-  },
+  databaseUrl: SCRATCH_DATABASE_OPTION,
 } as const;
 
 const CATEGORIES = ['milk', 'juice', 'yoghurt', 'apples', 'bananas', 'oranges', 'pears', 'tomatoes', 'peppers', 'melons'];

@@ -16,7 +16,7 @@ import { applyMigrations } from '@shelfsight/db';
 import { BLOB_STORE, loadHubConfig, PrismaService, startHub, type BlobStore, type HubHandle } from '@shelfsight/hub';
 import { DatabaseBackendsCpu, machineInfo, ownCpuSeconds, processCpuSeconds } from '../bench/cpu';
 import { spawnShelf, type ShelfProcess } from '../bench/processes';
-import { createScratchDatabase } from '../bench/scratch-database';
+import { createScratchDatabase, SCRATCH_DATABASE_OPTION } from '../bench/scratch-database';
 import { issueDeviceCredential } from '../hub-client';
 import { addConfigOptions, flagsFrom, onShutdown } from '../options';
 
@@ -31,12 +31,7 @@ const SPEC = {
   },
   rate: { env: 'BENCH_RATE', flag: 'rate', description: 'synthetic frames per second per agent (with --shadow-frames > 0)', schema: z.coerce.number().positive().default(5) },
   timeoutS: { env: 'BENCH_TIMEOUT_S', flag: 'timeout-s', description: 'give up waiting for the rollout after this long', schema: cfg.int(300, 1) },
-  databaseUrl: {
-    env: 'DATABASE_URL',
-    flag: 'database-url',
-    description: 'PostgreSQL server (a scratch database is created and dropped)',
-    schema: z.string().default('postgresql://postgres@127.0.0.1:5432/postgres'),
-  },
+  databaseUrl: SCRATCH_DATABASE_OPTION,
 } as const;
 
 /** What the parent hands each child process (a JSON file). */

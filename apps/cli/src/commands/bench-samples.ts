@@ -6,13 +6,12 @@ import type { Command } from 'commander';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { Client } from 'pg';
 import sharp from 'sharp';
-import { z } from 'zod';
 import { cfg, createProgress, loadConfig } from '@shelfsight/common';
 import { deviceTopic, encodeBottleneck, SCHEMA_VERSION, type Sample } from '@shelfsight/contracts';
 import { applyMigrations } from '@shelfsight/db';
 import { loadHubConfig, SimilarIndex, startHub } from '@shelfsight/hub';
 import { spawnShelf } from '../bench/processes';
-import { createScratchDatabase } from '../bench/scratch-database';
+import { createScratchDatabase, SCRATCH_DATABASE_OPTION } from '../bench/scratch-database';
 import { addConfigOptions, flagsFrom } from '../options';
 
 const SPEC = {
@@ -22,12 +21,7 @@ const SPEC = {
   agents: { env: 'BENCH_AGENTS', flag: 'agents', description: 'simulated devices streaming detections meanwhile', schema: cfg.int(20, 1) },
   detections: { env: 'BENCH_DETECTIONS', flag: 'detections', description: 'detections the simulated fleet sends', schema: cfg.int(100_000, 1) },
   requests: { env: 'BENCH_REQUESTS', flag: 'requests', description: 'timed requests per query', schema: cfg.int(300, 1) },
-  databaseUrl: {
-    env: 'DATABASE_URL',
-    flag: 'database-url',
-    description: 'PostgreSQL server (a scratch database is created and dropped)',
-    schema: z.string().default('postgresql://postgres@127.0.0.1:5432/postgres'),
-  },
+  databaseUrl: SCRATCH_DATABASE_OPTION,
 } as const;
 
 const BACKBONE = 'bench-backbone';
