@@ -59,12 +59,14 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.spec.ts', ...integrationInSources.map((f) => `<rootDir>/${f}`)],
       testPathIgnorePatterns: [...shared.testPathIgnorePatterns, '\\.e2e\\.spec\\.ts$'],
       globalSetup: '<rootDir>/test/global-setup.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/mqtt-leak-guard.ts'],
     },
     {
       ...shared,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/**/*.e2e.spec.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/mqtt-leak-guard.ts'],
     },
   ],
 };
