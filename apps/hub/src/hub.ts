@@ -154,6 +154,9 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     app.enableShutdownHooks();
     limits?.attach((reason) => metrics.mqttRefused.inc({ reason }));
     cleanups.push(() => app.close());
+    // Runs first (cleanups run in reverse): no more device messages, and the MQTT client gone
+    // before the broker stops, even when a shutdown hook makes app.close() outlast its 10 s.
+    cleanups.push(() => server.close());
     SwaggerModule.setup('docs', app, openApiDocumentOf(app));
     app.connectMicroservice({ strategy: server }, { inheritAppConfig: true });
     await app.startAllMicroservices();

@@ -78,8 +78,18 @@ export class HubMqttServer extends ServerMqtt {
     });
   }
 
-  /** Disconnect cleanly (and wait for it), so a broker stopping next sees no torn connection. */
-  override async close(): Promise<void> {
+  private closing?: Promise<void>;
+
+  /**
+   * Disconnect cleanly (and wait for it), so a broker stopping next sees no torn connection.
+   * Idempotent: the hub closes its MQTT intake first, and Nest closes it again on app.close().
+   */
+  override close(): Promise<void> {
+    this.closing ??= this.disconnect();
+    return this.closing;
+  }
+
+  private async disconnect(): Promise<void> {
     const client = this.mqttClient;
     if (!client) return;
     // No reconnect once closing: a broker stopped first must not leave a reconnect timer behind.
