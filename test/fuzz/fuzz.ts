@@ -54,6 +54,15 @@ const CHANNELS: DeviceChannel[] = ['birth', 'death', 'heartbeat', 'detections', 
 const t0 = Date.now();
 const log = (msg: string) => process.stderr.write(`[fuzz +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** `p`, or an error naming what was awaited after `ms`: the harness reports a stuck step, it never hangs on one. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`stuck for ${ms} ms: ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 // ---------------------------------------------------------------- payload generators
 
@@ -281,7 +290,10 @@ async function main(): Promise<void> {
     // Oversized packets, bad topics: refused by the broker's limits (the connection closes).
     for (let i = 0; i < 10; i++) {
       const socket = netConnect({ host: '127.0.0.1', port: mqttPort });
-      await new Promise<void>((r) => socket.once('connect', () => r()));
+      // Listening for the end before anything else: a connection the broker drops at once still ends the wait.
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.on('error', () => undefined);
+      await within(Promise.race([new Promise<void>((r) => socket.once('connect', () => r())), closed]), 10_000, `oversized packet ${i + 1}: TCP connect`);
       const connectPacket = Buffer.from([0x10, 0x12, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x1e, 0x00, 0x06, ...Buffer.from(`big-${i}0`)]);
       socket.write(connectPacket);
       const topic = deviceTopic(`big-${i}0`, 'detections');
@@ -294,17 +306,16 @@ async function main(): Promise<void> {
         if (n > 0) b |= 0x80;
         varint.push(b);
       } while (n > 0);
-      const closed = new Promise<void>((r) => socket.once('close', () => r()));
-      socket.on('error', () => undefined);
       socket.write(Buffer.concat([Buffer.from([0x30, ...varint, topic.length >> 8, topic.length & 0xff]), Buffer.from(topic), Buffer.alloc(MAX_PACKET * 4)]));
-      await closed;
+      await within(closed, 10_000, `oversized packet ${i + 1}: the broker closing the connection`);
       limitCases += 1;
     }
     for (const topic of [`${deviceTopic('fz-deep', 'detections')}/a/b/c/d/e/f`, `shelfsight/v1/devices/${'x'.repeat(400)}/detections`]) {
-      const c = await connectAsync(mqttUrl, { clientId: `fz-topic-${limitCases}`, reconnectPeriod: 0 });
+      // allowRetries false: a connection closed before its CONNACK rejects instead of waiting forever.
+      const c = await within(connectAsync(mqttUrl, { clientId: `fz-topic-${limitCases}`, reconnectPeriod: 0 }, false), 10_000, `topic case ${topic.slice(0, 60)}: connect`);
       const gone = new Promise<void>((r) => c.once('close', () => r()));
       c.publish(topic, '{}', { qos: 1 });
-      await gone;
+      await within(gone, 10_000, `topic case ${topic.slice(0, 60)}: the broker closing the connection`);
       await c.endAsync(true);
       limitCases += 1;
     }
@@ -417,6 +428,9 @@ async function main(): Promise<void> {
       failures.push(`hub not healthy at the end (health ${health}, exited ${hubDied})`);
     }
     result.hub_peak_rss_mb = processMemoryMb(hub.child.pid, 'VmHWM') ?? 0;
+  } catch (err) {
+    log(`harness stopped: ${(err as Error).message}; the hub's log ends:\n${hub.stderr().slice(-4000)}`);
+    throw err;
   } finally {
     await hub.stop();
     rmSync(work, { recursive: true, force: true });

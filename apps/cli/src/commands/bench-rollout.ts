@@ -16,6 +16,7 @@ import { applyMigrations } from '@shelfsight/db';
 import { BLOB_STORE, loadHubConfig, PrismaService, startHub, type BlobStore, type HubHandle } from '@shelfsight/hub';
 import { DatabaseBackendsCpu, machineInfo, ownCpuSeconds, processCpuSeconds } from '../bench/cpu';
 import { spawnShelf, type ShelfProcess } from '../bench/processes';
+import { WindowProfile } from '../bench/profile';
 import { createScratchDatabase, SCRATCH_DATABASE_OPTION } from '../bench/scratch-database';
 import { issueDeviceCredential } from '../hub-client';
 import { addConfigOptions, flagsFrom, onShutdown } from '../options';
@@ -32,6 +33,7 @@ const SPEC = {
   rate: { env: 'BENCH_RATE', flag: 'rate', description: 'synthetic frames per second per agent (with --shadow-frames > 0)', schema: z.coerce.number().positive().default(5) },
   timeoutS: { env: 'BENCH_TIMEOUT_S', flag: 'timeout-s', description: 'give up waiting for the rollout after this long', schema: cfg.int(300, 1) },
   databaseUrl: SCRATCH_DATABASE_OPTION,
+  profile: { env: 'BENCH_PROFILE', flag: 'profile', description: 'write a CPU profile of the hub process over the timed window to this file (.cpuprofile)', schema: z.string().optional() },
 } as const;
 
 /** What the parent hands each child process (a JSON file). */
@@ -195,6 +197,8 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
     // 5. The rollout, timed from the POST until every device is active (or failed).
     const dbCpu = new DatabaseBackendsCpu(sql, scratch.url);
     await dbCpu.start();
+    const profile = new WindowProfile(c.profile);
+    await profile.start();
     const cpu0 = { hub: ownCpuSeconds(), fleet: children.map((ch) => processCpuSeconds(ch.child.pid) ?? 0) };
     const t0 = performance.now();
     const res = await fetch(`${h.httpUrl}/rollouts`, withKey({
@@ -217,6 +221,8 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
     }, c.timeoutS * 1000, 'the rollout to finish', 100).catch((err: unknown) => process.stderr.write(`\nbench rollout: ${(err as Error).message}\n`));
     const seconds = (performance.now() - t0) / 1000;
     process.stderr.write('\n');
+    const profiled = await profile.stop();
+    if (profiled) process.stderr.write(`bench rollout: CPU profile of the window in ${profiled}\n`);
     await dbCpu.sample();
     const cpu = {
       hub: ownCpuSeconds() - cpu0.hub,
