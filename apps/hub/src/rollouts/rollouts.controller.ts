@@ -81,7 +81,7 @@ export class RolloutsController {
       return;
     }
     const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
-    const stream = await this.artifacts.open(a.sha256, range);
+    const stream = await this.artifacts.open(a.sha256, a.bytes, range);
     if (range) {
       res.status(206);
       res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${a.bytes}`);

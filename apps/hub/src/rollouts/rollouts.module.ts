@@ -7,6 +7,7 @@ import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { RolloutsMqttController } from './rollouts-mqtt.controller';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsRepository } from './rollouts.repository';
+import { RolloutStatusWriter } from './rollout-status-writer';
 import { ROLLOUT_CLOCK, RolloutsService } from './rollouts.service';
 import { SigningKeys } from './signing-keys';
 
@@ -14,7 +15,7 @@ import { SigningKeys } from './signing-keys';
 @Module({
   imports: [ModelsModule, CredentialsModule],
   controllers: [RolloutsController, RolloutsMqttController],
-  providers: [RolloutsService, RolloutsRepository, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
+  providers: [RolloutsService, RolloutsRepository, RolloutStatusWriter, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
   exports: [RolloutsService],
 })
 export class RolloutsModule {}

@@ -236,44 +236,62 @@ export class RolloutsRepository {
   }
 
   /**
-   * Record a device's status for its offer; false when the hub made no such offer to it.
-   * Statuses may be handled out of order (handlers run concurrently): an older one never
-   * overwrites a newer, and of two with the same time the later step wins.
+   * Record devices' statuses for their offers, many in one statement; for each status, whether
+   * the hub made that offer to that device (false: nothing recorded). Statuses may arrive out of
+   * order (handlers run concurrently, batches overlap): an older one never overwrites a newer,
+   * and of two with the same time the later step wins. Also sets each device's running version
+   * (from its newest status here).
    */
-  async recordStatus(s: RolloutStatus): Promise<boolean> {
-    const at = new Date(s.at);
-    const order = ['pending', 'offered', 'downloading', 'verified', 'shadowing', 'active', 'rejected', 'rolled_back'];
-    const newer = Prisma.sql`(d.status_at IS NULL OR d.status_at < ${at}
-      OR (d.status_at = ${at} AND array_position(${order}::text[], ${s.state}::text) >= array_position(${order}::text[], d.state)))`;
-    const rows = await this.db.$queryRaw<Array<{ ok: number }>>`
-      UPDATE rollout_devices d SET
-        state = CASE WHEN ${newer} THEN ${s.state} ELSE d.state END,
-        reason = CASE WHEN ${newer} THEN ${s.reason ?? null} ELSE d.reason END,
-        detail = CASE WHEN ${newer} THEN ${s.detail ?? null} ELSE d.detail END,
-        active_version = CASE WHEN ${newer} THEN ${s.activeVersion} ELSE d.active_version END,
-        previous_version = COALESCE(d.previous_version, CASE WHEN ${s.activeVersion} <> r.model_version THEN ${s.activeVersion} END),
-        shadow = COALESCE(${s.shadow ? JSON.stringify(s.shadow) : null}::jsonb, d.shadow),
-        health = COALESCE(${s.health ? JSON.stringify(s.health) : null}::jsonb, d.health),
-        offered_at = COALESCE(d.offered_at, ${at}),
-        status_at = GREATEST(COALESCE(d.status_at, ${at}), ${at}),
-        updated_at = now()
-      FROM rollouts r
-      WHERE r.id = d.rollout_id AND d.rollout_id = ${s.offerId} AND d.device_id = ${s.deviceId} AND r.model_version = ${s.modelVersion}
-      RETURNING 1 AS ok`;
-    return rows.length > 0;
+  async recordStatuses(statuses: readonly RolloutStatus[]): Promise<boolean[]> {
+    const merged = mergeStatuses(statuses);
+    const col = <T>(f: (m: MergedStatus) => T) => merged.map(f);
+    const rows = await this.db.$queryRaw<Array<{ rollout_id: string; device_id: string; model_version: string }>>`
+      WITH s AS (
+        SELECT * FROM unnest(
+          ${col((m) => m.offerId)}::text[], ${col((m) => m.deviceId)}::text[], ${col((m) => m.modelVersion)}::text[],
+          ${col((m) => m.state)}::text[], ${col((m) => m.reason)}::text[], ${col((m) => m.detail)}::text[],
+          ${col((m) => m.activeVersion)}::text[], ${col((m) => m.previousVersion)}::text[],
+          ${col((m) => m.shadow)}::text[], ${col((m) => m.health)}::text[],
+          ${col((m) => m.firstAt)}::text[], ${col((m) => m.lastAt)}::text[])
+          AS s(offer_id, device_id, model_version, state, reason, detail, active_version, previous_version, shadow, health, first_at, last_at)
+      ), upd AS (
+        UPDATE rollout_devices d SET
+          state = CASE WHEN ${NEWER} THEN s.state ELSE d.state END,
+          reason = CASE WHEN ${NEWER} THEN s.reason ELSE d.reason END,
+          detail = CASE WHEN ${NEWER} THEN s.detail ELSE d.detail END,
+          active_version = CASE WHEN ${NEWER} THEN s.active_version ELSE d.active_version END,
+          previous_version = COALESCE(d.previous_version, s.previous_version),
+          shadow = COALESCE(s.shadow::jsonb, d.shadow),
+          health = COALESCE(s.health::jsonb, d.health),
+          offered_at = COALESCE(d.offered_at, s.first_at::timestamptz),
+          status_at = GREATEST(COALESCE(d.status_at, s.last_at::timestamptz), s.last_at::timestamptz),
+          updated_at = now()
+        FROM s JOIN rollouts r ON r.id = s.offer_id AND r.model_version = s.model_version
+        WHERE d.rollout_id = s.offer_id AND d.device_id = s.device_id
+        RETURNING d.rollout_id, d.device_id, r.model_version
+      ), dev AS (
+        UPDATE devices x SET model_version = v.active_version
+        FROM (SELECT DISTINCT ON (device_id) device_id, active_version FROM s ORDER BY device_id, last_at::timestamptz DESC) v
+        WHERE x.id = v.device_id AND x.model_version IS DISTINCT FROM v.active_version
+      )
+      SELECT rollout_id, device_id, model_version FROM upd`;
+    const known = new Set(rows.map((r) => statusKey(r.rollout_id, r.device_id, r.model_version)));
+    return statuses.map((st) => known.has(statusKey(st.offerId, st.deviceId, st.modelVersion)));
   }
 
-  async setDeviceModelVersion(deviceId: string, version: string): Promise<void> {
-    await this.db.$executeRaw`UPDATE devices SET model_version = ${version} WHERE id = ${deviceId} AND model_version IS DISTINCT FROM ${version}`;
-  }
-
-  /** May this device read this version's artifact: it is in an unfinished rollout of it whose stage reached it. */
-  async deviceMayRead(deviceId: string, modelVersion: string): Promise<boolean> {
-    const rows = await this.db.$queryRaw<Array<{ ok: number }>>`
-      SELECT 1 AS ok FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
-      WHERE d.device_id = ${deviceId} AND d.open AND r.state IN ('running', 'paused') AND r.model_version = ${modelVersion} AND d.stage <= r.current_stage
-      LIMIT 1`;
-    return rows.length > 0;
+  /**
+   * What an artifact download needs to know of a device, in one query: its credential
+   * (provisioned and enabled?) and whether an unfinished rollout of the version reached it.
+   */
+  async artifactAccess(deviceId: string, modelVersion: string): Promise<{ credential: 'enabled' | 'disabled' | 'none'; targeted: boolean }> {
+    const rows = await this.db.$queryRaw<Array<{ credential: 'enabled' | 'disabled' | null; targeted: boolean }>>`
+      SELECT (SELECT CASE WHEN c.disabled THEN 'disabled' ELSE 'enabled' END FROM device_credentials c WHERE c.device_id = ${deviceId}) AS credential,
+        EXISTS (
+          SELECT 1 FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
+          WHERE d.device_id = ${deviceId} AND d.open AND r.state IN ('running', 'paused') AND r.model_version = ${modelVersion} AND d.stage <= r.current_stage
+        ) AS targeted`;
+    const row = rows[0];
+    return { credential: row?.credential ?? 'none', targeted: row?.targeted === true };
   }
 
   /** Run `fn` with the stage engine's lock, in one transaction; undefined when another replica holds the lock. */
@@ -287,6 +305,68 @@ export class RolloutsRepository {
       { timeout: 30_000, maxWait: 30_000 },
     );
   }
+}
+
+/** The steps of a device's rollout, in order: of two statuses at the same time, the later step wins. */
+const STEP_ORDER = ['pending', 'offered', 'downloading', 'verified', 'shadowing', 'active', 'rejected', 'rolled_back'];
+/** A batch's status (`s`, merged per device and offer) is newer than what the row holds (`d`). */
+const NEWER = Prisma.sql`(d.status_at IS NULL OR d.status_at < s.last_at::timestamptz
+  OR (d.status_at = s.last_at::timestamptz AND array_position(${STEP_ORDER}::text[], s.state) >= array_position(${STEP_ORDER}::text[], d.state)))`;
+
+/** One device's statuses for one offer in a batch, as one row: the newest step, the earliest and latest times. */
+interface MergedStatus {
+  offerId: string;
+  deviceId: string;
+  modelVersion: string;
+  state: string;
+  reason: string | null;
+  detail: string | null;
+  activeVersion: string;
+  /** The version the device ran before the offer: its first status that names another active version. */
+  previousVersion: string | null;
+  shadow: string | null;
+  health: string | null;
+  firstAt: string;
+  lastAt: string;
+}
+
+const statusKey = (offerId: string, deviceId: string, modelVersion: string) => JSON.stringify([offerId, deviceId, modelVersion]);
+
+/** Fold a batch's statuses per (offer, device, version), as applying them one by one in time order would. */
+export function mergeStatuses(statuses: readonly RolloutStatus[]): MergedStatus[] {
+  const rank = (s: RolloutStatus): [number, number] => [Date.parse(s.at), STEP_ORDER.indexOf(s.state)];
+  const before = (a: RolloutStatus, b: RolloutStatus) => {
+    const [ta, sa] = rank(a);
+    const [tb, sb] = rank(b);
+    return ta < tb || (ta === tb && sa < sb);
+  };
+  const groups = new Map<string, RolloutStatus[]>();
+  for (const s of statuses) {
+    const k = statusKey(s.offerId, s.deviceId, s.modelVersion);
+    groups.set(k, [...(groups.get(k) ?? []), s]);
+  }
+  return [...groups.values()].map((group) => {
+    const ordered = [...group].sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    const first = ordered[0]!;
+    const newest = ordered[ordered.length - 1]!;
+    const lastWith = <T>(f: (s: RolloutStatus) => T | undefined) => ordered.map(f).filter((v) => v !== undefined).pop();
+    const shadow = lastWith((s) => s.shadow);
+    const health = lastWith((s) => s.health);
+    return {
+      offerId: newest.offerId,
+      deviceId: newest.deviceId,
+      modelVersion: newest.modelVersion,
+      state: newest.state,
+      reason: newest.reason ?? null,
+      detail: newest.detail ?? null,
+      activeVersion: newest.activeVersion,
+      previousVersion: ordered.find((s) => s.activeVersion !== s.modelVersion)?.activeVersion ?? null,
+      shadow: shadow ? JSON.stringify(shadow) : null,
+      health: health ? JSON.stringify(health) : null,
+      firstAt: new Date(first.at).toISOString(),
+      lastAt: new Date(newest.at).toISOString(),
+    };
+  });
 }
 
 async function findHolder(db: Db, ids: string[]): Promise<{ rolloutId: string; deviceId: string } | undefined> {

@@ -18,6 +18,7 @@ import {
 } from './rollout.dto';
 import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
 import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type StageCountRow } from './rollouts.repository';
+import { RolloutStatusWriter } from './rollout-status-writer';
 import { DOWNLOAD_TOKEN_TTL_MS, DownloadTokens } from './download-tokens';
 import { SigningKeys } from './signing-keys';
 import { assignStages, CANDIDATE_STATES, decideStage, emptyCounts } from './stage-engine';
@@ -57,6 +58,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(ROLLOUT_CLOCK) private readonly now: RolloutClock,
     private readonly events: EventBus,
+    private readonly statuses: RolloutStatusWriter,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -166,9 +168,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     if (!parsed.ok) return this.rejections.record('rollout-status', parsed.reason, topicDeviceId, parsed.message);
     const s = parsed.value;
     if (s.deviceId !== topicDeviceId) return this.rejections.record('rollout-status', 'device_mismatch', topicDeviceId, `payload names device ${s.deviceId}`);
-    const known = await this.repo.recordStatus(s);
+    const known = await this.statuses.record(s);
     this.metrics.rolloutStatuses.inc({ state: known ? s.state : 'unknown' });
-    await this.repo.setDeviceModelVersion(s.deviceId, s.activeVersion);
     if (!known) return;
     this.changed(s.offerId);
     if (s.state === 'rejected' || s.state === 'rolled_back') {

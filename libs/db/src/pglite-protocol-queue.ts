@@ -1,0 +1,112 @@
+import type { PGlite } from '@electric-sql/pglite';
+
+interface Queued {
+  handlerId: number;
+  message: Uint8Array;
+  onData: (data: Uint8Array) => void;
+  resolve: (bytes: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** PostgreSQL protocol 3.0, the version field of a StartupMessage. */
+const PROTOCOL_3 = 196_608;
+const SYNC = 0x53; // 'S'
+const QUERY = 0x51; // 'Q'
+const TERMINATE = 0x58; // 'X'
+
+/**
+ * The queue in front of PGlite's one backend for pglite-socket's connections, keeping each
+ * connection's protocol exchange whole.
+ *
+ * pglite-socket's own queue runs the connections' messages one by one and keeps a connection
+ * to itself only inside a transaction. The extended query protocol is several messages
+ * (Parse, Bind, Describe, Execute, then Sync) sharing the unnamed statement and portal, so
+ * when a large message arrives in two TCP reads, another connection's Parse can run between
+ * this one's Parse and Bind: then a query binds to someone else's statement and fails or
+ * returns the wrong rows (electric-sql/pglite issue 1046; found here as a hub that could not
+ * find a training job it had just created). Here a connection that started an exchange
+ * holds the backend until its Sync (or simple Query) is done and no transaction is open.
+ * An error in one message rejects that message only; the queue goes on.
+ */
+export class PgliteProtocolQueue {
+  private queue: Queued[] = [];
+  private processing = false;
+  /** The connection whose exchange or transaction is open: only its messages run until it ends. */
+  private owner: number | null = null;
+
+  constructor(private readonly db: PGlite) {}
+
+  enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ handlerId, message, onData, resolve, reject });
+      void this.processQueue();
+    });
+  }
+
+  getQueueLength(): number {
+    return this.queue.length;
+  }
+
+  clearQueueForHandler(handlerId: number): void {
+    this.queue = this.queue.filter((q) => {
+      if (q.handlerId !== handlerId) return true;
+      q.reject(new Error('Handler disconnected'));
+      return false;
+    });
+  }
+
+  /** A connection went: roll back what it left open, and let the others run. */
+  async clearTransactionIfNeeded(handlerId: number): Promise<void> {
+    if (this.owner !== handlerId) return;
+    this.owner = null;
+    if (this.db.isInTransaction()) await this.db.exec('ROLLBACK');
+    await this.processQueue();
+  }
+
+  private async processQueue(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      for (;;) {
+        const index = this.owner === null ? 0 : this.queue.findIndex((q) => q.handlerId === this.owner);
+        if (index < 0 || this.queue.length === 0) return; // the owner's next message has not arrived yet
+        const [item] = this.queue.splice(index, 1);
+        let bytes = 0;
+        try {
+          await this.db.runExclusive(() =>
+            this.db.execProtocolRawStream(item!.message, {
+              onRawData: (data: Uint8Array) => {
+                bytes += data.length;
+                item!.onData(data);
+              },
+            }),
+          );
+          item!.resolve(bytes);
+        } catch (err) {
+          item!.reject(err as Error);
+        }
+        this.owner = this.ownerAfter(item!);
+        // A connection that says goodbye inside its transaction (the only one open: it owned the backend) leaves nothing open.
+        if (isTerminate(item!.message) && this.db.isInTransaction()) await this.db.exec('ROLLBACK').catch(() => undefined);
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private ownerAfter(item: Queued): number | null {
+    const m = item.message;
+    const view = new DataView(m.buffer, m.byteOffset, m.byteLength);
+    // A StartupMessage has no type byte: its length, then the protocol version.
+    const startup = m.length >= 8 && view.getInt32(0) === m.length && view.getInt32(4) === PROTOCOL_3;
+    if (startup) return this.owner;
+    const type = m[0];
+    if (isTerminate(m)) return null;
+    if (type === SYNC || type === QUERY) return this.db.isInTransaction() ? item.handlerId : null;
+    return item.handlerId; // Parse, Bind, Describe, Execute, Close, Flush…: the exchange goes on
+  }
+}
+
+function isTerminate(m: Uint8Array): boolean {
+  return m.length === 5 && m[0] === TERMINATE;
+}
