@@ -20,7 +20,7 @@ import {
 } from '@shelfsight/contracts';
 import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
 import { spawnShelf } from '@shelfsight/cli';
-import { BLOB_STORE, PrismaService, type BlobStore } from '@shelfsight/hub';
+import { BLOB_STORE, PrismaService, RolloutsService, type BlobStore } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
@@ -462,6 +462,29 @@ for (const variant of variants) {
       expect(again.code).not.toBe(0);
       expect(again.err).toMatch(/HTTP 409 rollout .* is aborted: cannot resume/);
       expect((await shelf('create', '--model-version', version, '--stages', '100')).err).toMatch(/exactly one target/);
+    });
+
+    it('offers each device once when the POST and the stage engine deliver at the same time', async () => {
+      const { version } = await seedVersion();
+      const ids = Array.from({ length: 30 }, () => newId('dev'));
+      for (const id of ids) await provision(id); // never connect: the offers stay retained
+      const rollouts = sut.hub.app.get(RolloutsService);
+      // The engine ticks every 100 ms here; more passes while the POST delivers.
+      let racing = true;
+      const racer = (async () => {
+        while (racing) {
+          await Promise.all([rollouts.tick(), rollouts.tick()]);
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      const created = await post('/rollouts', { modelVersion: version, target: { deviceIds: ids }, stages: [{ percent: 100 }] });
+      expect(created.status).toBe(201);
+      await new Promise((r) => setTimeout(r, 500));
+      racing = false;
+      await racer;
+      await eventually(async () => (ids.every((id) => (offers.get(id) ?? []).length > 0) ? true : undefined), 10_000, 'every offer seen');
+      expect(ids.map((id) => (offers.get(id) ?? []).filter((o) => o?.offerId === created.body.id).length)).toEqual(ids.map(() => 1));
+      expect((await post(`/rollouts/${created.body.id}/abort`)).status).toBe(200);
     });
 
     it('counts malformed rollout statuses and keeps going', async () => {

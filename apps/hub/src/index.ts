@@ -6,6 +6,7 @@ export { RetentionService } from './retention/retention.service';
 export { createModelRegistry, ModelsService, type RegisterModelInput, type RegisterModelResult, type ModelLineageInput } from './models/models.service';
 export { BLOB_STORE, FileBlobStore, type BlobStore } from './blobs/blob-store';
 export { PrismaService } from './prisma/prisma.service';
+export { RolloutsService } from './rollouts/rollouts.service';
 export { SampleWriter } from './samples/sample-writer';
 export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
