@@ -33,7 +33,7 @@ const SPEC = {
   rate: { env: 'BENCH_RATE', flag: 'rate', description: 'synthetic frames per second per agent (with --shadow-frames > 0)', schema: z.coerce.number().positive().default(5) },
   timeoutS: { env: 'BENCH_TIMEOUT_S', flag: 'timeout-s', description: 'give up waiting for the rollout after this long', schema: cfg.int(300, 1) },
   databaseUrl: SCRATCH_DATABASE_OPTION,
-  profile: { env: 'BENCH_PROFILE', flag: 'profile', description: 'write a CPU profile of the hub process over the timed window to this file (.cpuprofile)', schema: z.string().optional() },
+  profile: { env: 'BENCH_PROFILE', flag: 'profile', description: 'write a CPU profile of the hub process over the timed window to this file (.cpuprofile), and one per fleet process beside it (FILE.fleet-N.cpuprofile, from its agents\u2019 start)', schema: z.string().optional() },
 } as const;
 
 /** What the parent hands each child process (a JSON file). */
@@ -47,6 +47,8 @@ const FleetPlanSchema = z.object({
   passwords: z.record(z.string(), z.string()),
   rate: z.number().positive(),
   frames: z.boolean(),
+  /** Write a CPU profile of this child from its agents' start until SIGTERM here. */
+  profile: z.string().optional(),
 });
 type FleetPlan = z.infer<typeof FleetPlanSchema>;
 
@@ -148,6 +150,7 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
         passwords: Object.fromEntries(deviceIds.filter((id) => id.startsWith(share.prefix)).map((id) => [id, passwords.get(id)!])),
         rate: c.rate,
         frames: c.shadowFrames > 0,
+        ...(c.profile ? { profile: `${c.profile}.fleet-${p + 1}.cpuprofile` } : {}),
       };
       const planFile = join(work, `plan-${p + 1}.json`);
       writeFileSync(planFile, JSON.stringify(plan));
@@ -312,7 +315,12 @@ async function runFleet(plan: FleetPlan): Promise<void> {
     agent: { trustedKeys: plan.trustedKeys, hubHttpUrl: plan.hubHttpUrl, heartbeatMs: 60_000, shutdownFlushMs: 500 },
     logger,
   });
-  await onShutdown(() => fleet.stop());
+  const profile = new WindowProfile(plan.profile);
+  await profile.start();
+  await onShutdown(async () => {
+    await profile.stop();
+    await fleet.stop();
+  });
 }
 
 /** Size of an MQTT 3.1.1 PUBLISH packet carrying `payload` on `topic` (what the agents' link speaks). */
