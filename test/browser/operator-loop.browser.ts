@@ -8,10 +8,11 @@ import { frameIdOf } from '@shelfsight/agent';
 import { launchChromium, SHELF_BIN } from '@shelfsight/cli';
 import { silentLogger } from '@shelfsight/common';
 import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
-import { readCsv, TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
+import { TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
-import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
+import { grocerySplits, type GroceryRow as Row } from '../support/grocery';
+import { hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 import { rollOutInTwoStages, rolloutAgentArgs } from './rollout-steps';
 
 /**
@@ -30,10 +31,6 @@ import { rollOutInTwoStages, rolloutAgentArgs } from './rollout-steps';
 const SCREENSHOTS = join(__dirname, '..', '..', 'docs', 'screenshots');
 const run = hasShared() ? describe : describe.skip;
 
-interface Row {
-  image: string;
-  label: string;
-}
 interface SampleJson {
   id: string;
   frameId: string;
@@ -77,14 +74,8 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     // Grocery CSVs (image,label), coarse labels; four categories with the most photos.
-    await promisify(execFile)(process.execPath, [SHELF_BIN, 'dataset', 'grocery-store', '--root', GROCERY_DIR, '--out', join(work, 'grocery')]);
-    const read = async (f: string): Promise<Row[]> => (await readCsv(join(work, 'grocery', f))).rows.map((r) => ({ image: r[0] as string, label: r[1] as string }));
-    const train = await read('train.csv');
-    const val = await read('val.csv');
-    const byLabel = (rows: Row[], l: string) => rows.filter((r) => r.label === l);
-    const counts = [...new Set(train.map((r) => r.label))].map((l) => ({ l, n: byLabel(train, l).length, v: byLabel(val, l).length })).filter((c) => c.v >= 6);
-    counts.sort((a, b) => b.n - a.n || a.l.localeCompare(b.l));
-    const [known1, known2, weak1, weak2] = counts.slice(0, 4).map((c) => c.l) as [string, string, string, string];
+    const { train, val, byLabel, largest } = await grocerySplits(work);
+    const [known1, known2, weak1, weak2] = largest(6).slice(0, 4) as [string, string, string, string];
     weak = [weak1, weak2];
     const csv = (rows: Row[], name: string) => {
       const p = join(work, name);
