@@ -24,7 +24,7 @@ const shared = {
 };
 
 /** What makes a spec in the sources an integration test: an MQTT broker, a (fake) hub, a database or a child process. */
-const SERVICE_USE = /\b(TestBroker|FakeHub|startHub|createTestDatabase|startEmbeddedPostgres)\b|['"]node:child_process['"]/;
+const SERVICE_USE = /\b(TestBroker|FakeHub|startRolloutRig|startHub|createTestDatabase|startEmbeddedPostgres)\b|['"]node:child_process['"]/;
 /** `apps/agent/src/agent.spec.ts`, … (paths relative to the repository). */
 const sourceSpecs = ['apps', 'libs'].flatMap((top) =>
   readdirSync(join(__dirname, top), { withFileTypes: true })

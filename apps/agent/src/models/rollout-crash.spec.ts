@@ -1,21 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import {
   ModelCommandSchema,
   ModelOfferSchema,
-  RolloutStatusSchema,
   SCHEMA_VERSION,
   deviceTopic,
   encodePayload,
   keyIdOf,
   labelsHash,
-  parsePayload,
   publicKeyBase64,
   signManifest,
   type RolloutStatus,
@@ -23,7 +19,8 @@ import {
 import { STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, standInHeadArtifact } from '../classify/stand-in-classifier';
 import { FakeHub, waitUntil } from '../testing/fake-hub';
 import { writeFrames } from '../testing/frames';
-import { TestBroker } from '../testing/test-broker';
+import { startRolloutRig, type RolloutRig } from '../testing/rollout-rig';
+import type { TestBroker } from '../testing/test-broker';
 
 const ROOT = path.resolve(__dirname, '../../../..');
 
@@ -38,7 +35,7 @@ describe('agent rollout crash (kill -9 during activation)', () => {
   let broker: TestBroker;
   let hub: FakeHub;
   let operator: MqttClient;
-  let http: Server;
+  let testbed: RolloutRig;
   let child: ChildProcess | undefined;
   const artifacts = new Map<string, Buffer>();
   const statuses: RolloutStatus[] = [];
@@ -46,20 +43,8 @@ describe('agent rollout crash (kill -9 during activation)', () => {
 
   beforeEach(async () => {
     tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-rollout-crash-'));
-    broker = await TestBroker.start();
-    hub = await FakeHub.start(broker.url);
-    operator = await connectAsync(broker.url, { clientId: `operator-${process.pid}` });
-    operator.on('message', (_t, payload) => {
-      const s = parsePayload(RolloutStatusSchema, payload);
-      if (s.ok) statuses.push(s.value);
-    });
-    await operator.subscribeAsync(deviceTopic(deviceId, 'rollout-status'), { qos: 1 });
-    http = createServer((req, res) => {
-      const body = artifacts.get(req.url ?? '');
-      if (!body) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': body.length }).end(body);
-    });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    testbed = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts });
+    ({ broker, hub, operator } = testbed);
   });
 
   afterEach(async () => {
@@ -67,13 +52,7 @@ describe('agent rollout crash (kill -9 during activation)', () => {
       child.kill('SIGKILL');
       await exited(child);
     }
-    statuses.length = 0;
-    artifacts.clear();
-    await operator.endAsync();
-    http.closeAllConnections();
-    await new Promise((r) => http.close(r));
-    await hub.stop();
-    await broker.stop();
+    await testbed.stop();
     await fsp.rm(tmp, { recursive: true, force: true });
   });
 
@@ -91,7 +70,7 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     const args = [
       ...['--device-id', deviceId, '--site', 'site-1', '--classifier', 'stand-in', '--mqtt-url', broker.url],
       ...['--frames-dir', framesDir, '--state-dir', path.join(tmp, 'state'), '--poll-ms', '20', '--settle-ms', '0'],
-      ...['--trusted-keys', path.join(tmp, 'keys'), '--hub-http-url', `http://127.0.0.1:${(http.address() as AddressInfo).port}`, '--shadow-frames', '3'],
+      ...['--trusted-keys', path.join(tmp, 'keys'), '--hub-http-url', testbed.httpUrl, '--shadow-frames', '3'],
       ...['--reconnect-min-ms', '50', '--reconnect-max-ms', '200'],
     ];
     const spawnAgent = () => {

@@ -1,16 +1,13 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
   LABELS_FILE,
   MANIFEST_FILE,
   ModelOfferSchema,
-  RolloutStatusSchema,
   SCHEMA_VERSION,
   WEIGHTS_FILE,
   deviceTopic,
@@ -18,7 +15,6 @@ import {
   keyIdOf,
   labelsHash,
   packArtifact,
-  parsePayload,
   publicKeyBase64,
   signManifest,
   type ModelManifest,
@@ -28,7 +24,8 @@ import { TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { startAgent, type AgentHandle } from '../agent';
 import { agentConfig } from '../config';
 import { FakeHub, waitUntil } from '../testing/fake-hub';
-import { TestBroker } from '../testing/test-broker';
+import { startRolloutRig, type RolloutRig } from '../testing/rollout-rig';
+import type { TestBroker } from '../testing/test-broker';
 import { tinyArtifact } from '../../../../test/support/model-artifacts';
 import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from '../../../../test/support/workspace-data';
 
@@ -54,7 +51,7 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
   let broker: TestBroker;
   let hub: FakeHub;
   let operator: MqttClient;
-  let http: Server;
+  let rig: RolloutRig;
   let agent: AgentHandle | undefined;
   const artifacts = new Map<string, Buffer>();
   const statuses: RolloutStatus[] = [];
@@ -89,20 +86,8 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
   });
 
   beforeEach(async () => {
-    broker = await TestBroker.start();
-    hub = await FakeHub.start(broker.url);
-    operator = await connectAsync(broker.url, { clientId: `operator-${process.pid}` });
-    operator.on('message', (_t, payload) => {
-      const s = parsePayload(RolloutStatusSchema, payload);
-      if (s.ok) statuses.push(s.value);
-    });
-    await operator.subscribeAsync(deviceTopic(deviceId, 'rollout-status'), { qos: 1 });
-    http = createServer((req, res) => {
-      const body = artifacts.get(req.url ?? '');
-      if (!body) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': body.length }).end(body);
-    });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    rig = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts });
+    ({ broker, hub, operator } = rig);
     await fsp.writeFile(path.join(tmp, 'keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
     agent = await startAgent(
       agentConfig({
@@ -113,7 +98,7 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
         classifier: 'tfjs',
         modelDir: path.join(tmp, 'v1'),
         trustedKeys: path.join(tmp, 'keys'),
-        hubHttpUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+        hubHttpUrl: rig.httpUrl,
         shadowFrames: 4,
         queueSize: 64,
       }),
@@ -125,13 +110,7 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
   afterEach(async () => {
     await agent?.stop();
     agent = undefined;
-    statuses.length = 0;
-    artifacts.clear();
-    await operator.endAsync();
-    http.closeAllConnections();
-    await new Promise((r) => http.close(r));
-    await hub.stop();
-    await broker.stop();
+    await rig.stop();
   });
 
   /** Serve `tar` as `version` and offer it, the manifest signed for the reference backbone. */

@@ -1,20 +1,16 @@
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
-  RolloutStatusSchema,
   SCHEMA_VERSION,
   deviceTopic,
   encodePayload,
   keyIdOf,
   labelsHash,
   ModelOfferSchema,
-  parsePayload,
   publicKeyBase64,
   signManifest,
   ModelCommandSchema,
@@ -28,7 +24,8 @@ import type { HeadLoader } from './rollout-agent';
 import { agentConfig, type AgentConfig } from '../config';
 import { FakeHub, waitUntil } from '../testing/fake-hub';
 import { fakePng, locationOf } from '../testing/frames';
-import { TestBroker } from '../testing/test-broker';
+import { startRolloutRig, type RolloutRig } from '../testing/rollout-rig';
+import type { TestBroker } from '../testing/test-broker';
 
 const REVERSED = [...STAND_IN_CATEGORIES].reverse();
 
@@ -67,7 +64,7 @@ describe('agent rollouts', () => {
   let broker: TestBroker;
   let hub: FakeHub;
   let operator: MqttClient;
-  let http: Server;
+  let rig: RolloutRig;
   let httpUrl: string;
   const artifacts = new Map<string, Buffer>();
   const downloads: Array<{ path: string; auth: string | undefined }> = [];
@@ -83,39 +80,28 @@ describe('agent rollouts', () => {
   beforeEach(async () => {
     n += 1;
     tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-rollout-'));
-    broker = await TestBroker.start();
-    hub = await FakeHub.start(broker.url);
-    operator = await connectAsync(broker.url, { clientId: `operator-${process.pid}-${n}` });
-    operator.on('message', (_topic, payload) => {
-      const s = parsePayload(RolloutStatusSchema, payload);
-      if (s.ok) statuses.push(s.value);
+    rig = await startRolloutRig({
+      operatorId: `operator-${process.pid}-${n}`,
+      statusTopic: 'shelfsight/v1/devices/+/rollout-status',
+      statuses,
+      artifacts,
+      serve: (req, res, send) => {
+        downloads.push({ path: req.url ?? '', auth: req.headers.authorization });
+        // As the hub answers a download token it no longer accepts (expired).
+        if (req.headers.authorization === 'Bearer stale-token') return void res.writeHead(401).end();
+        void Promise.resolve(hold).then(send);
+      },
     });
-    await operator.subscribeAsync('shelfsight/v1/devices/+/rollout-status', { qos: 1 });
-    http = createServer((req, res) => {
-      downloads.push({ path: req.url ?? '', auth: req.headers.authorization });
-      // As the hub answers a download token it no longer accepts (expired).
-      if (req.headers.authorization === 'Bearer stale-token') return void res.writeHead(401).end();
-      const body = artifacts.get(req.url ?? '');
-      if (!body) return void res.writeHead(404).end();
-      void Promise.resolve(hold).then(() => res.writeHead(200, { 'content-length': body.length }).end(body));
-    });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    ({ broker, hub, operator, httpUrl } = rig);
     await fsp.writeFile(path.join(tmp, 'trusted-keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
   });
 
   afterEach(async () => {
     await agent?.stop();
     agent = undefined;
-    statuses.length = 0;
     downloads.length = 0;
     hold = undefined;
-    artifacts.clear();
-    await operator.endAsync();
-    http.closeAllConnections();
-    await new Promise((r) => http.close(r));
-    await hub.stop();
-    await broker.stop();
+    await rig.stop();
     await fsp.rm(tmp, { recursive: true, force: true });
   });
 
