@@ -12,12 +12,12 @@ import { ArtifactAccessError } from './rollouts.error';
 import { RolloutsRepository } from './rollouts.repository';
 import { ROLLOUT_CLOCK, type RolloutClock } from './rollouts.service';
 
-/** An API key's principal the access guard admitted (operator or above), or a device's Authorization header to check. */
 /** Artifacts up to this size are served from memory after their first download. */
 const CACHED_ARTIFACT_MAX_BYTES = 16 * 1024 * 1024;
 /** Memory for cached artifact bytes, in all. */
 const ARTIFACT_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** An API key's principal the access guard admitted (operator or above), or a device's Authorization header to check. */
 export type ArtifactCaller = { principal: string } | { authorization: string | undefined };
 
 /**
