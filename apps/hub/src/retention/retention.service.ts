@@ -15,7 +15,9 @@ const INTERVAL_MS = 3600_000;
 export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger(RetentionService.name);
   private timer?: NodeJS.Timeout;
+  private first?: NodeJS.Timeout;
   private running?: Promise<number>;
+  private closed = false;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -27,16 +29,21 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
     if (this.config.retentionDays <= 0) return;
     this.timer = setInterval(() => void this.runOnce(), INTERVAL_MS);
     this.timer.unref();
-    setTimeout(() => void this.runOnce(), 30_000).unref();
+    this.first = setTimeout(() => void this.runOnce(), 30_000);
+    this.first.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    // Both timers: a hub stopped within 30 s of its start must not purge on a closed database.
+    this.closed = true;
+    clearInterval(this.timer);
+    clearTimeout(this.first);
     await this.running?.catch(() => undefined);
   }
 
-  /** Delete what is past retention; returns the number of detections deleted. */
+  /** Delete what is past retention; returns the number of detections deleted (0 once the hub is stopping). */
   runOnce(now = new Date()): Promise<number> {
+    if (this.closed) return Promise.resolve(0);
     if (this.running) return this.running;
     this.running = this.purge(now).finally(() => (this.running = undefined));
     return this.running;
