@@ -13,7 +13,7 @@ import { hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 
 /**
  * The console in headless Chromium against a real hub (PGlite, embedded broker) and two real
- * `shelf agent` processes classifying grocery-store photos (../shared) with a head trained on
+ * `shelf agent` processes classifying grocery-store photos (workspace data) with a head trained on
  * the reference backbone. Saves the main screens to docs/screenshots/ (the README shows them).
  */
 const SCREENSHOTS = join(__dirname, '..', '..', 'docs', 'screenshots');
