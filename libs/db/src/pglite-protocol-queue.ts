@@ -33,8 +33,17 @@ export class PgliteProtocolQueue {
   private processing = false;
   /** The connection whose exchange or transaction is open: only its messages run until it ends. */
   private owner: number | null = null;
+  /** The connection whose message PGlite is running now. */
+  private inFlight: number | null = null;
+  /** Connections that went while one of their messages was running: released once it is done. */
+  private readonly gone = new Set<number>();
+  private stallTimer?: NodeJS.Timeout;
 
-  constructor(private readonly db: PGlite) {}
+  /** @param stallMs an exchange (not a transaction) whose next message does not come for this long, while others wait, is let go. */
+  constructor(
+    private readonly db: PGlite,
+    private readonly stallMs = 10_000,
+  ) {}
 
   enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
     return new Promise<number>((resolve, reject) => {
@@ -53,13 +62,15 @@ export class PgliteProtocolQueue {
       q.reject(new Error('Handler disconnected'));
       return false;
     });
+    if (this.inFlight === handlerId) this.gone.add(handlerId);
   }
 
   /** A connection went: roll back what it left open, and let the others run. */
   async clearTransactionIfNeeded(handlerId: number): Promise<void> {
-    if (this.owner !== handlerId) return;
+    // A message of it is running: the queue lets it go when that is done (see processQueue).
+    if (this.owner !== handlerId || this.inFlight === handlerId) return;
     this.owner = null;
-    if (this.db.isInTransaction()) await this.db.exec('ROLLBACK');
+    if (this.db.isInTransaction()) await this.db.exec('ROLLBACK').catch(() => undefined);
     await this.processQueue();
   }
 
@@ -69,8 +80,10 @@ export class PgliteProtocolQueue {
     try {
       for (;;) {
         const index = this.owner === null ? 0 : this.queue.findIndex((q) => q.handlerId === this.owner);
-        if (index < 0 || this.queue.length === 0) return; // the owner's next message has not arrived yet
+        if (this.queue.length === 0) return;
+        if (index < 0) return this.watchStall(); // the owner's next message has not arrived yet
         const [item] = this.queue.splice(index, 1);
+        this.inFlight = item!.handlerId;
         let bytes = 0;
         try {
           await this.db.runExclusive(() =>
@@ -85,13 +98,34 @@ export class PgliteProtocolQueue {
         } catch (err) {
           item!.reject(err as Error);
         }
+        this.inFlight = null;
         this.owner = this.ownerAfter(item!);
-        // A connection that says goodbye inside its transaction (the only one open: it owned the backend) leaves nothing open.
-        if (isTerminate(item!.message) && this.db.isInTransaction()) await this.db.exec('ROLLBACK').catch(() => undefined);
+        // A connection that said goodbye or went meanwhile leaves nothing open (inside a transaction it owned the backend).
+        if (isTerminate(item!.message) || this.gone.delete(item!.handlerId)) {
+          if (this.owner === item!.handlerId) this.owner = null;
+          if (this.db.isInTransaction()) await this.db.exec('ROLLBACK').catch(() => undefined);
+        }
       }
     } finally {
       this.processing = false;
     }
+  }
+
+  /**
+   * Others wait for the owner's next message. A transaction may take its time (as on any
+   * PostgreSQL, others wait for it here); an extended-protocol exchange is sent in one go, so
+   * one whose next message does not come within stallMs is let go, the others run.
+   */
+  private watchStall(): void {
+    if (this.stallTimer) return;
+    const owner = this.owner;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.owner !== owner || owner === null || this.db.isInTransaction() || this.queue.some((q) => q.handlerId === owner)) return void this.processQueue();
+      this.owner = null;
+      void this.processQueue();
+    }, this.stallMs);
+    this.stallTimer.unref();
   }
 
   private ownerAfter(item: Queued): number | null {
