@@ -2,7 +2,6 @@ import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { withTimeout } from '@shelfsight/common';
-import { PgliteProtocolQueue } from './pglite-protocol-queue';
 
 export interface EmbeddedPostgres {
   /** A `postgresql://` URL that `pg` and Prisma's pg adapter use unchanged. */
@@ -30,9 +29,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const db = await PGlite.create(opts.dataDir);
   const host = opts.host ?? '127.0.0.1';
   const server = new PGLiteSocketServer({ db, host, port: opts.port ?? 0, maxConnections: opts.maxConnections ?? 64 });
-  // Before any connection (each handler takes the server's queue when it attaches): a queue
-  // that keeps every connection's extended-protocol exchange whole (see PgliteProtocolQueue).
-  (server as unknown as { queryQueue: PgliteProtocolQueue }).queryQueue = new PgliteProtocolQueue(db);
   try {
     await server.start();
   } catch (err) {
