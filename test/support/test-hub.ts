@@ -46,6 +46,8 @@ export async function startTestHub(
     MQTT_SHARE_GROUP: `test-${randomBytes(3).toString('hex')}`,
     // No training worker process unless a test asks for one (TRAINING_WORKER=child).
     TRAINING_WORKER: 'off',
+    // No hourly purge of old detections unless a test asks (its first run, 30 s after start, could outlive a hub a test stops).
+    DETECTION_RETENTION_DAYS: '0',
     // Tests present many refused keys from 127.0.0.1; the one about throttling them sets its own limit.
     AUTH_FAILURES_PER_MINUTE: '100000',
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),

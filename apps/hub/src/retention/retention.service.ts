@@ -43,7 +43,7 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
 
   /** Delete what is past retention; returns the number of detections deleted (0 once the hub is stopping). */
   runOnce(now = new Date()): Promise<number> {
-    if (this.closed) return Promise.resolve(0);
+    if (this.closed || this.config.retentionDays <= 0) return Promise.resolve(0);
     if (this.running) return this.running;
     this.running = this.purge(now).finally(() => (this.running = undefined));
     return this.running;
