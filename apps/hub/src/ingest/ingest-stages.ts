@@ -6,6 +6,7 @@ import { DEVICE_LINK, MqttDeviceLink } from '../broker/device-link';
 import { HubMqttServer } from '../broker/hub-mqtt.server';
 import { startEmbeddedBroker } from '../broker/embedded-broker';
 import { loadHubConfig } from '../config/hub-config';
+import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RejectionRecorder } from '../metrics/rejection-recorder';
 import { PrismaService } from '../prisma/prisma.service';
@@ -129,7 +130,11 @@ class DecodeStageModule {
     return {
       module: DecodeStageModule,
       controllers: [IngestController],
-      providers: [IngestService, HubMetrics, RejectionRecorder, { provide: DEVICE_LINK, useValue: link }, { provide: DetectionWriter, useValue: writer }],
+      // Everything IngestService injects (events to nobody: no SSE clients in a stage run).
+      providers: [
+        IngestService, HubMetrics, RejectionRecorder, { provide: EventBus, useFactory: () => new EventBus() },
+        { provide: DEVICE_LINK, useValue: link }, { provide: DetectionWriter, useValue: writer },
+      ],
     };
   }
 }
