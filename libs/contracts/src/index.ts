@@ -10,3 +10,4 @@ export * from './detection-batch-fast';
 export * from './training-jobs';
 export * from './rollout';
 export * from './rollout-signing';
+export * from './key-list';

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { RolloutStatusSchema, type RolloutManifest } from './rollout';
+import { isUnverifiedOfferStatus, RolloutStatusSchema, type RolloutManifest } from './rollout';
 import {
   canonicalJson,
   keyIdOf,
@@ -8,6 +8,8 @@ import {
   parseTrustedKeys,
   publicKeyBase64,
   signManifest,
+  signModelCommand,
+  verifyModelCommand,
   verifySignedManifest,
   type UnsignedManifest,
 } from './rollout-signing';
@@ -17,6 +19,8 @@ const NOW = new Date('2026-12-01T02:00:00.000Z');
 function fields(over: Partial<UnsignedManifest> = {}): UnsignedManifest {
   return {
     modelVersion: 'grocery-7',
+    offerId: 'ro_1',
+    modelLine: 'default',
     releaseCounter: 7,
     backbone: { id: 'mobilenet_v1_050_224', checksum: 'a'.repeat(64) },
     labelsHash: labelsHash(['apples', 'bananas']),
@@ -126,5 +130,39 @@ describe('RolloutStatusSchema', () => {
     expect(RolloutStatusSchema.safeParse({ ...base, state: 'rejected', reason: 'expired' }).success).toBe(true);
     expect(RolloutStatusSchema.safeParse({ ...base, state: 'rejected' }).success).toBe(false);
     expect(RolloutStatusSchema.safeParse({ ...base, state: 'active', reason: 'expired' }).success).toBe(false);
+  });
+});
+
+describe(verifyModelCommand.name, () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const keys = new Map([[keyIdOf(publicKey), publicKey]]);
+  const cmd = () =>
+    signModelCommand({ deviceId: 'dev-1', offerId: 'ro_1', command: 'rollback', modelVersion: 'grocery-7', issuedAt: '2026-12-01T01:59:00.000Z', expiresAt: '2026-12-01T02:09:00.000Z' }, privateKey);
+
+  it('accepts a command signed by a release key, for this device, not expired, each with its own nonce', () => {
+    const a = cmd();
+    expect(verifyModelCommand(a, keys, 'dev-1', NOW)).toEqual({ ok: true, command: a });
+    expect(cmd().nonce).not.toBe(a.nonce);
+  });
+
+  it('refuses forged, tampered, foreign, expired and unsigned commands', () => {
+    const stranger = generateKeyPairSync('ed25519').privateKey;
+    const forged = signModelCommand({ ...cmd(), command: 'rollback' }, stranger);
+    expect(verifyModelCommand(forged, keys, 'dev-1', NOW)).toMatchObject({ ok: false, reason: 'unknown_key' });
+    expect(verifyModelCommand({ ...cmd(), command: 'cancel' }, keys, 'dev-1', NOW)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(verifyModelCommand({ ...cmd(), expiresAt: '2030-01-01T00:00:00.000Z' }, keys, 'dev-1', NOW)).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(verifyModelCommand(cmd(), keys, 'dev-2', NOW)).toMatchObject({ ok: false, reason: 'wrong_device' });
+    expect(verifyModelCommand(cmd(), keys, 'dev-1', new Date('2026-12-01T02:10:00.000Z'))).toMatchObject({ ok: false, reason: 'expired' });
+    const { signature: _s, ...unsigned } = cmd();
+    expect(verifyModelCommand(unsigned, keys, 'dev-1', NOW)).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+});
+
+describe(isUnverifiedOfferStatus.name, () => {
+  it('tells offers that failed verification from refusals that count against a rollout', () => {
+    expect(isUnverifiedOfferStatus({ state: 'rejected', reason: 'unknown_key' })).toBe(true);
+    expect(isUnverifiedOfferStatus({ state: 'rejected', reason: 'offer_mismatch' })).toBe(true);
+    expect(isUnverifiedOfferStatus({ state: 'rejected', reason: 'shadow_gate' })).toBe(false);
+    expect(isUnverifiedOfferStatus({ state: 'rolled_back', reason: 'health_regression' })).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { SCHEMA_VERSION } from './messages';
-import { RolloutManifestSchema, SignedManifestSchema, type RolloutManifest, type SignedManifest } from './rollout';
+import { ModelCommandSchema, RolloutManifestSchema, SignedManifestSchema, type ModelCommand, type RolloutManifest, type SignedManifest } from './rollout';
 
 /**
  * Signing and verification of rollout manifests, used by the hub (signs) and the agent
@@ -150,4 +150,41 @@ export function verifySignedManifest(raw: unknown, trustedKeys: TrustedKeys, now
     return { ok: false, reason: 'expired', message: `manifest of ${manifest.modelVersion} expired at ${manifest.expiresAt}` };
   }
   return { ok: true, manifest };
+}
+
+/** A command to sign: what it does and to whom; signing adds the schema version, nonce, key id and signature. */
+export type UnsignedModelCommand = Omit<ModelCommand, 'v' | 'nonce' | 'keyId' | 'signature'>;
+
+/** Sign a `model-command` with a release key (the hub), with a fresh random nonce. */
+export function signModelCommand(fields: UnsignedModelCommand, privateKey: KeyObject): ModelCommand {
+  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw new Error('signModelCommand: needs an Ed25519 private key');
+  const body = { ...fields, v: SCHEMA_VERSION, nonce: randomBytes(16).toString('hex'), keyId: keyIdOf(privateKey) };
+  const signature = sign(null, Buffer.from(canonicalJson(body), 'utf8'), privateKey).toString('base64');
+  return ModelCommandSchema.parse({ ...body, signature });
+}
+
+export type CommandCheckFailure = 'malformed' | 'unknown_key' | 'bad_signature' | 'expired' | 'wrong_device' | 'replayed';
+
+export type CommandCheck = { ok: true; command: ModelCommand } | { ok: false; reason: CommandCheckFailure; message: string };
+
+/**
+ * Check a `model-command` as received: well-formed, signed by a current release key over every
+ * field, for this device, not expired at `now`. The nonce (replay) is the caller's to check,
+ * against the nonces it accepted before.
+ */
+export function verifyModelCommand(raw: unknown, releaseKeys: TrustedKeys, deviceId: string, now: Date): CommandCheck {
+  const parsed = ModelCommandSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return { ok: false, reason: 'malformed', message: `${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}` };
+  }
+  const { signature, ...body } = parsed.data;
+  const key = releaseKeys.get(body.keyId);
+  if (!key) return { ok: false, reason: 'unknown_key', message: `command signed by key ${body.keyId}, which is not a current release key` };
+  if (!verify(null, Buffer.from(canonicalJson(body), 'utf8'), key, Buffer.from(signature, 'base64'))) {
+    return { ok: false, reason: 'bad_signature', message: `signature does not match the ${body.command} command of ${body.modelVersion}` };
+  }
+  if (body.deviceId !== deviceId) return { ok: false, reason: 'wrong_device', message: `command is for device ${body.deviceId}` };
+  if (now.getTime() >= Date.parse(body.expiresAt)) return { ok: false, reason: 'expired', message: `${body.command} command expired at ${body.expiresAt}` };
+  return { ok: true, command: parsed.data };
 }

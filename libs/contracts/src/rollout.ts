@@ -17,8 +17,13 @@ export const MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
 /**
  * The signed part of an offer. Fields:
  * - `modelVersion`: the registry version the head carries (detections name it once active).
- * - `releaseCounter`: increases with every release for one (backbone, label list); a device
- *   refuses a counter not above the newest it trusted for that pair (replay of an old manifest).
+ * - `offerId`: the offer this manifest belongs to (the hub's rollout id); a device refuses an
+ *   offer whose `offerId` is not this one, so an offer id can never be borrowed by a forgery.
+ * - `modelLine`: the line of heads this release belongs to, within its backbone (the hub's
+ *   registry has one line per backbone, {@link DEFAULT_MODEL_LINE}).
+ * - `releaseCounter`: increases with every release of one (backbone, model line), whatever its
+ *   label list; a device refuses a counter not above the newest it activated for that line
+ *   (replay of an old manifest, also one for another label list).
  * - `backbone`: the "hardware id" of a head; a device refuses a head for another backbone.
  * - `labelsHash`: {@link labelsHash} of the head's label list, in output order.
  * - `artifact`: sha256 and exact length of the artifact file; nothing more is ever read.
@@ -29,6 +34,8 @@ export const RolloutManifestSchema = z
   .object({
     v: z.literal(SCHEMA_VERSION),
     modelVersion: z.string().min(1).max(128),
+    offerId: z.string().min(1).max(128),
+    modelLine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'model line: letters, digits, _ . -'),
     releaseCounter: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
     backbone: z.object({ id: z.string().min(1).max(128), checksum: Sha256Hex }).strict(),
     labelsHash: Sha256Hex,
@@ -40,6 +47,9 @@ export const RolloutManifestSchema = z
   .strict()
   .refine((m) => Date.parse(m.expiresAt) > Date.parse(m.issuedAt), { message: 'expiresAt must be after issuedAt', path: ['expiresAt'] });
 export type RolloutManifest = z.infer<typeof RolloutManifestSchema>;
+
+/** The model line of every head the hub's registry releases (one line per backbone). */
+export const DEFAULT_MODEL_LINE = 'default';
 
 /** A manifest with its Ed25519 signature over `canonicalJson(manifest)`, base64. */
 export const SignedManifestSchema = z.object({
@@ -99,7 +109,7 @@ export type OfferPolicy = z.infer<typeof OfferPolicySchema>;
 export const ModelOfferSchema = z.object({
   v: z.literal(SCHEMA_VERSION),
   deviceId: DeviceIdSchema,
-  /** Names the offer in status reports (the hub's rollout id, or any id it chooses). */
+  /** Names the offer in status reports (the hub's rollout id); must equal the signed `manifest.offerId`. */
   offerId: z.string().min(1).max(128),
   signed: SignedManifestSchema,
   artifactPath: ArtifactPathSchema,
@@ -138,8 +148,22 @@ export const MODEL_REJECT_REASONS = [
   'operator',
   /** The same offer was rolled back on this device before; it is not installed again. */
   'rolled_back_before',
+  /** The offer's `offerId` is not the one its signed manifest names (a borrowed rollout id). */
+  'offer_mismatch',
 ] as const;
 export type ModelRejectReason = (typeof MODEL_REJECT_REASONS)[number];
+
+/**
+ * Refusals that mean the offer is not what the hub sent (not signed by a current release key,
+ * tampered, a borrowed offer id, a replayed older release): a device reports them, but the hub
+ * counts them as attacks, never against the rollout whose id the offer carries.
+ */
+export const UNVERIFIED_OFFER_REASONS: readonly ModelRejectReason[] = ['malformed', 'bad_signature', 'unknown_key', 'offer_mismatch', 'replayed_counter'];
+
+/** Whether a device's status reports an offer that failed verification (an attack, not a rollout failure). */
+export function isUnverifiedOfferStatus(status: { state: string; reason?: ModelRejectReason }): boolean {
+  return status.state === 'rejected' && status.reason !== undefined && UNVERIFIED_OFFER_REASONS.includes(status.reason);
+}
 
 /** Number of equal-width confidence bins over [0, 1] in {@link ShadowStats}. */
 export const SHADOW_HISTOGRAM_BINS = 10;
@@ -171,7 +195,10 @@ export const HealthStatsSchema = z.object({
 export type HealthStats = z.infer<typeof HealthStatsSchema>;
 
 /**
- * Hub → device on `model-command` (QoS 1, not retained): `rollback` returns a device whose
+ * Hub → device on `model-command` (QoS 1, not retained), signed by a release key like a
+ * manifest (Ed25519 over the canonical JSON of every field but `signature`): it names its
+ * device, expires at `expiresAt`, and carries a random `nonce` a device accepts once, so a
+ * command can be neither forged, sent to another device, nor replayed. `rollback` returns a device whose
  * active head is `modelVersion` to the head it ran before (kept on the device, verified again);
  * `cancel` drops `modelVersion` if it is still a candidate (downloading, verified, shadowing).
  * Either way the device reports `rolled_back`/`rejected` with reason `operator` on
@@ -186,6 +213,10 @@ export const ModelCommandSchema = z.object({
   command: z.enum(['rollback', 'cancel']),
   modelVersion: z.string().min(1).max(128),
   issuedAt: IsoTime,
+  expiresAt: IsoTime,
+  nonce: z.string().regex(/^[0-9a-f]{32}$/, 'nonce: 32 lowercase hex digits'),
+  keyId: Sha256Hex,
+  signature: z.base64().length(88, 'Ed25519 signature: 64 bytes, base64'),
 });
 export type ModelCommand = z.infer<typeof ModelCommandSchema>;
 

@@ -29,6 +29,12 @@ export const DEVICE_SUBSCRIBE_CHANNELS: readonly DeviceChannel[] = ['ack', 'fram
  */
 export const HUB_STATUS_TOPIC = `${TOPIC_ROOT}/hub/status`;
 
+/**
+ * Hub → all devices (QoS 1, retained): the current root-signed release key list
+ * (`key-list.ts`). A device takes it only when a root it trusts signed it with a higher version.
+ */
+export const RELEASE_KEYS_TOPIC = `${TOPIC_ROOT}/hub/release-keys`;
+
 /** Device ids appear in topics, so they may not contain MQTT wildcards or separators. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
