@@ -127,6 +127,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       password: config.mqttPassword,
       ...(config.mqttCaFile ? { ca: readFileSync(config.mqttCaFile) } : {}),
       batchSize: config.batchSize,
+      lingerMs: config.linkLingerMs,
       maxInFlight: config.maxInFlight,
       ackTimeoutMs: config.ackTimeoutMs,
       reconnectMinMs: config.reconnectMinMs,
@@ -378,7 +379,10 @@ function registerMetrics(
   metrics.mirror('shelf_agent_acks_unknown_seq_total', 'Acked sequence numbers that were not pending', () => outbox.unknownAcksTotal);
   metrics.mirror('shelf_agent_detections_sent_total', 'Detections published (including re-publishes)', () => c.detectionsSent);
   metrics.mirror('shelf_agent_detections_acked_total', 'Detections acknowledged and removed from the outbox', () => c.detectionsAcked);
-  metrics.mirror('shelf_agent_retransmits_total', 'Detections published again after the ack timeout', () => c.retransmits);
+  metrics.mirror('shelf_agent_retransmits_total', 'Detections published again (ack timeout, reconnect, hub restart, deferred by the hub)', () => c.retransmits);
+  metrics.gauge('shelf_agent_link_window', 'Detections the link may have in flight now (hub window, congestion window, AGENT_MAX_IN_FLIGHT)', () => link.window);
+  metrics.mirror('shelf_agent_detections_deferred_total', 'Detections the hub deferred (over capacity), published again after its retry-after', () => c.detectionsDeferred);
+  metrics.mirror('shelf_agent_link_window_decreases_total', 'Times the link halved its window (ack timeout or hub retry-after)', () => c.windowDecreases);
   metrics.mirror('shelf_agent_connects_total', 'Successful broker connections', () => c.connects);
   metrics.mirror('shelf_agent_connect_errors_total', 'Broker connection errors', () => c.connectErrors);
   metrics.mirror('shelf_agent_auth_failures_total', 'Connections refused for bad credentials', () => c.authFailures);

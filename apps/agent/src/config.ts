@@ -86,16 +86,22 @@ export const AGENT_CONFIG = {
     schema: cfg.int(16, 1),
   },
   batchSize: { env: 'AGENT_BATCH_SIZE', flag: 'batch-size', description: 'max detections per MQTT message', schema: cfg.int(50, 1) },
+  linkLingerMs: {
+    env: 'AGENT_LINK_LINGER_MS',
+    flag: 'link-linger-ms',
+    description: 'a message with fewer than --batch-size detections waits up to this long for more before it is published, ms (a device at a few frames/s then sends few, fuller messages); 0 = publish at once',
+    schema: cfg.int(250, 0),
+  },
   maxInFlight: {
     env: 'AGENT_MAX_IN_FLIGHT',
     flag: 'max-in-flight',
-    description: 'max detections published but not yet acknowledged by the hub',
+    description: 'max detections published but not yet acknowledged by the hub (the ceiling: the window the hub grants in its acks, and one halved on ack timeouts, may be smaller)',
     schema: cfg.int(500, 1),
   },
   ackTimeoutMs: {
     env: 'AGENT_ACK_TIMEOUT_MS',
     flag: 'ack-timeout-ms',
-    description: 'a detection not acknowledged within this time is published again, ms (doubles, up to 32x, while the hub acks nothing)',
+    description: 'a detection not acknowledged within this time is published again, ms, after a jittered hold and as far as the then halved window allows (doubles, up to 32x, while the hub acks nothing)',
     schema: cfg.int(10_000, 100),
   },
   outboxMaxBytes: {

@@ -114,14 +114,31 @@ export const DetectionBatchSchema = z
   });
 export type DetectionBatch = z.infer<typeof DetectionBatchSchema>;
 
-/** Hub → device: these sequence numbers (of this epoch) are committed and may be deleted from the outbox. */
-export const AckSchema = z.object({
-  v: z.literal(SCHEMA_VERSION),
-  deviceId: DeviceIdSchema,
-  epoch: EpochSchema,
-  seqs: z.array(z.number().int().positive()).min(1),
-  committedAt: IsoTime,
-});
+/** Longest back-off a hub may ask of a device (an ack's `retryAfterMs`). */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/**
+ * Hub → device: these sequence numbers (of this epoch) are committed and may be deleted from
+ * the outbox. Flow control (optional fields; an agent that does not know them ignores them):
+ * - `window`: detections this device may have published and unacknowledged from now on;
+ * - `deferred`: sequence numbers the hub did not take (it is over capacity): still the
+ *   device's, to publish again, not before `retryAfterMs`;
+ * - `retryAfterMs`: publish nothing new for this long (the device adds jitter).
+ * `seqs` is empty only in an ack that defers (a flow-control-only message; agents from
+ * before flow control count it as malformed and ignore it, and resend after their timeout).
+ */
+export const AckSchema = z
+  .object({
+    v: z.literal(SCHEMA_VERSION),
+    deviceId: DeviceIdSchema,
+    epoch: EpochSchema,
+    seqs: z.array(z.number().int().positive()),
+    committedAt: IsoTime,
+    window: z.number().int().min(0).max(1_000_000).optional(),
+    deferred: z.array(z.number().int().positive()).max(MAX_DETECTIONS_PER_BATCH * 4).optional(),
+    retryAfterMs: z.number().int().min(0).max(MAX_RETRY_AFTER_MS).optional(),
+  })
+  .refine((a) => a.seqs.length > 0 || (a.deferred?.length ?? 0) > 0, { message: 'an ack names committed or deferred seqs', path: ['seqs'] });
 export type Ack = z.infer<typeof AckSchema>;
 
 export const DEVICE_KINDS = ['robot', 'drone', 'camera', 'sim'] as const;

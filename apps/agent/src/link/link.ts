@@ -23,6 +23,8 @@ import {
 } from '@shelfsight/contracts';
 import { silentLogger, withTimeout, type Logger } from '@shelfsight/common';
 import type { Outbox } from '../outbox/outbox';
+import { FlowWindow } from './flow-window';
+import { lingerDecision } from './linger';
 
 export interface LinkOptions {
   url: string;
@@ -32,6 +34,9 @@ export interface LinkOptions {
   /** PEM CA certificate(s) that signed the broker's TLS certificate (mqtts://), beside the system's. */
   ca?: Buffer;
   batchSize: number;
+  /** A batch smaller than `batchSize` waits up to this long for more detections, ms (0: publish at once). */
+  lingerMs?: number;
+  /** Ceiling of the in-flight window (the hub's window and the congestion window may be smaller). */
   maxInFlight: number;
   ackTimeoutMs: number;
   reconnectMinMs: number;
@@ -46,12 +51,17 @@ export interface LinkCounters {
   disconnects: number;
   batchesSent: number;
   detectionsSent: number;
+  /** Detections published again (after an ack timeout, a reconnect, a hub restart or a deferral). */
   retransmits: number;
   acksReceived: number;
   acksMalformed: number;
   /** Acks for another sequence epoch (this device's storage was replaced): ignored. */
   acksOtherEpoch: number;
   detectionsAcked: number;
+  /** Detections the hub deferred (over capacity): published again after its retry-after. */
+  detectionsDeferred: number;
+  /** Times the window was halved (ack timeout or a hub retry-after). */
+  windowDecreases: number;
   connectErrors: number;
   authFailures: number;
   /** `model-command` messages that failed validation or named another device: ignored. */
@@ -63,11 +73,17 @@ export interface LinkCounters {
  *
  * - Birth (QoS 1) on every connect; death `lost` as the MQTT last will; death
  *   `shutdown` on a clean stop.
- * - Detections in sequence order, batches of at most `batchSize`, QoS 1, at most
- *   `maxInFlight` unacknowledged. On every (re)connect all unacked detections are
- *   published again from the oldest; any not acked within `ackTimeoutMs` is published
- *   again (the timeout doubles while the hub stays silent). The hub deduplicates by
- *   (device, epoch, seq). Acks name the outbox's epoch; acks for another are ignored.
+ * - Detections in sequence order, batches of at most `batchSize`; a smaller batch lingers
+ *   up to `lingerMs` for more ({@link lingerDecision}). QoS 1, at most the flow window
+ *   unacknowledged ({@link FlowWindow}: the hub's `window` from its last ack, and a
+ *   congestion window that grows with acks and halves on timeouts, capped by
+ *   `maxInFlight`). On every (re)connect the unacked detections are published again
+ *   from the oldest; those not acked within `ackTimeoutMs` leave the window and go out
+ *   again after a jittered hold, as far as the (halved) window allows (the timeout doubles
+ *   while the hub stays silent). Detections the hub defers (an ack's `deferred`) go out
+ *   again after its `retryAfterMs`. Nothing leaves the outbox unacknowledged. The hub
+ *   deduplicates by (device, epoch, seq). Acks name the outbox's epoch; acks for another
+ *   are ignored.
  * - Acks on the device's own ack topic, validated with the contract schema; malformed
  *   ones are counted and ignored.
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
@@ -85,7 +101,14 @@ export class Link extends EventEmitter {
    * `rescan` rebuilds it from the outbox.
    */
   private unsent: number[] = [];
+  /** When each of `unsent` became ready (0 for a retransmission: no linger). */
+  private unsentAt: number[] = [];
   private unsentHead = 0;
+  private readonly flow: FlowWindow;
+  private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpTimerAt = 0;
+  /** Highest seq published by this process (see `retransmits`). */
+  private highestSent = 0;
   private rescan = true;
   private attempt = 0;
   /** Ack-timeout rounds in a row without any ack from the hub. */
@@ -105,6 +128,8 @@ export class Link extends EventEmitter {
     acksMalformed: 0,
     acksOtherEpoch: 0,
     detectionsAcked: 0,
+    detectionsDeferred: 0,
+    windowDecreases: 0,
     connectErrors: 0,
     authFailures: 0,
     commandsMalformed: 0,
@@ -116,6 +141,15 @@ export class Link extends EventEmitter {
   ) {
     super();
     this.logger = (options.logger ?? silentLogger).child({ part: 'link' });
+    const batch = Math.min(options.batchSize, MAX_DETECTIONS_PER_BATCH);
+    this.flow = new FlowWindow({
+      max: options.maxInFlight,
+      min: Math.min(options.maxInFlight, batch),
+      initial: Math.min(options.maxInFlight, 4 * batch),
+      step: batch,
+      backoffMs: Math.min(1000, Math.max(50, Math.floor(options.ackTimeoutMs / 4))),
+      maxBackoffMs: options.ackTimeoutMs,
+    });
     this.outbox.on('added', this.onAdded);
   }
 
@@ -125,6 +159,11 @@ export class Link extends EventEmitter {
 
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /** Detections that may be in flight now (the flow window). */
+  get window(): number {
+    return this.flow.size;
   }
 
   start(): void {
@@ -164,6 +203,7 @@ export class Link extends EventEmitter {
     this.silentRounds = 0;
     this.counters.connects++;
     this.inFlight.clear();
+    this.flow.reset();
     this.rescan = true;
     try {
       await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), deviceTopic(deviceId, 'model-command'), HUB_STATUS_TOPIC], { qos: 1 });
@@ -227,7 +267,6 @@ export class Link extends EventEmitter {
       // while no hub listened. Send it again now rather than after the ack timeout.
       if (parsePayload(HubStatusSchema, payload).ok && this.inFlight.size > 0) {
         this.logger.info('hub online; publishing unacknowledged detections again', { inFlight: this.inFlight.size });
-        this.counters.retransmits += this.inFlight.size;
         this.inFlight.clear();
         this.rescan = true;
         this.silentRounds = 0;
@@ -250,11 +289,26 @@ export class Link extends EventEmitter {
       this.logger.warn('ignored an ack for another sequence epoch', { epoch: parsed.value.epoch, ours: this.outbox.epoch });
       return;
     }
+    const ack = parsed.value;
     this.counters.acksReceived++;
     this.silentRounds = 0;
-    for (const seq of parsed.value.seqs) this.inFlight.delete(seq);
-    const removed = this.outbox.ack(parsed.value.seqs);
+    this.flow.onHubWindow(ack.window);
+    for (const seq of ack.seqs) this.inFlight.delete(seq);
+    if (ack.deferred && ack.deferred.length > 0) {
+      // Not taken by the hub: out of the window, published again after its retry-after.
+      let back = 0;
+      for (const seq of ack.deferred) if (this.inFlight.delete(seq) && this.outbox.has(seq)) back++;
+      this.counters.detectionsDeferred += back;
+      this.flow.onRetryAfter(ack.retryAfterMs ?? 0);
+      this.counters.windowDecreases = this.flow.decreases;
+      if (back > 0) this.rescan = true;
+    } else if (ack.retryAfterMs !== undefined && ack.retryAfterMs > 0) {
+      this.flow.onRetryAfter(ack.retryAfterMs);
+      this.counters.windowDecreases = this.flow.decreases;
+    }
+    const removed = ack.seqs.length > 0 ? this.outbox.ack(ack.seqs) : [];
     this.counters.detectionsAcked += removed.length;
+    this.flow.onAcked(removed.length);
     if (removed.length > 0) this.emit('acked', removed);
     this.pump();
   }
@@ -263,7 +317,10 @@ export class Link extends EventEmitter {
 
   /** New detections arrive in bursts: publish them once per turn of the event loop, not once each. */
   private readonly onAdded = (detection: Detection): void => {
-    if (!this.rescan) this.unsent.push(detection.seq);
+    if (!this.rescan) {
+      this.unsent.push(detection.seq);
+      this.unsentAt.push(Date.now());
+    }
     if (this.pumpScheduled) return;
     this.pumpScheduled = true;
     setImmediate(() => {
@@ -272,55 +329,104 @@ export class Link extends EventEmitter {
     });
   };
 
-  /** Publish pending detections in seq order while the in-flight window has room. */
+  /**
+   * Publish pending detections in seq order while the flow window has room: full batches
+   * at once, a partial one when its oldest detection has lingered `lingerMs`.
+   */
   private pump(): void {
     const client = this.client;
     if (!client || !this.isConnected || this.stopping) return;
     if (this.rescan) {
       this.unsent = [];
+      this.unsentAt = [];
       this.unsentHead = 0;
-      for (const d of this.outbox.pending()) if (!this.inFlight.has(d.seq)) this.unsent.push(d.seq);
+      // Everything found here was ready before now (retransmissions among it): no linger.
+      for (const d of this.outbox.pending()) {
+        if (this.inFlight.has(d.seq)) continue;
+        this.unsent.push(d.seq);
+        this.unsentAt.push(0);
+      }
       this.rescan = false;
     }
+    const hold = this.flow.holdMs();
+    if (hold > 0) {
+      this.wakeIn(hold);
+      return;
+    }
     const batchSize = Math.min(this.options.batchSize, MAX_DETECTIONS_PER_BATCH);
+    const lingerMs = this.options.lingerMs ?? 0;
     const topic = deviceTopic(this.options.deviceId, 'detections');
     // The fixed part of every batch; the detections are the outbox's own JSON of each,
     // so a batch is put together, not serialised again. Not re-validated here: each
     // detection was validated when the pipeline made it and numbered by the outbox, and
     // the batch (1..MAX, distinct seqs) holds by construction.
-    let head = '';
-    let seqs: number[] = [];
-    let parts: string[] = [];
-    const flush = () => {
-      if (seqs.length === 0) return;
-      const now = Date.now();
-      for (const seq of seqs) this.inFlight.set(seq, now);
-      head ||= `{"v":${SCHEMA_VERSION},"deviceId":${JSON.stringify(this.options.deviceId)},"epoch":${JSON.stringify(this.outbox.epoch)},"sentAt":`;
+    const head = `{"v":${SCHEMA_VERSION},"deviceId":${JSON.stringify(this.options.deviceId)},"epoch":${JSON.stringify(this.outbox.epoch)},"sentAt":`;
+    const now = Date.now();
+    for (;;) {
+      // Skip what was acknowledged or published meanwhile.
+      while (this.unsentHead < this.unsent.length) {
+        const seq = this.unsent[this.unsentHead]!;
+        if (!this.inFlight.has(seq) && this.outbox.has(seq)) break;
+        this.unsentHead++;
+      }
+      const decision = lingerDecision({
+        unsent: this.unsent.length - this.unsentHead,
+        oldestAgeMs: now - (this.unsentAt[this.unsentHead] ?? now),
+        room: this.flow.size - this.inFlight.size,
+        batchSize,
+        lingerMs,
+      });
+      if ('waitMs' in decision) {
+        this.wakeIn(decision.waitMs);
+        break;
+      }
+      if ('blocked' in decision || decision.take === 0) break;
+      const seqs: number[] = [];
+      const parts: string[] = [];
+      while (seqs.length < decision.take && this.unsentHead < this.unsent.length) {
+        const seq = this.unsent[this.unsentHead++]!;
+        const json = this.inFlight.has(seq) ? undefined : this.outbox.jsonOf(seq);
+        if (json === undefined) continue; // acked meanwhile, or already out
+        seqs.push(seq);
+        parts.push(json);
+      }
+      if (seqs.length === 0) break;
+      for (const seq of seqs) {
+        this.inFlight.set(seq, now);
+        // Fresh detections go out in seq order: one at or below the highest sent is a repeat.
+        if (seq <= this.highestSent) this.counters.retransmits++;
+        else this.highestSent = seq;
+      }
       const payload = Buffer.from(`${head}"${new Date(now).toISOString()}","detections":[${parts.join(',')}]}`);
       this.counters.batchesSent++;
       this.counters.detectionsSent += seqs.length;
       client.publish(topic, payload, { qos: 1 }, (err) => {
         if (err) this.logger.debug('publish not confirmed', { err });
       });
-      seqs = [];
-      parts = [];
-    };
-    while (this.unsentHead < this.unsent.length && this.inFlight.size + seqs.length < this.options.maxInFlight) {
-      const seq = this.unsent[this.unsentHead++]!;
-      const json = this.inFlight.has(seq) ? undefined : this.outbox.jsonOf(seq);
-      if (json === undefined) continue; // acked meanwhile, or already out
-      seqs.push(seq);
-      parts.push(json);
-      if (seqs.length >= batchSize) flush();
     }
-    flush();
     if (this.unsentHead > 4096 && this.unsentHead * 2 > this.unsent.length) {
       this.unsent = this.unsent.slice(this.unsentHead);
+      this.unsentAt = this.unsentAt.slice(this.unsentHead);
       this.unsentHead = 0;
     }
   }
 
-  /** Detections not acknowledged within the ack timeout leave the window and go out again. */
+  /** Pump again in `ms` (the linger or a hold), unless a pump is already due by then. */
+  private wakeIn(ms: number): void {
+    const at = Date.now() + Math.max(1, Math.ceil(ms));
+    if (this.pumpTimer && this.pumpTimerAt <= at) return;
+    clearTimeout(this.pumpTimer);
+    this.pumpTimerAt = at;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pump();
+    }, at - Date.now());
+  }
+
+  /**
+   * Detections not acknowledged within the ack timeout leave the window: it is halved and
+   * they go out again after a jittered hold, as far as the smaller window allows.
+   */
   private expireInFlight(): void {
     if (!this.isConnected || this.inFlight.size === 0) return;
     // A hub that does not ack (its database is down, say) is not hammered: the timeout
@@ -336,8 +442,9 @@ export class Link extends EventEmitter {
     if (expired > 0) {
       this.rescan = true;
       this.silentRounds++;
-      this.counters.retransmits += expired;
-      this.logger.debug('ack timeout; publishing again', { expired });
+      this.flow.onTimeout();
+      this.counters.windowDecreases = this.flow.decreases;
+      this.logger.debug('ack timeout; publishing again', { expired, window: this.flow.size });
       this.pump();
     }
   }
@@ -402,6 +509,7 @@ export class Link extends EventEmitter {
     }
     this.stopping = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.pumpTimer);
     clearInterval(this.ackTimer);
     this.outbox.off('added', this.onAdded);
     const client = this.client;
