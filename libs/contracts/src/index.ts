@@ -9,5 +9,6 @@ export * from './artifact-archive';
 export * from './detection-batch-fast';
 export * from './training-jobs';
 export * from './rollout';
+export * from './rollout-policy';
 export * from './rollout-signing';
 export * from './key-list';

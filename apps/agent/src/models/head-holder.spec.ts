@@ -90,6 +90,7 @@ describe(HeadHolder.name, () => {
       candidateMeanConfidence: 0.6,
       histogram: { active: [0, 0, 0, 0, 0, 0, 0, 0, 0, 4], candidate: [0, 0, 0, 0, 0, 2, 0, 2, 0, 0] },
       categories: { bread: { active: 0, candidate: 2 }, milk: { active: 4, candidate: 2 } },
+      changes: [{ from: 'milk', to: 'bread', frames: 2 }],
     });
     expect(sut.candidate).toMatchObject({ state: 'verified', shadowFrames: 4 });
   });
@@ -193,6 +194,19 @@ describe(ShadowTally.name, () => {
   });
 
   it('reports zeros, not NaN, before any frame', () => {
-    expect(new ShadowTally().stats()).toMatchObject({ frames: 0, agreement: 0, activeMeanConfidence: 0, candidateMeanConfidence: 0, categories: {} });
+    expect(new ShadowTally().stats()).toMatchObject({ frames: 0, agreement: 0, activeMeanConfidence: 0, candidateMeanConfidence: 0, categories: {}, changes: [] });
+  });
+
+  it('counts the frames that would change category per (active → candidate) pair, most first', () => {
+    const sut = new ShadowTally();
+    const c = (category: string) => ({ category, confidence: 0.9 });
+    for (const [a, b] of [['milk', 'yogurt'], ['milk', 'yogurt'], ['milk', 'milk'], ['bread', 'milk'], ['milk', 'yogurt'], ['bread', 'bread']]) sut.add(c(a!), c(b!));
+    const stats = sut.stats();
+    expect(stats.changes).toEqual([
+      { from: 'milk', to: 'yogurt', frames: 3 },
+      { from: 'bread', to: 'milk', frames: 1 },
+    ]);
+    // Every frame that changed is in exactly one pair.
+    expect(stats.changes!.reduce((n, p) => n + p.frames, 0)).toBe(Math.round(stats.frames * (1 - stats.agreement)));
   });
 });

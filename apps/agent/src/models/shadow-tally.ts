@@ -1,11 +1,11 @@
 import { LatencyWindow } from '../metrics/metrics';
-import { SHADOW_HISTOGRAM_BINS, type ScoredCategory, type ShadowStats } from '@shelfsight/contracts';
+import { MAX_SHADOW_PAIRS, SHADOW_HISTOGRAM_BINS, type ScoredCategory, type ShadowStats } from '@shelfsight/contracts';
 
 /**
  * Running comparison of a candidate head with the active one on the same frames: what
  * `rollout-status` reports as `shadow` (agreement, mean top-1 confidence of each head, their
- * confidence histograms, and per category the frames each head would have put into
- * inventory under it).
+ * confidence histograms, per category the frames each head would have put into inventory
+ * under it, and per (active → candidate) pair the frames that would change category).
  */
 export class ShadowTally {
   private frames = 0;
@@ -15,6 +15,8 @@ export class ShadowTally {
   private readonly activeHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
   private readonly candidateHistogram = new Array<number>(SHADOW_HISTOGRAM_BINS).fill(0);
   private readonly categories = new Map<string, { active: number; candidate: number }>();
+  /** Frames the heads disagreed on, per active category, per candidate category. */
+  private readonly changes = new Map<string, Map<string, number>>();
   /** Wall time of the active head on each shadowed frame: the baseline a health watch compares with. */
   private readonly activeLatencies = new LatencyWindow(100_000);
 
@@ -27,6 +29,11 @@ export class ShadowTally {
     this.frames += 1;
     this.activeLatencies.add(activeLatencyMs);
     if (active.category === candidate.category) this.agreed += 1;
+    else {
+      let to = this.changes.get(active.category);
+      if (!to) this.changes.set(active.category, (to = new Map()));
+      to.set(candidate.category, (to.get(candidate.category) ?? 0) + 1);
+    }
     this.activeSum += active.confidence;
     this.candidateSum += candidate.confidence;
     this.activeHistogram[bin(active.confidence)]! += 1;
@@ -44,6 +51,10 @@ export class ShadowTally {
       candidateMeanConfidence: n === 0 ? 0 : clamp01(this.candidateSum / n),
       histogram: { active: [...this.activeHistogram], candidate: [...this.candidateHistogram] },
       categories: Object.fromEntries([...this.categories].sort(([a], [b]) => (a < b ? -1 : 1)).map(([c, v]) => [c, { ...v }])),
+      changes: [...this.changes]
+        .flatMap(([from, to]) => [...to].map(([t, frames]) => ({ from, to: t, frames })))
+        .sort((a, b) => b.frames - a.frames || (a.from < b.from ? -1 : a.from > b.from ? 1 : a.to < b.to ? -1 : 1))
+        .slice(0, MAX_SHADOW_PAIRS),
     };
   }
 
