@@ -167,6 +167,8 @@ export function isUnverifiedOfferStatus(status: { state: string; reason?: ModelR
 
 /** Number of equal-width confidence bins over [0, 1] in {@link ShadowStats}. */
 export const SHADOW_HISTOGRAM_BINS = 10;
+/** Most (from → to) pairs a shadow report lists (the rest of the changed frames are in `agreement`). */
+export const MAX_SHADOW_PAIRS = 1000;
 
 /** What the candidate head would have done beside the active one on the same frames. */
 export const ShadowStatsSchema = z.object({
@@ -182,6 +184,15 @@ export const ShadowStatsSchema = z.object({
   }),
   /** Per category: frames each head would have put into inventory under it. */
   categories: z.record(CategorySchema, z.object({ active: z.number().int().min(0), candidate: z.number().int().min(0) })),
+  /**
+   * The frames on which the heads disagreed, per (active category → candidate category) pair,
+   * most frames first: what the hub pools into the predicted inventory change. Absent from
+   * agents that predate it (the hub then knows only how many frames changed, from `agreement`).
+   */
+  changes: z
+    .array(z.object({ from: CategorySchema, to: CategorySchema, frames: z.number().int().min(1) }).strict())
+    .max(MAX_SHADOW_PAIRS)
+    .optional(),
 });
 export type ShadowStats = z.infer<typeof ShadowStatsSchema>;
 
