@@ -1,5 +1,7 @@
-import { RolloutStageSchema, type RolloutStage, type StageCounts } from './rollout.dto';
-import { assignStages, decideStage, emptyCounts, rankOf, type StageSnapshot } from './stage-engine';
+import { resolveRolloutPolicy, type ShadowStats } from '@shelfsight/contracts';
+import { predictedChange } from './predicted-change';
+import { DEVICE_ROLLOUT_STATES, RolloutStageSchema, type RolloutStage, type StageCounts } from './rollout.dto';
+import { assignStages, decideStage, emptyCounts, rankOf, stopCommand, type StageSnapshot } from './stage-engine';
 
 const stage = (over: Partial<RolloutStage> & { percent: number }): RolloutStage => RolloutStageSchema.parse(over);
 const counts = (c: Partial<StageCounts>): StageCounts => ({ ...emptyCounts(), ...c });
@@ -57,6 +59,71 @@ describe(decideStage.name, () => {
     const sut = snapshot({ counts: [emptyCounts(), counts({ pending: 3 })] });
 
     expect(decideStage(sut, at(60))).toEqual({ kind: 'promote', to: 1 });
+  });
+
+  describe('with the default shadow gate (a rollout created without a policy)', () => {
+    const gate = resolveRolloutPolicy(undefined).shadowGate;
+    /** One canary's shadow run: 100 frames, `milk` of them milk, `flipped` of those yogurt for the candidate. */
+    const run = (milk: number, flipped: number): ShadowStats => ({
+      frames: 100,
+      agreement: (100 - flipped) / 100,
+      activeMeanConfidence: 0.8,
+      candidateMeanConfidence: 0.8,
+      histogram: { active: new Array<number>(10).fill(0), candidate: new Array<number>(10).fill(0) },
+      categories: { milk: { active: milk, candidate: milk - flipped }, bread: { active: 100 - milk, candidate: 100 - milk }, ...(flipped ? { yogurt: { active: 0, candidate: flipped } } : {}) },
+      changes: flipped ? [{ from: 'milk', to: 'yogurt', frames: flipped }] : [],
+    });
+    // The canary activated (its own gate passed) and soaked: without the predicted change it would be promoted.
+    const activeCanary = (reports: ShadowStats[]) => snapshot({ counts: [counts({ active: 1 }), counts({ pending: 18 })], shadowGate: gate, predicted: predictedChange(reports) });
+
+    it('has a gate with hub limits by default', () => {
+      expect(gate).toMatchObject({ maxPredictedChange: expect.any(Number), maxPairChange: expect.any(Number) });
+    });
+
+    it('halts the canary stage when its shadow run would flip one category, naming the pair', () => {
+      const d = decideStage(activeCanary([run(20, 20)]), at(60));
+
+      expect(d).toEqual({ kind: 'halt', reason: 'stage 1 of 2: predicted inventory change milk → yogurt 20.0% of 100 frames (20) is above maxPairChange 10.0%' });
+    });
+
+    it('promotes when the predicted change is within the limits, or the gate was turned off', () => {
+      expect(decideStage(activeCanary([run(20, 3)]), at(60))).toEqual({ kind: 'promote', to: 1 });
+      expect(decideStage({ ...activeCanary([run(20, 20)]), shadowGate: false }, at(60))).toEqual({ kind: 'promote', to: 1 });
+    });
+
+    it('judges the shadow runs pooled over every stage offered so far', () => {
+      const later = { ...activeCanary([run(20, 2), run(20, 2), run(30, 30)]), currentStage: 1, counts: [counts({ active: 1 }), counts({ active: 2, pending: 16 })] };
+      // 34 of 300 frames milk → yogurt: 11.3% > 10%.
+      expect(decideStage(later, at(0))).toMatchObject({ kind: 'halt', reason: expect.stringMatching(/^stage 2 of 2: predicted inventory change milk → yogurt 11\.3% of 300 frames \(34\)/) });
+    });
+
+    it('halts on failures first: the failure counts are the older rule', () => {
+      const d = decideStage({ ...activeCanary([run(20, 20)]), counts: [counts({ rejected: 1 }), counts({ pending: 18 })] }, at(60));
+      expect(d).toMatchObject({ kind: 'halt', reason: expect.stringContaining('1 rejected') });
+    });
+  });
+});
+
+describe(stopCommand.name, () => {
+  it('on a halt, rolls back the devices active on the version by default (onHalt: rollback), and holds them with onHalt: hold', () => {
+    expect(resolveRolloutPolicy(undefined).onHalt).toBe('rollback');
+    expect(stopCommand('halt', 'rollback', 'active')).toBe('rollback');
+    expect(stopCommand('halt', 'hold', 'active')).toBeUndefined();
+  });
+
+  it('cancels candidates whatever the action; an abort leaves active devices; the operator’s rollback rolls them back', () => {
+    for (const action of ['halt', 'abort', 'rollback'] as const) {
+      for (const state of ['offered', 'downloading', 'verified', 'shadowing'] as const) expect(stopCommand(action, 'hold', state)).toBe('cancel');
+    }
+    expect(stopCommand('abort', 'rollback', 'active')).toBeUndefined();
+    expect(stopCommand('rollback', 'hold', 'active')).toBe('rollback');
+  });
+
+  it('sends nothing to devices that never got the offer or are done with it', () => {
+    for (const state of DEVICE_ROLLOUT_STATES.filter((s) => ['pending', 'rejected', 'rolled_back'].includes(s))) {
+      expect(stopCommand('halt', 'rollback', state)).toBeUndefined();
+      expect(stopCommand('rollback', 'rollback', state)).toBeUndefined();
+    }
   });
 });
 

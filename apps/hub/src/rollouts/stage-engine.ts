@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { ModelCommand, OnHalt, RolloutShadowGate } from '@shelfsight/contracts';
+import { predictedChangeBreach, type PredictedChange } from './predicted-change';
 import { DEVICE_ROLLOUT_STATES, type RolloutStage, type StageCounts, type DeviceRolloutState } from './rollout.dto';
 
 /** Device states that count as a failure of the version on that device. */
@@ -20,6 +22,10 @@ export interface StageSnapshot {
   stageStartedAt: Date;
   /** Device counts by state, per stage index. */
   counts: readonly StageCounts[];
+  /** The rollout's shadow gate (`false`: turned off; absent: none to judge). */
+  shadowGate?: RolloutShadowGate | false;
+  /** The predicted inventory change pooled over the shadow runs of every device offered so far. */
+  predicted?: PredictedChange;
 }
 
 export type StageDecision =
@@ -41,6 +47,9 @@ function sum(c: StageCounts, states: readonly DeviceRolloutState[]): number {
  * - halt when, over every device offered so far (stages up to the current one), failures
  *   (rejected, including the device's shadow gate, or rolled back) exceed the current stage's
  *   `abort.maxFailurePercent` of the devices that reported, once `abort.minDevices` reported;
+ * - halt when the predicted inventory change over every device offered so far (their shadow
+ *   runs pooled) is above the shadow gate's `maxPairChange` for a pair or `maxPredictedChange`
+ *   overall: a canary that activated a head which would flip a category stops the rollout there;
  * - else promote (or complete, after the last stage) once the stage soaked `minSoakSeconds`
  *   and at least `successThreshold` of its own devices are active;
  * - else wait.
@@ -62,6 +71,8 @@ export function decideStage(s: StageSnapshot, now: Date): StageDecision {
       reason: `stage ${s.currentStage + 1} of ${s.stages.length}: ${failed} of ${reported} reporting devices failed (${why}), above the ${stage.abort.maxFailurePercent}% allowed`,
     };
   }
+  const breach = s.shadowGate !== undefined && s.predicted ? predictedChangeBreach(s.shadowGate, s.predicted) : undefined;
+  if (breach) return { kind: 'halt', reason: `stage ${s.currentStage + 1} of ${s.stages.length}: ${breach}` };
   const own = s.counts[s.currentStage] ?? emptyCounts();
   const devices = total(own);
   const share = devices === 0 ? 1 : own.active / devices;
@@ -69,6 +80,21 @@ export function decideStage(s: StageSnapshot, now: Date): StageDecision {
   if (soaked < stage.minSoakSeconds) return { kind: 'wait', why: `soaking: ${Math.floor(soaked)} of ${stage.minSoakSeconds} s` };
   if (share < stage.successThreshold) return { kind: 'wait', why: `${own.active} of ${devices} active, ${stage.successThreshold * 100}% needed` };
   return s.currentStage + 1 < s.stages.length ? { kind: 'promote', to: s.currentStage + 1 } : { kind: 'complete' };
+}
+
+/** Why a rollout stops: halted by the stage engine, aborted or rolled back by the operator. */
+export type StopAction = 'halt' | 'abort' | 'rollback';
+
+/**
+ * The command a device of a stopped rollout gets, by the state it reported: a candidate
+ * (downloading, verified, shadowing) is cancelled; a device active on the version is rolled
+ * back on the operator's rollback, and on a halt when the policy says `onHalt: rollback`
+ * (an abort, or a halt with `hold`, leaves it); anything else gets nothing.
+ */
+export function stopCommand(action: StopAction, onHalt: OnHalt, state: DeviceRolloutState): ModelCommand['command'] | undefined {
+  if (CANDIDATE_STATES.includes(state)) return 'cancel';
+  if (state !== 'active') return undefined;
+  return action === 'rollback' || (action === 'halt' && onHalt === 'rollback') ? 'rollback' : undefined;
 }
 
 function failureBreakdown(c: StageCounts): string {
