@@ -7,3 +7,4 @@ export * from './redact';
 export * from './package-root';
 export * from './charts/svg-chart';
 export * from './random';
+export * from './key-files';

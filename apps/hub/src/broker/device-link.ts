@@ -5,10 +5,13 @@ import {
   FrameRequestSchema,
   ModelCommandSchema,
   ModelOfferSchema,
+  RELEASE_KEYS_TOPIC,
+  SignedKeyListSchema,
   type Ack,
   type FrameRequest,
   type ModelCommand,
   type ModelOffer,
+  type SignedKeyList,
 } from '@shelfsight/contracts';
 import type { HubMqttServer } from './hub-mqtt.server';
 
@@ -25,6 +28,8 @@ export interface DeviceLink {
   clearModelOffer(deviceId: string): Promise<void>;
   /** Rollback / cancel (not retained). */
   sendModelCommand(cmd: ModelCommand): Promise<void>;
+  /** The current root-signed release key list, retained for every device. */
+  sendReleaseKeys(signed: SignedKeyList): Promise<void>;
   readonly connected: boolean;
 }
 
@@ -49,6 +54,10 @@ export class MqttDeviceLink implements DeviceLink {
 
   async sendModelCommand(cmd: ModelCommand): Promise<void> {
     await this.server.publish(deviceTopic(cmd.deviceId, 'model-command'), encodePayload(ModelCommandSchema, cmd));
+  }
+
+  async sendReleaseKeys(signed: SignedKeyList): Promise<void> {
+    await this.server.publish(RELEASE_KEYS_TOPIC, encodePayload(SignedKeyListSchema, signed), { retain: true });
   }
 
   get connected(): boolean {

@@ -131,8 +131,20 @@ export const HUB_CONFIG_SPEC = {
   ingestMaxPending: {
     env: 'INGEST_MAX_PENDING',
     flag: 'ingest-max-pending',
-    description: 'most detections held in memory awaiting commit; beyond it batches are refused unacknowledged (devices keep and resend them)',
+    description: 'most detections held in memory awaiting commit; beyond it batches are deferred: the ack tells the device to send them again after INGEST_RETRY_AFTER_MS (it keeps them)',
     schema: cfg.int(50000, 1),
+  },
+  ingestMaxPendingBytes: {
+    env: 'INGEST_MAX_PENDING_BYTES',
+    flag: 'ingest-max-pending-bytes',
+    description: 'most bytes of detections (estimated from their JSON) held in memory awaiting commit; beyond it batches are deferred like past INGEST_MAX_PENDING',
+    schema: cfg.int(16 * 1024 * 1024, 1024),
+  },
+  ingestRetryAfterMs: {
+    env: 'INGEST_RETRY_AFTER_MS',
+    flag: 'ingest-retry-after-ms',
+    description: 'how long a device whose batch was deferred is told to wait before sending again, ms (devices add ±25% jitter)',
+    schema: cfg.int(1000, 0),
   },
   samplesPerDevicePerDay: {
     env: 'SAMPLES_PER_DEVICE_PER_DAY',
@@ -189,17 +201,49 @@ export const HUB_CONFIG_SPEC = {
     description: 'backbone (folder, built-in or catalogue name) for training jobs on a dataset base when neither the request nor a registered version names one',
     schema: z.string().min(1).optional(),
   },
+  trainingDatasetRoots: {
+    env: 'TRAINING_DATASET_ROOTS',
+    flag: 'training-dataset-roots',
+    description:
+      'folders (comma-separated) a training job\u2019s base.dataset may be in; a relative dataset resolves in the first. Anything else (.., absolute paths elsewhere, symlinks out, /proc) is refused. Unset = DATA_DIR/datasets',
+    schema: cfg.optionalString(),
+  },
+  trainingBackboneRoots: {
+    env: 'TRAINING_BACKBONE_ROOTS',
+    flag: 'training-backbone-roots',
+    description:
+      'folders (comma-separated) a training job\u2019s backbone folder may be in, besides built-in and catalogue names and TRAINING_BACKBONE; URLs are refused. Unset = DATA_DIR/backbones',
+    schema: cfg.optionalString(),
+  },
   gateMaxOverallDrop: {
     env: 'GATE_MAX_OVERALL_DROP',
     flag: 'gate-max-overall-drop',
-    description: 'model gate: a version whose overall accuracy on the frozen evaluation set is more than this below the best releasable version of its category set is not releasable (0..1)',
+    description: 'model gate: a version whose overall accuracy, on the rows of the verified categories it shares with its reference (parent, or the version the fleet runs), is more than this below the reference\u2019s is not releasable (0..1)',
     schema: z.coerce.number().min(0).max(1).default(0.02),
   },
   gateMaxCategoryDrop: {
     env: 'GATE_MAX_CATEGORY_DROP',
     flag: 'gate-max-category-drop',
-    description: 'model gate: nor is one whose accuracy on any single category drops by more than this (0..1)',
+    description: 'model gate: nor is one whose accuracy on any single category with at least GATE_MIN_EVAL_ROWS rows drops by more than this, significant or not (0..1)',
     schema: z.coerce.number().min(0).max(1).default(0.05),
+  },
+  gateAlpha: {
+    env: 'GATE_ALPHA',
+    flag: 'gate-alpha',
+    description: 'model gate: a category on which the version is significantly worse than its reference (exact one-sided McNemar test on the same rows, p below this) regresses, whatever its size',
+    schema: z.coerce.number().gt(0).lt(1).default(0.05),
+  },
+  gateMinEvalRows: {
+    env: 'GATE_MIN_EVAL_ROWS',
+    flag: 'gate-min-eval-rows',
+    description: 'model gate: a category with fewer evaluation rows than this is unverified, and its version not releasable unless an operator overrides with a written reason (POST /models/:version/override)',
+    schema: cfg.int(20, 1),
+  },
+  evalHoldoutPercent: {
+    env: 'EVAL_HOLDOUT_PERCENT',
+    flag: 'eval-holdout-percent',
+    description: 'share of operator-labelled samples (chosen by a hash of the sample id) held out for the gate\u2019s evaluation and never trained on (0..100)',
+    schema: z.coerce.number().min(0).max(100).default(20),
   },
   modelUploadMaxBytes: {
     env: 'MODEL_UPLOAD_MAX_BYTES',
@@ -207,12 +251,38 @@ export const HUB_CONFIG_SPEC = {
     description: 'largest model artifact archive POST /models accepts (artifact plus training rows)',
     schema: cfg.int(512 * 1024 * 1024, 1024),
   },
+  modelUploadMaxInflatedBytes: {
+    env: 'MODEL_UPLOAD_MAX_INFLATED_BYTES',
+    flag: 'model-upload-max-inflated-bytes',
+    description: 'largest tar a gzipped POST /models body may decompress to; it is decompressed as a stream and refused with 413 once its output passes this (a gzip bomb costs the hub this much, not what it would inflate to)',
+    schema: cfg.int(512 * 1024 * 1024, 1024),
+  },
   rolloutSigningKey: {
     env: 'ROLLOUT_SIGNING_KEY',
     flag: 'rollout-signing-key',
     description:
-      'Ed25519 private key rollout manifests are signed with (PKCS8 PEM, or base64 of its PKCS8 DER). Unset = the hub generates one at first start and keeps it in the database, so every replica signs with the same key. Changing it rotates: the old key stays trusted (GET /rollouts/trusted-keys) until retired',
+      'the release key rollout manifests and model commands are signed with: an Ed25519 private key (PKCS8 PEM, or base64 of its PKCS8 DER), e.g. from a secret store. Never stored in the database. Unset = ROLLOUT_RELEASE_KEY_FILE, else a key the hub generates in DATA_DIR/rollout-keys/release-key.pem (mode 0600). Devices accept it only while the root-signed key list (ROLLOUT_KEY_LIST_FILE) names it',
     schema: z.string().min(1).optional(),
+    secret: true,
+  },
+  rolloutReleaseKeyFile: {
+    env: 'ROLLOUT_RELEASE_KEY_FILE',
+    flag: 'rollout-release-key-file',
+    description: 'file holding the release key (PKCS8 PEM, mode 0600; `shelf keys release new`), read at start; used when ROLLOUT_SIGNING_KEY is unset',
+    schema: cfg.optionalString(),
+  },
+  rolloutKeyListFile: {
+    env: 'ROLLOUT_KEY_LIST_FILE',
+    flag: 'rollout-key-list-file',
+    description:
+      'the root-signed release key list (`shelf keys list sign`), published to devices (retained MQTT, GET /rollouts/key-list); its root is the one devices are provisioned with. Unset = a demo root generated in DATA_DIR/rollout-keys signs a list of the hub\u2019s release key (fine for a demo; in production create an offline root with `shelf keys root init`)',
+    schema: cfg.optionalString(),
+  },
+  rolloutDownloadTokenSecret: {
+    env: 'ROLLOUT_DOWNLOAD_TOKEN_SECRET',
+    flag: 'rollout-download-token-secret',
+    description: 'secret (at least 32 characters) the artifact download tokens in offers are MACed with; every replica needs the same. Unset = one generated in DATA_DIR/download-token-secret (mode 0600)',
+    schema: z.string().min(32).optional(),
     secret: true,
   },
   rolloutTickMs: {

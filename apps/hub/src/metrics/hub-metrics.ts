@@ -24,7 +24,7 @@ export class HubMetrics {
   });
   readonly overloaded = new Counter({
     name: 'shelfsight_batches_deferred_total',
-    help: 'batches refused unacknowledged because too much awaited commit (devices resend)',
+    help: 'batches deferred because too much awaited commit (the device is told to resend after a retry-after)',
     registers: this.registers,
   });
   readonly detectionsDeadLettered = new Counter({
@@ -49,6 +49,32 @@ export class HubMetrics {
   });
   readonly retentionDeleted = new Counter({ name: 'shelfsight_retention_deleted_total', help: 'raw detections deleted by retention', registers: this.registers });
   readonly pending = new SourcedGauge({ name: 'shelfsight_ingest_pending', help: 'detections in memory awaiting commit', registers: this.registers });
+  readonly pendingBytes = new SourcedGauge({
+    name: 'shelfsight_ingest_pending_bytes',
+    help: 'estimated size of the detections in memory awaiting commit (bounded by INGEST_MAX_PENDING_BYTES)',
+    registers: this.registers,
+  });
+  readonly detectionsDeferred = new Counter({
+    name: 'shelfsight_detections_deferred_total',
+    help: 'detections not taken because the writer was over INGEST_MAX_PENDING or INGEST_MAX_PENDING_BYTES: the device was told to send them again after a retry-after',
+    registers: this.registers,
+  });
+  readonly detectionsRedelivered = new Counter({
+    name: 'shelfsight_detections_redelivered_total',
+    help: 'retransmitted detections dropped before any SQL, by where they were (held: committed by this hub, acknowledged again; pending: awaiting commit)',
+    labelNames: ['where'] as const,
+    registers: this.registers,
+  });
+  readonly ingestWindow = new SourcedGauge({
+    name: 'shelfsight_ingest_window',
+    help: 'detections in flight the hub grants each sending device now (its share of the target queue)',
+    registers: this.registers,
+  });
+  readonly ingestCommitRate = new SourcedGauge({
+    name: 'shelfsight_ingest_commit_rate',
+    help: 'detections committed per second over the last 5 s (what the window target is measured from)',
+    registers: this.registers,
+  });
   readonly mqttAuthRefused = new Counter({
     name: 'shelfsight_mqtt_auth_refused_total',
     help: 'embedded-broker connects, publishes and subscribes refused (MQTT_AUTH=on), by action and reason',
@@ -153,6 +179,12 @@ export class HubMetrics {
     name: 'shelfsight_rollout_commands_total',
     help: 'model commands sent to devices, by command (rollback, cancel)',
     labelNames: ['command'] as const,
+    registers: this.registers,
+  });
+  readonly rolloutAttacks = new Counter({
+    name: 'shelfsight_rollout_attacks_total',
+    help: 'offers devices refused as forged, tampered, borrowing a rollout id or replayed, by reason (never counted against a rollout)',
+    labelNames: ['reason'] as const,
     registers: this.registers,
   });
   readonly rolloutStatuses = new Counter({

@@ -1,31 +1,23 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
-import type { HubConfig } from '../config/hub-config';
-import { DownloadTokens } from './download-tokens';
-import type { RolloutsRepository } from './rollouts.repository';
-import { SigningKeys } from './signing-keys';
+import { DOWNLOAD_TOKEN_SECRET_FILE, DownloadTokens } from './download-tokens';
 
-/** The key table is the boundary: a setting key only needs `upsertKey`. */
-const keyTable = { upsertKey: async () => undefined } as unknown as RolloutsRepository;
-
-const pemKey = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-
-const tokensFor = async (pem: string) => {
-  const keys = new SigningKeys({ rolloutSigningKey: pem } as HubConfig, keyTable);
-  await keys.onModuleInit();
-  return new DownloadTokens(keys);
-};
+const newSecret = () => randomBytes(24).toString('base64');
+const tokensFor = async (secret: string) => new DownloadTokens({ rolloutDownloadTokenSecret: secret, dataDir: '/nonexistent' });
 
 describe(DownloadTokens.name, () => {
   const now = new Date('2026-12-02T00:00:00.000Z');
   const inAnHour = new Date(now.getTime() + 3600_000);
-  let pem: string;
+  let secret: string;
   let sut: DownloadTokens;
 
   beforeAll(() => Logger.overrideLogger(false));
   beforeEach(async () => {
-    pem = pemKey();
-    sut = await tokensFor(pem);
+    secret = newSecret();
+    sut = await tokensFor(secret);
   });
 
   it('accepts a token for its device and version until it expires, and names the device', () => {
@@ -45,7 +37,7 @@ describe(DownloadTokens.name, () => {
     expect(sut.check(sut.issue('dev-2', 'v7', inAnHour), 'v7', now)).toEqual({ ok: true, deviceId: 'dev-2' });
   });
 
-  it('refuses forged tokens: a moved expiry, a changed mac, garbage, and a token of another hub key', async () => {
+  it('refuses forged tokens: a moved expiry, a changed mac, garbage, and a token of another hub secret', async () => {
     const token = sut.issue('dev-1', 'v7', inAnHour);
     expect(token.startsWith('sdt_dev-1.')).toBe(true);
     const [device, exp, mac] = token.split('.') as [string, string, string];
@@ -53,9 +45,18 @@ describe(DownloadTokens.name, () => {
     const flipped = `${mac[0] === 'A' ? 'B' : 'A'}${mac.slice(1)}`;
     expect(sut.check(`${device}.${exp}.${flipped}`, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
     for (const junk of ['', 'x', 'sdt_dev-1.123', `sdt_dev-1.${exp}.short`, `sdt_../etc.${exp}.${mac}`, token.slice('sdt_'.length), `shk_${token}`]) expect(sut.check(junk, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
-    const otherHub = await tokensFor(pemKey());
+    const otherHub = await tokensFor(newSecret());
     expect(otherHub.check(token, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
-    // The same signing key (another replica) accepts it.
-    expect((await tokensFor(pem)).check(token, 'v7', now)).toEqual({ ok: true, deviceId: 'dev-1' });
+    // The same secret (another replica) accepts it.
+    expect((await tokensFor(secret)).check(token, 'v7', now)).toEqual({ ok: true, deviceId: 'dev-1' });
+  });
+
+  it('without a setting, generates its own secret in DATA_DIR (mode 0600) and keeps it across restarts', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tokens-'));
+    const first = new DownloadTokens({ dataDir });
+    const token = first.issue('dev-1', 'v7', inAnHour);
+    expect(statSync(join(dataDir, DOWNLOAD_TOKEN_SECRET_FILE)).mode & 0o777).toBe(0o600);
+    expect(new DownloadTokens({ dataDir }).check(token, 'v7', now)).toEqual({ ok: true, deviceId: 'dev-1' });
+    expect(new DownloadTokens({ dataDir: mkdtempSync(join(tmpdir(), 'tokens-')) }).check(token, 'v7', now)).toEqual({ ok: false, reason: 'bad_token' });
   });
 });

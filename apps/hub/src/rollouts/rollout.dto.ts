@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { DeviceIdSchema, OfferPolicySchema, type HealthStats, type OfferPolicy, type ShadowStats } from '@shelfsight/contracts';
+import { DeviceIdSchema, RolloutPolicyInputSchema, type HealthStats, type OnHalt, type RolloutPolicy, type ShadowStats } from '@shelfsight/contracts';
+import type { PredictedChange } from './predicted-change';
 
 /** Who gets the version: every device, devices of some sites, named devices; optionally a stable share of that selection. */
 export const RolloutTargetSchema = z
@@ -40,7 +41,8 @@ export const CreateRolloutSchema = z
     modelVersion: z.string().min(1).max(128),
     target: RolloutTargetSchema,
     stages: z.array(RolloutStageSchema).min(1).max(20),
-    policy: OfferPolicySchema.optional(),
+    /** Absent or partial: the defaults (a shadow gate, a health watch, roll back on a halt); see `resolveRolloutPolicy`. */
+    policy: RolloutPolicyInputSchema.optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -78,6 +80,8 @@ export interface RolloutStageView extends RolloutStage {
   startedAt: string | null;
   devices: number;
   counts: StageCounts;
+  /** GET /rollouts/:id only: the predicted inventory change over this stage's devices' shadow runs. */
+  predictedChange?: PredictedChange;
 }
 
 export interface RolloutDeviceView {
@@ -100,7 +104,10 @@ export interface RolloutView {
   state: RolloutState;
   haltReason: string | null;
   target: RolloutTarget;
-  policy: OfferPolicy | null;
+  /** The policy as applied: every default filled in; `shadowGate`/`health` false only when turned off (see `overrideReason`). */
+  policy: RolloutPolicy;
+  /** What the halt did to the devices already active on the version (null: not halted by the stage engine). */
+  haltAction: OnHalt | null;
   currentStage: number;
   stages: RolloutStageView[];
   /** Counts over every device of the rollout. */
@@ -109,6 +116,8 @@ export interface RolloutView {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /** GET /rollouts/:id only: the predicted inventory change over every offered device's shadow run (what gates the current stage). */
+  predictedChange?: PredictedChange;
   /** GET /rollouts/:id only. */
   devices?: RolloutDeviceView[];
 }

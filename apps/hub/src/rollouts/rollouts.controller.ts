@@ -8,7 +8,6 @@ import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutDto } from './rollout-view.dto';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
-import { SigningKeyNotFoundError } from './rollouts.error';
 import { RolloutsService } from './rollouts.service';
 import { SigningKeys } from './signing-keys';
 
@@ -37,22 +36,13 @@ export class RolloutsController {
     return this.rollouts.list(query);
   }
 
-  /** The trusted-keys file for devices (`shelf agent --trusted-keys`): `<keyid> <base64 SPKI DER>` per line. */
+  /** The file devices are provisioned with (`shelf agent --trusted-keys`): the root public key, `<keyid> <base64 SPKI DER>`. */
   @Get('trusted-keys')
   @RequireRole('viewer')
   @ApiProduces('text/plain')
   @Header('Content-Type', 'text/plain; charset=utf-8')
-  trustedKeys(): Promise<string> {
+  trustedKeys(): string {
     return this.keys.trustedKeysFile();
-  }
-
-  /** Stop trusting an old signing key (after a rotation); the key in use cannot be retired. */
-  @Post('trusted-keys/:keyId/retire')
-  @RequireRole('admin')
-  @HttpCode(200)
-  async retireKey(@Param('keyId') keyId: string): Promise<{ keyId: string; retired: true }> {
-    if (!(await this.keys.retire(keyId))) throw new SigningKeyNotFoundError(keyId);
-    return { keyId, retired: true };
   }
 
   /**

@@ -40,14 +40,9 @@ export class ArtifactAccessError extends HttpException {
   }
 }
 
-export class SigningKeyInUseError extends HttpException {
-  constructor(keyId: string) {
-    super({ statusCode: 409, message: `key ${keyId} signs rollouts now; rotate first (set ROLLOUT_SIGNING_KEY to a new key), then retire it` }, HttpStatus.CONFLICT);
-  }
-}
-
-export class SigningKeyNotFoundError extends HttpException {
-  constructor(keyId: string) {
-    super({ statusCode: 404, message: `no trusted rollout signing key ${keyId}` }, HttpStatus.NOT_FOUND);
+/** A release key list that may not be published (not signed by the hub's root, expired, not newer). */
+export class KeyListRefusedError extends HttpException {
+  constructor(message: string) {
+    super({ statusCode: 422, error: 'Unprocessable Entity', message }, HttpStatus.UNPROCESSABLE_ENTITY);
   }
 }

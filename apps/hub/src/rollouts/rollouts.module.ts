@@ -5,6 +5,8 @@ import { DeviceHttpAuth } from './device-http-auth';
 import { DownloadTokens } from './download-tokens';
 import { RolloutArtifactsService } from './rollout-artifacts.service';
 import { RolloutsMqttController } from './rollouts-mqtt.controller';
+import { ReleaseKeysController } from './release-keys.controller';
+import { ReleaseKeysRepository } from './release-keys.repository';
 import { RolloutsController } from './rollouts.controller';
 import { RolloutsRepository } from './rollouts.repository';
 import { RolloutStatusWriter } from './rollout-status-writer';
@@ -14,8 +16,8 @@ import { SigningKeys } from './signing-keys';
 /** Fleet rollouts: signing keys, offers, the stage engine, device statuses, artifact delivery. */
 @Module({
   imports: [ModelsModule, CredentialsModule],
-  controllers: [RolloutsController, RolloutsMqttController],
-  providers: [RolloutsService, RolloutsRepository, RolloutStatusWriter, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
+  controllers: [RolloutsController, ReleaseKeysController, RolloutsMqttController],
+  providers: [RolloutsService, RolloutsRepository, ReleaseKeysRepository, RolloutStatusWriter, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
   exports: [RolloutsService],
 })
 export class RolloutsModule {}

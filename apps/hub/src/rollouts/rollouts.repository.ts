@@ -7,15 +7,6 @@ import type { DeviceRolloutState, RolloutStage, RolloutState, RolloutTarget } fr
 /** The SQL a repository needs: the hub's client or one interactive transaction of it. */
 type Db = Pick<PrismaClient, '$queryRaw' | '$executeRaw'>;
 
-export interface SigningKeyRow {
-  key_id: string;
-  public_key: string;
-  private_key: string | null;
-  source: string;
-  created_at: Date;
-  retired_at: Date | null;
-}
-
 export interface RolloutRow {
   id: string;
   model_version: string;
@@ -63,53 +54,10 @@ export interface StageCountRow {
 
 /** Key of the advisory lock the stage engine ticks under (one replica at a time). */
 const ENGINE_LOCK_KEY = 7_361_012;
-/** Key of the lock around generating the first signing key (replicas starting together generate one). */
-const KEYGEN_LOCK_KEY = 7_361_013;
-
-/** SQL of rollouts: signing keys, release counters, rollouts, their devices. */
+/** SQL of rollouts: rollouts and their devices (release keys and counters: release-keys.repository.ts). */
 @Injectable()
 export class RolloutsRepository {
   constructor(@Inject(PrismaService) private readonly db: Db & Pick<PrismaClient, '$transaction'>) {}
-
-  // --- signing keys
-
-  async upsertKey(k: { keyId: string; publicKey: string; privateKey: string | null; source: string }): Promise<void> {
-    await this.db.$executeRaw`
-      INSERT INTO rollout_signing_keys (key_id, public_key, private_key, source) VALUES (${k.keyId}, ${k.publicKey}, ${k.privateKey}, ${k.source})
-      ON CONFLICT (key_id) DO NOTHING`;
-  }
-
-  /** The newest generated key still in use; `generate` makes one (under a lock) when there is none. */
-  async generatedKey(generate: () => { keyId: string; publicKey: string; privateKey: string }): Promise<SigningKeyRow> {
-    return this.db.$transaction(async (tx) => {
-      await tx.$queryRaw`SELECT pg_advisory_xact_lock(${KEYGEN_LOCK_KEY}::bigint)::text`;
-      const rows = await tx.$queryRaw<SigningKeyRow[]>`
-        SELECT * FROM rollout_signing_keys WHERE private_key IS NOT NULL AND retired_at IS NULL ORDER BY created_at DESC LIMIT 1`;
-      if (rows[0]) return rows[0];
-      const k = generate();
-      const made = await tx.$queryRaw<SigningKeyRow[]>`
-        INSERT INTO rollout_signing_keys (key_id, public_key, private_key, source) VALUES (${k.keyId}, ${k.publicKey}, ${k.privateKey}, 'generated') RETURNING *`;
-      return made[0]!;
-    });
-  }
-
-  trustedKeys(): Promise<SigningKeyRow[]> {
-    return this.db.$queryRaw<SigningKeyRow[]>`SELECT * FROM rollout_signing_keys WHERE retired_at IS NULL ORDER BY created_at, key_id`;
-  }
-
-  async retireKey(keyId: string): Promise<boolean> {
-    const n = await this.db.$executeRaw`UPDATE rollout_signing_keys SET retired_at = now() WHERE key_id = ${keyId} AND retired_at IS NULL`;
-    return n > 0;
-  }
-
-  /** The next release counter of (backbone, label list): one above every one signed before. */
-  async nextReleaseCounter(backboneId: string, labelsHash: string): Promise<number> {
-    const rows = await this.db.$queryRaw<Array<{ counter: bigint }>>`
-      INSERT INTO rollout_release_counters (backbone_id, labels_hash, counter) VALUES (${backboneId}, ${labelsHash}, 1)
-      ON CONFLICT (backbone_id, labels_hash) DO UPDATE SET counter = rollout_release_counters.counter + 1
-      RETURNING counter`;
-    return Number(rows[0]!.counter);
-  }
 
   // --- targets
 

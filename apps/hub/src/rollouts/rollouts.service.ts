@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type ModelCommand, type SignedManifest } from '@shelfsight/contracts';
+import { DEFAULT_MODEL_LINE, isUnverifiedOfferStatus, labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type ModelCommand, type SignedManifest } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
@@ -29,6 +29,8 @@ export type RolloutClock = () => Date;
 
 /** A manifest this close to its expiry is signed again before it is offered. */
 const RESIGN_MARGIN_MS = 60 * 60_000;
+/** A rollback or cancel command is good for this long (devices accept each nonce once). */
+const COMMAND_TTL_MS = 15 * 60_000;
 
 /** What to do to a rollout's offered devices when it stops. */
 type StopAction = 'halt' | 'abort' | 'rollback';
@@ -100,7 +102,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     );
     if (assigned.length === 0) throw new RolloutRefusedError(`the target selects no device that runs backbone ${version.backbone_id}`);
     const now = this.now();
-    const signed = await this.signFor(version, now);
+    const signed = await this.signFor(version, now, id);
     const { conflict } = await this.repo.insertRollout(
       {
         id,
@@ -168,6 +170,12 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     if (!parsed.ok) return this.rejections.record('rollout-status', parsed.reason, topicDeviceId, parsed.message);
     const s = parsed.value;
     if (s.deviceId !== topicDeviceId) return this.rejections.record('rollout-status', 'device_mismatch', topicDeviceId, `payload names device ${s.deviceId}`);
+    if (isUnverifiedOfferStatus(s)) {
+      // The device refused an offer that is not what this hub signed: an attack, never a failure of the rollout whose id it carries.
+      this.metrics.rolloutAttacks.inc({ reason: s.reason ?? 'unknown' });
+      this.log.warn(`device ${s.deviceId} refused a forged or replayed offer naming ${s.offerId} (${s.reason}${s.detail ? `: ${s.detail}` : ''}); not counted against the rollout`);
+      return;
+    }
     const known = await this.statuses.record(s);
     this.metrics.rolloutStatuses.inc({ state: known ? s.state : 'unknown' });
     if (!known) return;
@@ -296,17 +304,19 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     if (Date.parse(row.signed.manifest.expiresAt) - now.getTime() > RESIGN_MARGIN_MS) return row.signed;
     const version = await this.models.findVersion(row.model_version);
     if (!version) return row.signed;
-    const signed = await this.signFor(version, now);
+    const signed = await this.signFor(version, now, row.id);
     await this.repo.replaceSigned(row.id, signed);
     row.signed = signed;
     return signed;
   }
 
-  private async signFor(version: ModelVersionRow, now: Date): Promise<SignedManifest> {
+  private async signFor(version: ModelVersionRow, now: Date, offerId: string): Promise<SignedManifest> {
     const hash = labelsHash(version.labels);
-    const counter = await this.repo.nextReleaseCounter(version.backbone_id, hash);
+    const counter = await this.keys.nextReleaseCounter(version.backbone_id, DEFAULT_MODEL_LINE);
     return this.keys.sign({
       modelVersion: version.version,
+      offerId,
+      modelLine: DEFAULT_MODEL_LINE,
       releaseCounter: counter,
       backbone: { id: version.backbone_id, checksum: version.backbone_checksum },
       labelsHash: hash,
@@ -325,6 +335,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     const row = await this.row(id);
     const devices = (await this.repo.devicesOf(id)).filter((d) => d.offered_at !== null);
     const issuedAt = this.now().toISOString();
+    const expiresAt = new Date(this.now().getTime() + COMMAND_TTL_MS).toISOString();
     let cancelled = 0;
     let rolledBack = 0;
     await Promise.all(
@@ -337,7 +348,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
               ? 'rollback'
               : undefined;
           if (!command) return;
-          await this.link.sendModelCommand({ v: SCHEMA_VERSION, deviceId: d.device_id, offerId: id, command, modelVersion: row.model_version, issuedAt });
+          await this.link.sendModelCommand(this.keys.signCommand({ deviceId: d.device_id, offerId: id, command, modelVersion: row.model_version, issuedAt, expiresAt }));
           this.metrics.rolloutCommands.inc({ command });
           if (command === 'cancel') cancelled += 1;
           else rolledBack += 1;

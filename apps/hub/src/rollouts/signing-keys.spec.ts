@@ -1,38 +1,41 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
-import { ConfigError } from '@shelfsight/common';
-import { keyIdOf, labelsHash, parseTrustedKeys, verifySignedManifest, type UnsignedManifest } from '@shelfsight/contracts';
+import {
+  acceptKeyList,
+  currentReleaseKeys,
+  keyIdOf,
+  labelsHash,
+  parseTrustedKeys,
+  signKeyList,
+  verifyModelCommand,
+  verifySignedManifest,
+  type SignedKeyList,
+  type UnsignedManifest,
+} from '@shelfsight/contracts';
 import type { HubConfig } from '../config/hub-config';
-import type { RolloutsRepository, SigningKeyRow } from './rollouts.repository';
-import { parseSigningKey, SigningKeys } from './signing-keys';
+import type { ReleaseKeysRepository } from './release-keys.repository';
+import { DEMO_ROOT_KEY, GENERATED_KEYS_DIR, GENERATED_RELEASE_KEY, SigningKeys } from './signing-keys';
 
-/** The key table on a list (the repository is the boundary). */
-class MemoryKeys {
-  readonly rows: SigningKeyRow[] = [];
-  generated = 0;
-  async upsertKey(k: { keyId: string; publicKey: string; privateKey: string | null; source: string }): Promise<void> {
-    if (!this.rows.some((r) => r.key_id === k.keyId)) this.rows.push({ key_id: k.keyId, public_key: k.publicKey, private_key: k.privateKey, source: k.source, created_at: new Date(), retired_at: null });
+/** The key-list table on a list (the repository is the boundary). */
+class MemoryLists {
+  readonly rows: SignedKeyList[] = [];
+  async currentList(rootKeyId: string): Promise<SignedKeyList | undefined> {
+    return this.rows.filter((r) => r.list.root.keyId === rootKeyId).sort((a, b) => b.list.version - a.list.version)[0];
   }
-  async generatedKey(generate: () => { keyId: string; publicKey: string; privateKey: string }): Promise<SigningKeyRow> {
-    const found = this.rows.find((r) => r.private_key !== null && r.retired_at === null);
-    if (found) return found;
-    this.generated += 1;
-    const k = generate();
-    await this.upsertKey({ ...k, source: 'generated' });
-    return this.rows.at(-1)!;
-  }
-  async trustedKeys(): Promise<SigningKeyRow[]> {
-    return this.rows.filter((r) => r.retired_at === null);
-  }
-  async retireKey(keyId: string): Promise<boolean> {
-    const row = this.rows.find((r) => r.key_id === keyId && r.retired_at === null);
-    if (row) row.retired_at = new Date();
-    return row !== undefined;
+  async saveList(signed: SignedKeyList): Promise<boolean> {
+    if (this.rows.some((r) => r.list.root.keyId === signed.list.root.keyId && r.list.version === signed.list.version)) return false;
+    this.rows.push(signed);
+    return true;
   }
 }
 
 const fields: UnsignedManifest = {
   modelVersion: 'v7',
+  offerId: 'ro_1',
+  modelLine: 'default',
   releaseCounter: 3,
   backbone: { id: 'stand-in', checksum: 'a'.repeat(64) },
   labelsHash: labelsHash(['milk', 'juice']),
@@ -40,54 +43,102 @@ const fields: UnsignedManifest = {
   issuedAt: '2026-12-01T00:00:00.000Z',
   expiresAt: '2026-12-08T00:00:00.000Z',
 };
+const NOW = new Date('2026-12-01T01:00:00.000Z');
+const ed = () => generateKeyPairSync('ed25519').privateKey;
+const pem = (k: KeyObject) => k.export({ type: 'pkcs8', format: 'pem' }).toString();
+const listOf = (root: KeyObject, version: number, keys: KeyObject[], expiresAt = '2099-01-01T00:00:00.000Z') =>
+  signKeyList({ version, issuedAt: '2026-01-01T00:00:00.000Z', expiresAt, keys: keys.map((publicKey) => ({ publicKey })) }, root);
 
 describe(SigningKeys.name, () => {
-  let repo: MemoryKeys;
-  const start = async (rolloutSigningKey?: string) => {
-    const sut = new SigningKeys({ rolloutSigningKey } as HubConfig, repo as unknown as RolloutsRepository);
+  let repo: MemoryLists;
+  let published: SignedKeyList[];
+  let dataDir: string;
+  const start = async (config: Partial<HubConfig> = {}) => {
+    const sut = new SigningKeys({ dataDir, ...config } as HubConfig, repo as unknown as ReleaseKeysRepository, { sendReleaseKeys: async (l) => void published.push(l) });
     await sut.onModuleInit();
     return sut;
   };
+  /** What a device provisioned with the hub's trusted-keys file makes of the published list. */
+  const deviceKeys = (sut: SigningKeys) => {
+    const v = acceptKeyList(published.at(-1), undefined, parseTrustedKeys(sut.trustedKeysFile()), NOW);
+    if (!v.ok) throw new Error(v.message);
+    return currentReleaseKeys(v, NOW);
+  };
 
   beforeAll(() => Logger.overrideLogger(false));
-  beforeEach(() => (repo = new MemoryKeys()));
+  beforeEach(() => {
+    repo = new MemoryLists();
+    published = [];
+    dataDir = mkdtempSync(join(tmpdir(), 'signing-keys-'));
+  });
 
-  it('generates a key at first start, keeps it (replicas and restarts sign alike), and lists it in the trusted-keys file', async () => {
+  it('for a demo, generates the release key and a demo root in DATA_DIR (mode 0600), never in the database, and keeps them across restarts', async () => {
     const first = await start();
+    const dir = join(dataDir, GENERATED_KEYS_DIR);
+    expect(statSync(join(dir, GENERATED_RELEASE_KEY)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, DEMO_ROOT_KEY)).mode & 0o777).toBe(0o600);
+    // The database holds only the public, signed list.
+    expect(JSON.stringify(repo.rows)).not.toMatch(/PRIVATE KEY/);
+    expect(repo.rows).toHaveLength(1);
+    expect(repo.rows[0]!.list.keys.map((k) => k.keyId)).toEqual([first.keyId]);
+
     const second = await start();
-
-    expect(repo.generated).toBe(1);
     expect(second.keyId).toBe(first.keyId);
-    const trusted = parseTrustedKeys(await first.trustedKeysFile());
-    expect([...trusted.keys()]).toEqual([first.keyId]);
-    const check = verifySignedManifest(second.sign(fields), trusted, new Date('2026-12-02T00:00:00Z'));
-    expect(check).toMatchObject({ ok: true, manifest: { keyId: first.keyId, modelVersion: 'v7' } });
+    expect(repo.rows).toHaveLength(1);
+    expect(published).toHaveLength(2);
+    // A device trusting the root from the trusted-keys file verifies what the hub signs.
+    expect(verifySignedManifest(second.sign(fields), deviceKeys(second), NOW).ok).toBe(true);
   });
 
-  it('signs with ROLLOUT_SIGNING_KEY (PEM or base64 DER) and keeps the old key trusted after a rotation, until it is retired', async () => {
-    const old = await start();
-    const next = generateKeyPairSync('ed25519').privateKey;
-    const pem = next.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const rotated = await start(pem);
-
-    expect(rotated.keyId).toBe(keyIdOf(next));
-    expect([...parseTrustedKeys(await rotated.trustedKeysFile()).keys()].sort()).toEqual([old.keyId, keyIdOf(next)].sort());
-    expect(repo.rows.find((r) => r.key_id === keyIdOf(next))?.private_key).toBeNull(); // a set key is never stored
-    const der = await start(next.export({ type: 'pkcs8', format: 'der' }).toString('base64'));
-    expect(der.keyId).toBe(keyIdOf(next));
-
-    await expect(rotated.retire(rotated.keyId)).rejects.toThrow(/signs rollouts now/);
-    expect(await rotated.retire(old.keyId)).toBe(true);
-    expect([...parseTrustedKeys(await rotated.trustedKeysFile()).keys()]).toEqual([keyIdOf(next)]);
+  it('a new generated release key gets a new demo list version that no longer names the old key', async () => {
+    const first = await start();
+    const { rmSync } = await import('node:fs');
+    rmSync(join(dataDir, GENERATED_KEYS_DIR, GENERATED_RELEASE_KEY));
+    const second = await start();
+    expect(second.keyId).not.toBe(first.keyId);
+    expect(second.keyList().list.version).toBe(2);
+    expect([...deviceKeys(second).keys()]).toEqual([second.keyId]);
   });
-});
 
-describe(parseSigningKey.name, () => {
-  it('refuses what is not an Ed25519 private key, naming the setting', () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  it('signs with ROLLOUT_SIGNING_KEY under the list of ROLLOUT_KEY_LIST_FILE, and signs commands with it', async () => {
+    const root = ed();
+    const release = ed();
+    const file = join(dataDir, 'key-list.json');
+    writeFileSync(file, JSON.stringify(listOf(root, 4, [release])));
+    const sut = await start({ rolloutSigningKey: pem(release), rolloutKeyListFile: file });
+    expect(sut.keyId).toBe(keyIdOf(release));
+    expect(sut.trustedKeysFile()).toContain(keyIdOf(root));
+    expect(verifySignedManifest(sut.sign(fields), deviceKeys(sut), NOW).ok).toBe(true);
+    const cmd = sut.signCommand({ deviceId: 'dev-1', offerId: 'ro_1', command: 'rollback', modelVersion: 'v7', issuedAt: NOW.toISOString(), expiresAt: new Date(NOW.getTime() + 60_000).toISOString() });
+    expect(verifyModelCommand(cmd, deviceKeys(sut), 'dev-1', NOW).ok).toBe(true);
+  });
 
-    expect(() => parseSigningKey(rsa)).toThrow(ConfigError);
-    expect(() => parseSigningKey(rsa)).toThrow(/ROLLOUT_SIGNING_KEY: expected an Ed25519 key, got rsa/);
-    expect(() => parseSigningKey('bm90IGEga2V5')).toThrow(/ROLLOUT_SIGNING_KEY: not a PKCS8 private key/);
+  it('publishes a newer list from the same root (a revocation); refuses the same version, an older one, another root and a tampered one', async () => {
+    const root = ed();
+    const [leaked, next] = [ed(), ed()];
+    const file = join(dataDir, 'key-list.json');
+    writeFileSync(file, JSON.stringify(listOf(root, 1, [leaked, next])));
+    const sut = await start({ rolloutSigningKey: pem(next), rolloutKeyListFile: file });
+
+    await expect(sut.publishList(listOf(root, 1, [next]))).rejects.toThrow(/not newer/);
+    await expect(sut.publishList(listOf(ed(), 5, [next]))).rejects.toThrow(/does not trust/);
+    const tampered = listOf(root, 6, [next]);
+    await expect(sut.publishList({ ...tampered, list: { ...tampered.list, version: 7 } })).rejects.toThrow(/signature/);
+    await expect(sut.publishList(listOf(root, 8, [next], '2026-02-01T00:00:00.000Z'))).rejects.toThrow(/expired/);
+
+    const res = await sut.publishList(listOf(root, 2, [next]));
+    expect(res).toMatchObject({ list: { version: 2 }, signsWithListedKey: true });
+    expect(published.at(-1)!.list.version).toBe(2);
+    expect(deviceKeys(sut).has(keyIdOf(leaked))).toBe(false);
+    // A restart with the older file keeps the newer list.
+    expect((await start({ rolloutSigningKey: pem(next), rolloutKeyListFile: file })).keyList().list.version).toBe(2);
+    // A list that drops the hub's own key is published, and said so.
+    expect(await sut.publishList(listOf(root, 3, [leaked]))).toMatchObject({ signsWithListedKey: false });
+  });
+
+  it('refuses a key list file that is not a signed list', async () => {
+    const file = join(dataDir, 'key-list.json');
+    writeFileSync(file, '{"list":{}}');
+    await expect(start({ rolloutKeyListFile: file })).rejects.toThrow(/ROLLOUT_KEY_LIST_FILE/);
   });
 });
