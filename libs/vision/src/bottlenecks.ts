@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '@shelfsight/common';
-import type { BottleneckCache } from './cache/bottleneck-cache';
 import type { ImageView } from './data/views';
 import { ImageDecodeError } from './errors';
 import type { FeatureExtractor } from './extractor';
@@ -12,9 +11,9 @@ export interface BottleneckFailure {
   error: string;
 }
 
-export interface BottleneckResult {
+export interface BottleneckResult<T = Float32Array> {
   /** Per input path: view key → bottleneck. Paths that failed are absent. */
-  features: Map<string, Map<string, Float32Array>>;
+  features: Map<string, Map<string, T>>;
   /** Unreadable or undecodable images: reported and skipped, never fatal. */
   failed: BottleneckFailure[];
   cacheHits: number;
@@ -26,18 +25,31 @@ export interface BottleneckRequest {
   views: ImageView[];
 }
 
+/** Where computed vectors are kept between runs: `BottleneckCache` (float32), `ActivationCache` (quantised). */
+export interface FeatureCache<T> {
+  get(imageHash: string, view: string): Promise<T | undefined>;
+  put(imageHash: string, view: string, value: T): Promise<void>;
+}
+
 /**
  * Bottlenecks for images × views, from the cache where possible; the rest go through
  * the extractor (in chunks, so an interrupted run keeps what it computed) and into the
  * cache. Keyed by image content hash, so renamed or copied files still hit.
  */
-export async function computeBottlenecks(
+export async function computeBottlenecks<T = Float32Array>(
   requests: BottleneckRequest[],
   extractor: FeatureExtractor,
-  cache: BottleneckCache | undefined,
-  opts: { logger?: Logger; onProgress?: (done: number, total: number) => void; chunk?: number } = {},
-): Promise<BottleneckResult> {
-  const features = new Map<string, Map<string, Float32Array>>();
+  cache: FeatureCache<T> | undefined,
+  opts: {
+    logger?: Logger;
+    onProgress?: (done: number, total: number) => void;
+    chunk?: number;
+    /** How a computed vector is kept (default: as is); e.g. quantised, so large activations stay small in memory. */
+    encode?: (f: Float32Array) => T;
+  } = {},
+): Promise<BottleneckResult<T>> {
+  const encode = opts.encode ?? ((f: Float32Array) => f as unknown as T);
+  const features = new Map<string, Map<string, T>>();
   const failed = new Map<string, string>();
   const missing: Array<{ path: string; hash: string; view: ImageView }> = [];
   let cacheHits = 0;
@@ -54,7 +66,7 @@ export async function computeBottlenecks(
       return;
     }
     const hash = sha256Hex(bytes);
-    const mine = new Map<string, Float32Array>();
+    const mine = new Map<string, T>();
     features.set(req.path, mine);
     for (const view of req.views) {
       const hit = cache ? await cache.get(hash, view.key) : undefined;
@@ -81,8 +93,9 @@ export async function computeBottlenecks(
         failed.set(m.path, r instanceof Error ? r.message : 'no result');
         continue;
       }
-      features.get(m.path)?.set(m.view.key, r);
-      if (cache) await cache.put(m.hash, m.view.key, r);
+      const kept = encode(r);
+      features.get(m.path)?.set(m.view.key, kept);
+      if (cache) await cache.put(m.hash, m.view.key, kept);
     }
     done = base + part.length;
     opts.onProgress?.(done, total);

@@ -1,5 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Logger } from '@shelfsight/common';
+import type { FreezePoint } from './freeze';
+import type { TailSpec } from '../tail/tail-math';
 
 export type BackboneFormat = 'tfjs-graph' | 'tfjs-layers';
 
@@ -18,6 +20,8 @@ export interface BackboneManifest {
   inputRange: [number, number];
   featureDim: number;
   license?: string;
+  /** Graph models: where the backbone may be cut for fine-tuning its tail. */
+  freezePoints?: FreezePoint[];
 }
 
 /** What a head must remember about the backbone it was trained on. */
@@ -36,11 +40,17 @@ export interface BackboneInfo extends BackboneIdentity {
   featureDim: number;
   /** How it was resolved (built-in name, folder, URL): enough to resolve it again. */
   source: string;
+  /** Nodes where the backbone may be cut to fine-tune the layers after it (graph models). */
+  freezePoints?: FreezePoint[];
 }
 
 /** A frozen feature extractor: a batch of preprocessed images in, bottleneck vectors out. */
 export interface Backbone extends BackboneInfo {
   extract(batch: tf.Tensor4D): tf.Tensor2D;
+  /** The frozen part only: the activation at a freeze point's node, [batch, h, w, c]. */
+  activationAt?(batch: tf.Tensor4D, node: string): tf.Tensor4D;
+  /** The pretrained tail after a freeze point (batch-norm folded), to fine-tune or to compare with. */
+  pretrainedTail?(fp: FreezePoint): { spec: TailSpec; params: Float32Array };
   dispose(): void;
 }
 
@@ -53,6 +63,7 @@ export function describeBackbone(b: BackboneInfo): BackboneInfo {
     inputRange: b.inputRange,
     featureDim: b.featureDim,
     source: b.source,
+    ...(b.freezePoints ? { freezePoints: b.freezePoints } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BackboneError } from '../errors';
 import type { BackboneManifest } from './backbone';
+import { FreezePointSchema } from './freeze';
 
 const Pair = z.tuple([z.number(), z.number()]);
 export const BackboneManifestSchema = z.object({
@@ -14,6 +15,8 @@ export const BackboneManifestSchema = z.object({
   inputRange: Pair,
   featureDim: z.number().int().positive(),
   license: z.string().optional(),
+  /** Graph models: nodes where `shelf train --tune-from` may cut the backbone (see freeze.ts). */
+  freezePoints: z.array(FreezePointSchema).optional(),
 });
 
 export function parseBackboneManifest(raw: unknown, where: string): BackboneManifest {

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { BackboneError } from '../errors';
 import { sha256Hex } from '../hash';
 import type { Backbone, BackboneManifest } from './backbone';
+import { knownFreezePoints } from './freeze';
+import { pretrainedTail } from '../tail/pretrained';
 
 /** A TensorFlow.js model in memory: topology, flat weight specs and the concatenated weight bytes. */
 export interface ModelBundle {
@@ -48,8 +50,18 @@ export async function createTfjsBackbone(
     const inputNode = manifest.inputNode ?? model.inputs[0]?.name;
     if (!inputNode) throw new BackboneError(`backbone ${manifest.name}: graph model has no input`);
     const featureNode = manifest.featureNode;
+    const freezePoints = manifest.freezePoints ?? knownFreezePoints(bundle.modelTopology, bundle.weightSpecs, manifest.inputSize);
     return {
       ...base,
+      ...(freezePoints.length ? { freezePoints } : {}),
+      activationAt: (batch, node) =>
+        tf.tidy(() => {
+          const out = model.execute({ [inputNode]: batch }, node) as tf.Tensor | tf.Tensor[];
+          const t = Array.isArray(out) ? out[0] : out;
+          if (!t || t.rank !== 4) throw new BackboneError(`backbone ${manifest.name}: node ${node} gives no [batch, h, w, c] activation`);
+          return t as tf.Tensor4D;
+        }),
+      pretrainedTail: (fp) => pretrainedTail(fp, bundle.weightSpecs, bundle.weightData),
       extract: (batch) =>
         tf.tidy(() => {
           const out = (featureNode ? model.execute({ [inputNode]: batch }, featureNode) : model.execute({ [inputNode]: batch })) as

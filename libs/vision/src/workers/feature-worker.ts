@@ -5,6 +5,7 @@ import { loadBackbone } from '../backbones/resolve';
 import { ImageDecodeError } from '../errors';
 import { extractFeatures, type FeatureJob } from '../features';
 import { initRuntime } from '../runtime';
+import { frozenPart } from '../tail/frozen';
 import type { WorkerData, WorkerReply, WorkerRequest } from './protocol';
 
 async function main(): Promise<void> {
@@ -13,7 +14,8 @@ async function main(): Promise<void> {
   const data = workerData as WorkerData;
   try {
     await initRuntime(silentLogger);
-    const backbone = await loadBackbone(data.backbone, { offline: data.offline, logger: silentLogger });
+    const full = await loadBackbone(data.backbone, { offline: data.offline, logger: silentLogger });
+    const backbone = data.freezePoint ? frozenPart(full, data.freezePoint) : full;
     port.postMessage({ type: 'ready', backbone: describeBackbone(backbone) } satisfies WorkerReply);
     port.on('message', (msg: WorkerRequest) => {
       if (msg.type === 'close') {

@@ -5,6 +5,8 @@ export interface WorkerData {
   backbone: string;
   offline: boolean;
   batchSize: number;
+  /** Run only the frozen part, up to this freeze point (name or node): results are its activations. */
+  freezePoint?: string;
   /** The TypeScript require hook (bin/register.js) when running from sources. */
   register?: string;
   entry: string;

@@ -50,7 +50,15 @@ export class WorkerPoolExtractor implements FeatureExtractor {
 
   static async start(
     backboneSpec: string,
-    opts: { workers?: number; offline?: boolean; batchSize?: number; /** Chunks queued per worker (default 2). */ inFlight?: number } = {},
+    opts: {
+      workers?: number;
+      offline?: boolean;
+      batchSize?: number;
+      /** Chunks queued per worker (default 2). */
+      inFlight?: number;
+      /** Run the backbone only up to this freeze point: the results are its flattened activations. */
+      freezePoint?: string;
+    } = {},
   ): Promise<WorkerPoolExtractor> {
     const n = opts.workers ?? WorkerPoolExtractor.defaultSize();
     const isTs = __filename.endsWith('.ts');
@@ -58,6 +66,7 @@ export class WorkerPoolExtractor implements FeatureExtractor {
       backbone: backboneSpec,
       offline: !!opts.offline,
       batchSize: opts.batchSize ?? 8,
+      ...(opts.freezePoint ? { freezePoint: opts.freezePoint } : {}),
       register: isTs ? findRegister() : undefined,
       entry: join(__dirname, `feature-worker${isTs ? '.ts' : '.js'}`),
     };
