@@ -19,6 +19,8 @@ export interface ModelMetrics {
   baseline: { majority: number; chance: number };
   /** Frozen evaluation rows the version's own rows trained or validated on (then it is not releasable); absent when none. */
   trainedOnRows?: number;
+  /** Of `rows`, how many were operator-labelled samples held out for evaluation (the rest: frozen base rows). */
+  heldOutSamples?: number;
 }
 
 /** sha256 of the sorted category names: versions with the same set are comparable. */
@@ -67,6 +69,78 @@ export function evaluateHead(head: PlainHead, headLabels: string[], rows: Traini
     confusion,
     baseline: { majority: n > 0 ? Math.max(...counts) / n : 0, chance: 1 / k },
   };
+}
+
+/** Whether the head's top answer for each row is the row's true category (by name). */
+export function correctRows(head: PlainHead, headLabels: string[], rows: TrainingRows, batch = 1024): Uint8Array {
+  const n = rows.label.length;
+  const dim = rows.dim;
+  const out = headLabels.length;
+  const truthToHead = rows.labels.map((l) => headLabels.indexOf(l));
+  const correct = new Uint8Array(n);
+  for (let start = 0; start < n; start += batch) {
+    const m = Math.min(batch, n - start);
+    const probs = predictPlain(head, rows.x.subarray(start * dim, (start + m) * dim), m);
+    for (let r = 0; r < m; r++) {
+      let best = 0;
+      for (let o = 1; o < out; o++) if ((probs[r * out + o] as number) > (probs[r * out + best] as number)) best = o;
+      correct[start + r] = truthToHead[rows.label[start + r] as number] === best ? 1 : 0;
+    }
+  }
+  return correct;
+}
+
+/** The rows whose true category is one of `labels`, with the sorted `labels` as their label list. */
+export function rowsOfCategories(rows: TrainingRows, labels: string[]): TrainingRows {
+  const sorted = [...labels].sort();
+  const keep: number[] = [];
+  const label: number[] = [];
+  rows.label.forEach((l, i) => {
+    const j = sorted.indexOf(rows.labels[l] as string);
+    if (j >= 0) {
+      keep.push(i);
+      label.push(j);
+    }
+  });
+  const x = new Float32Array(keep.length * rows.dim);
+  keep.forEach((i, k) => x.set(rows.x.subarray(i * rows.dim, (i + 1) * rows.dim), k * rows.dim));
+  return {
+    dim: rows.dim,
+    labels: sorted,
+    label: Uint32Array.from(label),
+    split: Uint8Array.from(keep.map((i) => rows.split[i] as number)),
+    x,
+    ...(rows.ids ? { ids: keep.map((i) => rows.ids![i] as string) } : {}),
+  };
+}
+
+/**
+ * Several sets of evaluation rows (of one embedding size) as one, over the union of their
+ * labels; a row whose id another set already brought is left out (rows without a real id,
+ * `row:<n>`, are all kept).
+ */
+export function poolRows(parts: TrainingRows[], dim: number): TrainingRows {
+  const labels = [...new Set(parts.flatMap((p) => p.labels))].sort();
+  const seen = new Set<string>();
+  const label: number[] = [];
+  const ids: string[] = [];
+  const chunks: Float32Array[] = [];
+  for (const p of parts) {
+    if (p.dim !== dim) throw new Error(`evaluation rows of ${p.dim} dimensions cannot join rows of ${dim}`);
+    p.label.forEach((l, i) => {
+      const id = p.ids?.[i] ?? `row:${ids.length}`;
+      if (!id.startsWith('row:')) {
+        if (seen.has(id)) return;
+        seen.add(id);
+      }
+      label.push(labels.indexOf(p.labels[l] as string));
+      ids.push(id);
+      chunks.push(p.x.subarray(i * dim, (i + 1) * dim));
+    });
+  }
+  const x = new Float32Array(label.length * dim);
+  chunks.forEach((c, i) => x.set(c, i * dim));
+  return { dim, labels, label: Uint32Array.from(label), split: new Uint8Array(label.length).fill(2), x, ids };
 }
 
 export interface ScoredRow {

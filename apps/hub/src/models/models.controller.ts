@@ -1,24 +1,31 @@
 import { Controller, Get, Header, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { setAuditReason } from '../audit/audit-record';
 import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
-import { ZodQuery } from '../common/zod-openapi';
+import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import {
   CompareModelsQuerySchema,
+  EvaluationRowsQuerySchema,
+  GateOverrideSchema,
   ListModelsQuerySchema,
   RegisterModelQuerySchema,
   type CompareModelsQuery,
+  type EvaluationRowsDto,
+  type EvaluationRowsQuery,
+  type GateOverrideBody,
   type ListModelsQuery,
   type ModelComparisonDto,
   type ModelVersionDto,
   type ModelVersionSummaryDto,
   type RegisterModelQuery,
 } from './models.dto';
-import { CategoryAccuracyDoc, ModelComparisonDoc, ModelVersionDoc, ModelVersionSummaryDoc } from './models.openapi';
+import { CategoryAccuracyDoc, EvaluationRowsDoc, ModelComparisonDoc, ModelVersionDoc, ModelVersionSummaryDoc } from './models.openapi';
 import { ModelsService } from './models.service';
 import { ARTIFACT_MEDIA_TYPES, readArtifactBody } from './upload-body';
+import { HubMetrics } from '../metrics/hub-metrics';
 
 @ApiTags('models')
 @ApiExtraModels(CategoryAccuracyDoc)
@@ -28,6 +35,7 @@ export class ModelsController {
   constructor(
     private readonly models: ModelsService,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly metrics: HubMetrics,
   ) {}
 
   /**
@@ -47,10 +55,38 @@ export class ModelsController {
     @ZodQuery(RegisterModelQuerySchema) query: RegisterModelQuery,
     @Actor() actor: string,
   ): Promise<ModelVersionDto> {
-    const body = await readArtifactBody(req, this.config.modelUploadMaxBytes);
+    const body = await readArtifactBody(req, this.config, (reason) => this.metrics.modelsRefused.inc({ reason }));
     const result = await this.models.registerArchive(body, { parent: query.parent, registeredBy: actor });
     res.status(result.created ? 201 : 200);
     return result.model;
+  }
+
+  /**
+   * Add labelled evaluation rows (a training-rows.bin, `shelf train --training-rows`) for a
+   * backbone: every row joins the hub's frozen evaluation rows, on which the gate scores
+   * every later version of the backbone. Admins only (the rows decide what is releasable).
+   */
+  @Post('evaluation-rows')
+  @RequireRole('admin')
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ description: 'training-rows.bin', schema: { type: 'string', format: 'binary' } })
+  @ApiCreatedResponse({ type: EvaluationRowsDoc })
+  async addEvaluationRows(@Req() req: Request, @ZodQuery(EvaluationRowsQuerySchema) query: EvaluationRowsQuery, @Actor() actor: string): Promise<EvaluationRowsDto> {
+    const body = await readArtifactBody(req, this.config, (reason) => this.metrics.modelsRefused.inc({ reason }));
+    return this.models.addEvaluationRows(body, query.backbone, actor);
+  }
+
+  /**
+   * Release a version the gate left unverified (categories with fewer than GATE_MIN_EVAL_ROWS
+   * evaluation rows) with a written reason; audited. 409 when the version is releasable
+   * already or was refused for a regression (which no override releases).
+   */
+  @Post(':version/override')
+  @HttpCode(200)
+  @ApiOkResponse({ type: ModelVersionDoc })
+  override(@Param('version') version: string, @ZodBody(GateOverrideSchema) body: GateOverrideBody, @Actor() actor: string, @Req() req: Request): Promise<ModelVersionDto> {
+    setAuditReason(req, `gate override: ${body.reason}`);
+    return this.models.override(version, body.reason, actor);
   }
 
   @Get()

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { ModelMetrics } from './evaluation';
+import type { GateJudgement, GateSettings } from './model-gate';
+import type { GateOverride } from './models.repository';
 
 export const MODEL_SOURCES = ['job', 'upload', 'demo'] as const;
 export type ModelSource = (typeof MODEL_SOURCES)[number];
@@ -20,6 +22,28 @@ export const RegisterModelQuerySchema = z.object({
 });
 export type RegisterModelQuery = z.infer<typeof RegisterModelQuerySchema>;
 
+/** Body of POST /models/:version/override: why the operator releases a version the gate left unverified. */
+export const GateOverrideSchema = z.object({
+  reason: z.string().trim().min(10, 'a written reason of at least 10 characters').max(2000),
+});
+export type GateOverrideBody = z.infer<typeof GateOverrideSchema>;
+
+/** Query of POST /models/evaluation-rows (the body is a training-rows.bin). */
+export const EvaluationRowsQuerySchema = z.object({ backbone: z.string().min(1).max(200) });
+export type EvaluationRowsQuery = z.infer<typeof EvaluationRowsQuerySchema>;
+
+export interface EvaluationRowsDto {
+  id: string;
+  backbone: string;
+  dim: number;
+  rows: number;
+  counts: Record<string, number>;
+  frozenBy: string;
+}
+
+/** The gate's record of a version: its judgement, the settings it used, and a refusal for rows it trained on. */
+export type GateRecordDto = GateJudgement & { settings: GateSettings; holdoutPercent: number; trainedOnRows?: number };
+
 export interface ModelLineage {
   parent: string | null;
   /** What the base data was: dataset folder, image and row counts, split (from the manifest or the job). */
@@ -39,6 +63,8 @@ export interface ModelVersionSummaryDto {
   accuracy: number | null;
   releasable: boolean | null;
   gateReason: string | null;
+  /** An operator's release of a version the gate left unverified, with the written reason; null when none. */
+  override: GateOverride | null;
   registeredAt: string;
 }
 
@@ -47,6 +73,10 @@ export interface ModelVersionDto extends ModelVersionSummaryDto {
   trainingSet: { sha256: string; rows: number } | null;
   lineage: ModelLineage;
   metrics: ModelMetrics | null;
+  /** The gate's judgement: reference, per-category rows, before, after, discordant pairs, McNemar p and status. */
+  gate: GateRecordDto | null;
+  /** An upload's own metrics and splits: informational, never used by the gate. */
+  declared: Record<string, unknown> | null;
   registeredBy: string | null;
   createdAt: string;
   /** The backlog re-score: state (queued, running, done, superseded, failed), samples scored, failed attempts and the last error, the next retry. */

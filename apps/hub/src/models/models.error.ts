@@ -33,3 +33,10 @@ export class IncomparableModelsError extends HttpException {
     super({ statusCode: 409, message }, HttpStatus.CONFLICT);
   }
 }
+
+/** A gate override the version does not qualify for (releasable already, or refused for a regression): 409. */
+export class GateOverrideRefusedError extends HttpException {
+  constructor(message: string) {
+    super({ statusCode: 409, message }, HttpStatus.CONFLICT);
+  }
+}

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
 import type { ModelMetrics } from './evaluation';
-import type { CategoryDeltaDto, ModelComparisonDto, ModelLineage, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';
+import type { CategoryDeltaDto, EvaluationRowsDto, ModelComparisonDto, ModelLineage, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';
+import type { GateOverride } from './models.repository';
 
 /**
  * The OpenAPI description of the registry's responses (the console's client is generated from
@@ -36,6 +37,12 @@ export class ModelMetricsDoc implements ModelMetrics {
   @ApiProperty({ type: BaselineDoc }) baseline!: BaselineDoc;
 }
 
+class GateOverrideDoc implements GateOverride {
+  @ApiProperty() by!: string;
+  @ApiProperty({ description: 'the written reason' }) reason!: string;
+  @ApiProperty({ type: String, format: 'date-time' }) at!: string;
+}
+
 export class ModelVersionSummaryDoc implements ModelVersionSummaryDto {
   @ApiProperty() version!: string;
   @ApiProperty({ type: BackboneRefDoc }) backbone!: BackboneRefDoc;
@@ -46,6 +53,7 @@ export class ModelVersionSummaryDoc implements ModelVersionSummaryDto {
   @ApiProperty({ nullable: true, type: Number }) accuracy!: number | null;
   @ApiProperty({ nullable: true, type: Boolean, description: 'the gate verdict; null before evaluation' }) releasable!: boolean | null;
   @ApiProperty({ nullable: true, type: String }) gateReason!: string | null;
+  @ApiProperty({ nullable: true, type: GateOverrideDoc, description: "an operator's release of a version the gate left unverified" }) override!: GateOverrideDoc | null;
   @ApiProperty({ type: String, format: 'date-time' }) registeredAt!: string;
 }
 
@@ -71,6 +79,14 @@ export class ModelVersionDoc extends ModelVersionSummaryDoc implements ModelVers
   @ApiProperty({ type: TrainingSetRefDoc, nullable: true }) trainingSet!: TrainingSetRefDoc | null;
   @ApiProperty({ type: LineageDoc }) lineage!: LineageDoc;
   @ApiProperty({ type: ModelMetricsDoc, nullable: true }) metrics!: ModelMetricsDoc | null;
+  @ApiProperty({
+    type: Object,
+    nullable: true,
+    description:
+      'the gate: reference version, categories [{category, n, before, after, worse, better, p, status: passed|regressed|unverified|new}], overall, regressed, unverified, overridable, settings',
+  })
+  gate!: ModelVersionDto['gate'];
+  @ApiProperty({ type: Object, nullable: true, description: "an upload's own metrics and splits: informational, never used by the gate" }) declared!: Record<string, unknown> | null;
   @ApiProperty({ nullable: true, type: String }) registeredBy!: string | null;
   @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
   @ApiProperty({ type: Object, description: 'the backlog re-score of pending samples with this version' }) rescore!: ModelVersionDto['rescore'];
@@ -97,4 +113,13 @@ export class ModelComparisonDoc implements ModelComparisonDto {
   @ApiProperty() evaluationRows!: number;
   @ApiProperty({ type: OverallDeltaDoc }) overall!: OverallDeltaDoc;
   @ApiProperty({ type: [CategoryDeltaDoc] }) perCategory!: CategoryDeltaDoc[];
+}
+
+export class EvaluationRowsDoc implements EvaluationRowsDto {
+  @ApiProperty() id!: string;
+  @ApiProperty() backbone!: string;
+  @ApiProperty() dim!: number;
+  @ApiProperty() rows!: number;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'number' } }) counts!: Record<string, number>;
+  @ApiProperty() frozenBy!: string;
 }

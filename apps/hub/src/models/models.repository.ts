@@ -31,11 +31,21 @@ export interface ModelVersionRow {
   rescore_attempts: number;
   rescore_retry_at: Date | null;
   rescore_error: string | null;
+  gate: Record<string, unknown> | null;
+  gate_override: GateOverride | null;
+  declared: Record<string, unknown> | null;
+}
+
+/** An operator's release of a version the gate left unverified. */
+export interface GateOverride {
+  by: string;
+  reason: string;
+  at: string;
 }
 
 export type NewModelVersion = Omit<
   ModelVersionRow,
-  'registered_at' | 'rescore_state' | 'rescored_samples' | 'rescored_at' | 'rescore_after_id' | 'rescore_attempts' | 'rescore_retry_at' | 'rescore_error'
+  'registered_at' | 'rescore_state' | 'rescored_samples' | 'rescored_at' | 'rescore_after_id' | 'rescore_attempts' | 'rescore_retry_at' | 'rescore_error' | 'gate_override'
 >;
 
 /** A claimed backlog re-score: where it stopped (resumable) and how often it failed. */
@@ -68,11 +78,57 @@ export class ModelsRepository {
     await this.prisma.$executeRaw`
       INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest,
         artifact_sha256, artifact_bytes, training_set_sha256, training_set_rows, parent_version, lineage, metrics,
-        releasable, gate_reason, source, registered_by, created_at, rescore_state)
+        releasable, gate_reason, source, registered_by, created_at, rescore_state, gate, declared)
       VALUES (${v.version}, ${v.backbone_id}, ${v.backbone_checksum}, ${JSON.stringify(v.labels)}::jsonb, ${v.category_set}, ${v.head_type},
         ${JSON.stringify(v.manifest)}::jsonb, ${v.artifact_sha256}, ${BigInt(v.artifact_bytes)}, ${v.training_set_sha256}, ${v.training_set_rows},
         ${v.parent_version}, ${JSON.stringify(v.lineage)}::jsonb, ${v.metrics ? JSON.stringify(v.metrics) : null}::jsonb,
-        ${v.releasable}, ${v.gate_reason}, ${v.source}, ${v.registered_by}, ${v.created_at}, 'queued')`;
+        ${v.releasable}, ${v.gate_reason}, ${v.source}, ${v.registered_by}, ${v.created_at},
+        ${v.releasable === true ? 'queued' : null}, ${v.gate ? JSON.stringify(v.gate) : null}::jsonb, ${v.declared ? JSON.stringify(v.declared) : null}::jsonb)`;
+  }
+
+  /** Release a version the gate left unverified (only while it is not releasable); queues its backlog re-score. */
+  async setOverride(version: string, override: GateOverride, gateReason: string): Promise<boolean> {
+    const n = await this.prisma.$executeRaw`
+      UPDATE model_versions SET releasable = TRUE, gate_override = ${JSON.stringify(override)}::jsonb, gate_reason = ${gateReason},
+        rescore_state = 'queued', rescore_retry_at = NULL
+      WHERE version = ${version} AND releasable IS NOT TRUE`;
+    return n === 1;
+  }
+
+  /** Every frozen evaluation set of a backbone (base rows of every category set, and operators' evaluation rows). */
+  async evaluationSetsOf(backboneId: string): Promise<EvaluationSetRow[]> {
+    return this.prisma.$queryRaw<EvaluationSetRow[]>`SELECT * FROM evaluation_sets WHERE backbone_id = ${backboneId} ORDER BY created_at, category_set`;
+  }
+
+  /** Ids and labels of the operator-labelled samples of a backbone with a usable embedding (the hold-out is chosen from them). */
+  async labelledSampleIds(backboneId: string, dim: number): Promise<Array<{ id: bigint; label: string }>> {
+    return this.prisma.$queryRaw<Array<{ id: bigint; label: string }>>`
+      SELECT id, label FROM samples
+      WHERE state = 'labelled' AND label IS NOT NULL AND embedding IS NOT NULL AND backbone_id = ${backboneId} AND embedding_dim = ${dim}
+      ORDER BY id`;
+  }
+
+  async sampleEmbeddings(ids: bigint[]): Promise<Array<{ id: bigint; label: string; embedding: Uint8Array }>> {
+    if (ids.length === 0) return [];
+    return this.prisma.$queryRaw<Array<{ id: bigint; label: string; embedding: Uint8Array }>>`
+      SELECT id, label, embedding FROM samples WHERE id = ANY(${ids}::bigint[]) ORDER BY id`;
+  }
+
+  /** The releasable version of the backbone most devices run, if any. */
+  async fleetVersion(backboneId: string, except: string): Promise<ModelVersionRow | undefined> {
+    const rows = await this.prisma.$queryRaw<ModelVersionRow[]>`
+      SELECT m.* FROM model_versions m JOIN devices d ON d.model_version = m.version
+      WHERE m.backbone_id = ${backboneId} AND m.releasable AND m.version <> ${except}
+      GROUP BY m.version ORDER BY count(*) DESC, m.registered_at DESC LIMIT 1`;
+    return rows[0];
+  }
+
+  /** The newest releasable version of the backbone. */
+  async newestReleasable(backboneId: string, except: string): Promise<ModelVersionRow | undefined> {
+    const rows = await this.prisma.$queryRaw<ModelVersionRow[]>`
+      SELECT * FROM model_versions WHERE backbone_id = ${backboneId} AND releasable AND version <> ${except}
+      ORDER BY registered_at DESC, version DESC LIMIT 1`;
+    return rows[0];
   }
 
   async findVersion(version: string): Promise<ModelVersionRow | undefined> {
@@ -89,16 +145,6 @@ export class ModelsRepository {
         ${filter.categorySet ? Prisma.sql`AND category_set = ${filter.categorySet}` : Prisma.empty}
       ORDER BY registered_at DESC, version DESC
       LIMIT ${filter.limit}`;
-  }
-
-  /** The releasable version of a category set and backbone with the best overall accuracy (newest among equals). */
-  async bestReleasable(categorySet: string, backboneId: string, except: string): Promise<{ version: string; metrics: ModelMetrics } | undefined> {
-    const rows = await this.prisma.$queryRaw<Array<{ version: string; metrics: ModelMetrics }>>`
-      SELECT version, metrics FROM model_versions
-      WHERE category_set = ${categorySet} AND backbone_id = ${backboneId} AND releasable AND metrics IS NOT NULL AND version <> ${except}
-      ORDER BY (metrics->>'accuracy')::float8 DESC, registered_at DESC
-      LIMIT 1`;
-    return rows[0];
   }
 
   async evaluationSet(categorySet: string, backboneId: string): Promise<EvaluationSetRow | undefined> {
@@ -122,10 +168,10 @@ export class ModelsRepository {
       INSERT INTO categories (name) SELECT unnest(${names}::text[]) ON CONFLICT (name) DO NOTHING`;
   }
 
-  /** The most recently registered version for a backbone (the one whose view the queue shows). */
+  /** The most recently registered releasable version for a backbone (the one whose view the queue shows). */
   async newestVersionFor(backboneId: string): Promise<string | undefined> {
     const rows = await this.prisma.$queryRaw<Array<{ version: string }>>`
-      SELECT version FROM model_versions WHERE backbone_id = ${backboneId} ORDER BY registered_at DESC, version DESC LIMIT 1`;
+      SELECT version FROM model_versions WHERE backbone_id = ${backboneId} AND releasable ORDER BY registered_at DESC, version DESC LIMIT 1`;
     return rows[0]?.version;
   }
 
@@ -166,8 +212,8 @@ export class ModelsRepository {
       UPDATE model_versions SET rescore_state = 'running', rescored_at = now()
       WHERE version = (
         SELECT version FROM model_versions
-        WHERE (rescore_state = 'queued' AND (rescore_retry_at IS NULL OR rescore_retry_at <= now()))
-           OR (rescore_state = 'running' AND rescored_at < now() - make_interval(secs => ${staleMs / 1000}::float8))
+        WHERE releasable AND ((rescore_state = 'queued' AND (rescore_retry_at IS NULL OR rescore_retry_at <= now()))
+           OR (rescore_state = 'running' AND rescored_at < now() - make_interval(secs => ${staleMs / 1000}::float8)))
         ORDER BY registered_at LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING version, backbone_id, artifact_sha256, rescore_after_id, rescored_samples, rescore_attempts`;
     return rows[0];

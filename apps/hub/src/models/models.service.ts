@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ArtifactVerificationError,
   decodeTrainingRows,
+  embeddingFromBytesLE,
   encodeTrainingRows,
   LABELS_FILE,
   MANIFEST_FILE,
@@ -21,15 +22,32 @@ import {
 } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
-import { HUB_CONFIG } from '../config/hub-config';
+import { HUB_CONFIG, HUB_CONFIG_SPEC } from '../config/hub-config';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RESCORE_TRIGGER, type RescoreTrigger } from './backlog-rescorer';
 import { confusionMatrixSvg } from '@shelfsight/common';
-import { categorySetOf, evaluateHead, type ModelMetrics } from './evaluation';
-import { ModelGate, type GateTolerance } from './model-gate';
-import type { ListModelsQuery, ModelComparisonDto, ModelLineage, ModelSource, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';
-import { IncomparableModelsError, InvalidModelArtifactError, ModelVersionConflictError, ModelVersionNotFoundError } from './models.error';
-import { ModelsRepository, type EvaluationSetRow, type ModelVersionRow } from './models.repository';
+import { categorySetOf, correctRows, evaluateHead, poolRows, rowsOfCategories, type ModelMetrics } from './evaluation';
+import { isEvaluationSample } from './evaluation-holdout';
+import { judgeVersion, type GateJudgement, type GateSettings } from './model-gate';
+import type { EvaluationRowsDto, ListModelsQuery, ModelComparisonDto, ModelLineage, ModelSource, ModelVersionDto, ModelVersionSummaryDto } from './models.dto';
+import { GateOverrideRefusedError, IncomparableModelsError, InvalidModelArtifactError, ModelVersionConflictError, ModelVersionNotFoundError } from './models.error';
+import { ModelsRepository, type ModelVersionRow } from './models.repository';
+
+/** The registry's gate settings (hub settings GATE_*, EVAL_HOLDOUT_PERCENT); omitted ones take the settings' defaults. */
+export interface RegistryGateConfig {
+  gateMaxOverallDrop: number;
+  gateMaxCategoryDrop: number;
+  gateAlpha?: number;
+  gateMinEvalRows?: number;
+  evalHoldoutPercent?: number;
+}
+
+/** The hub's own evaluation rows of a backbone: frozen base rows of every category set beside the held-out labelled samples. */
+interface EvaluationPool {
+  rows: TrainingRows;
+  frozenBy: string[];
+  heldOutSamples: number;
+}
 
 /** What a registration may say about where the version came from (beyond its manifest). */
 export interface ModelLineageInput {
@@ -70,17 +88,19 @@ export interface RegisterModelResult {
 @Injectable()
 export class ModelsService {
   private readonly log = new Logger('Models');
-  private readonly gate: ModelGate;
+  private readonly gate: GateSettings;
+  private readonly holdoutPercent: number;
 
   constructor(
     private readonly repo: ModelsRepository,
     @Inject(RESCORE_TRIGGER) private readonly rescorer: RescoreTrigger,
     private readonly metrics: HubMetrics,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
-    @Inject(HUB_CONFIG) config: { gateMaxOverallDrop: number; gateMaxCategoryDrop: number },
+    @Inject(HUB_CONFIG) config: RegistryGateConfig,
   ) {
-    const tolerance: GateTolerance = { maxOverallDrop: config.gateMaxOverallDrop, maxCategoryDrop: config.gateMaxCategoryDrop };
-    this.gate = new ModelGate(tolerance);
+    const def = <K extends 'gateAlpha' | 'gateMinEvalRows' | 'evalHoldoutPercent'>(k: K): number => config[k] ?? (HUB_CONFIG_SPEC[k].schema.parse(undefined) as number);
+    this.gate = { alpha: def('gateAlpha'), maxCategoryDrop: config.gateMaxCategoryDrop, maxOverallDrop: config.gateMaxOverallDrop, minEvalRows: def('gateMinEvalRows') };
+    this.holdoutPercent = def('evalHoldoutPercent');
   }
 
   /** `POST /models`: a tar (or tar.gz) of the artifact folder, training rows included when present. */
@@ -118,20 +138,19 @@ export class ModelsService {
     }
     const trainingBlob = rows ? await this.blobs.put(Buffer.isBuffer(input.trainingSet) ? input.trainingSet : encodeTrainingRows(rows)) : undefined;
     const categorySet = categorySetOf(labels);
-    const evalSet = await this.evaluationSetFor(categorySet, manifest.version, manifest.backbone.id, rows);
-    const evaluated = evalSet ? await this.evaluate(artifact, evalSet, categorySet) : undefined;
-    const trainedOn = evaluated && rows ? evaluationRowsTrainedOn(evaluated.rows, rows) : [];
-    const metrics = evaluated ? { ...evaluated.metrics, ...(trainedOn.length > 0 ? { trainedOnRows: trainedOn.length } : {}) } : undefined;
-    const best = metrics ? await this.repo.bestReleasable(categorySet, manifest.backbone.id, manifest.version) : undefined;
+    // Only rows the hub vouches for join its evaluation rows: a job's (trained by the hub's worker on
+    // the hub's data) or the demo's. An upload's rows, splits and metrics are kept as declared, never used.
+    if (rows && input.source !== 'upload') await this.freezeEvaluationRows(categorySet, manifest.version, manifest.backbone.id, rows);
+    const parentName = input.lineage?.parent ?? manifest.lineage?.parent ?? null;
+    const { metrics, gate, trainedOn } = await this.judge(artifact, manifest.version, manifest.backbone.id, categorySet, parentName, rows);
     const verdict =
-      evalSet && !metrics
-        ? { releasable: false, reason: `not evaluated: the frozen evaluation set of its category set has ${evalSet.embedding_dim}-d rows, the head takes ${artifact.head.spec.inputDim}` }
-        : trainedOn.length > 0
-          ? {
-              releasable: false,
-              reason: `not releasable: ${trainedOn.length} of the ${metrics!.rows} frozen evaluation rows were among its training or validation rows (e.g. ${trainedOn.slice(0, 3).join(', ')}): its metrics would be optimistic`,
-            }
-          : this.gate.judge(metrics, best);
+      trainedOn.length > 0
+        ? {
+            releasable: false,
+            reason: `not releasable: ${trainedOn.length} of the ${metrics.rows} evaluation rows were among its training or validation rows (e.g. ${trainedOn.slice(0, 3).join(', ')}): its metrics would be optimistic`,
+          }
+        : { releasable: gate.releasable, reason: gate.reason };
+    const gateRecord = { ...gate, ...(trainedOn.length > 0 ? { overridable: false, trainedOnRows: trainedOn.length } : {}), settings: this.gate, holdoutPercent: this.holdoutPercent };
     const lineage: ModelLineage = {
       parent: input.lineage?.parent ?? manifest.lineage?.parent ?? null,
       base: input.lineage?.base ?? baseSummary(manifest.training),
@@ -152,18 +171,20 @@ export class ModelsService {
       training_set_rows: rows ? rows.label.length : null,
       parent_version: lineage.parent,
       lineage: lineage as unknown as Record<string, unknown>,
-      metrics: metrics ?? null,
+      metrics,
       releasable: verdict.releasable,
       gate_reason: verdict.reason,
+      gate: gateRecord as unknown as Record<string, unknown>,
+      declared: input.source === 'upload' ? declaredBy(manifest as unknown as Record<string, unknown>, rows) : null,
       source: input.source,
       registered_by: input.registeredBy ?? null,
       created_at: new Date(manifest.createdAt),
     });
     await this.repo.addCategories(labels);
     this.metrics.modelsRegistered.inc({ source: input.source, releasable: String(verdict.releasable) });
-    this.log.log(`registered ${manifest.version} (${input.source}, ${labels.length} categories, accuracy ${metrics ? metrics.accuracy.toFixed(3) : 'n/a'}): ${verdict.releasable ? 'releasable' : 'NOT releasable'} — ${verdict.reason}`);
-    // Queued in the row (rescore_state); a hub process claims it, this one at once.
-    this.rescorer.kick();
+    this.log.log(`registered ${manifest.version} (${input.source}, ${labels.length} categories, accuracy ${metrics.accuracy.toFixed(3)} on ${metrics.rows} rows): ${verdict.releasable ? 'releasable' : 'NOT releasable'} — ${verdict.reason}`);
+    // Only a releasable version re-scores the backlog: queued in the row (rescore_state); a hub process claims it, this one at once.
+    if (verdict.releasable) this.rescorer.kick();
     return { model: this.toDto((await this.repo.findVersion(manifest.version)) as ModelVersionRow), created: true };
   }
 
@@ -223,22 +244,70 @@ export class ModelsService {
   }
 
   /**
-   * The frozen evaluation set of the category set (for this backbone); frozen now from this
-   * version's held-out testing rows (split 2) when the set has none yet. Only testing rows:
-   * a trainer fits its weights on the training rows and picks its best epoch on the
-   * validation rows (split 1), so scoring on either would flatter every version trained on
-   * them. Testing rows are never seen by `trainModel` (nor by jobs, which keep a base's
-   * split), so registry metrics and the gate are an honest estimate. Rows with a label
-   * outside the set are left out. Later labelled samples are not added: a frozen set never
-   * changes, so every version of the set is scored on exactly the same rows.
+   * An operator's release of a version whose only obstacle at the gate was unverified
+   * categories (too few evaluation rows), with a written reason: recorded on the version
+   * (shown by the registry and the console) and in the audit log; the version then
+   * re-scores the backlog. A version refused for a regression cannot be overridden.
    */
-  private async evaluationSetFor(categorySet: string, version: string, backboneId: string, rows: TrainingRows | undefined): Promise<EvaluationSetRow | undefined> {
-    const frozen = await this.repo.evaluationSet(categorySet, backboneId);
-    if (frozen || !rows) return frozen;
+  async override(version: string, reason: string, by: string): Promise<ModelVersionDto> {
+    const row = await this.row(version);
+    if (row.releasable === true) throw new GateOverrideRefusedError(`model version ${version} is releasable already`);
+    const gate = row.gate as { overridable?: boolean; unverified?: string[] } | null;
+    if (!gate?.overridable) throw new GateOverrideRefusedError(`model version ${version} cannot be overridden: only a version whose sole obstacle is unverified categories can (${row.gate_reason ?? 'not judged'})`);
+    const at = new Date().toISOString();
+    const ok = await this.repo.setOverride(version, { by, reason, at }, `released by ${by}'s override (unverified: ${(gate.unverified ?? []).join(', ')}): "${reason}". The gate said: ${row.gate_reason ?? ''}`);
+    if (!ok) throw new GateOverrideRefusedError(`model version ${version} is releasable already`);
+    this.log.warn(`gate override: ${version} released by ${by} with unverified categories ${(gate.unverified ?? []).join(', ')}: ${reason}`);
+    this.rescorer.kick();
+    return this.get(version);
+  }
+
+  /**
+   * `POST /models/evaluation-rows`: an operator's labelled evaluation rows (training-rows.bin)
+   * for a backbone join the hub's evaluation rows — every row, whatever its split — frozen
+   * (never replaced); each later version of the backbone is scored on them.
+   */
+  async addEvaluationRows(body: Buffer, backboneId: string, by: string): Promise<EvaluationRowsDto> {
+    let rows: TrainingRows;
+    try {
+      rows = decodeTrainingRows(body);
+    } catch (err) {
+      if (err instanceof TrainingRowsFormatError) throw this.refused('evaluation-rows', `evaluation rows: ${err.message}`);
+      throw err;
+    }
+    if (rows.label.length === 0) throw this.refused('evaluation-rows', 'evaluation rows: no rows');
+    const sorted = [...rows.labels].sort();
+    const evalRows: TrainingRows = { ...rows, labels: sorted, label: Uint32Array.from(rows.label, (l) => sorted.indexOf(rows.labels[l] as string)), split: new Uint8Array(rows.label.length).fill(TESTING_SPLIT) };
+    const blob = await this.blobs.put(encodeTrainingRows(evalRows));
+    const counts: Record<string, number> = Object.fromEntries(sorted.map((l) => [l, 0]));
+    evalRows.label.forEach((l) => (counts[sorted[l] as string] = (counts[sorted[l] as string] as number) + 1));
+    const set = await this.repo.freezeEvaluationSet({
+      category_set: `rows:${blob.sha256}`,
+      labels: sorted,
+      backbone_id: backboneId,
+      embedding_dim: rows.dim,
+      blob_sha256: blob.sha256,
+      rows: rows.label.length,
+      counts,
+      frozen_by: `operator:${by}`,
+    });
+    this.log.log(`evaluation rows of ${backboneId} added by ${by}: ${rows.label.length} rows of {${sorted.join(', ')}}`);
+    return { id: set.category_set, backbone: backboneId, dim: set.embedding_dim, rows: set.rows, counts: set.counts, frozenBy: set.frozen_by };
+  }
+
+  /**
+   * Freeze a category set's base evaluation rows from a version's held-out testing rows
+   * (split 2) when the set has none yet. Only testing rows: a trainer fits its weights on
+   * the training rows and picks its best epoch on the validation rows (split 1). Frozen
+   * rows never change; the hub scores every version on the frozen rows of every category
+   * set of its backbone beside the held-out labelled samples ({@link evaluationPool}).
+   */
+  private async freezeEvaluationRows(categorySet: string, version: string, backboneId: string, rows: TrainingRows): Promise<void> {
+    if (await this.repo.evaluationSet(categorySet, backboneId)) return;
     const sorted = [...rows.labels].sort();
     const heldOut: number[] = [];
     for (let i = 0; i < rows.label.length; i++) if (rows.split[i] === TESTING_SPLIT) heldOut.push(i);
-    if (heldOut.length === 0) return undefined;
+    if (heldOut.length === 0) return;
     const picked = selectRows(rows, heldOut);
     const evalRows: TrainingRows = { ...picked, labels: sorted, label: Uint32Array.from(picked.label, (l) => sorted.indexOf(rows.labels[l] as string)) };
     const counts: Record<string, number> = Object.fromEntries(sorted.map((l) => [l, 0]));
@@ -254,16 +323,86 @@ export class ModelsService {
       counts,
       frozen_by: version,
     });
-    if (set.frozen_by === version) this.log.log(`froze the evaluation set of {${sorted.join(', ')}}: ${heldOut.length} held-out testing rows of ${version}`);
-    return set;
+    if (set.frozen_by === version) this.log.log(`froze evaluation rows of {${sorted.join(', ')}}: ${heldOut.length} held-out testing rows of ${version}`);
   }
 
-  private async evaluate(artifact: VerifiedArtifact, set: EvaluationSetRow, categorySet: string): Promise<{ metrics: ModelMetrics; rows: TrainingRows } | undefined> {
-    if (set.embedding_dim !== artifact.head.spec.inputDim) return undefined;
-    const bytes = await this.blobs.get(set.blob_sha256);
-    if (!bytes) throw new Error(`evaluation set blob ${set.blob_sha256} of category set ${categorySet} is missing`);
-    const rows = decodeTrainingRows(bytes);
-    return { metrics: evaluateHead(artifact.head, artifact.labels, rows, { categorySet, frozenBy: set.frozen_by }), rows };
+  /** The hub's evaluation rows of a backbone for heads taking `dim` inputs. */
+  private async evaluationPool(backboneId: string, dim: number): Promise<EvaluationPool> {
+    const parts: TrainingRows[] = [];
+    const frozenBy: string[] = [];
+    for (const set of await this.repo.evaluationSetsOf(backboneId)) {
+      if (set.embedding_dim !== dim) continue;
+      const bytes = await this.blobs.get(set.blob_sha256);
+      if (!bytes) throw new Error(`evaluation rows ${set.blob_sha256} (${set.category_set}) are missing from the blob store`);
+      parts.push(decodeTrainingRows(bytes));
+      frozenBy.push(set.frozen_by);
+    }
+    const held = (await this.repo.labelledSampleIds(backboneId, dim)).filter((s) => isEvaluationSample(s.id, this.holdoutPercent));
+    const samples = await this.repo.sampleEmbeddings(held.map((s) => s.id));
+    if (samples.length > 0) {
+      const labels = [...new Set(samples.map((s) => s.label))].sort();
+      const x = new Float32Array(samples.length * dim);
+      samples.forEach((s, i) => x.set(embeddingFromBytesLE(s.embedding, dim), i * dim));
+      parts.push({ dim, labels, label: Uint32Array.from(samples.map((s) => labels.indexOf(s.label))), split: new Uint8Array(samples.length).fill(TESTING_SPLIT), x, ids: samples.map((s) => `sample:${s.id}`) });
+    }
+    return { rows: poolRows(parts, dim), frozenBy, heldOutSamples: samples.length };
+  }
+
+  /**
+   * The version the candidate answers to: its parent when that is a releasable version of the
+   * backbone, else the releasable version most devices run, else the newest releasable one.
+   * Never an unreleasable version (a chain of refused versions cannot walk the gate down).
+   */
+  private async reference(version: string, backboneId: string, parent: string | null): Promise<ModelVersionRow | undefined> {
+    const p = parent ? await this.repo.findVersion(parent) : undefined;
+    if (p && p.version !== version && p.backbone_id === backboneId && p.releasable === true) return p;
+    return (await this.repo.fleetVersion(backboneId, version)) ?? (await this.repo.newestReleasable(backboneId, version));
+  }
+
+  /** Score the candidate, and its reference on exactly the same rows, and let the gate judge. */
+  private async judge(
+    artifact: VerifiedArtifact,
+    version: string,
+    backboneId: string,
+    categorySet: string,
+    parent: string | null,
+    ownRows: TrainingRows | undefined,
+  ): Promise<{ metrics: ModelMetrics; gate: GateJudgement; trainedOn: string[] }> {
+    const pool = await this.evaluationPool(backboneId, artifact.head.spec.inputDim);
+    const rows = rowsOfCategories(pool.rows, artifact.labels);
+    const heldOutSamples = (rows.ids ?? []).filter((id) => id.startsWith('sample:')).length;
+    const metrics: ModelMetrics = { ...evaluateHead(artifact.head, artifact.labels, rows, { categorySet, frozenBy: pool.frozenBy.join(', ') || 'none' }), heldOutSamples };
+    const trainedOn = ownRows ? evaluationRowsTrainedOn(rows, ownRows) : [];
+    if (trainedOn.length > 0) metrics.trainedOnRows = trainedOn.length;
+    const candidate = correctRows(artifact.head, artifact.labels, rows);
+    const ref = await this.reference(version, backboneId, parent);
+    const refArtifact = ref ? await this.loadArtifact(ref) : undefined;
+    const reference = refArtifact ? correctRows(refArtifact.head, refArtifact.labels, rows) : undefined;
+    const byCategory = rows.labels.map(() => [] as number[]);
+    rows.label.forEach((l, i) => byCategory[l]!.push(i));
+    const gate = judgeVersion(
+      {
+        ...(ref && refArtifact ? { reference: ref.version } : {}),
+        floor: Math.max(metrics.baseline.majority, metrics.baseline.chance),
+        categories: rows.labels.map((category, l) => {
+          const idx = byCategory[l] as number[];
+          return {
+            category,
+            candidate: idx.map((i) => candidate[i] as number),
+            ...(reference && refArtifact!.labels.includes(category) ? { reference: idx.map((i) => reference[i] as number) } : {}),
+          };
+        }),
+      },
+      this.gate,
+    );
+    return { metrics, gate, trainedOn };
+  }
+
+  private async loadArtifact(row: ModelVersionRow): Promise<VerifiedArtifact> {
+    const tar = await this.blobs.get(row.artifact_sha256);
+    if (!tar) throw new Error(`artifact blob ${row.artifact_sha256} of ${row.version} is missing`);
+    const { trainingRows: _rows, ...files } = await unpackArtifact(tar);
+    return verifyArtifact(files);
   }
 
   private checkTrainingRows(input: Buffer | TrainingRows, artifact: VerifiedArtifact): TrainingRows {
@@ -306,6 +445,7 @@ export class ModelsService {
       accuracy: r.metrics?.accuracy ?? null,
       releasable: r.releasable,
       gateReason: r.gate_reason,
+      override: r.gate_override ?? null,
       registeredAt: r.registered_at.toISOString(),
     };
   }
@@ -317,6 +457,8 @@ export class ModelsService {
       trainingSet: r.training_set_sha256 ? { sha256: r.training_set_sha256, rows: r.training_set_rows ?? 0 } : null,
       lineage: r.lineage as unknown as ModelLineage,
       metrics: r.metrics,
+      gate: (r.gate as ModelVersionDto['gate']) ?? null,
+      declared: r.declared ?? null,
       registeredBy: r.registered_by,
       createdAt: r.created_at.toISOString(),
       rescore: {
@@ -346,6 +488,17 @@ export function evaluationRowsTrainedOn(evaluation: TrainingRows, rows: Training
   return evaluation.ids.filter((id) => !id.startsWith('row:') && seen.has(key(id)));
 }
 
+/** What an uploader said about its version (informational: the gate never reads it). */
+function declaredBy(manifest: Record<string, unknown>, rows: TrainingRows | undefined): Record<string, unknown> {
+  const splits = rows ? { training: 0, validation: 0, testing: 0 } : undefined;
+  if (rows && splits) for (const s of rows.split) splits[s === 1 ? 'validation' : s === 2 ? 'testing' : 'training']++;
+  return {
+    note: 'declared by the uploader: informational, never used by the gate (the hub scores every version on its own evaluation rows)',
+    metrics: manifest.metrics ?? null,
+    ...(rows && splits ? { trainingRows: rows.label.length, splits, rowIds: (rows.ids ?? []).filter((id) => !id.startsWith('row:')).length } : {}),
+  };
+}
+
 /** The split of training rows no trainer sees (0 training, 1 validation for epoch choice, 2 testing). */
 const TESTING_SPLIT = 2;
 
@@ -360,6 +513,6 @@ function baseSummary(training: Record<string, unknown>): Record<string, unknown>
  * service on the worker's own Prisma client and blob store. Its backlog re-score is
  * left queued in the database for a hub process to claim.
  */
-export function createModelRegistry(deps: { prisma: PrismaClient; blobs: BlobStore; gate: { gateMaxOverallDrop: number; gateMaxCategoryDrop: number }; metrics?: HubMetrics }): ModelsService {
+export function createModelRegistry(deps: { prisma: PrismaClient; blobs: BlobStore; gate: RegistryGateConfig; metrics?: HubMetrics }): ModelsService {
   return new ModelsService(new ModelsRepository(deps.prisma), { kick: () => undefined }, deps.metrics ?? new HubMetrics(), deps.blobs, deps.gate);
 }

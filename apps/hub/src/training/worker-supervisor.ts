@@ -64,6 +64,9 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
       TRAINING_HEARTBEAT_TIMEOUT_S: String(this.config.trainingHeartbeatTimeoutS),
       GATE_MAX_OVERALL_DROP: String(this.config.gateMaxOverallDrop),
       GATE_MAX_CATEGORY_DROP: String(this.config.gateMaxCategoryDrop),
+      GATE_ALPHA: String(this.config.gateAlpha),
+      GATE_MIN_EVAL_ROWS: String(this.config.gateMinEvalRows),
+      EVAL_HOLDOUT_PERCENT: String(this.config.evalHoldoutPercent),
       ...(this.config.trainingBackbone ? { TRAINING_BACKBONE: this.config.trainingBackbone } : {}),
     };
     const child = spawn(process.execPath, [SHELF_BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

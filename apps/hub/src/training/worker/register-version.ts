@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { LABELS_FILE, MANIFEST_FILE, OUTPUTS_FILE, WEIGHTS_FILE, type ArtifactFiles, type TrainingRows } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
-import { createModelRegistry } from '../../models/models.service';
+import { createModelRegistry, type RegistryGateConfig } from '../../models/models.service';
 import { TrainingJobsRepository } from '../training-jobs.repository';
 
 export interface TrainedVersion {
@@ -19,12 +19,12 @@ export interface RegisteredVersion {
   releasable: boolean | null;
   gateReason: string | null;
   metrics: unknown;
+  /** The gate's judgement (reference, per-category before/after/n/p). */
+  gate: unknown;
 }
 
-export interface GateTolerances {
-  gateMaxOverallDrop: number;
-  gateMaxCategoryDrop: number;
-}
+/** The registry's gate settings as the worker has them (GATE_*, EVAL_HOLDOUT_PERCENT). */
+export type GateTolerances = RegistryGateConfig;
 
 /**
  * The one place a job hands its result to the model registry (helper l2b's service):
@@ -40,7 +40,7 @@ export async function registerTrainedVersion(db: PrismaClient, blobs: BlobStore,
     source: 'job',
     registeredBy: `job:${v.lineage.jobId}`,
   });
-  return { version: model.version, releasable: model.releasable, gateReason: model.gateReason, metrics: (model as { metrics?: unknown }).metrics ?? null };
+  return { version: model.version, releasable: model.releasable, gateReason: model.gateReason, metrics: model.metrics, gate: model.gate };
 }
 
 /** A job's registration found the job no longer its worker's running job (swept as interrupted): nothing was registered. */

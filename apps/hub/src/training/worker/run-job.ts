@@ -13,7 +13,8 @@ import {
 } from '@shelfsight/contracts';
 import type { PrismaClient } from '@shelfsight/db';
 import type { BlobStore } from '../../blobs/blob-store';
-import { categorySetOf } from '../../models/evaluation';
+import { HUB_CONFIG_SPEC } from '../../config/hub-config';
+import { isEvaluationSample } from '../../models/evaluation-holdout';
 import { ModelsRepository } from '../../models/models.repository';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
 import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
@@ -51,12 +52,12 @@ export class TrainingJobInputError extends Error {
 }
 
 /**
- * Shares of labelled samples held out, by a hash of the sample id (stable across jobs):
- * validation (the trainer picks its best epoch on it) and testing (split 2: never trained
- * on nor used to choose the epoch; a new category set's evaluation set is frozen from it).
+ * Share of the trained-on labelled samples the trainer picks its best epoch on (split 1),
+ * by a hash of the device's sample id (stable across jobs). The samples held out for the
+ * registry's evaluation (EVAL_HOLDOUT_PERCENT, `isEvaluationSample`) and those in frozen
+ * evaluation rows are not in the job at all.
  */
 const SAMPLE_VALIDATION_PERCENT = 10;
-const SAMPLE_TESTING_PERCENT = 10;
 const SPLIT_OF = { training: 0, validation: 1, testing: 2 } as const;
 
 /**
@@ -89,24 +90,18 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
   let sampleRows: TrainingRows | undefined;
   const sampleIds: string[] = [];
   let unusable = 0;
+  let heldOutForEvaluation = 0;
   if (spec.samples === 'all labelled') {
-    const samples = await deps.jobs.labelledSamples(backbone.id, backbone.featureDim);
+    const labelled = await deps.jobs.labelledSamples(backbone.id, backbone.featureDim);
     unusable = await deps.jobs.countUnusableLabelled(backbone.id, backbone.featureDim);
+    // Never trained on: the registry's evaluation share of labelled samples, and samples in frozen evaluation rows.
+    const frozen = await frozenSampleIds(deps, backbone.id);
+    const samples = labelled.filter((s) => !isEvaluationSample(s.id, deps.gate.evalHoldoutPercent ?? DEFAULT_HOLDOUT_PERCENT) && !frozen.has(`sample:${s.id}`));
+    heldOutForEvaluation = labelled.length - samples.length;
     if (samples.length > 0) {
       const labels = [...new Set(samples.map((s) => s.label))].sort();
-      const baseLabels = baseRows ? baseRows.labels : 'dataset' in spec.base ? (await vision.loadDataset(spec.base.dataset)).labels : [];
-      const held = await frozenSampleIds(deps, categorySetOf([...new Set([...baseLabels, ...labels])]), backbone.id);
-      /**
-       * A sample's split, by a hash of its id. While the category set has no frozen
-       * evaluation set, 10% are testing rows (a new set is frozen from them); once it has
-       * one (with row ids), exactly the samples in it stay held out and the rest train.
-       */
-      const sampleSplit = (s: (typeof samples)[number], frozen: Set<string> | undefined): number => {
-        const key = sampleSplitKey(s.device_id, s.sample_id);
-        if (!frozen) return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, SAMPLE_TESTING_PERCENT)];
-        if (frozen.has(`sample:${s.id}`)) return SPLIT_OF.testing;
-        return SPLIT_OF[vision.whichSet(key, SAMPLE_VALIDATION_PERCENT, 0)];
-      };
+      /** A trained-on sample's split (training or validation), by a hash of its device's sample id. */
+      const sampleSplit = (s: (typeof samples)[number]): number => SPLIT_OF[vision.whichSet(sampleSplitKey(s.device_id, s.sample_id), SAMPLE_VALIDATION_PERCENT, 0)];
       const dim = backbone.featureDim;
       const x = new Float32Array(samples.length * dim);
       samples.forEach((s, i) => {
@@ -117,7 +112,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
         dim,
         labels,
         label: Uint32Array.from(samples.map((s) => labels.indexOf(s.label))),
-        split: Uint8Array.from(samples.map((s) => sampleSplit(s, held))),
+        split: Uint8Array.from(samples.map((s) => sampleSplit(s))),
         x,
         ids: samples.map((s) => `sample:${s.id}`),
       };
@@ -126,6 +121,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
   const baseCount = baseRows ? baseRows.label.length : 0;
   const sampleCount = sampleRows ? sampleRows.label.length : 0;
   hooks.report('bottlenecks', { baseRows: baseCount, sampleRows: sampleCount });
+  if (heldOutForEvaluation > 0) deps.logger.info('labelled samples held out for evaluation (never trained on)', { jobId, samples: heldOutForEvaluation });
 
   // Distorted views of the training samples' thumbnails (never of held-out ones: their views would leak them).
   let augmented: Awaited<ReturnType<typeof augmentFromThumbnails>> | undefined;
@@ -197,12 +193,14 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       version: r.version,
       releasable: r.releasable,
       gateReason: r.gateReason,
+      gate: r.gate,
       evaluation: r.metrics,
       validationAccuracy: metrics.validationAccuracy ?? null,
       rows: trained.rows.label.length,
       ...counts,
       ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
       unusableSamples: unusable,
+      heldOutForEvaluation,
       seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
     }));
     return registered;
@@ -255,19 +253,19 @@ export function sampleSplitKey(deviceId: string, sampleId: string): string {
   return `sample-${deviceId}-${sampleId}`.replace(/[/\\.]/g, '_');
 }
 
-/**
- * The samples in a category set's frozen evaluation set (`sample:<id>` row ids), or
- * undefined when the set is not frozen yet or its rows carry no ids (then the hash split
- * holds its testing share out, as it did when the set was frozen).
- */
-async function frozenSampleIds(deps: RunJobDeps, categorySet: string, backboneId: string): Promise<Set<string> | undefined> {
-  const set = await new ModelsRepository(deps.db).evaluationSet(categorySet, backboneId);
-  if (!set) return undefined;
-  const blob = await deps.blobs.get(set.blob_sha256);
-  const rows = blob ? decodeTrainingRows(blob) : undefined;
-  if (!rows?.ids) return undefined;
-  return new Set(rows.ids.filter((id) => id.startsWith('sample:')).map((id) => id.split('#')[0] as string));
+/** The samples (`sample:<id>`) in any frozen evaluation rows of the backbone. */
+async function frozenSampleIds(deps: RunJobDeps, backboneId: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const set of await new ModelsRepository(deps.db).evaluationSetsOf(backboneId)) {
+    const blob = await deps.blobs.get(set.blob_sha256);
+    const rows = blob ? decodeTrainingRows(blob) : undefined;
+    for (const id of rows?.ids ?? []) if (id.startsWith('sample:')) ids.add(id.split('#')[0] as string);
+  }
+  return ids;
 }
+
+/** EVAL_HOLDOUT_PERCENT's default, for callers that pass no setting. */
+const DEFAULT_HOLDOUT_PERCENT = HUB_CONFIG_SPEC.evalHoldoutPercent.schema.parse(undefined);
 
 interface SampleRef {
   id: string;
