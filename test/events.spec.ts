@@ -96,7 +96,7 @@ for (const variant of variants) {
         expect(inv.data).toMatchObject({ site });
 
         // Training jobs: queued (no worker runs here), then cancelled, each pushed as the job.
-        const created = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: { dataset: '/nonexistent' } }) });
+        const created = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: { dataset: 'nonexistent' } }) });
         expect(created.status).toBe(201);
         const job = (await created.json()) as { id: number };
         await stream.next((e) => e.event === 'training' && (e.data as { id: number; status: string }).id === job.id);

@@ -64,7 +64,7 @@ class GatedBlobStore extends FileBlobStore {
   }
 }
 
-const SPEC = { base: { dataset: '/nowhere' }, samples: 'all labelled', head: { type: 'softmax' }, augmentFromThumbnails: false } as const;
+const SPEC = { base: { dataset: 'nowhere' }, samples: 'all labelled', head: { type: 'softmax' }, augmentFromThumbnails: false } as const;
 
 describe(TrainingService.name, () => {
   for (const variant of variants) {

@@ -27,11 +27,11 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     await writeColourDataset(dataset, { red: [200, 30, 30], green: [30, 200, 30] }, 6);
     db = await createTestDatabase('postgres');
     for (let i = 0; i < 2; i++) {
-      const env = { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATABASE_URL: db.url, DATA_DIR: dataDir, TRAINING_WORKER: 'off', TRAINING_HEARTBEAT_TIMEOUT_S: '10', HUB_API_KEY: TEST_ADMIN_KEY };
+      const env = { HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', MQTT_PORT: '0', MQTT_HOST: '127.0.0.1', DATABASE_URL: db.url, DATA_DIR: dataDir, TRAINING_WORKER: 'off', TRAINING_HEARTBEAT_TIMEOUT_S: '10', HUB_API_KEY: TEST_ADMIN_KEY, TRAINING_DATASET_ROOTS: tmpdir() };
       hubs.push(await startHub(loadHubConfig({}, env), { logLevels: false }));
     }
     for (let i = 0; i < 2; i++) {
-      workers.push(spawnShelf('worker', {}, { DATABASE_URL: db.url, DATA_DIR: dataDir, WORKER_ID: `replica-worker-${i}-${randomBytes(2).toString('hex')}`, TRAINING_HEARTBEAT_TIMEOUT_S: '10' }));
+      workers.push(spawnShelf('worker', {}, { DATABASE_URL: db.url, DATA_DIR: dataDir, WORKER_ID: `replica-worker-${i}-${randomBytes(2).toString('hex')}`, TRAINING_HEARTBEAT_TIMEOUT_S: '10', TRAINING_DATASET_ROOTS: tmpdir() }));
     }
     await eventually(async () => (workers.every((w) => w.output().includes('training worker ready')) ? true : undefined), 60_000, 'workers ready');
   }, 120_000);
@@ -98,7 +98,7 @@ d('training jobs with two hub replicas and two workers on one database (postgres
     try {
       const job = JSON.stringify({ base: { dataset }, backbone: BACKBONE, samples: 'none', head: { type: 'softmax', epochs: 3 } });
       const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(__dirname, '..', 'bin', 'register.js'), join(__dirname, 'support', 'hub-tensorflow-probe.ts')], {
-        env: { ...process.env, DATABASE_URL: scratch.url, PROBE_JOB: job, HUB_API_KEY: TEST_ADMIN_KEY },
+        env: { ...process.env, DATABASE_URL: scratch.url, PROBE_JOB: job, HUB_API_KEY: TEST_ADMIN_KEY, TRAINING_DATASET_ROOTS: tmpdir() },
         timeout: 180_000,
       });
       const probe = JSON.parse(stdout.trim().split('\n').pop() as string) as { status: string; tensorflowModules: number };

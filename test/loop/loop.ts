@@ -21,7 +21,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { silentLogger } from '@shelfsight/common';
 import { encodeTrainingRows, TRAINING_ROWS_FILE, unpackArtifact, LABELS_FILE, MANIFEST_FILE, OUTPUTS_FILE, WEIGHTS_FILE } from '@shelfsight/contracts';
@@ -114,6 +114,8 @@ async function main(): Promise<Record<string, unknown>> {
       DATABASE_URL: '',
       MQTT_URL: '',
       TRAINING_WORKER: 'child',
+      // The first version names the workspace's reference backbone: the one backbone folder its jobs may load.
+      TRAINING_BACKBONE_ROOTS: dirname(REFERENCE_BACKBONE),
     });
     const agents: Array<ReturnType<typeof spawnShelf>> = [];
     try {

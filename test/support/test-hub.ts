@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadHubConfig, startHub, type HubHandle, type StartHubOptions } from '@shelfsight/hub';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases';
 import { EXTERNAL_MQTT_URL } from './services';
+import { SHARED_DIR } from './workspace-data';
 
 export type BrokerKind = 'aedes' | 'mosquitto';
 
@@ -50,6 +51,9 @@ export async function startTestHub(
     DETECTION_RETENTION_DAYS: '0',
     // Tests present many refused keys from 127.0.0.1; the one about throttling them sets its own limit.
     AUTH_FAILURES_PER_MINUTE: '100000',
+    // Tests write their datasets under the temporary folder; backbones are built-ins, TRAINING_BACKBONE or the workspace's models.
+    TRAINING_DATASET_ROOTS: tmpdir(),
+    TRAINING_BACKBONE_ROOTS: `${tmpdir()},${join(SHARED_DIR, 'models')}`,
     ...(broker === 'mosquitto' ? { MQTT_URL: EXTERNAL_MQTT_URL } : {}),
     // As the hub does for its own embedded PGlite: one connection (its socket server
     // interleaves connections only at transaction boundaries, so concurrent plain

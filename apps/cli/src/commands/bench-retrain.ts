@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Client } from 'pg';
 import { z } from 'zod';
@@ -52,6 +52,8 @@ export function registerBenchRetrain(bench: Command): void {
       MQTT_URL: '',
       TRAINING_WORKER: 'child',
       TRAINING_BACKBONE: c.backbone,
+      // The bench's dataset is wherever it was given: the one root jobs may read from.
+      TRAINING_DATASET_ROOTS: dirname(resolve(c.data)),
       // A key of its own, an open broker for the simulated fleet, no rate limit: the bench measures the job and ingest.
       HUB_API_KEY: benchKey,
       MQTT_AUTH: 'off',

@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
-import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { HUB_CONFIG, HUB_CONFIG_SPEC, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
 import type { TrainingJobDto } from './training-job.dto';
 import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError, TrainingQueueUnavailableError } from './training.error';
 import { LiveAttemptExistsError, TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
+import { backboneRef, datasetPath, JobPathError, jobPathRoots, type JobPathRoots } from './job-paths';
 import { TRAINING_QUEUE_CLIENT, TRAINING_SEND_PAUSE, type TrainingQueueClient, type TrainingQueueMessage } from './training-queue';
 
 /** Sends of a job's queue message before the job is recorded as failed (backoff 200 ms, 800 ms between them). */
@@ -24,16 +25,19 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   /** Active jobs as last published (id → status/phase/progress), for the live watch. */
   private watched = new Map<number, string>();
   private watching = false;
+  private readonly roots: JobPathRoots;
 
   constructor(
     private readonly jobs: TrainingJobsRepository,
-    @Inject(HUB_CONFIG) private readonly config: Pick<HubConfig, 'trainingHeartbeatTimeoutS'>,
+    @Inject(HUB_CONFIG) private readonly config: Pick<HubConfig, 'trainingHeartbeatTimeoutS'> & Partial<Pick<HubConfig, 'dataDir' | 'trainingDatasetRoots' | 'trainingBackboneRoots' | 'trainingBackbone'>>,
     @Inject(TRAINING_QUEUE_CLIENT) private readonly queue: TrainingQueueClient,
     /** Waits between send attempts (tests pass an instant one). */
     @Optional() @Inject(TRAINING_SEND_PAUSE) private readonly pause: (ms: number) => Promise<unknown> = sleep,
     /** Live events for the console (GET /events); without one (unit tests) nothing is pushed. */
     @Optional() private readonly events: EventBus = new EventBus(),
-  ) {}
+  ) {
+    this.roots = jobPathRoots({ ...config, dataDir: config.dataDir ?? HUB_CONFIG_SPEC.dataDir.schema.parse(undefined) });
+  }
 
   async onModuleInit(): Promise<void> {
     await this.sweep();
@@ -52,6 +56,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
 
   async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
     const spec = TrainingJobRequestSchema.parse(request);
+    this.checkPaths(spec);
     const row = await this.jobs.create(spec, actor);
     return this.published(await this.enqueue(row));
   }
@@ -89,6 +94,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     }
     const parsed = TrainingJobRequestSchema.safeParse(old.spec);
     if (!parsed.success) throw new TrainingBaseError(`training job ${id}'s stored request is not valid any more: ${parsed.error.message}`);
+    this.checkPaths(parsed.data);
     let row: TrainingJobRow;
     try {
       row = await this.jobs.create(parsed.data, actor, { rootId, attempt: old.attempt + 1, retryOf: old.id });
@@ -139,6 +145,20 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
       this.log.warn(`training job watch failed: ${(err as Error).message}`);
     } finally {
       this.watching = false;
+    }
+  }
+
+  /**
+   * A request's dataset and backbone must resolve inside the configured roots as written
+   * (the worker checks again with links resolved, before it opens anything): 400 naming the rule.
+   */
+  private checkPaths(spec: TrainingJobRequest): void {
+    try {
+      if ('dataset' in spec.base) datasetPath(spec.base.dataset, this.roots);
+      if (spec.backbone !== undefined) backboneRef(spec.backbone, this.roots);
+    } catch (err) {
+      if (err instanceof JobPathError) throw new TrainingBaseError(err.message);
+      throw err;
     }
   }
 

@@ -68,6 +68,8 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
       GATE_MIN_EVAL_ROWS: String(this.config.gateMinEvalRows),
       EVAL_HOLDOUT_PERCENT: String(this.config.evalHoldoutPercent),
       ...(this.config.trainingBackbone ? { TRAINING_BACKBONE: this.config.trainingBackbone } : {}),
+      ...(this.config.trainingDatasetRoots ? { TRAINING_DATASET_ROOTS: this.config.trainingDatasetRoots } : {}),
+      ...(this.config.trainingBackboneRoots ? { TRAINING_BACKBONE_ROOTS: this.config.trainingBackboneRoots } : {}),
     };
     const child = spawn(process.execPath, [SHELF_BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.child = child;

@@ -103,7 +103,7 @@ async function loadCsv(path: string): Promise<Dataset> {
   const iImage = header.indexOf('image');
   const iLabel = header.indexOf('label');
   const iSub = header.indexOf('sublabel');
-  if (iImage < 0 || iLabel < 0) throw new DatasetError(`${path}: expected a CSV header with columns image,label (got ${header.join(',')})`);
+  if (iImage < 0 || iLabel < 0) throw new DatasetError(`${path}: expected a CSV header with columns image,label (the first line has ${header.length} field${header.length === 1 ? '' : 's'}, not those; its text is not repeated here)`);
   const base = dirname(path);
   const images: LabeledImage[] = [];
   rows.forEach((r, n) => {

@@ -17,6 +17,7 @@ import { HUB_CONFIG_SPEC } from '../../config/hub-config';
 import { isEvaluationSample } from '../../models/evaluation-holdout';
 import { ModelsRepository } from '../../models/models.repository';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
+import { resolveBackbone, type JobPathRoots } from '../job-paths';
 import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
 
 export interface RunJobDeps {
@@ -29,6 +30,8 @@ export interface RunJobDeps {
   /** Where artifacts are written before registration. */
   workDir: string;
   defaultBackbone?: string;
+  /** Where a job's dataset and backbone may be (the dataset is resolved before the job runs). */
+  roots: JobPathRoots;
   /** Bottleneck cache root (default the vision library's). */
   cacheDir?: string;
   logger: Logger;
@@ -85,6 +88,8 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
     backboneSpec ??= deps.defaultBackbone ?? manifestBackboneSource(await deps.jobs.newestManifestFor());
   }
   if (!backboneSpec) throw new TrainingJobInputError('no backbone: name one in the request (backbone), set TRAINING_BACKBONE, or register a version first');
+  // From the request or a registered manifest: only a built-in or catalogue name, TRAINING_BACKBONE, or a folder in the backbone roots.
+  backboneSpec = await resolveBackbone(backboneSpec, deps.roots, [...Object.keys(vision.BUILTIN_BACKBONES), ...Object.keys(vision.BACKBONE_CATALOGUE)]);
   const backbone = backboneIdentity(vision, backboneSpec);
 
   let sampleRows: TrainingRows | undefined;

@@ -8,7 +8,8 @@ import type PgBoss from 'pg-boss';
 import { FileBlobStore } from '../../blobs/blob-store';
 import { TrainingJobsRepository } from '../training-jobs.repository';
 import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from '../training-queue';
-import { runTrainingJob } from './run-job';
+import { jobErrorMessage, jobPathRoots, resolveDataset } from '../job-paths';
+import { runTrainingJob, TrainingJobInputError } from './run-job';
 import type { WorkerConfig } from './worker-config';
 
 /**
@@ -102,10 +103,13 @@ export class TrainingWorker {
     try {
       // Inside the failure handling: a stored request that no longer parses fails the job with the reason.
       const parsed = TrainingJobRequestSchema.safeParse(row.spec);
-      if (!parsed.success) throw new Error(`invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`);
+      if (!parsed.success) throw new TrainingJobInputError(`invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`);
+      // Before anything is opened: the dataset must be inside the roots once links are resolved.
+      const roots = jobPathRoots(this.config);
+      const spec = 'dataset' in parsed.data.base ? { ...parsed.data, base: { dataset: await resolveDataset(parsed.data.base.dataset, roots) } } : parsed.data;
       const outcome = await runTrainingJob(
         jobIdText,
-        parsed.data,
+        spec,
         row.created_by,
         {
           db: this.db,
@@ -121,6 +125,7 @@ export class TrainingWorker {
           },
           workDir: join(resolve(this.config.dataDir), 'training'),
           defaultBackbone: this.config.trainingBackbone,
+          roots,
           logger: this.logger,
         },
         {
@@ -145,7 +150,8 @@ export class TrainingWorker {
         await this.jobs.finish(id, workerId, { status: 'cancelled', error: this.abort.signal.aborted ? 'worker stopped' : 'cancelled' });
         this.logger.info('job cancelled', { jobId: jobIdText });
       } else {
-        await this.jobs.finish(id, workerId, { status: 'failed', error: e.message.slice(0, 2000) });
+        // The stored error is read back over the API: a fixed form, never text from a file the job opened.
+        await this.jobs.finish(id, workerId, { status: 'failed', error: jobErrorMessage(e, phase) });
         this.logger.warn('job failed', { jobId: jobIdText, error: e.message });
       }
     } finally {

@@ -9,8 +9,13 @@ export const WORKER_CONFIG_SPEC = {
   dataDir: HUB_CONFIG_SPEC.dataDir,
   trainingHeartbeatTimeoutS: HUB_CONFIG_SPEC.trainingHeartbeatTimeoutS,
   trainingBackbone: HUB_CONFIG_SPEC.trainingBackbone,
+  trainingDatasetRoots: HUB_CONFIG_SPEC.trainingDatasetRoots,
+  trainingBackboneRoots: HUB_CONFIG_SPEC.trainingBackboneRoots,
   gateMaxOverallDrop: HUB_CONFIG_SPEC.gateMaxOverallDrop,
   gateMaxCategoryDrop: HUB_CONFIG_SPEC.gateMaxCategoryDrop,
+  gateAlpha: HUB_CONFIG_SPEC.gateAlpha,
+  gateMinEvalRows: HUB_CONFIG_SPEC.gateMinEvalRows,
+  evalHoldoutPercent: HUB_CONFIG_SPEC.evalHoldoutPercent,
   workerId: { env: 'WORKER_ID', flag: 'worker-id', description: 'this worker\u2019s name in job records (default host-pid)', schema: cfg.optionalString() },
   heartbeatS: { env: 'TRAINING_HEARTBEAT_S', flag: 'heartbeat-s', description: 'seconds between a running job\u2019s heartbeats (progress, cancel check)', schema: z.coerce.number().min(0.1).max(60).default(1) },
 } as const;
