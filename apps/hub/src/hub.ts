@@ -13,6 +13,7 @@ import { AppModule } from './app.module';
 import { bodyLimitMiddleware } from './common/body-limit.middleware';
 import { openApiDocumentOf } from './common/openapi';
 import { listRouteRules } from './auth/route-rules';
+import { trustProxyValue } from './auth/trust-proxy';
 import { MqttDeviceLink } from './broker/device-link';
 import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
@@ -128,6 +129,8 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       bodyParser: false,
     });
     const metrics = app.get(HubMetrics);
+    // req.ip (rate limits, the auth-failure lockout, the audit) is the client behind TRUST_PROXY's hops, else the TCP peer.
+    app.set('trust proxy', trustProxyValue(config.trustProxy));
     // Before any body is read: security headers, bounded body parsers (a body over
     // HTTP_MAX_BODY_BYTES is refused with 413 from its Content-Length, or as soon as that many
     // bytes have arrived). Request ids come from the logger (nestjs-pino, `req.id`).

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
+import { trustProxyValue } from '../auth/trust-proxy';
 
 /** Every setting of the hub: environment variable, CLI flag, meaning, default. */
 export const HUB_CONFIG_SPEC = {
@@ -79,6 +80,22 @@ export const HUB_CONFIG_SPEC = {
     flag: 'auth-failures-per-minute',
     description: 'refused API keys (unknown, wrong, expired, revoked) one client address may present per minute; beyond it every request with a key from that address is answered 429 for a minute, without looking at the key',
     schema: cfg.int(30, 1),
+  },
+  trustProxy: {
+    env: 'TRUST_PROXY',
+    flag: 'trust-proxy',
+    description:
+      'behind a reverse proxy: which hops to believe about the client address (X-Forwarded-For), so HTTP_RATE_PER_MINUTE, AUTH_FAILURES_PER_MINUTE and the audit key on the real client, not the proxy. off (default: the TCP peer) | a hop count (e.g. 1) | comma-separated proxy addresses, CIDR ranges or loopback, linklocal, uniquelocal. Never "true": every client could then pick its own address',
+    schema: z
+      .string()
+      .default('off')
+      .superRefine((v, ctx) => {
+        try {
+          trustProxyValue(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
   },
   auditDeniedIntervalS: {
     env: 'AUDIT_DENIED_INTERVAL_S',
