@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
+  DEFAULT_ROLLOUT_POLICY,
   deviceTopic,
   keyIdOf,
   labelsHash,
@@ -30,7 +31,8 @@ const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'postgres', available: hasExternalPostgres },
 ];
 
-const REVERSED = [...STAND_IN_CATEGORIES].reverse();
+/** A head that would flip one category: where the devices' head says milk, it says yogurt (every other category agrees). */
+const MILK_TO_YOGURT = STAND_IN_CATEGORIES.map((c) => (c === 'milk' ? 'yogurt' : c));
 
 interface StageJson {
   index: number;
@@ -38,6 +40,7 @@ interface StageJson {
   startedAt: string | null;
   devices: number;
   counts: Record<string, number>;
+  predictedChange?: PredictedChangeJson;
 }
 interface DeviceJson {
   deviceId: string;
@@ -49,11 +52,21 @@ interface DeviceJson {
   offeredAt: string | null;
   statusAt: string | null;
 }
+interface PredictedChangeJson {
+  devices: number;
+  frames: number;
+  changed: number;
+  share: number;
+  pairs: Array<{ from: string; to: string; frames: number; share: number; ofFrom: number }>;
+}
 interface RolloutJson {
   id: string;
   modelVersion: string;
   state: string;
   haltReason: string | null;
+  haltAction: string | null;
+  policy: Record<string, unknown>;
+  predictedChange?: PredictedChangeJson;
   currentStage: number;
   stages: StageJson[];
   counts: Record<string, number>;
@@ -71,6 +84,8 @@ for (const variant of variants) {
     let trustedKeysFile: string;
     let feeder: NodeJS.Timeout;
     const agents = new Map<string, AgentHandle>();
+    /** Agents a test feeds frames itself (the shared feeder leaves them alone). */
+    const selfFed = new Set<string>();
     const passwords = new Map<string, string>();
     /** Every model-offer (parsed; null = cleared) and model-command the hub published, per device. */
     const offers = new Map<string, Array<ModelOffer | null>>();
@@ -104,7 +119,8 @@ for (const variant of variants) {
       // Shadow runs need frames: every running agent gets one every 50 ms.
       let frame = 0;
       feeder = setInterval(() => {
-        for (const a of agents.values()) {
+        for (const [id, a] of agents) {
+          if (selfFed.has(id)) continue;
           frame += 1;
           a.offer({ frameId: `f-${frame}`, site: 'site-r', location: `A-01-1-${'ABCD'[frame % 4]}`, capturedAt: new Date().toISOString(), image: pngOf(frame), source: 'test' });
         }
@@ -120,15 +136,17 @@ for (const variant of variants) {
     });
 
     /** A releasable stand-in head in the registry (artifact in the blob store, gate passed). */
-    const seedVersion = async (opts: { releasable?: boolean; gateReason?: string } = {}) => {
+    /** `labels`: the head's output categories (default: the devices' own, so it agrees with their head on every frame). */
+    const seedVersion = async (opts: { releasable?: boolean; gateReason?: string; labels?: string[] } = {}) => {
       const version = newId('v');
-      const artifact = standInHeadArtifact(version, REVERSED);
+      const labels = opts.labels ?? STAND_IN_CATEGORIES;
+      const artifact = standInHeadArtifact(version, labels);
       const blob = await sut.hub.app.get<symbol, BlobStore>(BLOB_STORE).put(artifact);
       const prisma = sut.hub.app.get(PrismaService);
       await prisma.$executeRaw`
         INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest, artifact_sha256, artifact_bytes,
           releasable, gate_reason, source, created_at)
-        VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(REVERSED)}::jsonb, ${labelsHash([...REVERSED].sort())}, 'stand-in',
+        VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(labels)}::jsonb, ${labelsHash([...labels].sort())}, 'stand-in',
           '{}'::jsonb, ${blob.sha256}, ${blob.bytes}, ${opts.releasable ?? true}, ${opts.gateReason ?? null}, 'upload', now())`;
       return { version, artifact };
     };
@@ -222,7 +240,11 @@ for (const variant of variants) {
       const check = verifySignedManifest(offer.signed, keys, new Date());
       expect(check.ok).toBe(true);
       expect(offer).toMatchObject({ offerId: created.body.id, artifactPath: `/rollouts/artifacts/${version}` });
-      expect(offer.signed.manifest.artifact).toEqual({ sha256: createHash('sha256').update(standInHeadArtifact(version, REVERSED)).digest('hex'), length: standInHeadArtifact(version, REVERSED).length });
+      expect(offer.signed.manifest.artifact).toEqual({ sha256: createHash('sha256').update(standInHeadArtifact(version)).digest('hex'), length: standInHeadArtifact(version).length });
+      // The default gate judged it: the same head changes nothing, pooled over both stages.
+      const seen = await view(created.body.id);
+      expect(seen.predictedChange).toMatchObject({ devices: 4, changed: 0, share: 0, pairs: [] });
+      expect(seen.predictedChange!.frames).toBeGreaterThanOrEqual(4 * 3);
       for (const id of ids) await stopDevice(id);
     });
 
@@ -286,8 +308,12 @@ for (const variant of variants) {
         const canary = halted.devices!.find((x) => x.stage === 0)!;
         expect(canary).toMatchObject({ state: 'rejected', reason: 'shadow_gate' });
         expect(halted.haltReason).toMatch(/1 rejected/);
-        // The canary got the policy with its offer; the later stages got nothing.
-        expect(devices.find((x) => x.id === canary.deviceId)!.offers[0]?.policy).toEqual({ shadowFrames: 20, shadowGate: { maxCategoryShift: 0.1 } });
+        // The canary got the policy with its offer (the device's part of it, defaults filled in); the later stages got nothing.
+        expect(devices.find((x) => x.id === canary.deviceId)!.offers[0]?.policy).toEqual({
+          shadowFrames: 20,
+          shadowGate: { minAgreement: DEFAULT_ROLLOUT_POLICY.shadowGate.minAgreement, maxCategoryShift: 0.1 },
+          health: DEFAULT_ROLLOUT_POLICY.health,
+        });
         for (const x of devices.filter((x) => x.id !== canary.deviceId)) expect(x.offers).toEqual([]);
         await new Promise((r) => setTimeout(r, 300));
         expect((await view(created.body.id)).devices!.find((x) => x.deviceId === canary.deviceId)).toMatchObject({ state: 'rejected', reason: 'shadow_gate' });
@@ -297,6 +323,109 @@ for (const variant of variants) {
       } finally {
         for (const x of devices) await x.close();
       }
+    });
+
+    it('halts at the canary stage a head whose shadow run would flip one category, and rolls the canary back (default policy)', async () => {
+      const { version } = await seedVersion({ labels: MILK_TO_YOGURT });
+      const ids = [newId('dev'), newId('dev'), newId('dev'), newId('dev')];
+      // A shelf where a quarter of the frames are milk: every fourth frame the devices' head calls milk.
+      for (const id of ids) selfFed.add(id);
+      for (const id of ids) await startDevice(id);
+      let k = 0;
+      const shelf = setInterval(() => {
+        k += 1;
+        const image = k % 4 === 0 ? framesOf('milk', k) : framesOf('other', k);
+        for (const id of ids) agents.get(id)?.offer({ frameId: `m-${k}`, site: 'site-r', location: 'A-02-1-A', capturedAt: new Date().toISOString(), image, source: 'test' });
+      }, 40);
+      try {
+        const created = await post('/rollouts', {
+          modelVersion: version,
+          target: { deviceIds: ids },
+          stages: [
+            { percent: 50, abort: { maxFailurePercent: 0, minDevices: 1 } },
+            { percent: 100, abort: { maxFailurePercent: 0, minDevices: 1 } },
+          ],
+          // Only the shadow run's length: the gate, the health watch and onHalt are the defaults.
+          policy: { shadowFrames: 20 },
+        });
+        expect(created.status).toBe(201);
+        const canaries = created.body.devices!.filter((x) => x.stage === 0).map((x) => x.deviceId);
+        expect(canaries).toHaveLength(2);
+
+        const halted = await untilState(created.body.id, 'halted', 60_000);
+        expect(halted.haltReason).toMatch(/^stage 1 of 2: predicted inventory change milk → yogurt \d+\.\d% of \d+ frames \(\d+\) is above maxPairChange 10\.0%/);
+        expect(halted.haltAction).toBe('rollback');
+        expect(halted.stages.map((s) => s.state)).toEqual(['halted', 'pending']);
+        // Every canary that activated the head is sent back to the one it ran before; one still shadowing is cancelled.
+        const settled = await eventually(
+          async () => {
+            const v = await view(created.body.id);
+            const c = v.devices!.filter((x) => x.stage === 0);
+            return c.every((x) => (x.state === 'rolled_back' || x.state === 'rejected') && x.reason === 'operator') ? v : undefined;
+          },
+          30_000,
+          'canaries rolled back',
+        );
+        expect(settled.devices!.filter((x) => x.stage === 0 && x.state === 'rolled_back').length).toBeGreaterThanOrEqual(1);
+        for (const id of canaries) {
+          expect(commands.get(id)?.some((c) => c.offerId === created.body.id && (c.command === 'rollback' || c.command === 'cancel'))).toBe(true);
+          expect(agents.get(id)!.heads.modelVersion).toBe('stand-in-1');
+          expect((await deviceRow(id))?.modelVersion).toBe('stand-in-1');
+        }
+        const devicesLeftOnHaltedVersion = settled.devices!.filter((x) => x.activeVersion === version).length;
+        expect(devicesLeftOnHaltedVersion).toBe(0);
+        for (const x of settled.devices!.filter((x) => x.stage === 1)) expect(x).toMatchObject({ state: 'pending', offeredAt: null });
+
+        // The predicted change the rollout screen shows: milk → yogurt, a quarter of the frames, every milk frame.
+        const pair = settled.predictedChange!.pairs[0]!;
+        expect(pair).toMatchObject({ from: 'milk', to: 'yogurt', ofFrom: 1 });
+        expect(pair.share).toBeCloseTo(0.25, 1);
+        expect(settled.predictedChange!.pairs).toHaveLength(1);
+        expect(settled.stages[0]!.predictedChange!.pairs[0]).toMatchObject({ from: 'milk', to: 'yogurt' });
+      } finally {
+        clearInterval(shelf);
+        for (const id of ids) {
+          selfFed.delete(id);
+          await stopDevice(id);
+        }
+      }
+    });
+
+    it('gives a rollout created without a policy the default shadow gate, health watch and onHalt rollback; turning them off needs a reason and is audited', async () => {
+      const { version } = await seedVersion();
+      const ids = [newId('dev'), newId('dev')];
+      for (const id of ids) await provision(id); // never connect: the offers stay retained
+
+      const plain = await post('/rollouts', { modelVersion: version, target: { deviceIds: [ids[0]!] }, stages: [{ percent: 100 }] });
+      expect(plain.status).toBe(201);
+      expect(plain.body.policy).toEqual(DEFAULT_ROLLOUT_POLICY);
+      await eventually(async () => (offers.get(ids[0]!)?.at(-1) ? true : undefined), 10_000, `offer to ${ids[0]}`);
+      expect(offers.get(ids[0]!)!.at(-1)!.policy).toEqual({
+        shadowGate: { minAgreement: DEFAULT_ROLLOUT_POLICY.shadowGate.minAgreement, maxCategoryShift: DEFAULT_ROLLOUT_POLICY.shadowGate.maxCategoryShift },
+        health: DEFAULT_ROLLOUT_POLICY.health,
+      });
+
+      // Off without a reason: refused.
+      const unexplained = await post('/rollouts', { modelVersion: version, target: { deviceIds: [ids[1]!] }, stages: [{ percent: 100 }], policy: { shadowGate: false } });
+      expect(unexplained.status).toBe(400);
+      expect(JSON.stringify(unexplained.body)).toContain('overrideReason');
+      const noFrames = await post('/rollouts', { modelVersion: version, target: { deviceIds: [ids[1]!] }, stages: [{ percent: 100 }], policy: { shadowFrames: 0 } });
+      expect(noFrames.status).toBe(400);
+
+      const why = `relabelled dairy on purpose (${run})`;
+      const off = await post('/rollouts', { modelVersion: version, target: { deviceIds: [ids[1]!] }, stages: [{ percent: 100 }], policy: { shadowGate: false, health: false, onHalt: 'hold', overrideReason: why } });
+      expect(off.status).toBe(201);
+      expect(off.body.policy).toEqual({ shadowGate: false, health: false, onHalt: 'hold', overrideReason: why });
+      expect((await view(off.body.id)).policy).toMatchObject({ shadowGate: false, overrideReason: why });
+      await eventually(async () => (offers.get(ids[1]!)?.at(-1) ? true : undefined), 10_000, `offer to ${ids[1]}`);
+      expect(offers.get(ids[1]!)!.at(-1)!.policy).toEqual({});
+
+      const audit = await getJson<{ items: Array<{ method: string; route: string; status: number; reason: string | null }> }>(`${sut.hub.httpUrl}/audit?route=/rollouts&limit=500`);
+      const entry = audit.body.items.find((e) => e.method === 'POST' && e.route === '/rollouts' && e.reason?.includes(off.body.id));
+      expect(entry).toMatchObject({ status: 201, reason: `rollout ${off.body.id} of ${version}: shadow gate off, health watch off: ${why}` });
+      // The rollout with the defaults carries no override in the audit log.
+      expect(audit.body.items.some((e) => e.reason?.includes(plain.body.id))).toBe(false);
+      for (const r of [plain, off]) expect((await post(`/rollouts/${r.body.id}/abort`)).status).toBe(200);
     });
 
     it('rolls every device back on the operator\u2019s command and clears the retained offers', async () => {
@@ -511,6 +640,19 @@ function basic(user: string, password: string): string {
 
 function pngOf(n: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(`rollout-frame-${n}`)]);
+}
+
+/** Distinct frames the stand-in head calls milk (its category comes from the image's sha256), or anything else. */
+const shelfFrames = { milk: [] as Buffer[], other: [] as Buffer[] };
+let shelfScanned = 0;
+function framesOf(kind: 'milk' | 'other', k: number): Buffer {
+  const list = shelfFrames[kind];
+  while (list.length <= k) {
+    const image = Buffer.concat([pngOf(0).subarray(0, 8), Buffer.from(`shelf-frame-${++shelfScanned}`)]);
+    const category = STAND_IN_CATEGORIES[createHash('sha256').update(image).digest()[0]! % STAND_IN_CATEGORIES.length];
+    shelfFrames[category === 'milk' ? 'milk' : 'other'].push(image);
+  }
+  return list[k]!;
 }
 
 /**

@@ -212,7 +212,7 @@ async function runRolloutBench(c: BenchConfig): Promise<Record<string, unknown>>
     const res = await fetch(`${h.httpUrl}/rollouts`, withKey({
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ modelVersion: version, target: { all: true }, stages: [{ percent: 100 }], policy: { shadowFrames: c.shadowFrames } }),
+      body: JSON.stringify({ modelVersion: version, target: { all: true }, stages: [{ percent: 100 }], policy: { shadowFrames: c.shadowFrames, shadowGate: false, health: false, overrideReason: 'bench rollout: times delivery to the fleet, not the judgement of its (reversed-label) head' } }),
     }));
     const postS = (performance.now() - t0) / 1000;
     if (res.status !== 201) throw new Error(`POST /rollouts: HTTP ${res.status} ${(await res.text()).slice(0, 500)}`);

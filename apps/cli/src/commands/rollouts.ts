@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, ConfigError, loadConfig } from '@shelfsight/common';
-import { DeviceIdSchema, OfferPolicySchema } from '@shelfsight/contracts';
+import { DeviceIdSchema, RolloutPolicyInputSchema } from '@shelfsight/contracts';
 import { HUB_TARGET_SPEC, hubJson, hubTargetOf, type HubTarget } from '../hub-client';
 import { addConfigOptions, flagsFrom } from '../options';
 
@@ -46,7 +46,7 @@ const CREATE_SPEC = {
   successThreshold: { env: 'SHELF_ROLLOUT_SUCCESS', flag: 'success-threshold', description: 'share (0..1) of a stage\u2019s devices that must be active to promote', schema: z.coerce.number().min(0).max(1).default(1) },
   maxFailurePercent: { env: 'SHELF_ROLLOUT_MAX_FAILURE_PERCENT', flag: 'max-failure-percent', description: 'halt when more than this percentage of reporting devices failed', schema: cfg.number(0) },
   minDevices: { env: 'SHELF_ROLLOUT_MIN_DEVICES', flag: 'min-devices', description: '... once at least this many devices reported', schema: cfg.int(1, 1) },
-  policy: { env: 'SHELF_ROLLOUT_POLICY', flag: 'policy', description: 'JSON file with the offer policy (shadowFrames, shadowGate, health) devices judge the head by', schema: cfg.optionalString() },
+  policy: { env: 'SHELF_ROLLOUT_POLICY', flag: 'policy', description: 'JSON file with the rollout policy (shadowFrames, shadowGate, health, onHalt; absent fields: the defaults; shadowGate/health false only with an overrideReason)', schema: cfg.optionalString() },
 } as const;
 
 const LIST_SPEC = {
@@ -71,7 +71,7 @@ export function rolloutRequestOf(c: ReturnType<typeof loadConfig<typeof CREATE_S
   }
   let policy: unknown;
   if (c.policy) {
-    const parsed = OfferPolicySchema.safeParse(JSON.parse(readFileSync(c.policy, 'utf8')));
+    const parsed = RolloutPolicyInputSchema.safeParse(JSON.parse(readFileSync(c.policy, 'utf8')));
     if (!parsed.success) throw new ConfigError(`invalid configuration:\n  --policy ${c.policy}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     policy = parsed.data;
   }

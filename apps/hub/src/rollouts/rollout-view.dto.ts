@@ -1,8 +1,9 @@
 import { ApiProperty } from '@nestjs/swagger';
 import type { SchemaObjectMetadata } from '@nestjs/swagger/dist/interfaces/schema-object-metadata.interface';
-import { HealthStatsSchema, OfferPolicySchema, ShadowStatsSchema, type HealthStats, type OfferPolicy, type ShadowStats } from '@shelfsight/contracts';
+import { HealthStatsSchema, ON_HALT, RolloutPolicySchema, ShadowStatsSchema, type HealthStats, type OnHalt, type RolloutPolicy, type ShadowStats } from '@shelfsight/contracts';
 import type { z } from 'zod';
 import { openApiSchemaOf } from '../common/zod-openapi';
+import type { PredictedChange, PredictedPair } from './predicted-change';
 import {
   DEVICE_ROLLOUT_STATES,
   ROLLOUT_STATES,
@@ -42,6 +43,23 @@ export class RolloutAbortDto {
   @ApiProperty({ description: '... once at least this many devices reported' }) minDevices!: number;
 }
 
+export class PredictedPairDto implements PredictedPair {
+  @ApiProperty({ description: 'the category the active head puts the frames under' }) from!: string;
+  @ApiProperty({ description: 'the category the candidate would put them under' }) to!: string;
+  @ApiProperty() frames!: number;
+  @ApiProperty({ description: 'frames ÷ every pooled shadowed frame (what the gate\'s maxPairChange bounds)' }) share!: number;
+  @ApiProperty({ description: 'frames ÷ the pooled frames the active head put under `from`' }) ofFrom!: number;
+}
+
+export class PredictedChangeDto implements PredictedChange {
+  @ApiProperty({ description: 'devices whose shadow runs are pooled' }) devices!: number;
+  @ApiProperty({ description: 'shadowed frames pooled' }) frames!: number;
+  @ApiProperty({ description: 'frames whose category would change' }) changed!: number;
+  @ApiProperty({ description: 'changed ÷ frames (what the gate\'s maxPredictedChange bounds)' }) share!: number;
+  @ApiProperty({ type: [PredictedPairDto], description: 'per (active → candidate) category pair, most frames first' }) pairs!: PredictedPairDto[];
+  @ApiProperty({ description: 'changed frames reported without per-pair counts (older agents)' }) unpaired!: number;
+}
+
 export class RolloutStageDto implements RolloutStageView {
   @ApiProperty() index!: number;
   @ApiProperty({ description: 'cumulative share of the target that has the version once this stage runs' }) percent!: number;
@@ -52,6 +70,7 @@ export class RolloutStageDto implements RolloutStageView {
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) startedAt!: string | null;
   @ApiProperty({ description: 'devices assigned to this stage' }) devices!: number;
   @ApiProperty({ type: RolloutCountsDto }) counts!: RolloutCountsDto;
+  @ApiProperty({ type: PredictedChangeDto, required: false, description: 'GET /rollouts/:id only: over this stage\'s devices\' shadow runs' }) predictedChange?: PredictedChangeDto;
 }
 
 export class RolloutDeviceDto implements RolloutDeviceView {
@@ -74,7 +93,8 @@ export class RolloutDto implements RolloutView {
   @ApiProperty({ enum: ROLLOUT_STATES }) state!: RolloutState;
   @ApiProperty({ nullable: true, type: String }) haltReason!: string | null;
   @ApiProperty(fromZod(RolloutTargetSchema)) target!: RolloutTarget;
-  @ApiProperty(fromZod(OfferPolicySchema, true)) policy!: OfferPolicy | null;
+  @ApiProperty({ ...fromZod(RolloutPolicySchema), description: 'as applied: every default filled in; shadowGate/health false only when turned off (overrideReason)' }) policy!: RolloutPolicy;
+  @ApiProperty({ enum: ON_HALT, nullable: true, type: String, description: 'what the stage engine\'s halt did to the devices active on the version' }) haltAction!: OnHalt | null;
   @ApiProperty({ description: 'index of the running (or last) stage' }) currentStage!: number;
   @ApiProperty({ type: [RolloutStageDto] }) stages!: RolloutStageDto[];
   @ApiProperty({ type: RolloutCountsDto, description: 'over every device of the rollout' }) counts!: RolloutCountsDto;
@@ -82,5 +102,7 @@ export class RolloutDto implements RolloutView {
   @ApiProperty({ type: String, format: 'date-time' }) createdAt!: string;
   @ApiProperty({ type: String, format: 'date-time' }) updatedAt!: string;
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) finishedAt!: string | null;
+  @ApiProperty({ type: PredictedChangeDto, required: false, description: 'GET /rollouts/:id only: over the shadow runs of every device offered so far (what gates the current stage)' })
+  predictedChange?: PredictedChangeDto;
   @ApiProperty({ type: [RolloutDeviceDto], required: false, description: 'GET /rollouts/:id only' }) devices?: RolloutDeviceDto[];
 }

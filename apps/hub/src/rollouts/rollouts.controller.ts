@@ -1,6 +1,7 @@
 import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { setAuditReason } from '../audit/audit-record';
 import { Actor } from '../auth/actor';
 import type { RequestWithPrincipal } from '../auth/actor';
 import { DeviceCredential, RequireRole } from '../auth/roles';
@@ -21,13 +22,21 @@ export class RolloutsController {
     private readonly artifacts: RolloutArtifactsService,
   ) {}
 
-  /** Roll a releasable version out to a target in stages; 409 (naming the rollout in the way) when a device is in another unfinished rollout. */
+  /**
+   * Roll a releasable version out to a target in stages; 409 (naming the rollout in the way)
+   * when a device is in another unfinished rollout. Every rollout has a shadow gate and a
+   * health watch unless `policy` turns one off with an `overrideReason`: the audit entry of
+   * the request then carries the rollout id and the reason.
+   */
   @Post()
   @ApiCreatedResponse({ type: RolloutDto })
   @ApiConflictResponse({ description: 'a device of the target is in another unfinished rollout: rolloutId names it' })
   @ApiUnprocessableEntityResponse({ description: 'the version may not be rolled out (not releasable, unknown, foreign backbone, empty target)' })
-  create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string): Promise<RolloutView> {
-    return this.rollouts.create(body, actor);
+  async create(@ZodBody(CreateRolloutSchema) body: CreateRollout, @Actor() actor: string, @Req() req: RequestWithPrincipal): Promise<RolloutView> {
+    const view = await this.rollouts.create(body, actor);
+    const off = [view.policy.shadowGate === false && 'shadow gate off', view.policy.health === false && 'health watch off'].filter(Boolean);
+    if (off.length > 0) setAuditReason(req, `rollout ${view.id} of ${view.modelVersion}: ${off.join(', ')}: ${view.policy.overrideReason ?? ''}`);
+    return view;
   }
 
   @Get()

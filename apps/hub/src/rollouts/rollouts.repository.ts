@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Prisma, type PrismaClient } from '@shelfsight/db';
-import type { HealthStats, OfferPolicy, RolloutStatus, ShadowStats, SignedManifest } from '@shelfsight/contracts';
+import type { HealthStats, OnHalt, RolloutStatus, ShadowStats, SignedManifest } from '@shelfsight/contracts';
 import { PrismaService } from '../prisma/prisma.service';
 import type { DeviceRolloutState, RolloutStage, RolloutState, RolloutTarget } from './rollout.dto';
 
@@ -12,11 +12,14 @@ export interface RolloutRow {
   model_version: string;
   target: RolloutTarget;
   stages: RolloutStage[];
-  policy: OfferPolicy | null;
+  /** As stored: a `RolloutPolicy`, or (rollouts created before defaults) an offer policy or null; read it with `storedRolloutPolicy`. */
+  policy: unknown;
   state: RolloutState;
   current_stage: number;
   stage_started: Array<string | null>;
   halt_reason: string | null;
+  /** What the stage engine's halt did to the devices active on the version (null: not halted by it). */
+  halt_action: OnHalt | null;
   signed: SignedManifest;
   created_by: string;
   created_at: Date;
@@ -43,6 +46,12 @@ export interface TargetDeviceRow {
   id: string;
   site: string | null;
   backbone_id: string | null;
+}
+
+export interface ShadowReportRow {
+  rollout_id: string;
+  stage: number;
+  shadow: ShadowStats;
 }
 
 export interface StageCountRow {
@@ -129,6 +138,27 @@ export class RolloutsRepository {
       GROUP BY rollout_id, stage, state`;
   }
 
+  /** The shadow runs devices of these rollouts reported (one per device: its latest), with their stage. */
+  shadowReports(rolloutIds: string[]): Promise<ShadowReportRow[]> {
+    return this.db.$queryRaw<ShadowReportRow[]>`
+      SELECT rollout_id, stage, shadow FROM rollout_devices WHERE rollout_id = ANY(${rolloutIds}::text[]) AND shadow IS NOT NULL`;
+  }
+
+  /**
+   * The device's rollout that stopped and must still take the version back from it: halted with
+   * `halt_action = 'rollback'`, or rolled back by the operator, while the device last said it
+   * runs the version and the fleet table agrees (it was offline when the command went out).
+   */
+  async stoppedOfferFor(deviceId: string): Promise<{ rollout_id: string; state: DeviceRolloutState } | undefined> {
+    const rows = await this.db.$queryRaw<Array<{ rollout_id: string; state: DeviceRolloutState }>>`
+      SELECT d.rollout_id, d.state FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
+        JOIN devices x ON x.id = d.device_id AND x.model_version = r.model_version
+      WHERE d.device_id = ${deviceId} AND d.offered_at IS NOT NULL AND d.state = 'active'
+        AND ((r.state = 'halted' AND r.halt_action = 'rollback') OR r.state = 'rolled_back')
+      ORDER BY r.updated_at DESC LIMIT 1`;
+    return rows[0];
+  }
+
   devicesOf(rolloutId: string): Promise<RolloutDeviceRow[]> {
     return this.db.$queryRaw<RolloutDeviceRow[]>`
       SELECT rollout_id, device_id, stage, state, reason, detail, previous_version, active_version, shadow, health, offered_at, status_at
@@ -136,11 +166,12 @@ export class RolloutsRepository {
   }
 
   /** Move a rollout from one of `from` to `to`; false when it was not in one of them (another request or replica moved it). */
-  async transition(id: string, from: readonly RolloutState[], to: RolloutState, opts: { haltReason?: string; close?: boolean } = {}): Promise<boolean> {
+  async transition(id: string, from: readonly RolloutState[], to: RolloutState, opts: { haltReason?: string; haltAction?: OnHalt; close?: boolean } = {}): Promise<boolean> {
     const finished = to === 'completed' || to === 'aborted' || to === 'rolled_back';
     const n = await this.db.$executeRaw`
       UPDATE rollouts SET state = ${to}, updated_at = now(),
         halt_reason = COALESCE(${opts.haltReason ?? null}, halt_reason),
+        halt_action = COALESCE(${opts.haltAction ?? null}, halt_action),
         finished_at = CASE WHEN ${finished} THEN now() ELSE finished_at END
       WHERE id = ${id} AND state = ANY(${[...from]}::text[])`;
     if (n > 0 && opts.close) await this.db.$executeRaw`UPDATE rollout_devices SET open = false WHERE rollout_id = ${id}`;

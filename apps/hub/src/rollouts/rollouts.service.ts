@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { DEFAULT_MODEL_LINE, isUnverifiedOfferStatus, labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type ModelCommand, type SignedManifest } from '@shelfsight/contracts';
+import { DEFAULT_MODEL_LINE, isUnverifiedOfferStatus, labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type SignedManifest } from '@shelfsight/contracts';
+import { offerPolicyOf, resolveRolloutPolicy, storedRolloutPolicy, type ShadowStats } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
@@ -17,11 +18,12 @@ import {
   type StageCounts,
 } from './rollout.dto';
 import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
-import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type StageCountRow } from './rollouts.repository';
+import { predictedChange } from './predicted-change';
+import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type ShadowReportRow, type StageCountRow } from './rollouts.repository';
 import { RolloutStatusWriter } from './rollout-status-writer';
 import { DOWNLOAD_TOKEN_TTL_MS, DownloadTokens } from './download-tokens';
 import { SigningKeys } from './signing-keys';
-import { assignStages, CANDIDATE_STATES, decideStage, emptyCounts } from './stage-engine';
+import { assignStages, decideStage, emptyCounts, stopCommand, type StopAction } from './stage-engine';
 
 /** Injection token of the rollouts' clock (tests move time). */
 export const ROLLOUT_CLOCK = Symbol('ROLLOUT_CLOCK');
@@ -32,8 +34,6 @@ const RESIGN_MARGIN_MS = 60 * 60_000;
 /** A rollback or cancel command is good for this long (devices accept each nonce once). */
 const COMMAND_TTL_MS = 15 * 60_000;
 
-/** What to do to a rollout's offered devices when it stops. */
-type StopAction = 'halt' | 'abort' | 'rollback';
 
 /**
  * Fleet rollouts: picks the target's devices and their stages, signs the manifest, offers
@@ -101,6 +101,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       input.target.percent,
     );
     if (assigned.length === 0) throw new RolloutRefusedError(`the target selects no device that runs backbone ${version.backbone_id}`);
+    const policy = resolveRolloutPolicy(input.policy);
     const now = this.now();
     const signed = await this.signFor(version, now, id);
     const { conflict } = await this.repo.insertRollout(
@@ -109,11 +110,12 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
         model_version: version.version,
         target: input.target,
         stages: input.stages,
-        policy: input.policy ?? null,
+        policy,
         state: 'running',
         current_stage: 0,
         stage_started: input.stages.map((_, i) => (i === 0 ? now.toISOString() : null)),
         halt_reason: null,
+        halt_action: null,
         signed,
         created_by: actor,
       },
@@ -121,6 +123,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     );
     if (conflict) throw new RolloutConflictError(conflict.rolloutId, conflict.deviceId);
     this.log.log(`rollout ${id} of ${version.version} to ${assigned.length} devices in ${input.stages.length} stages, by ${actor}`);
+    const off = [policy.shadowGate === false && 'shadow gate', policy.health === false && 'health watch'].filter(Boolean);
+    if (off.length > 0) this.log.warn(`rollout ${id}: ${off.join(' and ')} turned off by ${actor}: ${policy.overrideReason ?? ''}`);
     await this.deliver();
     return this.get(id);
   }
@@ -134,7 +138,14 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   async get(id: string): Promise<RolloutView> {
     const row = await this.row(id);
     const [counts, devices] = await Promise.all([this.repo.stageCounts([id]), this.repo.devicesOf(id)]);
-    return { ...toView(row, counts), devices: devices.map(toDeviceView) };
+    const view = toView(row, counts);
+    const shadows = (stage: (s: number) => boolean) => devices.filter((d) => d.shadow !== null && stage(d.stage)).map((d) => d.shadow!);
+    return {
+      ...view,
+      stages: view.stages.map((s) => ({ ...s, predictedChange: predictedChange(shadows((i) => i === s.index)) })),
+      predictedChange: predictedChange(shadows((i) => i <= row.current_stage)),
+      devices: devices.map(toDeviceView),
+    };
   }
 
   async pause(id: string): Promise<RolloutView> {
@@ -187,6 +198,9 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** A device (re)joined: offer it again what its open rollout step holds (besides the retained offer). */
   async onBirth(deviceId: string): Promise<void> {
+    // Offline when its rollout halted (or was rolled back): it still runs the version; send it back now.
+    const stopped = await this.repo.stoppedOfferFor(deviceId);
+    if (stopped) await this.stopDevices(stopped.rollout_id, 'rollback', [deviceId]);
     const open = await this.repo.openOfferFor(deviceId);
     if (!open || open.state === 'active' || open.state === 'rejected' || open.state === 'rolled_back') return;
     const row = await this.repo.findRollout(open.rollout_id);
@@ -210,11 +224,17 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       const running = await repo.runningRollouts();
       if (running.length === 0) return [];
       const counts = await repo.stageCounts(running.map((r) => r.id));
+      // After the counts: a device counted active here has its shadow run stored (one statement writes both).
+      const shadows = await repo.shadowReports(running.map((r) => r.id));
       const stopped: string[] = [];
       for (const r of running) {
         const perStage = stageCountsOf(r, counts.filter((c) => c.rollout_id === r.id));
         const startedAt = new Date(r.stage_started[r.current_stage] ?? r.created_at.toISOString());
-        const d = decideStage({ stages: r.stages, currentStage: r.current_stage, stageStartedAt: startedAt, counts: perStage }, now);
+        const policy = storedRolloutPolicy(r.policy);
+        const d = decideStage(
+          { stages: r.stages, currentStage: r.current_stage, stageStartedAt: startedAt, counts: perStage, shadowGate: policy.shadowGate, predicted: predictedChange(offeredShadows(r, shadows)) },
+          now,
+        );
         if (d.kind !== 'wait') this.changed(r.id);
         if (d.kind === 'promote') {
           if (await repo.promote(r.id, r.current_stage, d.to, now)) {
@@ -225,8 +245,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
             this.log.log(`rollout ${r.id} of ${r.model_version} completed (${describe(sumCounts(perStage))})`);
           }
         } else if (d.kind === 'halt') {
-          if (await repo.transition(r.id, ['running'], 'halted', { haltReason: d.reason })) {
-            this.log.warn(`rollout ${r.id} of ${r.model_version} halted: ${d.reason}`);
+          if (await repo.transition(r.id, ['running'], 'halted', { haltReason: d.reason, haltAction: policy.onHalt })) {
+            this.log.warn(`rollout ${r.id} of ${r.model_version} halted: ${d.reason} (${policy.onHalt === 'rollback' ? 'its devices go back to their previous version' : 'its devices keep the version'})`);
             stopped.push(r.id);
           }
         }
@@ -285,7 +305,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
             signed,
             artifactPath: artifactPathOf(row.model_version),
             offeredAt,
-            ...(row.policy ? { policy: row.policy } : {}),
+            policy: offerPolicyOf(storedRolloutPolicy(row.policy)),
             downloadToken: this.tokens.issue(deviceId, row.model_version, tokenExpiry),
           });
           this.metrics.rolloutOffers.inc();
@@ -328,12 +348,14 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /**
    * A rollout stopped: clear the retained offer of every device it was offered to (a
-   * reconnect must not bring it back), cancel it where it is still a candidate, and for a
-   * rollback send `rollback` where it is active.
+   * reconnect must not bring it back), cancel it where it is still a candidate, and send
+   * `rollback` where it is active on an operator's rollback, or on a halt when the policy says
+   * `onHalt: rollback` (the default): see {@link stopCommand}.
    */
-  private async stopDevices(id: string, action: StopAction): Promise<void> {
+  private async stopDevices(id: string, action: StopAction, only?: readonly string[]): Promise<void> {
     const row = await this.row(id);
-    const devices = (await this.repo.devicesOf(id)).filter((d) => d.offered_at !== null);
+    const { onHalt } = storedRolloutPolicy(row.policy);
+    const devices = (await this.repo.devicesOf(id)).filter((d) => d.offered_at !== null && (!only || only.includes(d.device_id)));
     const issuedAt = this.now().toISOString();
     const expiresAt = new Date(this.now().getTime() + COMMAND_TTL_MS).toISOString();
     let cancelled = 0;
@@ -342,11 +364,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       devices.map(async (d) => {
         try {
           await this.link.clearModelOffer(d.device_id);
-          const command: ModelCommand['command'] | undefined = CANDIDATE_STATES.includes(d.state)
-            ? 'cancel'
-            : action === 'rollback' && d.state === 'active'
-              ? 'rollback'
-              : undefined;
+          const command = stopCommand(action, onHalt, d.state);
           if (!command) return;
           await this.link.sendModelCommand(this.keys.signCommand({ deviceId: d.device_id, offerId: id, command, modelVersion: row.model_version, issuedAt, expiresAt }));
           this.metrics.rolloutCommands.inc({ command });
@@ -387,6 +405,11 @@ export function artifactPathOf(modelVersion: string): string {
   return `/rollouts/artifacts/${encodeURIComponent(modelVersion)}`;
 }
 
+/** The shadow runs of a rollout's devices in the stages offered so far (what its current stage is judged by). */
+function offeredShadows(r: RolloutRow, rows: readonly ShadowReportRow[]): ShadowStats[] {
+  return rows.filter((x) => x.rollout_id === r.id && x.stage <= r.current_stage).map((x) => x.shadow);
+}
+
 function stageCountsOf(r: RolloutRow, rows: StageCountRow[]): StageCounts[] {
   const out = r.stages.map(() => emptyCounts());
   for (const c of rows) {
@@ -416,7 +439,8 @@ function toView(r: RolloutRow, counts: StageCountRow[]): RolloutView {
     state: r.state,
     haltReason: r.halt_reason,
     target: r.target,
-    policy: r.policy,
+    policy: storedRolloutPolicy(r.policy),
+    haltAction: r.halt_action,
     currentStage: r.current_stage,
     stages: r.stages.map((s, index) => ({
       ...s,
