@@ -20,6 +20,8 @@ interface Pending {
   deviceId: string;
   epoch: string;
   detections: Detection[];
+  /** Estimated size (see estimatedBytes), what INGEST_MAX_PENDING_BYTES bounds. */
+  bytes: number;
   resolve(outcome: CommitOutcome): void;
   reject(err: Error): void;
 }
@@ -35,7 +37,8 @@ export class WriterClosedError extends Error {
  * so nothing is acknowledged that is not stored. A commit PostgreSQL refuses for good
  * (a row it will never take) is bisected: the good rows are stored and each refused row
  * goes to the dead-letter table, so one bad row cannot block its group forever. Memory is bounded: past
- * `ingestMaxPending` rows, `submit` refuses (the device keeps the data and resends).
+ * `ingestMaxPending` rows or `ingestMaxPendingBytes` (estimated), `submit` refuses (the
+ * device keeps the data and resends); the service's admission defers before that.
  */
 @Injectable()
 export class DetectionWriter implements OnModuleDestroy {
@@ -44,6 +47,7 @@ export class DetectionWriter implements OnModuleDestroy {
   private readonly deadLetterLog = new RateLimitedLog((line) => this.log.warn(line));
   private readonly queue: Pending[] = [];
   private pendingRows = 0;
+  private pendingBytes = 0;
   private activeFlushers = 0;
   private closed = false;
   private readonly maxFlushers = 2;
@@ -55,14 +59,22 @@ export class DetectionWriter implements OnModuleDestroy {
     private readonly committed: CommittedDetections,
   ) {
     metrics.pending.readFrom(() => this.pendingRows);
+    metrics.pendingBytes.readFrom(() => this.pendingBytes);
   }
 
-  /** Resolves after the detections are committed; undefined when the writer is full. */
-  submit(deviceId: string, epoch: string, detections: Detection[]): Promise<CommitOutcome> | undefined {
+  /** Detections (and their estimated bytes) awaiting commit. */
+  load(): { rows: number; bytes: number } {
+    return { rows: this.pendingRows, bytes: this.pendingBytes };
+  }
+
+  /** Resolves after the detections are committed; undefined when the writer is full (rows or bytes). */
+  submit(deviceId: string, epoch: string, detections: Detection[], bytes = 0): Promise<CommitOutcome> | undefined {
     if (this.closed) return Promise.reject(new WriterClosedError('hub is shutting down'));
     if (this.pendingRows + detections.length > this.config.ingestMaxPending) return undefined;
+    if (this.pendingRows > 0 && this.pendingBytes + bytes > this.config.ingestMaxPendingBytes) return undefined;
     this.pendingRows += detections.length;
-    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, resolve, reject }));
+    this.pendingBytes += bytes;
+    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, bytes, resolve, reject }));
     this.kick();
     return promise;
   }
@@ -103,16 +115,22 @@ export class DetectionWriter implements OnModuleDestroy {
 
   private async commitWithRetry(group: Pending[]): Promise<void> {
     let rows = 0;
-    for (const p of group) rows += p.detections.length;
+    let bytes = 0;
+    for (const p of group) {
+      rows += p.detections.length;
+      bytes += p.bytes;
+    }
     try {
       const outcome = await this.commitPart(
         group.map((p) => ({ deviceId: p.deviceId, epoch: p.epoch, detections: p.detections })),
         rows,
       );
       this.pendingRows -= rows;
+      this.pendingBytes -= bytes;
       for (const p of group) p.resolve(outcome);
     } catch (err) {
       this.pendingRows -= rows;
+      this.pendingBytes -= bytes;
       for (const p of group) p.reject(err as Error);
     }
   }

@@ -5,7 +5,7 @@ import type { Detection } from '@shelfsight/contracts';
 import { DEVICE_LINK, MqttDeviceLink } from '../broker/device-link';
 import { HubMqttServer } from '../broker/hub-mqtt.server';
 import { startEmbeddedBroker } from '../broker/embedded-broker';
-import { loadHubConfig } from '../config/hub-config';
+import { HUB_CONFIG, loadHubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
 import { RejectionRecorder } from '../metrics/rejection-recorder';
@@ -115,6 +115,10 @@ export interface DecodeStage {
 class AckingWriter {
   readonly counts: DecodeStageStats = { detections: 0 };
 
+  load(): { rows: number; bytes: number } {
+    return { rows: 0, bytes: 0 };
+  }
+
   submit(_deviceId: string, _epoch: string, detections: Detection[]): Promise<CommitOutcome> {
     const now = performance.now();
     this.counts.firstAt ??= now;
@@ -134,6 +138,7 @@ class DecodeStageModule {
       providers: [
         IngestService, HubMetrics, RejectionRecorder, { provide: EventBus, useFactory: () => new EventBus() },
         { provide: DEVICE_LINK, useValue: link }, { provide: DetectionWriter, useValue: writer },
+        { provide: HUB_CONFIG, useValue: loadHubConfig({}, {}) },
       ],
     };
   }
