@@ -1,12 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { unpackArtifact } from '@shelfsight/contracts';
+import { encodeTrainingRows, unpackArtifact } from '@shelfsight/contracts';
 import { applyMigrations, createPrismaClient } from '@shelfsight/db';
 import type { PrismaClient } from '@shelfsight/db';
 import { BacklogRescorer, createModelRegistry, FileBlobStore, HubMetrics, ModelsRepository, rescoreBackoffMs, type BlobStore, type RescorePolicy, type ScoredRow } from '@shelfsight/hub';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/databases';
-import { tinyArchive } from './support/model-artifacts';
+import { rowsOf, tinyArchive } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
 
 const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
@@ -77,9 +77,14 @@ describe(BacklogRescorer.name, () => {
         return ids;
       };
 
+      /** Evaluation rows of the backbone (only a releasable version re-scores the backlog, and the gate needs rows to release one). */
+      const evaluationRows = rowsOf(['apples', 'milk'], [...Array.from({ length: 10 }, () => ({ label: 'apples', x: [1, 0] })), ...Array.from({ length: 10 }, () => ({ label: 'milk', x: [0, 1] }))]);
       const register = async (version: string): Promise<void> => {
         const { trainingRows: _none, ...files } = await unpackArtifact(await tinyArchive({ version, labels: ['apples', 'milk'], kernel: [[6, 0], [0, 6]], backboneId: backbone }));
-        await createModelRegistry({ prisma, blobs, gate: { gateMaxOverallDrop: 0.02, gateMaxCategoryDrop: 0.05 } }).register({ files, source: 'job', registeredBy: 'job:test' });
+        const registry = createModelRegistry({ prisma, blobs, gate: { gateMaxOverallDrop: 0.02, gateMaxCategoryDrop: 0.05, gateMinEvalRows: 10 } });
+        if ((await new ModelsRepository(prisma).evaluationSetsOf(backbone)).length === 0) await registry.addEvaluationRows(encodeTrainingRows(evaluationRows), backbone, 'test');
+        const { model } = await registry.register({ files, source: 'job', registeredBy: 'job:test' });
+        if (model.releasable !== true) throw new Error(`${version} is not releasable: ${model.gateReason}`);
       };
 
       beforeAll(async () => {

@@ -11,7 +11,7 @@ import { DEFAULT_TRAIN_OPTIONS, describeBackbone, InThreadExtractor, saveModel, 
 import { meanColourBackbone, writeColourDataset } from '../libs/vision/src/testing/fixtures';
 import { BLOB_STORE, createModelRegistry, PrismaService, type BlobStore } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
-import { keyedFetch, keyedJson, postArchive, REGISTRY_TEST_KEY, rowsOf, tinyArchive } from './support/model-artifacts';
+import { keyedFetch, keyedJson, postArchive, postEvaluationRows, REGISTRY_TEST_KEY, rowsOf, tinyArchive } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
 import { eventually, startTestHub, type TestHub } from './support/test-hub';
 
@@ -102,7 +102,7 @@ for (const variant of variants) {
     const model = async (version: string) => (await keyedJson<Model>(api(`/models/${version}`))).body;
 
     beforeAll(async () => {
-      sut = await startTestHub(variant.db, 'aedes', { HUB_API_KEY: REGISTRY_TEST_KEY, GATE_MAX_OVERALL_DROP: '0.02', GATE_MAX_CATEGORY_DROP: '0.05', RESCORE_BATCH_ROWS: '7' });
+      sut = await startTestHub(variant.db, 'aedes', { HUB_API_KEY: REGISTRY_TEST_KEY, GATE_MAX_OVERALL_DROP: '0.02', GATE_MAX_CATEGORY_DROP: '0.05', GATE_MIN_EVAL_ROWS: '10', RESCORE_BATCH_ROWS: '7' });
     });
     afterAll(async () => {
       await sut?.stop();
@@ -112,20 +112,23 @@ for (const variant of variants) {
       let first: Model;
       const rows1 = colourRows(1, 40);
 
-      it('verifies and records a version: lineage, backbone, labels, artifact checksum, metrics on the frozen held-out rows', async () => {
+      it('verifies and records a version: lineage, backbone, labels, artifact checksum, metrics on the hub\'s evaluation rows', async () => {
         const dir = await trainColourModel(rows1, 1);
+        // The hub scores uploads on its own rows only: an admin gives it the held-out photos' rows first.
+        const colourBackbone = describeBackbone(meanColourBackbone()).id;
+        expect((await postEvaluationRows(sut.hub.httpUrl, colourBackbone, rows1, { testingOnly: true })).status).toBe(201);
         const res = await postArchive(sut.hub.httpUrl, await folderArchive(dir), '?parent=site-zero');
         expect(res.status).toBe(201);
         first = res.body as unknown as Model;
         const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { version: string; backbone: { id: string; checksum: string } };
         expect(first.version).toBe(manifest.version);
         expect(first.releasable).toBe(true);
-        expect(first.gateReason).toMatch(/first version of its category set: accuracy 1\.00 beats the no-knowledge baseline 0\.33/);
+        expect(first.gateReason).toMatch(/^first version of its backbone: accuracy 1\.00 beats the no-knowledge baseline 0\.33 \(n=30\)/);
         const full = await model(first.version);
         expect(full).toMatchObject({ labels: ['blue', 'green', 'red'], backbone: { id: manifest.backbone.id, checksum: manifest.backbone.checksum }, source: 'upload', trainingSet: { rows: 120 } });
         expect(full.lineage).toEqual({ parent: 'site-zero', base: { data: 'generated colours', rows: { training: 90 } }, sampleIds: ['41', '51', '31'] });
         expect(full.metrics.rows).toBe(30);
-        expect(full.metrics.frozenBy).toBe(first.version);
+        expect(full.metrics.frozenBy).toBe('operator:key:bootstrap');
         expect(full.metrics.confusion).toEqual([[10, 0, 0], [0, 10, 0], [0, 0, 10]]);
         // The artifact downloads as the tar whose SHA-256 the registry recorded.
         const dl = await keyedFetch(api(`/models/${first.version}/artifact`));
@@ -146,7 +149,7 @@ for (const variant of variants) {
         expect(await svg.text()).toMatch(/<svg[\s\S]*>10<\/text>[\s\S]*blue/);
       });
 
-      it('scores a second version on exactly the rows the first one froze, not on its own held-out rows', async () => {
+      it('scores a second version on exactly the hub\'s rows, not on its own held-out rows, beside the first', async () => {
         const rows2 = colourRows(2, 60);
         const dir = await trainColourModel(rows2, 2);
         const res = await postArchive(sut.hub.httpUrl, await folderArchive(dir));
@@ -154,9 +157,10 @@ for (const variant of variants) {
         const second = await model(res.body.version as string);
         expect(second.trainingSet?.rows).toBe(180);
         expect(second.metrics.rows).toBe(30);
-        expect(second.metrics.frozenBy).toBe(first.version);
+        expect(second.metrics.frozenBy).toBe('operator:key:bootstrap');
         expect(second.categorySet).toBe(first.categorySet);
         expect(second.releasable).toBe(true);
+        expect(second.gateReason).toMatch(new RegExp(`^no regression against ${first.version} on 3 shared categories`));
       });
 
       it('refuses a version whose own rows trained on the frozen evaluation rows (matched by row id), whatever it scores', async () => {
@@ -165,14 +169,13 @@ for (const variant of variants) {
         const res = await postArchive(sut.hub.httpUrl, await folderArchive(await trainColourModel(leaky, 7)));
         expect(res.status).toBe(201);
         const m = await model(res.body.version as string);
-        expect(m.metrics.frozenBy).toBe(first.version);
         expect(m.metrics.accuracy).toBe(1);
         expect(m.releasable).toBe(false);
-        expect(m.gateReason).toMatch(/^not releasable: 30 of the 30 frozen evaluation rows were among its training or validation rows \(e\.g\. image:/);
+        expect(m.gateReason).toMatch(/^not releasable: 30 of the 30 evaluation rows were among its training or validation rows \(e\.g\. image:/);
         expect((m.metrics as { trainedOnRows?: number }).trainedOnRows).toBe(30);
       });
 
-      it('registers what shelf train --training-rows writes from real images: its testing rows (never trained on, never used to pick the epoch) become the evaluation set, not its validation rows', async () => {
+      it('keeps what shelf train --training-rows writes from real images as declared (testing rows never trained on nor used to pick the epoch); the hub scores it on its own rows only', async () => {
         const dir = mkdtempSync(join(tmpdir(), 'shelfsight-train-'));
         await writeColourDataset(join(dir, 'data'), { cream: [235, 235, 235], oranges: [240, 140, 20], tomatoes: [190, 20, 30] }, 10);
         const backbone = meanColourBackbone(`colour-${tag}`);
@@ -201,13 +204,13 @@ for (const variant of variants) {
         expect(images.validation).toBeGreaterThan(0);
         expect(images.testing).toBeGreaterThan(0);
         expect(images.training + images.validation + images.testing).toBe(30);
-        // Scored on the testing split alone.
-        expect(m.metrics.rows).toBe(images.testing);
         const rows = decodeTrainingRows(await readFile(join(dir, 'model', TRAINING_ROWS_FILE)));
         expect([...rows.split].filter((x) => x === 2)).toHaveLength(images.testing);
         expect([...rows.split].filter((x) => x === 1)).toHaveLength(images.validation);
-        expect(m.metrics.accuracy).toBe(1);
-        expect(m.releasable).toBe(true);
+        // Its splits are recorded as declared; the hub has no rows of this backbone, so nothing vouches for it.
+        expect((m as unknown as { declared: { splits: Record<string, number> } }).declared.splits).toEqual({ training: images.training, validation: images.validation, testing: images.testing });
+        expect(m.metrics.rows).toBe(0);
+        expect(m.releasable).toBe(false);
       });
 
       it('refuses damaged artifacts with 422 and the reason, and bodies that are no artifact with 4xx', async () => {
@@ -237,14 +240,15 @@ for (const variant of variants) {
     describe('gate and comparison on one category set', () => {
       const v = (name: string) => `${name}-${tag}`;
 
-      it('passes the first version above the no-knowledge baseline and freezes its held-out rows', async () => {
+      it('passes the first version above the no-knowledge baseline on the hub\'s rows', async () => {
+        expect((await postEvaluationRows(sut.hub.httpUrl, 'tiny-backbone', shelfRows(), { testingOnly: true })).status).toBe(201);
         const res = await postArchive(sut.hub.httpUrl, await tinyArchive({ version: v('mediocre'), labels: SHELF, ...MEDIOCRE }, shelfRows()));
         expect(res.status).toBe(201);
         const m = await model(v('mediocre'));
         expect(m.metrics.rows).toBe(90);
         expect(m.metrics.perCategory).toEqual({ apples: { accuracy: 0.7, rows: 40 }, juice: { accuracy: 0.7, rows: 40 }, milk: { accuracy: 1, rows: 10 } });
         expect(m.releasable).toBe(true);
-        expect(m.gateReason).toBe('first version of its category set: accuracy 0.73 beats the no-knowledge baseline 0.44');
+        expect(m.gateReason).toBe('first version of its backbone: accuracy 0.73 beats the no-knowledge baseline 0.44 (n=90); every category has at least 10 evaluation rows');
       });
 
       it('refuses a version whose average improves while one category collapses, naming the category', async () => {
@@ -253,7 +257,7 @@ for (const variant of variants) {
         const m = await model(v('milk-collapse'));
         expect(m.metrics.accuracy).toBeGreaterThan(0.88);
         expect(m.releasable).toBe(false);
-        expect(m.gateReason).toBe(`regresses against ${v('mediocre')}: category milk: 1.00 -> 0.00 (-1.00, tolerance 0.05)`);
+        expect(m.gateReason).toBe(`not releasable: regresses against ${v('mediocre')}: milk 1.00→0.00 (n=10, p<0.001)`);
       });
 
       it('passes an equal version and a better one, and compares them per category', async () => {
@@ -262,16 +266,16 @@ for (const variant of variants) {
         await postArchive(sut.hub.httpUrl, await tinyArchive({ version: v('perfect'), labels: SHELF, ...PERFECT }));
         const perfect = await model(v('perfect'));
         expect(perfect.releasable).toBe(true);
-        expect(perfect.gateReason).toMatch(/no regression against .*: overall 0\.73 -> 1\.00 \(\+0\.27\)/);
+        expect(perfect.gateReason).toBe(`no regression against ${v('equal')} on 3 shared categories (overall 0.73→1.00, n=90, p=1.000)`);
         const cmp = (await keyedJson<{ overall: { a: number; b: number; delta: number }; evaluationRows: number; perCategory: Array<{ category: string; a: number; b: number; delta: number }> }>(
           api(`/models/compare?a=${v('mediocre')}&b=${v('perfect')}`),
         )).body;
         expect(cmp.evaluationRows).toBe(90);
         expect(cmp.overall.delta).toBeCloseTo(24 / 90, 6);
         expect(cmp.perCategory.map((c) => [c.category, +c.delta.toFixed(6)])).toEqual([['apples', 0.3], ['juice', 0.3], ['milk', 0]]);
-        // The collapse is now judged against the best releasable version: refused overall and on milk.
+        // The collapse is now judged against the newest releasable version: refused overall and on milk.
         await postArchive(sut.hub.httpUrl, await tinyArchive({ version: v('collapse-2'), labels: SHELF, ...MILK_COLLAPSE }));
-        expect((await model(v('collapse-2'))).gateReason).toBe(`regresses against ${v('perfect')}: overall: 1.00 -> 0.89 (-0.11, tolerance 0.02); category milk: 1.00 -> 0.00 (-1.00, tolerance 0.05)`);
+        expect((await model(v('collapse-2'))).gateReason).toBe(`not releasable: regresses against ${v('perfect')}: overall 1.00→0.89 (n=90, p<0.001); milk 1.00→0.00 (n=10, p<0.001)`);
       });
 
       it('lists newest first with gate verdicts, and refuses to compare different category sets', async () => {
@@ -332,6 +336,9 @@ for (const variant of variants) {
             SELECT id, scored_model_version, scored_margin FROM samples WHERE device_id = ${device} AND state = 'pending' ORDER BY scored_margin, id`);
         expect((await queue()).slice(0, 3).map((r) => r.id)).toEqual([ids[0], ids[2], ids[3]]);
 
+        // The hub's evaluation rows of the backbone (clear apples, clear milk): without them no version is releasable, and only releasable ones re-score.
+        const evalRows = rowsOf(['apples', 'milk'], [...Array.from({ length: 10 }, () => ({ label: 'apples', x: [1, 0] })), ...Array.from({ length: 10 }, () => ({ label: 'milk', x: [0, 1] }))]);
+        expect((await postEvaluationRows(sut.hub.httpUrl, backbone, evalRows)).status).toBe(201);
         const version = `rescorer-${tag}`;
         expect((await postArchive(sut.hub.httpUrl, await tinyArchive({ version, labels: ['apples', 'milk'], kernel: [[6, 0], [0, 6]], backboneId: backbone }))).status).toBe(201);
         const done = await eventually(async () => {
@@ -349,15 +356,23 @@ for (const variant of variants) {
         expect(labelled[0]?.scored_model_version).toBe('device-v0');
 
         // A version registered outside the hub's app (as a training worker does) is queued, and the hub claims its re-score.
-        const worker = createModelRegistry({ prisma, blobs: sut.hub.app.get<BlobStore>(BLOB_STORE), gate: { gateMaxOverallDrop: 0.02, gateMaxCategoryDrop: 0.05 } });
-        const swapped = `rescorer-swapped-${tag}`;
-        const { trainingRows: _none, ...files } = await unpackArtifact(await tinyArchive({ version: swapped, labels: ['apples', 'milk'], kernel: [[0, 6], [6, 0]], backboneId: backbone }));
+        // It leans to apples (bias): the same on the clear evaluation rows, so releasable, but the ambiguous samples turn apples.
+        const worker = createModelRegistry({ prisma, blobs: sut.hub.app.get<BlobStore>(BLOB_STORE), gate: { gateMaxOverallDrop: 0.02, gateMaxCategoryDrop: 0.05, gateMinEvalRows: 10 } });
+        const leaning = `rescorer-leaning-${tag}`;
+        const { trainingRows: _none, ...files } = await unpackArtifact(await tinyArchive({ version: leaning, labels: ['apples', 'milk'], kernel: [[6, 0], [0, 6]], bias: [2, 0], backboneId: backbone }));
         const registered = await worker.register({ files, source: 'job', registeredBy: 'job:test', lineage: { jobId: 'test', sampleIds: ['1', '2'] } });
-        expect(registered.model).toMatchObject({ source: 'job', lineage: { jobId: 'test', sampleIds: ['1', '2'] }, rescore: { state: 'queued' } });
-        await eventually(async () => ((await model(swapped)).rescore.state === 'done' ? true : undefined), 30_000, 'worker version re-scored');
-        const clear = await prisma.$queryRaw<Array<{ scored_category: string; scored_model_version: string }>>`
-          SELECT scored_category, scored_model_version FROM samples WHERE id = ${ids[0]}`;
-        expect(clear[0]).toEqual({ scored_category: 'milk', scored_model_version: swapped });
+        expect(registered.model).toMatchObject({ source: 'job', releasable: true, lineage: { jobId: 'test', sampleIds: ['1', '2'] }, rescore: { state: 'queued' } });
+        await eventually(async () => ((await model(leaning)).rescore.state === 'done' ? true : undefined), 30_000, 'worker version re-scored');
+        const ambiguous = await prisma.$queryRaw<Array<{ scored_category: string; scored_model_version: string }>>`
+          SELECT scored_category, scored_model_version FROM samples WHERE id = ${ids[3]}`;
+        expect(ambiguous[0]).toEqual({ scored_category: 'apples', scored_model_version: leaning });
+
+        // A version the gate refuses never re-scores the backlog.
+        const wrong = `rescorer-wrong-${tag}`;
+        const { trainingRows: _no, ...wrongFiles } = await unpackArtifact(await tinyArchive({ version: wrong, labels: ['apples', 'milk'], kernel: [[0, 6], [6, 0]], backboneId: backbone }));
+        const refused = await worker.register({ files: wrongFiles, source: 'job', registeredBy: 'job:test' });
+        expect(refused.model).toMatchObject({ releasable: false, rescore: { state: null } });
+        expect(refused.model.gateReason).toMatch(new RegExp(`^not releasable: regresses against ${leaning}: overall 1\\.00→0\\.00 \\(n=20, p<0\\.001\\); apples 1\\.00→0\\.00 \\(n=10, p<0\\.001\\); milk 1\\.00→0\\.00 \\(n=10, p<0\\.001\\)$`));
       });
     });
   });

@@ -61,7 +61,8 @@ d('training jobs: augmentFromThumbnails (real grocery photos)', () => {
     process.env.SHELF_CACHE_DIR = join(work, 'cache');
     const csv = ['image,label', ...categories.flatMap((c) => photos(c).slice(0, 8).map((p) => `${p},${c}`))].join('\n') + '\n';
     writeFileSync(join(work, 'base.csv'), csv);
-    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE });
+    // No labelled sample held out for evaluation here (EVAL_HOLDOUT_PERCENT=0): the split below is the worker's only one.
+    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE, EVAL_HOLDOUT_PERCENT: '0' });
 
     // Labelled samples as agents send them: a small JPEG thumbnail and a stored embedding.
     const blobs = new FileBlobStore(join(sut.dataDir, 'blobs'));
@@ -84,7 +85,7 @@ d('training jobs: augmentFromThumbnails (real grocery photos)', () => {
         }
       }
       // Only training-split samples are augmented (views of held-out ones would leak them).
-      const training = inserted.filter((s) => whichSet(sampleSplitKey('dev-aug', s.sampleId), 10, 10) === 'training');
+      const training = inserted.filter((s) => whichSet(sampleSplitKey('dev-aug', s.sampleId), 10, 0) === 'training');
       expect(training.length).toBeGreaterThanOrEqual(4);
       const [corrupt, missing] = training;
       for (const s of inserted) {

@@ -71,7 +71,8 @@ for (const variant of variants) {
 
     beforeAll(async () => {
       await ready;
-      sut = await startTestHub(variant.db, 'aedes', { TRAINING_WORKER: 'child', TRAINING_HEARTBEAT_TIMEOUT_S: '10' });
+      // Every labelled sample trains here (EVAL_HOLDOUT_PERCENT=0); test/model-gate.spec.ts covers the held-out share.
+      sut = await startTestHub(variant.db, 'aedes', { TRAINING_WORKER: 'child', TRAINING_HEARTBEAT_TIMEOUT_S: '10', EVAL_HOLDOUT_PERCENT: '0' });
       await insertLabelledSamples(sut.db.url, 'red', 6, 0);
       await insertLabelledSamples(sut.db.url, 'purple', 6, 2);
     }, 120_000);

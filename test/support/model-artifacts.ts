@@ -84,3 +84,25 @@ export async function postArchive(hubUrl: string, body: Buffer, query = '', cont
   const res = await keyedFetch(`${hubUrl}/models${query}`, { method: 'POST', headers: { 'Content-Type': contentType }, body: new Uint8Array(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
+
+/**
+ * Give the hub evaluation rows for a backbone (POST /models/evaluation-rows, an admin's act):
+ * the gate scores uploads on the hub's own rows only. `testingOnly` sends just split 2.
+ */
+export async function postEvaluationRows(hubUrl: string, backbone: string, rows: TrainingRows, opts: { testingOnly?: boolean; apiKey?: string } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  let sent = rows;
+  if (opts.testingOnly) {
+    const keep = [...rows.split.keys()].filter((i) => rows.split[i] === 2);
+    sent = {
+      dim: rows.dim,
+      labels: rows.labels,
+      label: Uint32Array.from(keep.map((i) => rows.label[i] as number)),
+      split: Uint8Array.from(keep.map(() => 2)),
+      x: Float32Array.from(keep.flatMap((i) => Array.from(rows.x.subarray(i * rows.dim, (i + 1) * rows.dim)))),
+      ...(rows.ids ? { ids: keep.map((i) => rows.ids![i] as string) } : {}),
+    };
+  }
+  const headers = new Headers({ 'Content-Type': 'application/octet-stream', 'X-API-Key': opts.apiKey ?? REGISTRY_TEST_KEY });
+  const res = await fetch(`${hubUrl}/models/evaluation-rows?backbone=${encodeURIComponent(backbone)}`, { method: 'POST', headers, body: new Uint8Array(encodeTrainingRows(sent)) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
