@@ -9,6 +9,7 @@ import { loadStandInHead, StandInClassifier } from './classify/stand-in-classifi
 import { OpsServer, sendJson, sendText } from './http/ops-server';
 import { Link } from './link/link';
 import { HeadHolder } from './models/head-holder';
+import { fetchKeyList } from './models/key-list-fetch';
 import { deviceBackboneOf } from './models/offer-check';
 import { RolloutAgent, type HeadLoader } from './models/rollout-agent';
 import { AgentMetrics } from './metrics/metrics';
@@ -84,7 +85,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     await heads.dispose();
     if (!deps.classifier) await classifier.dispose();
   };
-  let rolloutSetup: { keys: TrustedKeys; loadHead: HeadLoader } | undefined;
+  let rolloutSetup: { roots: TrustedKeys; loadHead: HeadLoader } | undefined;
   try {
     rolloutSetup = config.trustedKeys ? await rolloutSetupFor(config, classifier, deps.loadHead) : undefined;
   } catch (err) {
@@ -152,8 +153,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     try {
       rollout = await RolloutAgent.open({
         stateDir,
+        deviceId: config.deviceId,
         heads,
-        keys: rolloutSetup.keys,
+        roots: rolloutSetup.roots,
+        keyList: await fetchKeyList(config.hubHttpUrl as string, logger),
         loadHead: rolloutSetup.loadHead,
         backbone: deviceBackboneOf(classifier),
         hubHttpUrl: config.hubHttpUrl as string,
@@ -173,6 +176,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     link.on('model-offer', (offer: ModelOffer) => void r.offer(offer));
     link.on('model-offer-invalid', (message: string) => r.invalidOffer(message));
     link.on('model-command', (cmd: ModelCommand) => void r.command(cmd));
+    link.on('release-keys', (raw: unknown) => void r.takeKeyList(raw, 'mqtt'));
     link.on('connected', () => r.resend());
   }
   pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));
@@ -217,6 +221,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   metrics.mirror('shelf_agent_model_activations_total', 'Offered heads activated after their shadow run', () => rollout?.activations ?? 0);
   metrics.mirror('shelf_agent_model_rollbacks_total', 'Active heads rolled back (health regression or operator command)', () => rollout?.rollbacks ?? 0);
   metrics.mirror('shelf_agent_model_commands_malformed_total', 'model-command messages ignored because they failed validation', () => link.counters.commandsMalformed);
+  metrics.mirror(
+    'shelf_agent_model_commands_refused_total',
+    'model-command messages refused: not signed by a current release key (unknown_key, bad_signature), for another device, expired, or replayed',
+    () => ({ ...rollout?.commandsRefused }),
+    'reason',
+  );
+  metrics.mirror('shelf_agent_key_lists_refused_total', 'release key lists refused (unknown_root, bad_signature, expired, not_newer, malformed)', () => ({ ...rollout?.keyListsRefused }), 'reason');
+  metrics.gauge('shelf_agent_key_list_version', 'version of the root-signed release key list held (0: none)', () => rollout?.keyListVersion ?? 0);
   metrics.gauge('shelf_agent_frame_buffer_frames', 'Frames held for hub frame requests', () => ring.size);
   const renderMetrics = () => metrics.render();
 
@@ -418,11 +430,11 @@ export function validateAgentConfig(config: AgentConfig): void {
 }
 
 /**
- * Rollouts: the trusted keys, and how this classifier loads an offered head — a stand-in head
+ * Rollouts: the root keys (the release keys come from the key lists they sign), and how this classifier loads an offered head — a stand-in head
  * file for the stand-in, a registry artifact (the `shelf train` folder as a tar) on the
  * running backbone for the TensorFlow.js classifier.
  */
-async function rolloutSetupFor(config: AgentConfig, classifier: FrameClassifier, override: HeadLoader | undefined): Promise<{ keys: TrustedKeys; loadHead: HeadLoader }> {
+async function rolloutSetupFor(config: AgentConfig, classifier: FrameClassifier, override: HeadLoader | undefined): Promise<{ roots: TrustedKeys; loadHead: HeadLoader }> {
   const file = config.trustedKeys as string;
   let loadHead: HeadLoader | undefined = override;
   if (!loadHead && classifier instanceof StandInClassifier) loadHead = (artifact, manifest) => loadStandInHead(artifact, manifest, config.topK);
@@ -432,13 +444,13 @@ async function rolloutSetupFor(config: AgentConfig, classifier: FrameClassifier,
     if (!(classifier instanceof TfjsFrameClassifier)) throw new ConfigError('AGENT_TRUSTED_KEYS (--trusted-keys): this classifier cannot load offered heads');
     loadHead = (artifact, manifest) => loadTfjsHead(artifact, manifest, classifier, config.topK);
   }
-  let keys: TrustedKeys;
+  let roots: TrustedKeys;
   try {
-    keys = parseTrustedKeys(await fsp.readFile(file, 'utf8'), file);
+    roots = parseTrustedKeys(await fsp.readFile(file, 'utf8'), file);
   } catch (err) {
     throw new ConfigError(`AGENT_TRUSTED_KEYS (--trusted-keys): ${(err as Error).message}`);
   }
-  return { keys, loadHead };
+  return { roots, loadHead };
 }
 
 async function loadConfiguredClassifier(config: AgentConfig, logger: Logger): Promise<FrameClassifier> {

@@ -168,7 +168,8 @@ export const AGENT_CONFIG = {
   trustedKeys: {
     env: 'AGENT_TRUSTED_KEYS',
     flag: 'trusted-keys',
-    description: 'file of the public keys whose signed model offers this device accepts, one "<keyid> <base64 key>" a line; unset = rollouts off (offers ignored)',
+    description:
+      'file of the rollout ROOT public keys this device trusts, one "<keyid> <base64 key>" a line (`shelf keys root init` prints it; `shelf device add --trusted-keys-out` writes the hub\u2019s). The release keys that sign offers and commands come from the key lists a root signed (fetched from the hub at start, retained on MQTT); unset = rollouts off (offers ignored)',
     schema: cfg.optionalString(),
   },
   hubHttpUrl: {

@@ -8,6 +8,7 @@ import {
   HeartbeatSchema,
   HUB_STATUS_TOPIC,
   HubStatusSchema,
+  RELEASE_KEYS_TOPIC,
   ModelCommandSchema,
   ModelOfferSchema,
   RolloutStatusSchema,
@@ -89,7 +90,7 @@ export interface LinkCounters {
  * - Reconnect with exponential backoff and jitter, forever, until stopped.
  *
  * Events: `connected`, `disconnected`, `acked` (seqs), `frame-request` (FrameRequest), `model-offer` (ModelOffer), `model-offer-invalid` (reason),
- * `model-command` (ModelCommand; malformed ones are counted in `commandsMalformed` and dropped).
+ * `model-command` (ModelCommand; malformed ones are counted in `commandsMalformed` and dropped), `release-keys` (the retained key list, unverified).
  */
 export class Link extends EventEmitter {
   private client: MqttClient | undefined;
@@ -206,7 +207,7 @@ export class Link extends EventEmitter {
     this.flow.reset();
     this.rescan = true;
     try {
-      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), deviceTopic(deviceId, 'model-offer'), deviceTopic(deviceId, 'model-command'), HUB_STATUS_TOPIC], { qos: 1 });
+      await client.subscribeAsync([deviceTopic(deviceId, 'ack'), deviceTopic(deviceId, 'frame-request'), RELEASE_KEYS_TOPIC, deviceTopic(deviceId, 'model-offer'), deviceTopic(deviceId, 'model-command'), HUB_STATUS_TOPIC], { qos: 1 });
       const birth: Birth = { v: SCHEMA_VERSION, deviceId, epoch: this.outbox.epoch, ...this.options.birth() };
       await client.publishAsync(deviceTopic(deviceId, 'birth'), encodePayload(BirthSchema, birth), { qos: 1 });
     } catch (err) {
@@ -467,6 +468,18 @@ export class Link extends EventEmitter {
    * `model-command` (ModelCommand). Returns false for other topics.
    */
   private onRolloutMessage(topic: string, payload: Buffer): boolean {
+    if (topic === RELEASE_KEYS_TOPIC) {
+      // The root-signed release key list: the rollout agent verifies it (an empty retained message clears nothing on the device).
+      if (payload.length === 0) return true;
+      let raw: unknown;
+      try {
+        raw = JSON.parse(payload.toString('utf8'));
+      } catch {
+        raw = payload.toString('utf8').slice(0, 200);
+      }
+      this.emit('release-keys', raw);
+      return true;
+    }
     if (topic === deviceTopic(this.options.deviceId, 'model-command')) {
       const cmd = parsePayload(ModelCommandSchema, payload);
       if (cmd.ok && cmd.value.deviceId === this.options.deviceId) {

@@ -11,15 +11,25 @@ export interface DeviceBackbone {
 export type OfferCheck = { ok: true; manifest: RolloutManifest } | { ok: false; reason: ModelRejectReason; message: string };
 
 /**
- * Everything a device checks about an offered manifest before it downloads a byte: the
- * signature by a trusted key, the expiry, its backbone, and a release counter above the one it
- * trusts for that (backbone, label list). The artifact is checked against the manifest
- * while it downloads (`artifact-download.ts`).
+ * Whether an offer is what the hub signed: its manifest signed by a current release key (the
+ * root-signed list's), not expired, and for this very offer (`offerId` inside the signed bytes,
+ * so a forgery cannot borrow a real rollout's id). Checked before anything is reported.
  */
-export function checkManifest(signed: unknown, ctx: { keys: TrustedKeys; trust: TrustStore; backbone: DeviceBackbone; now: Date }): OfferCheck {
-  const v = verifySignedManifest(signed, ctx.keys, ctx.now);
+export function checkAuthentic(signed: unknown, offerId: string, keys: TrustedKeys, now: Date): OfferCheck {
+  const v = verifySignedManifest(signed, keys, now);
   if (!v.ok) return v;
-  const m = v.manifest;
+  if (v.manifest.offerId !== offerId) {
+    return { ok: false, reason: 'offer_mismatch', message: `offer ${offerId} carries the manifest of offer ${v.manifest.offerId}` };
+  }
+  return { ok: true, manifest: v.manifest };
+}
+
+/**
+ * Whether this device may run an authentic manifest's head: its backbone, and a release
+ * counter above the newest this device activated on that model line (whatever the label
+ * list). The artifact is checked against the manifest while it downloads (`artifact-download.ts`).
+ */
+export function checkForDevice(m: RolloutManifest, ctx: { trust: Pick<TrustStore, 'trusted'>; backbone: DeviceBackbone }): OfferCheck {
   if (m.backbone.id !== ctx.backbone.id || m.backbone.checksum !== ctx.backbone.checksum) {
     return {
       ok: false,
@@ -29,9 +39,15 @@ export function checkManifest(signed: unknown, ctx: { keys: TrustedKeys; trust: 
   }
   const trusted = ctx.trust.trusted(m);
   if (m.releaseCounter <= trusted) {
-    return { ok: false, reason: 'replayed_counter', message: `${m.modelVersion} has release counter ${m.releaseCounter}, not above the trusted ${trusted}` };
+    return { ok: false, reason: 'replayed_counter', message: `${m.modelVersion} has release counter ${m.releaseCounter} on line ${m.modelLine}, not above the ${trusted} this device activated` };
   }
   return { ok: true, manifest: m };
+}
+
+/** Both checks: {@link checkAuthentic}, then {@link checkForDevice}. */
+export function checkManifest(signed: unknown, offerId: string, ctx: { keys: TrustedKeys; trust: Pick<TrustStore, 'trusted'>; backbone: DeviceBackbone; now: Date }): OfferCheck {
+  const a = checkAuthentic(signed, offerId, ctx.keys, ctx.now);
+  return a.ok ? checkForDevice(a.manifest, ctx) : a;
 }
 
 /**

@@ -4,9 +4,15 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { silentLogger, type Logger } from '@shelfsight/common';
 import {
+  currentReleaseKeys,
+  DEFAULT_MODEL_LINE,
   SignedManifestSchema,
+  verifyModelCommand,
   verifySignedManifest,
+  type CommandCheckFailure,
   type HealthStats,
+  type KeyListCheck,
+  type KeyListFailure,
   type Heartbeat,
   type ModelCommand,
   type ModelOffer,
@@ -20,7 +26,7 @@ import {
 import { writeFileAtomic } from '../storage/atomic-file';
 import { ArtifactDownloadError, downloadArtifact } from './artifact-download';
 import type { CandidateView, HeadHolder, HealthBaseline, HealthWatchResult, ShadowableHead } from './head-holder';
-import { checkManifest, type DeviceBackbone } from './offer-check';
+import { checkAuthentic, checkForDevice, type DeviceBackbone } from './offer-check';
 import { healthFailure, shadowGateFailure } from './offer-policy';
 import { RefusedOffers } from './refused-offers';
 import { TrustStore } from './trust-store';
@@ -30,8 +36,13 @@ export type HeadLoader = (file: string, manifest: RolloutManifest) => Promise<Sh
 
 export interface RolloutAgentOptions {
   stateDir: string;
+  /** This device: commands for another are refused. */
+  deviceId: string;
   heads: HeadHolder;
-  keys: TrustedKeys;
+  /** The root public keys this device is provisioned with; release keys come from the lists they sign. */
+  roots: TrustedKeys;
+  /** A release key list to take at open (fetched from the hub at start), before stored heads are verified. */
+  keyList?: unknown;
   backbone: DeviceBackbone;
   loadHead: HeadLoader;
   /** Base URL the offers' artifact paths are relative to. */
@@ -87,6 +98,10 @@ const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  */
 export class RolloutAgent {
   readonly rejected: Partial<Record<ModelRejectReason, number>> = {};
+  /** Model commands refused (forged, tampered, for another device, expired, replayed), by reason. */
+  readonly commandsRefused: Partial<Record<CommandCheckFailure, number>> = {};
+  /** Key lists refused (not from a trusted root, tampered, expired, not newer than the held one), by reason. */
+  readonly keyListsRefused: Partial<Record<KeyListFailure, number>> = {};
   activations = 0;
   rollbacks = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -116,7 +131,8 @@ export class RolloutAgent {
 
   /** Open the trust store and the refused offers, and bring back the heads the active pointer names. */
   static async open(options: RolloutAgentOptions): Promise<RolloutAgent> {
-    const agent = new RolloutAgent(options, await TrustStore.open(options.stateDir), await RefusedOffers.open(options.stateDir));
+    const agent = new RolloutAgent(options, await TrustStore.open(options.stateDir, options.roots, DEFAULT_MODEL_LINE), await RefusedOffers.open(options.stateDir));
+    if (options.keyList !== undefined) await agent.takeKeyList(options.keyList, 'hub');
     await fsp.mkdir(agent.modelsDir, { recursive: true });
     await agent.restore();
     return agent;
@@ -128,6 +144,31 @@ export class RolloutAgent {
 
   private get pointerFile(): string {
     return path.join(this.modelsDir, 'active.json');
+  }
+
+  /** Version of the release key list held (0: none yet: every offer is refused as `unknown_key`). */
+  get keyListVersion(): number {
+    return this.trust.keyList?.list.version ?? 0;
+  }
+
+  /**
+   * Take a release key list (retained on MQTT, or fetched from the hub): held from now on when
+   * a pinned root signed it with a higher version; otherwise counted and ignored (the same
+   * list delivered again is not a refusal).
+   */
+  async takeKeyList(raw: unknown, source: string): Promise<KeyListCheck> {
+    const held = this.trust.keyList;
+    const v = await this.trust.offerKeyList(raw, this.now());
+    if (v.ok) {
+      this.logger.info('release key list taken', { source, version: v.list.version, keys: [...v.keys.keys()].map((k) => k.slice(0, 12)) });
+      return v;
+    }
+    const again = held !== undefined && v.reason === 'not_newer' && (raw as { signature?: unknown } | null)?.signature === held.signed.signature;
+    if (!again) {
+      this.keyListsRefused[v.reason] = (this.keyListsRefused[v.reason] ?? 0) + 1;
+      this.logger.warn('release key list refused', { source, reason: v.reason, detail: v.message });
+    }
+    return v;
   }
 
   /** Take an offer; offers are handled one at a time, in arrival order. */
@@ -146,8 +187,26 @@ export class RolloutAgent {
    * head, `cancel` drops a candidate (a download in progress is dropped when it ends).
    */
   command(cmd: ModelCommand): Promise<void> {
-    if (this.downloading?.modelVersion === cmd.modelVersion) this.cancelRequested = cmd.modelVersion;
-    return this.enqueue(() => this.handleCommand(cmd), cmd.offerId);
+    // Signed by a current release key, for this device, not expired; a nonce is taken once.
+    const v = verifyModelCommand(cmd, this.releaseKeys(), this.options.deviceId, this.now());
+    if (!v.ok) {
+      this.refuseCommand(cmd, v.reason, v.message);
+      return Promise.resolve();
+    }
+    return this.enqueue(async () => {
+      if (!(await this.trust.takeNonce(cmd.nonce, cmd.expiresAt, this.now()))) return this.refuseCommand(cmd, 'replayed', `nonce ${cmd.nonce} was used before`);
+      await this.handleCommand(cmd);
+    }, cmd.offerId);
+  }
+
+  private refuseCommand(cmd: ModelCommand, reason: CommandCheckFailure, message: string): void {
+    this.commandsRefused[reason] = (this.commandsRefused[reason] ?? 0) + 1;
+    this.logger.warn('model command refused', { command: cmd.command, offerId: cmd.offerId, modelVersion: cmd.modelVersion, reason, detail: message });
+  }
+
+  /** The release keys that sign offers and commands now: the held list's, none once it expired. */
+  private releaseKeys(): TrustedKeys {
+    return currentReleaseKeys(this.trust.keyList, this.now());
   }
 
   /** What the heartbeat says: the active version and the candidate, whatever its stage. */
@@ -189,7 +248,11 @@ export class RolloutAgent {
   private async handle(offer: ModelOffer): Promise<void> {
     if (this.closed) return;
     const heads = this.options.heads;
-    const m = offer.signed.manifest;
+    // Authenticity first, before anything is reported: a forged offer, a tampered one or one
+    // borrowing a real rollout's id is refused with a reason the hub counts as an attack.
+    const auth = checkAuthentic(offer.signed, offer.offerId, this.releaseKeys(), this.now());
+    if (!auth.ok) return this.reject(refOf(offer), auth.reason, auth.message);
+    const m = auth.manifest;
     const refusedBefore = this.refused.get(offer.offerId);
     if (refusedBefore) {
       return this.reject(refOf(offer), 'rolled_back_before', `offer ${offer.offerId} (${refusedBefore.modelVersion}) was ${refusedBefore.state === 'rolled_back' ? 'rolled back' : 'cancelled'} on this device before; not installing it again`);
@@ -202,7 +265,7 @@ export class RolloutAgent {
     if (this.shadowing?.manifest.modelVersion === m.modelVersion) return;
     this.report(refOf(offer), 'offered', {});
 
-    const check = checkManifest(offer.signed, { keys: this.options.keys, trust: this.trust, backbone: this.options.backbone, now: this.now() });
+    const check = checkForDevice(m, { trust: this.trust, backbone: this.options.backbone });
     if (!check.ok) return this.reject(refOf(offer), check.reason, check.message);
     const manifest = check.manifest;
     if (!SAFE_VERSION.test(manifest.modelVersion)) return this.reject(refOf(offer), 'malformed', `model version ${JSON.stringify(manifest.modelVersion)} cannot name a folder`);
@@ -438,8 +501,9 @@ export class RolloutAgent {
     const dir = path.join(this.modelsDir, version);
     const raw: unknown = JSON.parse(await fsp.readFile(path.join(dir, 'signed.json'), 'utf8'));
     const signed: SignedManifest = SignedManifestSchema.parse(raw);
-    // Expiry limits offers; a head already installed keeps running past it.
-    const v = verifySignedManifest(signed, this.options.keys, new Date(signed.manifest.issuedAt));
+    // Expiry limits offers; a head already installed keeps running past it (and past its key
+    // list's expiry), but not once its key was revoked: it must be named by the list held.
+    const v = verifySignedManifest(signed, this.trust.keyList?.keys ?? new Map(), new Date(signed.manifest.issuedAt));
     if (!v.ok) throw new Error(`stored manifest: ${v.message}`);
     const m = v.manifest;
     if (m.modelVersion !== version) throw new Error(`stored manifest names ${m.modelVersion}`);

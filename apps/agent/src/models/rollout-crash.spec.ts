@@ -5,15 +5,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import {
+  DEFAULT_MODEL_LINE,
   ModelCommandSchema,
   ModelOfferSchema,
   SCHEMA_VERSION,
   deviceTopic,
   encodePayload,
-  keyIdOf,
   labelsHash,
-  publicKeyBase64,
   signManifest,
+  signModelCommand,
   type RolloutStatus,
 } from '@shelfsight/contracts';
 import { STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, standInHeadArtifact } from '../classify/stand-in-classifier';
@@ -40,10 +40,11 @@ describe('agent rollout crash (kill -9 during activation)', () => {
   const artifacts = new Map<string, Buffer>();
   const statuses: RolloutStatus[] = [];
   const deviceId = `rollout-crash-${process.pid}`;
+  const key = generateKeyPairSync('ed25519');
 
   beforeEach(async () => {
     tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-rollout-crash-'));
-    testbed = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts });
+    testbed = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts, releaseKeys: [key.privateKey] });
     ({ broker, hub, operator } = testbed);
   });
 
@@ -58,8 +59,7 @@ describe('agent rollout crash (kill -9 during activation)', () => {
 
   /** A `shelf agent` on the stand-in with trusted keys and a frames folder, and the offers and statuses around it. */
   const rig = async () => {
-    const key = generateKeyPairSync('ed25519');
-    await fsp.writeFile(path.join(tmp, 'keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
+    await fsp.writeFile(path.join(tmp, 'keys'), testbed.trustedKeysFile);
     const framesDir = path.join(tmp, 'frames');
     let nextFrame = 0;
     const moreFrames = async (count: number) => {
@@ -85,6 +85,8 @@ describe('agent rollout crash (kill -9 during activation)', () => {
       const signed = signManifest(
         {
           modelVersion: version,
+          offerId: `o-${version}`,
+          modelLine: DEFAULT_MODEL_LINE,
           releaseCounter: counter,
           backbone: { id: 'stand-in', checksum: STAND_IN_BACKBONE_CHECKSUM },
           labelsHash: labelsHash(categories),
@@ -143,7 +145,10 @@ describe('agent rollout crash (kill -9 during activation)', () => {
     const rollback = (version: string) =>
       operator.publishAsync(
         deviceTopic(deviceId, 'model-command'),
-        encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId, offerId: `o-${version}`, command: 'rollback', modelVersion: version, issuedAt: new Date().toISOString() }),
+        encodePayload(
+          ModelCommandSchema,
+          signModelCommand({ deviceId, offerId: `o-${version}`, command: 'rollback', modelVersion: version, issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 600_000).toISOString() }, key.privateKey),
+        ),
         { qos: 1 },
       );
     const restart = async (what: string) => {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
+  DEFAULT_MODEL_LINE,
   LABELS_FILE,
   MANIFEST_FILE,
   ModelOfferSchema,
@@ -12,10 +13,8 @@ import {
   WEIGHTS_FILE,
   deviceTopic,
   encodePayload,
-  keyIdOf,
   labelsHash,
   packArtifact,
-  publicKeyBase64,
   signManifest,
   type ModelManifest,
   type RolloutStatus,
@@ -86,9 +85,9 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
   });
 
   beforeEach(async () => {
-    rig = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts });
+    rig = await startRolloutRig({ operatorId: `operator-${process.pid}`, statusTopic: deviceTopic(deviceId, 'rollout-status'), statuses, artifacts, releaseKeys: [key.privateKey] });
     ({ broker, hub, operator } = rig);
-    await fsp.writeFile(path.join(tmp, 'keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
+    await fsp.writeFile(path.join(tmp, 'keys'), rig.trustedKeysFile);
     agent = await startAgent(
       agentConfig({
         deviceId,
@@ -119,6 +118,8 @@ run('tfjs head rollouts (reference backbone, grocery photos)', () => {
     const signed = signManifest(
       {
         modelVersion: version,
+        offerId: `o-${version}-${counter}`,
+        modelLine: DEFAULT_MODEL_LINE,
         releaseCounter: counter,
         backbone: { id: v1.backbone.id, checksum: v1.backbone.checksum },
         labelsHash: labelsHash(headLabels),

@@ -5,14 +5,15 @@ import * as path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
+  DEFAULT_MODEL_LINE,
   SCHEMA_VERSION,
   deviceTopic,
   encodePayload,
-  keyIdOf,
+  isUnverifiedOfferStatus,
   labelsHash,
   ModelOfferSchema,
-  publicKeyBase64,
   signManifest,
+  signModelCommand,
   ModelCommandSchema,
   type OfferPolicy,
   type RolloutStatus,
@@ -74,6 +75,8 @@ describe('agent rollouts', () => {
   let agent: AgentHandle | undefined;
   const key = generateKeyPairSync('ed25519');
   const stranger = generateKeyPairSync('ed25519');
+  /** A second release key in the first key list: revoked in a test by a newer list. */
+  const leaked = generateKeyPairSync('ed25519');
   let n = 0;
   const deviceId = () => `rollout-${process.pid}-${n}`;
 
@@ -85,6 +88,7 @@ describe('agent rollouts', () => {
       statusTopic: 'shelfsight/v1/devices/+/rollout-status',
       statuses,
       artifacts,
+      releaseKeys: [key.privateKey, leaked.privateKey],
       serve: (req, res, send) => {
         downloads.push({ path: req.url ?? '', auth: req.headers.authorization });
         // As the hub answers a download token it no longer accepts (expired).
@@ -93,7 +97,7 @@ describe('agent rollouts', () => {
       },
     });
     ({ broker, hub, operator, httpUrl } = rig);
-    await fsp.writeFile(path.join(tmp, 'trusted-keys'), `${keyIdOf(key.publicKey)} ${publicKeyBase64(key.publicKey)}\n`);
+    await fsp.writeFile(path.join(tmp, 'trusted-keys'), rig.trustedKeysFile);
   });
 
   afterEach(async () => {
@@ -128,7 +132,7 @@ describe('agent rollouts', () => {
   const offer = async (
     version: string,
     counter: number,
-    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[]; policy?: OfferPolicy; downloadToken?: string } = {},
+    opts: { signer?: KeyObject; manifest?: Partial<UnsignedManifest>; body?: Buffer; retain?: boolean; categories?: string[]; policy?: OfferPolicy; downloadToken?: string; offerId?: string } = {},
   ) => {
     const categories = opts.categories ?? REVERSED;
     const artifact = standInHeadArtifact(version, categories);
@@ -138,6 +142,8 @@ describe('agent rollouts', () => {
     const signed = signManifest(
       {
         modelVersion: version,
+        offerId: `offer-${version}`,
+        modelLine: DEFAULT_MODEL_LINE,
         releaseCounter: counter,
         backbone: { id: 'stand-in', checksum: STAND_IN_BACKBONE_CHECKSUM },
         labelsHash: labelsHash(categories),
@@ -148,7 +154,7 @@ describe('agent rollouts', () => {
       },
       opts.signer ?? key.privateKey,
     );
-    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString(), ...(opts.policy ? { policy: opts.policy } : {}), ...(opts.downloadToken ? { downloadToken: opts.downloadToken } : {}) });
+    const payload = encodePayload(ModelOfferSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: opts.offerId ?? `offer-${version}`, signed, artifactPath, offeredAt: new Date().toISOString(), ...(opts.policy ? { policy: opts.policy } : {}), ...(opts.downloadToken ? { downloadToken: opts.downloadToken } : {}) });
     await operator.publishAsync(deviceTopic(deviceId(), 'model-offer'), payload, { qos: 1, retain: opts.retain ?? false });
   };
 
@@ -264,9 +270,17 @@ describe('agent rollouts', () => {
   });
 
   const pointer = async () => JSON.parse(await fsp.readFile(path.join(tmp, 'state', 'models', 'active.json'), 'utf8')) as { version?: string; previous?: { version: string } };
+  /** A command signed by `signer` (the release key unless said otherwise); `payload` sends those bytes instead. */
+  const signedCommand = (c: 'rollback' | 'cancel', version: string, signer: KeyObject = key.privateKey, over: { deviceId?: string; expiresAt?: string } = {}) =>
+    encodePayload(
+      ModelCommandSchema,
+      signModelCommand(
+        { deviceId: over.deviceId ?? deviceId(), offerId: `offer-${version}`, command: c, modelVersion: version, issuedAt: new Date(Date.now() - 1000).toISOString(), expiresAt: over.expiresAt ?? new Date(Date.now() + 600_000).toISOString() },
+        signer,
+      ),
+    );
   const command = async (c: 'rollback' | 'cancel', version: string, payload?: Buffer) => {
-    const body = payload ?? encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId: deviceId(), offerId: `offer-${version}`, command: c, modelVersion: version, issuedAt: new Date().toISOString() });
-    await operator.publishAsync(deviceTopic(deviceId(), 'model-command'), body, { qos: 1 });
+    await operator.publishAsync(deviceTopic(deviceId(), 'model-command'), payload ?? signedCommand(c, version), { qos: 1 });
   };
   const last = (version: string, state: RolloutStatus['state']) => statuses.filter((s) => s.modelVersion === version && s.state === state).at(-1);
 
@@ -362,7 +376,7 @@ describe('agent rollouts', () => {
 
     // Garbage and another device's command are counted and ignored.
     await command('rollback', 'v3', Buffer.from('{"v":1,"command":"explode"}'));
-    await command('rollback', 'v3', encodePayload(ModelCommandSchema, { v: SCHEMA_VERSION, deviceId: 'someone-else', offerId: 'offer-v3', command: 'rollback', modelVersion: 'v3', issuedAt: new Date().toISOString() }));
+    await command('rollback', 'v3', signedCommand('rollback', 'v3', key.privateKey, { deviceId: 'someone-else' }));
     await command('rollback', 'v3');
     await until('v3', 'rolled_back');
     expect(last('v3', 'rolled_back')).toMatchObject({ reason: 'operator', activeVersion: 'v2' });
@@ -396,6 +410,97 @@ describe('agent rollouts', () => {
     await command('rollback', 'v2');
     await until('v2', 'rolled_back');
     expect(agent!.heads.modelVersion).toBe('stand-in-1');
+  });
+
+  const metricIs = (re: RegExp) => waitUntil(async () => re.test(await agent!.metrics()), 10_000, `metric ${re.source}`);
+
+  it('refuses a forged offer carrying a real offer id, and a real manifest under another offer id, before reporting anything else, as attacks', async () => {
+    await start();
+    await offer('r1', 50, { policy: { shadowFrames: 0 }, retain: true });
+    await until('r1', 'active');
+    // Signed by a key no root-signed list names, in an envelope naming the real offer.
+    await offer('f1', 60, { signer: stranger.privateKey, offerId: 'offer-r1' });
+    // A genuine manifest (of offer-f2) moved into another offer's envelope.
+    await offer('f2', 61, { offerId: 'offer-r1' });
+    await until('f2', 'rejected');
+    await until('f1', 'rejected');
+    for (const [version, reason] of [['f1', 'unknown_key'], ['f2', 'offer_mismatch']] as const) {
+      const said = statuses.filter((s) => s.modelVersion === version);
+      // No `offered`, `downloading`...: one refusal, which the hub counts as an attack, not against offer-r1.
+      expect(said).toEqual([expect.objectContaining({ state: 'rejected', offerId: 'offer-r1', reason })]);
+      expect(isUnverifiedOfferStatus(said[0]!)).toBe(true);
+    }
+    expect(downloads.map((d) => d.path)).toEqual(['/api/artifacts/r1']);
+    expect(agent!.heads.modelVersion).toBe('r1');
+    await metricIs(/shelf_agent_model_rejected_total\{reason="offer_mismatch"\} 1/);
+  });
+
+  it('refuses forged, tampered, expired, foreign and replayed commands and counts them; a signed command is taken once', async () => {
+    await start();
+    await offer('c1', 70, { policy: { shadowFrames: 0 } });
+    await until('c1', 'active');
+    await command('rollback', 'c1', signedCommand('rollback', 'c1', stranger.privateKey));
+    const good = signedCommand('rollback', 'c1');
+    const tampered = JSON.parse(good.toString()) as Record<string, unknown>;
+    await command('rollback', 'c1', Buffer.from(JSON.stringify({ ...tampered, modelVersion: 'stand-in-1', offerId: 'offer-stand-in-1' })));
+    await command('rollback', 'c1', signedCommand('rollback', 'c1', key.privateKey, { expiresAt: new Date(Date.now() - 1).toISOString() }));
+    // Unsigned (the old shape): malformed on the link.
+    await command('rollback', 'c1', Buffer.from(JSON.stringify({ v: SCHEMA_VERSION, deviceId: deviceId(), offerId: 'offer-c1', command: 'rollback', modelVersion: 'c1', issuedAt: new Date().toISOString() })));
+    await metricIs(/shelf_agent_model_commands_refused_total\{reason="expired"\} 1/);
+    const metrics = await agent!.metrics();
+    for (const r of ['unknown_key', 'bad_signature']) expect(metrics).toMatch(new RegExp(`shelf_agent_model_commands_refused_total\\{reason="${r}"\\} 1`));
+    await metricIs(/shelf_agent_model_commands_malformed_total 1/);
+    expect(agent!.heads.modelVersion).toBe('c1');
+    expect(statesOf('c1')).not.toContain('rolled_back');
+
+    await command('rollback', 'c1', good);
+    await until('c1', 'rolled_back');
+    expect(agent!.heads.modelVersion).toBe('stand-in-1');
+    // The same bytes again, after c2 is active: refused as a replay, and c2 stays.
+    await offer('c2', 71, { policy: { shadowFrames: 0 } });
+    await until('c2', 'active');
+    await command('rollback', 'c1', good);
+    await metricIs(/shelf_agent_model_commands_refused_total\{reason="replayed"\} 1/);
+    expect(agent!.heads.modelVersion).toBe('c2');
+  });
+
+  it('takes a newer root-signed key list from MQTT and refuses manifests of the key it revoked, without re-provisioning; older or foreign lists are refused, across a restart', async () => {
+    await start();
+    await metricIs(/shelf_agent_key_list_version 1/);
+    // The leaked key is still listed: its manifests are accepted.
+    await offer('k1', 80, { signer: leaked.privateKey, policy: { shadowFrames: 0 } });
+    await until('k1', 'active');
+
+    await rig.publishKeyList(2, [key.privateKey]);
+    await metricIs(/shelf_agent_key_list_version 2/);
+    await offer('k2', 81, { signer: leaked.privateKey });
+    await until('k2', 'rejected');
+    expect(last('k2', 'rejected')).toMatchObject({ reason: 'unknown_key' });
+    expect(statesOf('k2')).toEqual(['rejected']);
+    // The key still listed keeps working.
+    await offer('k3', 82, { policy: { shadowFrames: 0 } });
+    await until('k3', 'active');
+    // An older release for another label list, validly signed: a replay on the model line.
+    await offer('k4', 79, { categories: STAND_IN_CATEGORIES });
+    await until('k4', 'rejected');
+    expect(last('k4', 'rejected')).toMatchObject({ reason: 'replayed_counter' });
+
+    // Replaying the older list that still named the leaked key, or a list signed by another root: refused.
+    await rig.publishKeyList(1, [key.privateKey, leaked.privateKey]);
+    await metricIs(/shelf_agent_key_lists_refused_total\{reason="not_newer"\} 1/);
+    await rig.publishKeyList(3, [leaked.privateKey], { signer: stranger.privateKey });
+    await metricIs(/shelf_agent_key_lists_refused_total\{reason="unknown_root"\} 1/);
+
+    // A restart keeps v2, even with the foreign list served over HTTP and retained.
+    await agent!.stop();
+    statuses.length = 0;
+    await start();
+    expect(agent!.heads.modelVersion).toBe('k3');
+    await metricIs(/shelf_agent_key_lists_refused_total\{reason="unknown_root"\} 2/);
+    expect(await agent!.metrics()).toMatch(/shelf_agent_key_list_version 2/);
+    await offer('k5', 90, { signer: leaked.privateKey });
+    await until('k5', 'rejected');
+    expect(last('k5', 'rejected')).toMatchObject({ reason: 'unknown_key' });
   });
 
   it('refuses to start with trusted keys and no hub URL, or a key file that does not parse', async () => {
