@@ -384,6 +384,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/models/{version}/override": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["ModelsController_override"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/models/compare": {
         parameters: {
             query?: never;
@@ -394,6 +410,22 @@ export interface paths {
         get: operations["ModelsController_compare"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/evaluation-rows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["ModelsController_addEvaluationRows"];
         delete?: never;
         options?: never;
         head?: never;
@@ -512,6 +544,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rollouts/key-list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["ReleaseKeysController_current"];
+        put?: never;
+        post: operations["ReleaseKeysController_publish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rollouts/trusted-keys": {
         parameters: {
             query?: never;
@@ -522,22 +570,6 @@ export interface paths {
         get: operations["RolloutsController_trustedKeys"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/rollouts/trusted-keys/{keyId}/retire": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["RolloutsController_retireKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -982,6 +1014,23 @@ export interface components {
              */
             disputedAt: string;
         };
+        EvaluationRowsDoc: {
+            backbone: string;
+            counts: {
+                [key: string]: number;
+            };
+            dim: number;
+            frozenBy: string;
+            id: string;
+            rows: number;
+        };
+        GateOverrideDoc: {
+            /** Format: date-time */
+            at: string;
+            by: string;
+            /** @description the written reason */
+            reason: string;
+        };
         HistoryDto: {
             /** @enum {string} */
             bucket: "hour" | "day";
@@ -1132,11 +1181,17 @@ export interface components {
             categorySet: string;
             /** Format: date-time */
             createdAt: string;
+            /** @description an upload's own metrics and splits: informational, never used by the gate */
+            declared: Record<string, never> | null;
+            /** @description the gate: reference version, categories [{category, n, before, after, worse, better, p, status: passed|regressed|unverified|new}], overall, regressed, unverified, overridable, settings */
+            gate: Record<string, never> | null;
             gateReason: string | null;
             headType: string;
             labels: string[];
             lineage: components["schemas"]["LineageDoc"];
             metrics: components["schemas"]["ModelMetricsDoc"] | null;
+            /** @description an operator's release of a version the gate left unverified */
+            override: components["schemas"]["GateOverrideDoc"] | null;
             /** Format: date-time */
             registeredAt: string;
             registeredBy: string | null;
@@ -1156,6 +1211,8 @@ export interface components {
             gateReason: string | null;
             headType: string;
             labels: string[];
+            /** @description an operator's release of a version the gate left unverified */
+            override: components["schemas"]["GateOverrideDoc"] | null;
             /** Format: date-time */
             registeredAt: string;
             /** @description the gate verdict; null before evaluation */
@@ -1169,10 +1226,35 @@ export interface components {
             b: number;
             delta: number;
         };
+        PredictedChangeDto: {
+            /** @description frames whose category would change */
+            changed: number;
+            /** @description devices whose shadow runs are pooled */
+            devices: number;
+            /** @description shadowed frames pooled */
+            frames: number;
+            /** @description per (active → candidate) category pair, most frames first */
+            pairs: components["schemas"]["PredictedPairDto"][];
+            /** @description changed ÷ frames (what the gate's maxPredictedChange bounds) */
+            share: number;
+            /** @description changed frames reported without per-pair counts (older agents) */
+            unpaired: number;
+        };
         PredictedDto: {
             category: string;
             confidence: number;
             modelVersion: string;
+        };
+        PredictedPairDto: {
+            frames: number;
+            /** @description the category the active head puts the frames under */
+            from: string;
+            /** @description frames ÷ the pooled frames the active head put under `from` */
+            ofFrom: number;
+            /** @description frames ÷ every pooled shadowed frame (what the gate's maxPairChange bounds) */
+            share: number;
+            /** @description the category the candidate would put them under */
+            to: string;
         };
         RolloutAbortDto: {
             /** @description halt when more than this percentage of the devices that reported failed */
@@ -1219,6 +1301,11 @@ export interface components {
                         candidate: number;
                     };
                 };
+                changes?: {
+                    frames: number;
+                    from: string;
+                    to: string;
+                }[];
                 frames: number;
                 histogram: {
                     active: number[];
@@ -1243,22 +1330,35 @@ export interface components {
             devices?: components["schemas"]["RolloutDeviceDto"][];
             /** Format: date-time */
             finishedAt: string | null;
+            /**
+             * @description what the stage engine's halt did to the devices active on the version
+             * @enum {string|null}
+             */
+            haltAction: "rollback" | "hold" | null;
             haltReason: string | null;
             id: string;
             modelVersion: string;
-            policy: {
-                health?: {
+            /** @description as applied: every default filled in; shadowGate/health false only when turned off (overrideReason) */
+            policy?: {
+                health: {
                     frames: number;
                     maxConfidenceDrop?: number;
                     maxLatencyRatio?: number;
-                };
+                } | false;
+                /** @enum {string} */
+                onHalt: "rollback" | "hold";
+                overrideReason?: string;
                 shadowFrames?: number;
-                shadowGate?: {
+                shadowGate: {
                     maxCategoryShift?: number;
+                    maxPairChange?: number;
+                    maxPredictedChange?: number;
                     minAgreement?: number;
                     minCandidateConfidence?: number;
-                };
-            } | null;
+                } | false;
+            };
+            /** @description GET /rollouts/:id only: over the shadow runs of every device offered so far (what gates the current stage) */
+            predictedChange?: components["schemas"]["PredictedChangeDto"];
             stages: components["schemas"]["RolloutStageDto"][];
             /** @enum {string} */
             state: "running" | "paused" | "completed" | "halted" | "aborted" | "rolled_back";
@@ -1281,6 +1381,8 @@ export interface components {
             minSoakSeconds: number;
             /** @description cumulative share of the target that has the version once this stage runs */
             percent: number;
+            /** @description GET /rollouts/:id only: over this stage's devices' shadow runs */
+            predictedChange?: components["schemas"]["PredictedChangeDto"];
             /** Format: date-time */
             startedAt: string | null;
             /** @enum {string} */
@@ -1335,6 +1437,8 @@ export interface components {
             thumbnail: components["schemas"]["ThumbnailRefDto"];
         };
         SamplePageDto: {
+            /** @description order=diverse: the backbone whose samples the page spreads over */
+            backbone?: string | null;
             items: components["schemas"]["SampleDto"][];
             /** @description pass as `cursor` for the next page; null at the end */
             nextCursor: string | null;
@@ -2205,6 +2309,33 @@ export interface operations {
             };
         };
     };
+    ModelsController_override: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersionDoc"];
+                };
+            };
+        };
+    };
     ModelsController_compare: {
         parameters: {
             query: {
@@ -2224,6 +2355,32 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelComparisonDoc"];
+                };
+            };
+        };
+    };
+    ModelsController_addEvaluationRows: {
+        parameters: {
+            query: {
+                backbone: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description training-rows.bin */
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvaluationRowsDoc"];
                 };
             };
         };
@@ -2264,16 +2421,21 @@ export interface operations {
                     modelVersion: string;
                     policy?: {
                         health?: {
-                            frames: number;
+                            frames?: number;
                             maxConfidenceDrop?: number;
                             maxLatencyRatio?: number;
-                        };
+                        } | false;
+                        /** @enum {string} */
+                        onHalt?: "rollback" | "hold";
+                        overrideReason?: string;
                         shadowFrames?: number;
                         shadowGate?: {
                             maxCategoryShift?: number;
+                            maxPairChange?: number;
+                            maxPredictedChange?: number;
                             minAgreement?: number;
                             minCandidateConfidence?: number;
-                        };
+                        } | false;
                     };
                     stages: {
                         /**
@@ -2452,6 +2614,67 @@ export interface operations {
             };
         };
     };
+    ReleaseKeysController_current: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the current root-signed release key list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    ReleaseKeysController_publish: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    list: {
+                        /** Format: date-time */
+                        expiresAt: string;
+                        /** Format: date-time */
+                        issuedAt: string;
+                        keys: {
+                            keyId: string;
+                            name?: string;
+                            publicKey: string;
+                        }[];
+                        root: {
+                            keyId: string;
+                            publicKey: string;
+                        };
+                        /** @enum {number} */
+                        v: 1;
+                        version: number;
+                    };
+                    /** Format: base64 */
+                    signature: string;
+                };
+            };
+        };
+        responses: {
+            /** @description not signed by the hub’s root, expired, or not newer than the current list */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     RolloutsController_trustedKeys: {
         parameters: {
             query?: never;
@@ -2469,28 +2692,10 @@ export interface operations {
             };
         };
     };
-    RolloutsController_retireKey: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                keyId: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
     SamplesController_list: {
         parameters: {
             query?: {
+                backbone?: string;
                 category?: string;
                 cursor?: string;
                 device?: string;

@@ -21,9 +21,27 @@ const STAGES_DEFAULT: StageRow[] = [
   { ...STAGE_DEFAULT, percent: '100' },
 ];
 
-/** The optional policy fields as typed; '' = not set (the device's defaults). */
-const POLICY_DEFAULT = { shadowFrames: '', minAgreement: '', maxCategoryShift: '', minCandidateConfidence: '', healthFrames: '', maxLatencyRatio: '', maxConfidenceDrop: '' };
+/**
+ * The policy fields as typed; '' = not set (the hub's defaults: every rollout has a shadow gate
+ * and a health watch). Turning either off takes a written reason (the hub audits it).
+ */
+const POLICY_DEFAULT = {
+  shadowFrames: '',
+  minAgreement: '',
+  maxCategoryShift: '',
+  minCandidateConfidence: '',
+  maxPredictedChange: '',
+  maxPairChange: '',
+  healthFrames: '',
+  maxLatencyRatio: '',
+  maxConfidenceDrop: '',
+  gateOff: false,
+  healthOff: false,
+  overrideReason: '',
+  onHalt: 'rollback' as 'rollback' | 'hold',
+};
 type PolicyFields = typeof POLICY_DEFAULT;
+type NumberField = Exclude<keyof PolicyFields, 'gateOff' | 'healthOff' | 'overrideReason' | 'onHalt'>;
 
 const num = (s: string): number | undefined => (s.trim() === '' ? undefined : Number(s));
 /** Shares are typed as percentages and sent as 0..1. */
@@ -37,12 +55,22 @@ const list = (s: string): string[] =>
 
 export function bodyOf(model: string, target: { kind: 'all' | 'sites' | 'deviceIds'; values: string; percent: string }, stages: StageRow[], p: PolicyFields): Body {
   const percent = num(target.percent);
-  const shadowGate = defined({ minAgreement: share(p.minAgreement), maxCategoryShift: share(p.maxCategoryShift), minCandidateConfidence: share(p.minCandidateConfidence) });
-  const healthFrames = num(p.healthFrames);
+  const shadowGate = p.gateOff
+    ? (false as const)
+    : defined({
+        minAgreement: share(p.minAgreement),
+        maxCategoryShift: share(p.maxCategoryShift),
+        minCandidateConfidence: share(p.minCandidateConfidence),
+        maxPredictedChange: share(p.maxPredictedChange),
+        maxPairChange: share(p.maxPairChange),
+      });
+  const health = p.healthOff ? (false as const) : defined({ frames: num(p.healthFrames), maxLatencyRatio: num(p.maxLatencyRatio), maxConfidenceDrop: share(p.maxConfidenceDrop) });
   const policy = defined({
     shadowFrames: num(p.shadowFrames),
     shadowGate,
-    health: healthFrames === undefined ? undefined : { frames: healthFrames, ...defined({ maxLatencyRatio: num(p.maxLatencyRatio), maxConfidenceDrop: share(p.maxConfidenceDrop) }) },
+    health,
+    onHalt: p.onHalt === 'hold' ? ('hold' as const) : undefined,
+    overrideReason: (p.gateOff || p.healthOff) && p.overrideReason.trim() ? p.overrideReason.trim() : undefined,
   });
   return {
     modelVersion: model,
@@ -95,10 +123,15 @@ export function RolloutCreate({ onCreated }: { onCreated: (r: Rollout) => void }
   };
 
   const setStage = (i: number, k: keyof StageRow, v: string) => setStages(stages.map((s, j) => (j === i ? { ...s, [k]: v } : s)));
-  const policyInput = (k: keyof PolicyFields, label: string, hint: string) => (
+  const policyInput = (k: NumberField, label: string, hint: string, disabled = false) => (
     <label>
       {label}
-      <input name={k} type="number" step="any" min="0" value={policy[k]} placeholder={hint} onChange={(e) => setPolicy({ ...policy, [k]: e.target.value })} />
+      <input name={k} type="number" step="any" min="0" value={policy[k]} placeholder={hint} disabled={disabled} onChange={(e) => setPolicy({ ...policy, [k]: e.target.value })} />
+    </label>
+  );
+  const offSwitch = (k: 'gateOff' | 'healthOff', label: string) => (
+    <label className="inline">
+      <input name={k} type="checkbox" checked={policy[k]} onChange={(e) => setPolicy({ ...policy, [k]: e.target.checked })} /> {label}
     </label>
   );
 
@@ -173,20 +206,46 @@ export function RolloutCreate({ onCreated }: { onCreated: (r: Rollout) => void }
         Add stage
       </button>
       <fieldset>
-        <legend>Shadow gate (on the device, before it activates; empty = no gate)</legend>
+        <legend>Shadow gate (on by default; empty fields take the hub&apos;s defaults)</legend>
+        <p className="muted">
+          Each device shadows the head before activating it and refuses it past its own limits; the hub pools the devices&apos; shadow runs into the predicted inventory change and halts the stage
+          past the change limits.
+        </p>
         <div className="filters">
           {policyInput('shadowFrames', 'shadow frames', 'device default')}
-          {policyInput('minAgreement', 'min agreement %', 'e.g. 80')}
-          {policyInput('maxCategoryShift', 'max category shift %', 'e.g. 20')}
-          {policyInput('minCandidateConfidence', 'min candidate confidence %', 'e.g. 50')}
+          {policyInput('maxPredictedChange', 'max predicted change %', 'default', policy.gateOff)}
+          {policyInput('maxPairChange', 'max change of one pair %', 'default', policy.gateOff)}
+          {policyInput('minAgreement', 'device: min agreement %', 'default', policy.gateOff)}
+          {policyInput('maxCategoryShift', 'device: max category shift %', 'default', policy.gateOff)}
+          {policyInput('minCandidateConfidence', 'device: min candidate confidence %', 'none', policy.gateOff)}
+          {offSwitch('gateOff', 'turn the shadow gate off')}
         </div>
       </fieldset>
       <fieldset>
-        <legend>Health watch (after activation; the device rolls back by itself past these)</legend>
+        <legend>Health watch (on by default: after activation the device rolls back by itself past these)</legend>
         <div className="filters">
-          {policyInput('healthFrames', 'frames', 'off')}
-          {policyInput('maxLatencyRatio', 'max latency ratio', 'e.g. 2')}
-          {policyInput('maxConfidenceDrop', 'max confidence drop %', 'e.g. 10')}
+          {policyInput('healthFrames', 'frames', 'default', policy.healthOff)}
+          {policyInput('maxLatencyRatio', 'max latency ratio', 'default', policy.healthOff)}
+          {policyInput('maxConfidenceDrop', 'max confidence drop %', 'default', policy.healthOff)}
+          {offSwitch('healthOff', 'turn the health watch off')}
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>On a halt</legend>
+        <div className="filters">
+          <label>
+            devices already running the version
+            <select name="onHalt" value={policy.onHalt} onChange={(e) => setPolicy({ ...policy, onHalt: e.target.value as PolicyFields['onHalt'] })}>
+              <option value="rollback">go back to their previous version</option>
+              <option value="hold">keep it</option>
+            </select>
+          </label>
+          {(policy.gateOff || policy.healthOff) && (
+            <label>
+              why off (required, audited)
+              <input name="overrideReason" required minLength={3} maxLength={500} value={policy.overrideReason} onChange={(e) => setPolicy({ ...policy, overrideReason: e.target.value })} />
+            </label>
+          )}
         </div>
       </fieldset>
       <div className="toolbar">

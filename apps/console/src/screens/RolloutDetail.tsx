@@ -5,6 +5,7 @@ import type { components } from '../api/openapi';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { useHubEvent } from '../events';
 import { ago } from '../format';
+import { PredictedChangeChart } from './RolloutChange';
 import { StageBar, StageTable } from './RolloutStages';
 
 type Rollout = components['schemas']['RolloutDto'];
@@ -63,7 +64,7 @@ export default function RolloutDetailScreen() {
             <span className={`pill state-${rollout.state}`} data-testid="rollout-state">
               {rollout.state.replace('_', ' ')}
             </span>
-            {rollout.haltReason && <span className="error"> halted: {rollout.haltReason}</span>} <StageBar stages={rollout.stages} />{' '}
+            <StageBar stages={rollout.stages} />{' '}
             <span className="muted">
               started {ago(rollout.createdAt)} by {rollout.createdBy}
               {rollout.finishedAt && `, finished ${ago(rollout.finishedAt)}`} · live
@@ -76,7 +77,14 @@ export default function RolloutDetailScreen() {
               </ConfirmButton>
             ))}
           </div>
-          {rollout.policy && <p className="muted">Policy: {policyText(rollout.policy)}</p>}
+          {rollout.haltReason && <HaltNotice rollout={rollout} />}
+          {rollout.policy && <PolicyNotice policy={rollout.policy} />}
+          <h2>Predicted inventory change</h2>
+          <p className="muted">
+            What the head would change in the inventory, from the shadow runs of the devices offered so far (stages 1–{rollout.currentStage + 1}): the share of frames whose category would change,
+            per category pair. {rollout.state === 'running' && 'The stage halts when it passes the limits.'}
+          </p>
+          {rollout.predictedChange && rollout.policy && <PredictedChangeChart change={rollout.predictedChange} gate={rollout.policy.shadowGate} />}
           <h2>Stages</h2>
           <StageTable stages={rollout.stages} />
           <h2>Devices</h2>
@@ -92,18 +100,73 @@ function targetText(t: Rollout['target']): string {
   return t.percent !== undefined ? `${t.percent}% of ${what}` : what;
 }
 
-function policyText(p: NonNullable<Rollout['policy']>): string {
-  const pct = (x: number | undefined) => (x === undefined ? undefined : `${Math.round(x * 100)}%`);
-  const parts = [
-    p.shadowFrames !== undefined && `shadow ${p.shadowFrames} frames`,
-    p.shadowGate?.minAgreement !== undefined && `agreement ≥ ${pct(p.shadowGate.minAgreement)}`,
-    p.shadowGate?.maxCategoryShift !== undefined && `category shift ≤ ${pct(p.shadowGate.maxCategoryShift)}`,
-    p.shadowGate?.minCandidateConfidence !== undefined && `candidate confidence ≥ ${pct(p.shadowGate.minCandidateConfidence)}`,
-    p.health && `health over ${p.health.frames} frames`,
-    p.health?.maxLatencyRatio !== undefined && `latency ≤ ×${p.health.maxLatencyRatio}`,
-    p.health?.maxConfidenceDrop !== undefined && `confidence drop ≤ ${pct(p.health.maxConfidenceDrop)}`,
-  ].filter(Boolean);
-  return parts.join(', ') || 'device defaults';
+type Policy = NonNullable<Rollout['policy']>;
+const pct = (x: number | undefined) => (x === undefined ? undefined : `${Math.round(x * 1000) / 10}%`);
+
+function gateText(g: Policy['shadowGate']): string {
+  if (g === false) return 'off';
+  return (
+    [
+      g.maxPredictedChange !== undefined && `predicted change ≤ ${pct(g.maxPredictedChange)}`,
+      g.maxPairChange !== undefined && `one pair ≤ ${pct(g.maxPairChange)}`,
+      g.minAgreement !== undefined && `device agreement ≥ ${pct(g.minAgreement)}`,
+      g.maxCategoryShift !== undefined && `device category shift ≤ ${pct(g.maxCategoryShift)}`,
+      g.minCandidateConfidence !== undefined && `candidate confidence ≥ ${pct(g.minCandidateConfidence)}`,
+    ]
+      .filter(Boolean)
+      .join(', ') || 'no limits'
+  );
+}
+
+function healthText(h: Policy['health']): string {
+  if (h === false) return 'off';
+  return [`over ${h.frames} frames`, h.maxLatencyRatio !== undefined && `latency ≤ ×${h.maxLatencyRatio}`, h.maxConfidenceDrop !== undefined && `confidence drop ≤ ${pct(h.maxConfidenceDrop)}`]
+    .filter(Boolean)
+    .join(', ');
+}
+
+/** The policy as applied; a gate or watch turned off is shown with the operator's reason. */
+function PolicyNotice({ policy: p }: { policy: Policy }) {
+  const off = p.shadowGate === false || p.health === false;
+  return (
+    <div className="policy" data-testid="rollout-policy">
+      <p className={off ? 'warning' : 'muted'}>
+        Shadow gate: <span data-testid="policy-gate">{gateText(p.shadowGate)}</span>
+        {p.shadowFrames !== undefined && ` (${p.shadowFrames} frames)`} · Health watch: <span data-testid="policy-health">{healthText(p.health)}</span> · On a halt:{' '}
+        {p.onHalt === 'rollback' ? 'devices go back to their previous version' : 'devices keep the version'}
+      </p>
+      {off && p.overrideReason && (
+        <p className="warning" data-testid="policy-override">
+          Turned off by the operator: “{p.overrideReason}”
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** Why the rollout stopped, and what became of the devices that had activated the version. */
+function HaltNotice({ rollout }: { rollout: Rollout }) {
+  const devices = rollout.devices ?? [];
+  const rolledBack = devices.filter((d) => d.state === 'rolled_back' && d.reason === 'operator').length;
+  const cancelled = devices.filter((d) => d.state === 'rejected' && d.reason === 'operator').length;
+  const still = devices.filter((d) => d.activeVersion === rollout.modelVersion).length;
+  return (
+    <div className="halt" role="status" data-testid="rollout-halt">
+      <p className="error">Halted: {rollout.haltReason}</p>
+      {rollout.haltAction === 'rollback' && (
+        <p>
+          <strong data-testid="halt-rolled-back">{rolledBack} devices rolled back</strong> to their previous version
+          {cancelled > 0 && `, ${cancelled} candidates cancelled`}
+          {still > 0 ? <span className="error">; {still} still run it (waiting for them to report)</span> : '; none runs the halted version'}.
+        </p>
+      )}
+      {rollout.haltAction === 'hold' && (
+        <p className="muted">
+          {still} devices keep the version (policy onHalt: hold); roll the rollout back to undo that.
+        </p>
+      )}
+    </div>
+  );
 }
 
 function DeviceTable({ devices }: { devices: Device[] }) {

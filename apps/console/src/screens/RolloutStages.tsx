@@ -19,7 +19,14 @@ export function StageBar({ stages }: { stages: Stage[] }) {
   );
 }
 
-/** Per stage: its rules, when it started, and how many of its devices are in each state. */
+/** A stage's predicted inventory change in a few words: "25.0% of 80 frames; milk → yogurt 25.0%". */
+function changeText(c: Stage['predictedChange']): string {
+  if (!c || c.frames === 0) return '—';
+  const top = c.pairs[0];
+  return `${(c.share * 100).toFixed(1)}% of ${c.frames} frames${top ? `; ${top.from} → ${top.to} ${(top.share * 100).toFixed(1)}%` : ''}`;
+}
+
+/** Per stage: its rules, when it started, how many of its devices are in each state, and what its devices' shadow runs predict. */
 export function StageTable({ stages }: { stages: Stage[] }) {
   return (
     <table data-testid="rollout-stages">
@@ -35,6 +42,7 @@ export function StageTable({ stages }: { stages: Stage[] }) {
               {k.replace('_', ' ')}
             </th>
           ))}
+          <th>Predicted change</th>
         </tr>
       </thead>
       <tbody>
@@ -56,6 +64,7 @@ export function StageTable({ stages }: { stages: Stage[] }) {
                 {s.counts[k]}
               </td>
             ))}
+            <td data-testid="stage-predicted-change">{changeText(s.predictedChange)}</td>
           </tr>
         ))}
       </tbody>
