@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { z } from 'zod';
 import { CategorySchema, DeviceIdSchema, SiteSchema } from '@shelfsight/contracts';
 import { QueryTime } from '../common/query-schemas';
@@ -23,6 +23,8 @@ export const SamplesQuerySchema = z
     from: QueryTime.optional(),
     to: QueryTime.optional(),
     order: z.enum(SAMPLE_ORDERS).default('margin'),
+    /** order=diverse: the backbone whose samples are spread (embeddings of different backbones are not comparable); default that of the most uncertain sample. */
+    backbone: z.string().min(1).max(128).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
     cursor: z
       .string()
@@ -105,6 +107,7 @@ export class SampleDto {
 export class SamplePageDto {
   @ApiProperty({ type: [SampleDto] }) items!: SampleDto[];
   @ApiProperty({ nullable: true, type: String, description: 'pass as `cursor` for the next page; null at the end' }) nextCursor!: string | null;
+  @ApiPropertyOptional({ nullable: true, type: String, description: 'order=diverse: the backbone whose samples the page spreads over' }) backbone?: string | null;
 }
 
 export class SimilarSampleDto extends SampleDto {

@@ -215,10 +215,20 @@ export class SamplesRepository {
       SELECT ${COLUMNS} FROM samples WHERE ${Prisma.join(where, ' AND ')} ORDER BY ${orderBy} LIMIT ${limit}`;
   }
 
-  /** Candidates for the diverse order: the filtered samples with embeddings, least margin first, at most `pool`. */
-  async diverseCandidates(filter: SampleFilter, pool: number): Promise<Array<{ id: bigint; embedding: Uint8Array }>> {
+  /** The backbone of the most uncertain filtered sample with an embedding: the diverse order's default pool. */
+  async diverseBackbone(filter: SampleFilter): Promise<string | undefined> {
     const where = this.where(filter);
     where.push(Prisma.sql`embedding IS NOT NULL`);
+    const rows = await this.prisma.$queryRaw<Array<{ backbone_id: string }>>`
+      SELECT backbone_id FROM samples WHERE ${Prisma.join(where, ' AND ')} ORDER BY priority DESC, scored_margin, id LIMIT 1`;
+    return rows[0]?.backbone_id;
+  }
+
+  /** Candidates for the diverse order: the filtered samples of one backbone with embeddings, least margin first, at most `pool`. */
+  async diverseCandidates(filter: SampleFilter, backbone: string, pool: number): Promise<Array<{ id: bigint; embedding: Uint8Array }>> {
+    const where = this.where(filter);
+    where.push(Prisma.sql`embedding IS NOT NULL`);
+    where.push(Prisma.sql`backbone_id = ${backbone}`);
     return this.prisma.$queryRaw`
       SELECT id, embedding FROM samples WHERE ${Prisma.join(where, ' AND ')} ORDER BY priority DESC, scored_margin, id LIMIT ${pool}`;
   }

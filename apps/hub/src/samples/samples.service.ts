@@ -17,18 +17,21 @@ import { SamplesRepository, type SampleFilter, type SampleKey, type SampleRow } 
 import { NoEmbeddingError, SampleNotFoundError, ThumbnailMissingError } from './samples.error';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { SimilarIndex } from './similar-index';
+import { DIVERSE_BOUNDS, DiverseOrderCache, diverseOrder, type DiverseBounds } from './diverse-order';
 
-/**
- * Candidates the diverse order spreads over: the filtered samples with embeddings, least
- * margin first, at most this many (greedy farthest-point is O(page × pool × dim)).
- */
-export const DIVERSE_POOL = 1000;
+/** How long a diverse order is reused for the pages of one listing (and by every request for the same filter). */
+export const DIVERSE_TTL_MS = 30_000;
 /** Candidates the similar index proposes per neighbour asked for; they are reranked exactly. */
 const RERANK_FACTOR = 3;
 
 /** The labelling queue: list, label, skip, neighbours, counts. */
 @Injectable()
 export class SamplesService {
+  /** Diverse orders (sample ids) by filter and backbone, for DIVERSE_TTL_MS. */
+  private readonly diverseOrders = new DiverseOrderCache<{ ids: bigint[]; ranked: number }>(DIVERSE_TTL_MS);
+  /** Bounds of one diverse ordering (tests pass smaller ones). */
+  diverseBounds: DiverseBounds = DIVERSE_BOUNDS;
+
   constructor(
     private readonly repo: SamplesRepository,
     private readonly categories: CategoriesService,
@@ -50,7 +53,7 @@ export class SamplesService {
       from: q.from,
       to: q.to,
     };
-    if (q.order === 'diverse') return this.diverse(filter, q.limit, decodeOffset(q.cursor));
+    if (q.order === 'diverse') return this.diverse(filter, q.limit, q.cursor, q.backbone);
     const after = decodeKey(q.cursor);
     const rows = await this.repo.list(filter, q.order, q.limit + 1, after);
     const page = rows.slice(0, q.limit);
@@ -132,36 +135,34 @@ export class SamplesService {
     return { states, byCategory: rows.map((r) => ({ state: r.state, category: r.category, samples: r.n })) };
   }
 
-  /** Greedy farthest-point over the candidate pool: each next sample is the one least like those already chosen. */
-  private async diverse(filter: SampleFilter, limit: number, offset: number): Promise<SamplePageDto> {
-    const pool = await this.repo.diverseCandidates(filter, DIVERSE_POOL);
-    const vectors = pool.map((c) => normalised(embeddingFromBytes(c.embedding)));
-    const want = Math.min(pool.length, offset + limit);
-    const chosen: number[] = [];
-    const nearest = new Float64Array(pool.length).fill(Infinity);
-    const taken = new Uint8Array(pool.length);
-    let next = 0;
-    while (chosen.length < want) {
-      chosen.push(next);
-      taken[next] = 1;
-      let best = -1;
-      let bestD = -Infinity;
-      for (let i = 0; i < pool.length; i++) {
-        if (taken[i]) continue;
-        const d = 1 - dot(vectors[next]!, vectors[i]!);
-        if (d < nearest[i]!) nearest[i] = d;
-        if (nearest[i]! > bestD) {
-          bestD = nearest[i]!;
-          best = i;
-        }
-      }
-      if (best < 0) break;
-      next = best;
-    }
-    const ids = chosen.slice(offset).map((i) => pool[i]!.id);
+  /**
+   * Greedy farthest-point over the candidate pool, bounded (DIVERSE_BOUNDS: pool, ranked
+   * samples, work per pass; cooperative) and computed once per filter and backbone for
+   * DIVERSE_TTL_MS, so paging and repeated requests cost a lookup. Candidates are of one
+   * backbone (their embeddings are comparable): the one asked for, else that of the most
+   * uncertain candidate; the cursor keeps it.
+   */
+  private async diverse(filter: SampleFilter, limit: number, cursor: string | undefined, asked: string | undefined): Promise<SamplePageDto> {
+    const position = decodeDiverseCursor(cursor);
+    const backbone = asked ?? position.backbone ?? (await this.repo.diverseBackbone(filter));
+    if (!backbone) return { items: [], nextCursor: null, backbone: null };
+    const { ids: order } = await this.diverseOrders.get(JSON.stringify([filter, backbone, this.diverseBounds]), async () => {
+      const pool = await this.repo.diverseCandidates(filter, backbone, this.diverseBounds.pool);
+      const r = await diverseOrder(
+        pool.map((c) => normalised(embeddingFromBytes(c.embedding))),
+        this.diverseBounds,
+      );
+      return { ids: r.order.map((i) => pool[i]!.id), ranked: r.ranked };
+    });
+    const ids = order.slice(position.offset, position.offset + limit);
     const rows = new Map((await this.repo.byIds(ids)).map((r) => [r.id, r]));
-    const items = ids.map((i) => rows.get(i)).filter((r): r is NonNullable<typeof r> => r !== undefined).map(toSampleDto);
-    return { items, nextCursor: offset + limit < pool.length ? encodeOffset(offset + limit) : null };
+    // A sample labelled or skipped since the order was computed is left out of its pages.
+    const items = ids
+      .map((i) => rows.get(i))
+      .filter((r): r is NonNullable<typeof r> => r !== undefined && r.state === filter.state)
+      .map(toSampleDto);
+    const end = position.offset + limit;
+    return { items, nextCursor: end < order.length ? encodeDiverseCursor(end, backbone) : null, backbone };
   }
 }
 
@@ -182,16 +183,17 @@ function decodeKey(cursor: string | undefined): SampleKey | undefined {
   return undefined;
 }
 
-function encodeOffset(o: number): string {
-  return Buffer.from(JSON.stringify({ o })).toString('base64url');
+function encodeDiverseCursor(o: number, b: string): string {
+  return Buffer.from(JSON.stringify({ o, b })).toString('base64url');
 }
 
-function decodeOffset(cursor: string | undefined): number {
-  if (!cursor) return 0;
+function decodeDiverseCursor(cursor: string | undefined): { offset: number; backbone?: string } {
+  if (!cursor) return { offset: 0 };
   try {
-    const o = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { o?: unknown };
-    return typeof o.o === 'number' && Number.isInteger(o.o) && o.o >= 0 ? o.o : 0;
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { o?: unknown; b?: unknown };
+    const offset = typeof c.o === 'number' && Number.isInteger(c.o) && c.o >= 0 ? c.o : 0;
+    return typeof c.b === 'string' && c.b.length > 0 && c.b.length <= 128 ? { offset, backbone: c.b } : { offset };
   } catch {
-    return 0;
+    return { offset: 0 };
   }
 }
