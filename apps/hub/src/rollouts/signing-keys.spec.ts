@@ -136,6 +136,19 @@ describe(SigningKeys.name, () => {
     expect(await sut.publishList(listOf(root, 3, [leaked]))).toMatchObject({ signsWithListedKey: false });
   });
 
+  it('ignores a list someone wrote into the database without the root: the hub neither serves it nor hands out its root', async () => {
+    const first = await start();
+    const intruder = ed();
+    const forged = listOf(intruder, 50, [intruder]);
+    const rootId = first.keyList().list.root.keyId;
+    repo.rows.push({ ...forged, list: { ...forged.list, root: { ...forged.list.root, keyId: rootId } } });
+    const sut = await start();
+    expect(sut.keyList().list.version).toBe(1);
+    expect(sut.trustedKeysFile()).toContain(first.keyList().list.root.publicKey);
+    expect(sut.trustedKeysFile()).not.toContain(forged.list.root.publicKey);
+    expect([...deviceKeys(sut).keys()]).toEqual([sut.keyId]);
+  });
+
   it('refuses a key list file that is not a signed list', async () => {
     const file = join(dataDir, 'key-list.json');
     writeFileSync(file, '{"list":{}}');

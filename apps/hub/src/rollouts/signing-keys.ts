@@ -16,6 +16,7 @@ import {
   type UnsignedManifest,
   type UnsignedModelCommand,
   parsePublicKey,
+  publicKeyBase64,
 } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
@@ -64,10 +65,9 @@ export class SigningKeys implements OnModuleInit {
       this.root = { keyId: fromFile.list.root.keyId, key: parsePublicKey(fromFile.list.root.publicKey) };
       const held = await this.repo.currentList(this.root.keyId);
       if (!held || held.list.version < fromFile.list.version) await this.repo.saveList(fromFile);
-    } else {
-      await this.demoList();
     }
-    this.current = await this.repo.currentList(this.root!.keyId);
+    const fallback = fromFile ?? (await this.demoList());
+    this.current = await this.verifiedCurrent(fallback);
     this.checkCurrent();
     void this.publish();
   }
@@ -100,8 +100,8 @@ export class SigningKeys implements OnModuleInit {
    * key, `<keyid> <base64 SPKI DER>`. Devices learn the release keys from the lists it signs.
    */
   trustedKeysFile(): string {
-    const { root } = this.keyList().list;
-    return [`# ShelfSight rollout root key (devices trust the release keys its signed lists name); agent option --trusted-keys`, `${root.keyId} ${root.publicKey}`, ''].join('\n');
+    const root = this.root!;
+    return [`# ShelfSight rollout root key (devices trust the release keys its signed lists name); agent option --trusted-keys`, `${root.keyId} ${publicKeyBase64(root.key)}`, ''].join('\n');
   }
 
   /**
@@ -115,11 +115,26 @@ export class SigningKeys implements OnModuleInit {
     const held = this.keyList();
     if (v.list.version <= held.list.version) throw new KeyListRefusedError(`key list v${v.list.version} is not newer than the current v${held.list.version}`);
     await this.repo.saveList(v.signed);
-    this.current = await this.repo.currentList(root.keyId);
+    this.current = await this.verifiedCurrent(v.signed);
     this.log.warn(`release key list v${v.list.version} published (keys: ${v.list.keys.map((k) => k.keyId.slice(0, 12)).join(', ') || 'none'})`);
     const signsWithListedKey = this.checkCurrent();
     await this.publish();
     return { list: v.list, signsWithListedKey };
+  }
+
+  /**
+   * The newest list of the hub's root in the database, verified against the root (the root
+   * comes from the list file or DATA_DIR, never the database: a row someone wrote there
+   * without the root's signature is refused and said so); `fallback` when there is none.
+   */
+  private async verifiedCurrent(fallback?: SignedKeyList): Promise<SignedKeyList> {
+    const root = this.root!;
+    const stored = await this.repo.currentList(root.keyId);
+    const v = stored ? verifyKeyList(stored, new Map([[root.keyId, root.key]])) : undefined;
+    if (v?.ok) return v.signed;
+    if (stored) this.log.error(`the newest release key list in the database (v${String(stored.list?.version)}) is not signed by root ${root.keyId}; ignored`);
+    if (!fallback) throw new Error('no release key list signed by the hub’s root');
+    return fallback;
   }
 
   private loadReleaseKey(): KeyObject {
@@ -163,12 +178,14 @@ export class SigningKeys implements OnModuleInit {
   }
 
   /** The demo root (DATA_DIR, mode 0600) signs a list of the hub's release key whenever the held one lacks it or is about to expire. */
-  private async demoList(): Promise<void> {
+  private async demoList(): Promise<SignedKeyList | undefined> {
     const file = path.join(this.config.dataDir, GENERATED_KEYS_DIR, DEMO_ROOT_KEY);
     const { key: rootKey, created } = loadOrCreatePrivateKeyFile(file, 'demo root key');
     this.root = { keyId: keyIdOf(rootKey), key: rootKey };
-    const held = await this.repo.currentList(this.root.keyId);
+    const stored = await this.repo.currentList(this.root.keyId);
+    const held = stored && verifyKeyList(stored, new Map([[this.root.keyId, rootKey]])).ok ? stored : undefined;
     const now = Date.now();
+    let made: SignedKeyList | undefined;
     const fresh = held && held.list.keys.some((k) => k.keyId === this.keyId) && Date.parse(held.list.expiresAt) - now > DEMO_LIST_TTL_MS / 10;
     if (!fresh) {
       const signed = signKeyList(
@@ -176,11 +193,13 @@ export class SigningKeys implements OnModuleInit {
         rootKey,
       );
       await this.repo.saveList(signed);
+      made = signed;
     }
     this.log.warn(
       `release key list signed by ${created ? 'a demo root key generated now' : 'the demo root key'} in ${file} (mode 0600, root key id ${this.root.keyId}). ` +
         'Whoever reads DATA_DIR can sign for devices that trust this root: for production create an offline root (`shelf keys root init`) and set ROLLOUT_KEY_LIST_FILE',
     );
+    return made ?? held;
   }
 
   /** Whether the current list names the key the hub signs with (else devices refuse what it signs: said loudly). */
