@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 
 /**
@@ -27,4 +27,32 @@ export class WindowProfile {
     await writeFile(this.file, JSON.stringify(profile));
     return this.file;
   }
+}
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+/**
+ * Where a V8 CPU profile (.cpuprofile, as `node --cpu-prof` or WindowProfile writes it) spent
+ * its time: the `top` functions by self time, ms and share of the samples' total.
+ */
+export async function cpuProfileTop(file: string, top: number): Promise<Array<{ fn: string; self_ms: number; share: number }>> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as { nodes: CpuProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const us = profile.timeDeltas[i] ?? 0;
+    const f = byNode.get(id)?.callFrame;
+    const where = f?.url ? ` ${f.url.replace(/^.*\/(node_modules\/|apps\/|libs\/)/, '$1')}:${f.lineNumber + 1}` : '';
+    const key = `${f?.functionName || '(anonymous)'}${where}`;
+    self.set(key, (self.get(key) ?? 0) + us);
+    total += us;
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([fn, us]) => ({ fn, self_ms: Math.round(us / 1000), share: total > 0 ? Math.round((us / total) * 1000) / 1000 : 0 }));
 }

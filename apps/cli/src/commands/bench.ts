@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerBenchAgent } from './bench-agent';
 import { registerBenchConsole } from './bench-console';
+import { registerBenchFleet } from './bench-fleet';
 import { registerBenchIngest } from './bench-ingest';
 import { registerBenchInventory } from './bench-inventory';
 import { registerBenchInfer } from './bench-infer';
@@ -16,6 +17,7 @@ export type RegisterBench = (bench: Command) => void;
 const BENCHES: RegisterBench[] = [
   registerBenchAgent,
   registerBenchConsole,
+  registerBenchFleet,
   registerBenchInfer,
   registerBenchIngest,
   registerBenchInventory,
