@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, () => RegisterCommand> = {
   hub: () => require('./hub').registerHub,
   jobs: () => require('./jobs').registerJobs,
   key: () => require('./key').registerKey,
+  keys: () => require('./keys').registerKeys,
   models: () => require('./models').registerModels,
   predict: () => require('./predict').registerPredict,
   rollouts: () => require('./rollouts').registerRollouts,
