@@ -64,6 +64,12 @@ export interface RegisterModelInput {
   trainingSet?: Buffer | TrainingRows;
   lineage?: ModelLineageInput;
   source: ModelSource;
+  /**
+   * A job's rows came from the hub's own data (a dataset base under its roots, not a
+   * version's stored rows, which may have been uploaded): its testing rows may then freeze
+   * the category set's evaluation rows. The demo's always may; an upload's never.
+   */
+  rowsFromHubData?: boolean;
   /** Principal id (`@Actor()`), `job:<id>` for a training job. */
   registeredBy?: string;
 }
@@ -138,9 +144,9 @@ export class ModelsService {
     }
     const trainingBlob = rows ? await this.blobs.put(Buffer.isBuffer(input.trainingSet) ? input.trainingSet : encodeTrainingRows(rows)) : undefined;
     const categorySet = categorySetOf(labels);
-    // Only rows the hub vouches for join its evaluation rows: a job's (trained by the hub's worker on
-    // the hub's data) or the demo's. An upload's rows, splits and metrics are kept as declared, never used.
-    if (rows && input.source !== 'upload') await this.freezeEvaluationRows(categorySet, manifest.version, manifest.backbone.id, rows);
+    // Only rows the hub vouches for join its evaluation rows: a job's on a dataset base (the hub's data),
+    // or the demo's. An upload's rows, splits and metrics are kept as declared, never used.
+    if (rows && (input.source === 'demo' || (input.source === 'job' && input.rowsFromHubData === true))) await this.freezeEvaluationRows(categorySet, manifest.version, manifest.backbone.id, rows);
     const parentName = input.lineage?.parent ?? manifest.lineage?.parent ?? null;
     const { metrics, gate, trainedOn } = await this.judge(artifact, manifest.version, manifest.backbone.id, categorySet, parentName, rows);
     const verdict =

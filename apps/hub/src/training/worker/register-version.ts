@@ -10,6 +10,8 @@ export interface TrainedVersion {
   artifactDir: string;
   rows: TrainingRows;
   parent?: string;
+  /** The rows came from the hub's data (a dataset base): their testing split may freeze evaluation rows (default no). */
+  rowsFromHubData?: boolean;
   lineage: { jobId: string; base: Record<string, unknown>; sampleIds: string[]; baseRows: number; sampleRows: number };
   createdBy: string;
 }
@@ -38,6 +40,7 @@ export async function registerTrainedVersion(db: PrismaClient, blobs: BlobStore,
     trainingSet: v.rows,
     lineage: { ...(v.parent ? { parent: v.parent } : {}), base: { ...v.lineage.base, baseRows: v.lineage.baseRows, sampleRows: v.lineage.sampleRows }, sampleIds: v.lineage.sampleIds, jobId: v.lineage.jobId },
     source: 'job',
+    rowsFromHubData: v.rowsFromHubData === true,
     registeredBy: `job:${v.lineage.jobId}`,
   });
   return { version: model.version, releasable: model.releasable, gateReason: model.gateReason, metrics: model.metrics, gate: model.gate };

@@ -192,6 +192,8 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       artifactDir: out,
       rows: trained.rows,
       parent,
+      // A version base's rows are that version's stored rows (an upload's, perhaps): they never freeze evaluation rows.
+      rowsFromHubData: 'dataset' in spec.base,
       lineage: { jobId, base: spec.base, sampleIds, baseRows: baseCount, sampleRows: sampleCount },
       createdBy,
     }, (r) => ({
