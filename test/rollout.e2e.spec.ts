@@ -3,10 +3,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@shelfsight/common';
-import { LABELS_FILE, MANIFEST_FILE, packArtifact, TRAINING_ROWS_FILE, WEIGHTS_FILE } from '@shelfsight/contracts';
+import { decodeTrainingRows, LABELS_FILE, MANIFEST_FILE, packArtifact, TRAINING_ROWS_FILE, WEIGHTS_FILE } from '@shelfsight/contracts';
 import { TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { rolloutAgentArgs } from './browser/rollout-steps';
 import { spawnAgent, type AgentProcess } from './support/agent-process';
+import { postEvaluationRows } from './support/model-artifacts';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
 import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from './support/workspace-data';
 
@@ -72,6 +73,11 @@ run('rollout end to end: registry version to real tfjs agents on real grocery ph
       epochs: 10,
       logger: silentLogger,
     });
+    // The shared testing photos' rows become the hub's evaluation rows once (an admin's act): uploads are scored on them.
+    if (name === 'v1') {
+      const rows = decodeTrainingRows(readFileSync(join(out, TRAINING_ROWS_FILE)));
+      expect((await postEvaluationRows(sut.hub.httpUrl, manifest.backbone.id, rows, { testingOnly: true, apiKey: sut.apiKey })).status).toBe(201);
+    }
     const tar = await packArtifact({
       manifest: readFileSync(join(out, MANIFEST_FILE)),
       weights: readFileSync(join(out, WEIGHTS_FILE)),
@@ -107,7 +113,8 @@ run('rollout end to end: registry version to real tfjs agents on real grocery ph
 
   beforeAll(async () => {
     photos = Object.fromEntries(LABELS.map((l) => [l, photosOf(join(GROCERY_DIR, PHOTOS[l]!))]));
-    sut = await startTestHub('pglite', 'aedes', { MQTT_AUTH: 'on', ROLLOUT_TICK_MS: '250' });
+    // About rollouts, not the gate: 4 testing photos a category are enough, and no practical margin on so few.
+    sut = await startTestHub('pglite', 'aedes', { MQTT_AUTH: 'on', ROLLOUT_TICK_MS: '250', GATE_MIN_EVAL_ROWS: '4', GATE_MAX_CATEGORY_DROP: '1', GATE_MAX_OVERALL_DROP: '1' });
 
     // v1 on a few photos per class; v2 on more (a superset), the same evaluation set.
     v1 = (await trainAndRegister('v1', 0, 4)).version;

@@ -8,6 +8,7 @@ import { frameIdOf } from '@shelfsight/agent';
 import { launchChromium, SHELF_BIN } from '@shelfsight/cli';
 import { silentLogger } from '@shelfsight/common';
 import { encodeTrainingRows, TRAINING_ROWS_FILE } from '@shelfsight/contracts';
+import { postEvaluationRows } from '../support/model-artifacts';
 import { TRAIN_DEFAULTS, trainModel } from '@shelfsight/vision';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
@@ -103,7 +104,9 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
     writeFileSync(join(v0Dir, TRAINING_ROWS_FILE), encodeTrainingRows(v0.rows));
     firstVersion = v0.manifest.version;
 
-    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child' });
+    // Every category has at least 6 testing photos (largest(6)); an admin gives the hub their rows: the gate scores uploads on the hub's rows only.
+    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', GATE_MIN_EVAL_ROWS: '6' });
+    expect((await postEvaluationRows(sut.hub.httpUrl, v0.manifest.backbone.id, v0.rows, { testingOnly: true, apiKey: sut.apiKey })).status).toBe(201);
     await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', sut.hub.httpUrl, '--api-key', sut.apiKey]);
     const res = await hubFetch(api('/api-keys'), { method: 'POST', body: JSON.stringify({ name: 'console operator', role: 'operator' }), headers: { 'Content-Type': 'application/json' } });
     operatorKey = ((await res.json()) as { key: string }).key;

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '@shelfsight/cli';
-import { packArtifact } from '@shelfsight/contracts';
+import { decodeTrainingRows, packArtifact } from '@shelfsight/contracts';
 import { spawnAgent, type AgentProcess } from '../support/agent-process';
+import { postEvaluationRows } from '../support/model-artifacts';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
 import { rollOutInTwoStages, rolloutAgentArgs } from './rollout-steps';
 
@@ -65,7 +66,11 @@ describe('console Rollouts screen (Chromium, real hub and agents)', () => {
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    sut = await startTestHub('pglite', 'aedes', { ROLLOUT_TICK_MS: '250' });
+    // The demo model's testing rows (8 a category) become the hub's evaluation rows (an admin's act): uploads are scored on them.
+    sut = await startTestHub('pglite', 'aedes', { ROLLOUT_TICK_MS: '250', GATE_MIN_EVAL_ROWS: '8' });
+    const demoManifest = JSON.parse(readFileSync(join(demoModel, 'manifest.json'), 'utf8')) as { backbone: { id: string } };
+    const seeded = await postEvaluationRows(sut.hub.httpUrl, demoManifest.backbone.id, decodeTrainingRows(readFileSync(join(demoModel, 'training-rows.bin'))), { testingOnly: true, apiKey: sut.apiKey });
+    if (seeded.status !== 201) throw new Error(`evaluation rows refused: ${JSON.stringify(seeded.body)}`);
     const res = await hubFetch(`${sut.hub.httpUrl}/api-keys`, { method: 'POST', body: JSON.stringify({ name: `rollout operator ${run}`, role: 'operator' }), headers: { 'Content-Type': 'application/json' } });
     operatorKey = ((await res.json()) as { key: string }).key;
 
