@@ -1,18 +1,17 @@
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { silentLogger } from '@shelfsight/common';
 import {
+  acceptKeyList,
   DEFAULT_ROLLOUT_POLICY,
   deviceTopic,
-  keyIdOf,
   labelsHash,
   ModelCommandSchema,
   ModelOfferSchema,
   parsePayload,
-  publicKeyBase64,
   SCHEMA_VERSION,
   verifySignedManifest,
   parseTrustedKeys,
@@ -159,7 +158,7 @@ for (const variant of variants) {
       return password;
     };
 
-    const startDevice = async (deviceId: string, opts: { trustedKeys?: string } = {}) => {
+    const startDevice = async (deviceId: string, opts: { trustedKeys?: string; loadHead?: NonNullable<Parameters<typeof startAgent>[1]>['loadHead'] } = {}) => {
       const password = passwords.get(deviceId) ?? (await provision(deviceId));
       const config = agentConfig({
         deviceId,
@@ -173,7 +172,7 @@ for (const variant of variants) {
         shadowFrames: 3,
         heartbeatMs: 200,
       });
-      const agent = await startAgent(config, { classifier: new StandInClassifier('stand-in-1'), logger: silentLogger });
+      const agent = await startAgent(config, { classifier: new StandInClassifier('stand-in-1'), logger: silentLogger, ...(opts.loadHead ? { loadHead: opts.loadHead } : {}) });
       agents.set(deviceId, agent);
       await eventually(async () => ((await deviceRow(deviceId))?.backboneId === 'stand-in' ? true : undefined), 15_000, `birth of ${deviceId}`);
       return agent;
@@ -236,8 +235,11 @@ for (const variant of variants) {
       }
       // The offers carried a manifest the devices' trusted keys verify, for this version's artifact.
       const offer = offers.get(canary)!.find((o) => o !== null)!;
-      const keys = parseTrustedKeys(await fsp.readFile(trustedKeysFile, 'utf8'));
-      const check = verifySignedManifest(offer.signed, keys, new Date());
+      // Devices trust the root; the release keys come from the list it signed (GET /rollouts/key-list, public).
+      const roots = parseTrustedKeys(await fsp.readFile(trustedKeysFile, 'utf8'));
+      const list = acceptKeyList(await (await fetch(`${sut.hub.httpUrl}/rollouts/key-list`)).json(), undefined, roots, new Date());
+      if (!list.ok) throw new Error(list.message);
+      const check = verifySignedManifest(offer.signed, list.keys, new Date());
       expect(check.ok).toBe(true);
       expect(offer).toMatchObject({ offerId: created.body.id, artifactPath: `/rollouts/artifacts/${version}` });
       expect(offer.signed.manifest.artifact).toEqual({ sha256: createHash('sha256').update(standInHeadArtifact(version)).digest('hex'), length: standInHeadArtifact(version).length });
@@ -250,12 +252,10 @@ for (const variant of variants) {
 
     it('halts on the abort criteria: later stages never receive the version', async () => {
       const { version } = await seedVersion();
-      // These devices trust another key: each refuses the offer (unknown_key), a real failure.
-      const stranger = generateKeyPairSync('ed25519').publicKey;
-      const strangerKeys = path.join(tmp, `stranger-${run}`);
-      await fsp.writeFile(strangerKeys, `${keyIdOf(stranger)} ${publicKeyBase64(stranger)}\n`);
+      // These devices cannot load the head: each refuses the genuine offer (load_failed), a real
+      // failure (an offer that fails verification would be counted as an attack instead).
       const ids = [newId('dev'), newId('dev'), newId('dev')];
-      for (const id of ids) await startDevice(id, { trustedKeys: strangerKeys });
+      for (const id of ids) await startDevice(id, { loadHead: () => Promise.reject(new Error('no room for another head')) });
 
       const created = await post('/rollouts', {
         modelVersion: version,
@@ -270,7 +270,7 @@ for (const variant of variants) {
       expect(halted.haltReason).toMatch(/stage 1 of 2: 1 of 1 reporting devices failed \(1 rejected\)/);
       expect(halted.stages.map((s) => s.state)).toEqual(['halted', 'pending']);
       const canary = halted.devices!.find((x) => x.stage === 0)!;
-      expect(canary).toMatchObject({ state: 'rejected', reason: 'unknown_key' });
+      expect(canary).toMatchObject({ state: 'rejected', reason: 'load_failed' });
       // A few more ticks: still nothing for the later stage.
       await new Promise((r) => setTimeout(r, 500));
       const later = (await view(created.body.id)).devices!.filter((x) => x.stage === 1);
