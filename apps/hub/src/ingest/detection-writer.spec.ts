@@ -16,12 +16,30 @@ class FakeDatabase {
   readonly stored: number[] = [];
   readonly deadLetters: DeadLetter[] = [];
   readonly commits: number[] = [];
+  readonly seen: string[] = [];
+  /** Commits under way, and the most at once. */
+  open = 0;
+  mostOpen = 0;
+  /** Locations held by commits under way, and commits that found one of theirs held (a lock wait on PostgreSQL). */
+  readonly held = new Set<string>();
+  lockWaits = 0;
+  /** Makes every commit take this long, ms. */
+  commitMs = 0;
   refused = new Set<number>();
   failNext: Error[] = [];
 
-  commit(messages: readonly IngestMessage[]): Promise<IngestCommit> {
+  async commit(messages: readonly IngestMessage[]): Promise<IngestCommit> {
     const seqs = messages.flatMap((m) => m.detections.map((d) => d.seq));
     this.commits.push(seqs.length);
+    if (this.commitMs > 0) {
+      const locations = new Set(messages.flatMap((m) => m.detections.map((d) => `${d.site}/${d.location}`)));
+      if ([...locations].some((l) => this.held.has(l))) this.lockWaits++;
+      for (const l of locations) this.held.add(l);
+      this.mostOpen = Math.max(this.mostOpen, ++this.open);
+      await new Promise((r) => setTimeout(r, this.commitMs));
+      this.open--;
+      for (const l of locations) this.held.delete(l);
+    }
     const transient = this.failNext.shift();
     if (transient) return Promise.reject(transient);
     const bad = seqs.find((s) => this.refused.has(s));
@@ -30,18 +48,23 @@ class FakeDatabase {
     return Promise.resolve({ stored: seqs.length, stateChanges: 0, seqConflicts: 0, conflictExamples: [] });
   }
 
+  markSeen(deviceIds: readonly string[]): Promise<void> {
+    this.seen.push(...deviceIds);
+    return Promise.resolve();
+  }
+
   deadLetter(letters: readonly DeadLetter[]): Promise<void> {
     this.deadLetters.push(...letters);
     return Promise.resolve();
   }
 }
 
-const detections = (from: number, to: number): Detection[] =>
+const detections = (from: number, to: number, location = 'A-01-1-A'): Detection[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({
     seq: from + i,
     frameId: `f${from + i}`,
     site: 's',
-    location: 'A-01-1-A',
+    location,
     capturedAt: '2026-12-01T10:00:00.000Z',
     category: 'milk',
     confidence: 0.9,
@@ -89,4 +112,37 @@ describe(DetectionWriter.name, () => {
     expect(db.commits).toEqual([10, 10, 10, 10]);
     expect(db.deadLetters).toEqual([]);
   }, 10_000);
+
+  it('never commits two groups that lock the same location at once, commits groups of other locations side by side, and notes the devices as seen after', async () => {
+    await sut.onModuleDestroy();
+    const config = { ingestBatchRows: 10, ingestMaxPending: 10_000, ingestMaxPendingBytes: 1_000_000, minConfidence: 0.5 } as HubConfig;
+    sut = new DetectionWriter(config, db as unknown as IngestRepository, metrics, new CommittedDetections());
+    db.commitMs = 30;
+    const submitted = [];
+    for (let i = 0; i < 3; i++) {
+      submitted.push(sut.submit('d1', 'e1', detections(i * 10 + 1, i * 10 + 10, 'A-01-1-A'), 1000)!);
+      submitted.push(sut.submit('d2', 'e1', detections(i * 10 + 1, i * 10 + 10, 'B-01-1-A'), 1000)!);
+    }
+    expect(sut.load()).toEqual({ rows: 60, bytes: 6000 });
+    await Promise.all(submitted);
+    expect(db.stored).toHaveLength(60);
+    expect(db.lockWaits).toBe(0);
+    expect(db.mostOpen).toBe(2);
+    expect(sut.load()).toEqual({ rows: 0, bytes: 0 });
+    expect(db.seen).toEqual([]); // noted apart, not in the ingest transaction
+    await sut.onModuleDestroy();
+    expect(db.seen.sort()).toEqual(['d1', 'd2']);
+  });
+
+  it('refuses past its bound in bytes as in rows', async () => {
+    const config = { ingestBatchRows: 10, ingestMaxPending: 10_000, ingestMaxPendingBytes: 5000, minConfidence: 0.5 } as HubConfig;
+    const small = new DetectionWriter(config, db as unknown as IngestRepository, metrics, new CommittedDetections());
+    db.commitMs = 100;
+    const first = small.submit('d1', 'e1', detections(1, 10), 4000);
+    expect(first).toBeDefined();
+    expect(small.submit('d1', 'e1', detections(11, 20), 2000)).toBeUndefined();
+    await first;
+    expect(small.submit('d1', 'e1', detections(11, 20), 2000)).toBeDefined();
+    await small.onModuleDestroy();
+  });
 });

@@ -22,6 +22,8 @@ interface Pending {
   detections: Detection[];
   /** Estimated size (see estimatedBytes), what INGEST_MAX_PENDING_BYTES bounds. */
   bytes: number;
+  /** Its distinct locations (`site NUL location`): the location states its commit locks. */
+  keys: string[];
   resolve(outcome: CommitOutcome): void;
   reject(err: Error): void;
 }
@@ -30,9 +32,17 @@ export class WriterClosedError extends Error {
   override name = 'WriterClosedError';
 }
 
+/** Messages looked at past the queue's head for a group that locks no location another flusher holds. */
+const GROUP_LOOKAHEAD = 256;
+/** How often the devices of committed detections are noted as seen, ms. */
+const SEEN_EVERY_MS = 1000;
+
 /**
  * Batching writer: detections from many MQTT messages are committed together, one
- * transaction at a time per flusher. A commit that fails (database down, deadlock) is
+ * transaction at a time per flusher. Two flushers never commit groups that share a
+ * location (each transaction locks its locations' states until it commits, so the
+ * second would only wait in PostgreSQL, holding a connection): a flusher takes the
+ * messages whose locations are free and leaves the others for the next group. A commit that fails (database down, deadlock) is
  * retried with backoff, keeping its rows; callers learn of success only after commit,
  * so nothing is acknowledged that is not stored. A commit PostgreSQL refuses for good
  * (a row it will never take) is bisected: the good rows are stored and each refused row
@@ -51,6 +61,11 @@ export class DetectionWriter implements OnModuleDestroy {
   private activeFlushers = 0;
   private closed = false;
   private readonly maxFlushers = 2;
+  /** Locations of the groups being committed. */
+  private readonly busy = new Set<string>();
+  /** Devices of committed detections not yet noted as seen. */
+  private readonly seen = new Set<string>();
+  private readonly seenTimer: NodeJS.Timeout;
 
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
@@ -60,6 +75,20 @@ export class DetectionWriter implements OnModuleDestroy {
   ) {
     metrics.pending.readFrom(() => this.pendingRows);
     metrics.pendingBytes.readFrom(() => this.pendingBytes);
+    this.seenTimer = setInterval(() => void this.flushSeen(), SEEN_EVERY_MS);
+    this.seenTimer.unref();
+  }
+
+  /** Note the devices of what was committed as seen (apart from the ingest transaction: see IngestRepository.markSeen). */
+  private async flushSeen(): Promise<void> {
+    if (this.seen.size === 0) return;
+    const ids = [...this.seen];
+    this.seen.clear();
+    try {
+      await this.repository.markSeen(ids);
+    } catch (err) {
+      this.log.warn(`noting ${ids.length} device(s) as seen failed: ${(err as Error).message}`);
+    }
   }
 
   /** Detections (and their estimated bytes) awaiting commit. */
@@ -74,42 +103,58 @@ export class DetectionWriter implements OnModuleDestroy {
     if (this.pendingRows > 0 && this.pendingBytes + bytes > this.config.ingestMaxPendingBytes) return undefined;
     this.pendingRows += detections.length;
     this.pendingBytes += bytes;
-    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, bytes, resolve, reject }));
+    const keys = [...new Set(detections.map((d) => `${d.site}\u0000${d.location}`))];
+    const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, bytes, keys, resolve, reject }));
     this.kick();
     return promise;
   }
 
   async onModuleDestroy(): Promise<void> {
     this.closed = true;
+    clearInterval(this.seenTimer);
     const deadline = Date.now() + 5000;
     while ((this.queue.length > 0 || this.activeFlushers > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const p of this.queue.splice(0)) p.reject(new WriterClosedError('hub stopped before commit'));
+    await this.flushSeen();
   }
 
   private kick(): void {
     while (this.activeFlushers < this.maxFlushers && this.queue.length > 0) {
-      this.activeFlushers += 1;
-      void this.flushLoop().finally(() => (this.activeFlushers -= 1));
-    }
-  }
-
-  private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0) {
       const group = this.takeGroup();
-      await this.commitWithRetry(group);
+      if (group.length === 0) return; // what waits shares locations with a commit under way: its end kicks again
+      this.activeFlushers += 1;
+      void this.commitWithRetry(group).finally(() => {
+        this.activeFlushers -= 1;
+        for (const p of group) for (const k of p.keys) this.busy.delete(k);
+        this.kick();
+      });
     }
   }
 
+  /**
+   * Up to `ingestBatchRows` detections of queued messages, oldest first, whose locations no
+   * commit under way holds (looking at most GROUP_LOOKAHEAD messages past the first
+   * refused); their locations are then held until the group's commit ends.
+   */
   private takeGroup(): Pending[] {
     const group: Pending[] = [];
     let rows = 0;
-    while (this.queue.length > 0 && (group.length === 0 || rows + this.queue[0]!.detections.length <= this.config.ingestBatchRows)) {
-      const next = this.queue.shift()!;
+    let skipped = 0;
+    for (let i = 0; i < this.queue.length && skipped <= GROUP_LOOKAHEAD; ) {
+      const next = this.queue[i]!;
+      if (group.length > 0 && rows + next.detections.length > this.config.ingestBatchRows) break;
+      if (next.keys.some((k) => this.busy.has(k))) {
+        i++;
+        skipped++;
+        continue;
+      }
+      this.queue.splice(i, 1);
       group.push(next);
       rows += next.detections.length;
     }
+    for (const p of group) for (const k of p.keys) this.busy.add(k);
     return group;
   }
 
@@ -127,6 +172,7 @@ export class DetectionWriter implements OnModuleDestroy {
       );
       this.pendingRows -= rows;
       this.pendingBytes -= bytes;
+      for (const p of group) this.seen.add(p.deviceId);
       for (const p of group) p.resolve(outcome);
     } catch (err) {
       this.pendingRows -= rows;

@@ -34,9 +34,11 @@ export interface IngestCommit {
  *    location_state only if it is newer by capture time (ties broken by device and
  *    seq, so the outcome never depends on arrival order);
  * 4. create sites, zones and locations on first sight and note when each was observed;
- * 5. record each state change as hourly per-category deltas (the inventory history);
- * 6. note the devices as seen.
- * Rows are sorted by their keys so concurrent transactions lock in the same order.
+ * 5. record each state change as hourly per-category deltas (the inventory history).
+ * Rows are sorted by their keys so concurrent transactions lock in the same order. The
+ * devices are noted as seen apart ({@link IngestRepository.markSeen}), not in this
+ * transaction: a device row locked until the commit made every heartbeat and birth of
+ * the device (they update the same row) wait for the writer.
  */
 const INGEST_SQL = `
 WITH input AS (
@@ -99,11 +101,6 @@ WITH input AS (
   SELECT site, zone, category, hour, sum(delta)::int FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(delta) <> 0 ORDER BY 1, 2, 3, 4
   ON CONFLICT (site, zone, category, hour) DO UPDATE SET delta = d.delta + EXCLUDED.delta
   RETURNING 1
-), seen AS (
-  INSERT INTO devices (id, last_seen_at)
-  SELECT DISTINCT device_id, now() FROM input ORDER BY device_id
-  ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
-  RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins)::int AS stored, (SELECT count(*) FROM up)::int AS state_changes,
   (SELECT count(*) FROM seq_conflicts)::int AS seq_conflicts,
@@ -111,7 +108,7 @@ SELECT (SELECT count(*) FROM ins)::int AS stored, (SELECT count(*) FROM up)::int
      SELECT device_id || ' ' || epoch || '/' || seq || ' (stored frame ' || stored_frame || ', sent frame ' || frame_id || ')' AS e
      FROM seq_conflicts ORDER BY device_id, epoch, seq LIMIT 5) s) AS conflict_examples,
   (SELECT count(*) FROM new_sites) + (SELECT count(*) FROM new_zones) + (SELECT count(*) FROM observed)
-  + (SELECT count(*) FROM history) + (SELECT count(*) FROM seen) AS touched`;
+  + (SELECT count(*) FROM history) AS touched`;
 
 /**
  * First statement of each ingest transaction: lock the states of the batch's locations
@@ -190,6 +187,20 @@ export class IngestRepository {
       // A connection that failed mid-transaction is discarded, not returned to the pool.
       client.release(broken);
     }
+  }
+
+  /**
+   * Note devices as seen now (created on first sight), in one short statement of its own,
+   * in id order (so it cannot deadlock with another).
+   */
+  async markSeen(deviceIds: readonly string[]): Promise<void> {
+    if (deviceIds.length === 0) return;
+    await this.prisma.pool.query(
+      `INSERT INTO devices (id, last_seen_at)
+       SELECT id, now() FROM unnest($1::text[]) AS x(id) ORDER BY id
+       ON CONFLICT (id) DO UPDATE SET last_seen_at = now()`,
+      [[...deviceIds].sort()],
+    );
   }
 
   /** Keep refused detections for an operator; a resend of one already kept adds nothing. */
