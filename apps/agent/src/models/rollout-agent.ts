@@ -263,10 +263,10 @@ export class RolloutAgent {
       return;
     }
     if (this.shadowing?.manifest.modelVersion === m.modelVersion) return;
-    this.report(refOf(offer), 'offered', {});
-
+    // Before `offered` too: a replayed older release must not show up as offered in its old rollout.
     const check = checkForDevice(m, { trust: this.trust, backbone: this.options.backbone });
     if (!check.ok) return this.reject(refOf(offer), check.reason, check.message);
+    this.report(refOf(offer), 'offered', {});
     const manifest = check.manifest;
     if (!SAFE_VERSION.test(manifest.modelVersion)) return this.reject(refOf(offer), 'malformed', `model version ${JSON.stringify(manifest.modelVersion)} cannot name a folder`);
 

@@ -16,7 +16,8 @@ import { SigningKeys } from './signing-keys';
 /** Fleet rollouts: signing keys, offers, the stage engine, device statuses, artifact delivery. */
 @Module({
   imports: [ModelsModule, CredentialsModule],
-  controllers: [RolloutsController, ReleaseKeysController, RolloutsMqttController],
+  // Before RolloutsController: its GET :id would take /rollouts/key-list.
+  controllers: [ReleaseKeysController, RolloutsController, RolloutsMqttController],
   providers: [RolloutsService, RolloutsRepository, ReleaseKeysRepository, RolloutStatusWriter, SigningKeys, DownloadTokens, DeviceHttpAuth, RolloutArtifactsService, { provide: ROLLOUT_CLOCK, useValue: () => new Date() }],
   exports: [RolloutsService],
 })
