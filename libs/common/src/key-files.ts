@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from './config';
 
@@ -41,11 +41,26 @@ export function readPrivateKeyFile(file: string, what: string): KeyObject {
   return parsePrivateKey(text, `${what} (${file})`);
 }
 
-/** Create a new Ed25519 key pair in `file` (PKCS8 PEM, mode 0600); fails if the file exists. */
-export function createPrivateKeyFile(file: string): KeyObject {
+/**
+ * Write `data` to `file` (mode 0600) only if there is no such file, whole or not at all: a
+ * temporary file hard-linked into place, so a replica starting at the same moment on a shared
+ * DATA_DIR reads either nothing (EEXIST for the loser) or the complete file.
+ */
+function createExclusive(file: string, data: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temp, data, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(temp, file);
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+/** Create a new Ed25519 key pair in `file` (PKCS8 PEM, mode 0600); fails (EEXIST) if the file exists. */
+export function createPrivateKeyFile(file: string): KeyObject {
   const { privateKey } = generateKeyPairSync('ed25519');
-  writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+  createExclusive(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
   return privateKey;
 }
 
@@ -61,10 +76,9 @@ export function loadOrCreatePrivateKeyFile(file: string, what: string): { key: K
 
 /** A 32-byte secret (hex) kept in `file` (mode 0600), created there first if there is none. */
 export function loadOrCreateSecretFile(file: string): { secret: Buffer; created: boolean } {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const fresh = randomBytes(32);
   try {
-    writeFileSync(file, `${fresh.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    createExclusive(file, `${fresh.toString('hex')}\n`);
     return { secret: fresh, created: true };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
