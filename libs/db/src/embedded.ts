@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { withTimeout } from '@shelfsight/common';
+import { createLogger, withTimeout } from '@shelfsight/common';
+import { type AbandonedConnection, PgliteProtocolQueue, type PgliteProtocolQueueOptions } from './pglite-protocol-queue';
 
 export interface EmbeddedPostgres {
   /** A `postgresql://` URL that `pg` and Prisma's pg adapter use unchanged. */
@@ -18,6 +19,27 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** PGlite runs one query at a time; the socket server queues the connections' queries. */
   maxConnections?: number;
+  /** How long a connection may hold the one backend idle while others wait (tests shorten them). */
+  queue?: Pick<PgliteProtocolQueueOptions, 'exchangeIdleMs' | 'transactionIdleMs'>;
+}
+
+/** The socket server's per-connection handler, as far as closing one goes (not in its public types). */
+interface SocketHandler {
+  handlerId: number;
+  handleError(err: Error): void;
+}
+
+/** Closes a connection the way pglite-socket closes an idle one (the handler then lets go of the queue). */
+function closeConnection(server: PGLiteSocketServer, handlerId: number): void {
+  const handlers = (server as unknown as { handlers: Set<SocketHandler> }).handlers;
+  for (const h of handlers) if (h.handlerId === handlerId) h.handleError(new Error('Idle timeout: held the embedded database while others waited'));
+}
+
+function logAbandoned(c: AbandonedConnection): void {
+  createLogger('embedded-db').warn(
+    `closed a connection that held the embedded database ${c.inTransaction ? 'in a transaction' : 'in an unfinished query'} for ${Math.round(c.idleMs / 1000)} s without a word while others waited`,
+    { last: c.last, inTransaction: c.inTransaction, idleMs: c.idleMs },
+  );
 }
 
 /**
@@ -29,6 +51,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const db = await PGlite.create(opts.dataDir);
   const host = opts.host ?? '127.0.0.1';
   const server = new PGLiteSocketServer({ db, host, port: opts.port ?? 0, maxConnections: opts.maxConnections ?? 64 });
+  const queue = new PgliteProtocolQueue(db, { ...opts.queue, close: (id) => closeConnection(server, id), onAbandoned: (c) => logAbandoned(c) });
+  // Before any connection: each handler takes the server's queue when it attaches.
+  (server as unknown as { queryQueue: PgliteProtocolQueue }).queryQueue = queue;
   try {
     await server.start();
   } catch (err) {
@@ -44,6 +69,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       if (stopped) return;
       stopped = true;
       // The socket server waits for its clients to go; a client that never does must not block the close.
+      queue.close();
       await withTimeout(server.stop(), 5000);
       await db.close();
     },
