@@ -62,7 +62,8 @@ d('training jobs: augmentFromThumbnails (real grocery photos)', () => {
     const csv = ['image,label', ...categories.flatMap((c) => photos(c).slice(0, 8).map((p) => `${p},${c}`))].join('\n') + '\n';
     writeFileSync(join(work, 'base.csv'), csv);
     // No labelled sample held out for evaluation here (EVAL_HOLDOUT_PERCENT=0): the split below is the worker's only one.
-    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE, EVAL_HOLDOUT_PERCENT: '0' });
+    // The stored embeddings are random stand-ins, so the check against the thumbnails is off (test/embedding-check.spec.ts has it).
+    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE, EVAL_HOLDOUT_PERCENT: '0', EMBEDDING_CHECK_PERCENT: '0', EMBEDDING_CHECK_ALL_BELOW: '0' });
 
     // Labelled samples as agents send them: a small JPEG thumbnail and a stored embedding.
     const blobs = new FileBlobStore(join(sut.dataDir, 'blobs'));

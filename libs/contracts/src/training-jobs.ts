@@ -73,6 +73,9 @@ export const TrainingJobProgressSchema = z.object({
   augmentDone: z.number().optional(),
   augmentTotal: z.number().optional(),
   skippedThumbnails: z.number().optional(),
+  /** Labelled samples re-embedded from their thumbnails so far, of how many (the check of devices' embeddings). */
+  embeddingCheckDone: z.number().optional(),
+  embeddingCheckTotal: z.number().optional(),
   step: z.number().optional(),
   steps: z.number().optional(),
   epoch: z.number().optional(),

@@ -262,6 +262,24 @@ export const HUB_CONFIG_SPEC = {
     description: 'share of operator-labelled samples (chosen by a hash of the sample id) held out for the gate\u2019s evaluation and never trained on (0..100)',
     schema: z.coerce.number().min(0).max(100).default(20),
   },
+  embeddingCheckPercent: {
+    env: 'EMBEDDING_CHECK_PERCENT',
+    flag: 'embedding-check-percent',
+    description: 'training jobs re-embed this share (0..100, drawn afresh per job) of each device\u2019s labelled samples from their stored thumbnails and leave out those whose sent embedding disagrees; a device caught once is checked in full',
+    schema: z.coerce.number().min(0).max(100).default(20),
+  },
+  embeddingCheckAllBelow: {
+    env: 'EMBEDDING_CHECK_ALL_BELOW',
+    flag: 'embedding-check-all-below',
+    description: 'a device with at most this many labelled samples in a training job has all of them checked against their thumbnails',
+    schema: cfg.int(100, 0),
+  },
+  embeddingMaxCosineDistance: {
+    env: 'EMBEDDING_MAX_COSINE_DISTANCE',
+    flag: 'embedding-max-cosine-distance',
+    description: 'a labelled sample whose sent embedding is further than this (cosine distance) from its thumbnail\u2019s is left out of training and reported per device (a frame and its own thumbnail: up to 0.04 on the reference backbone; another photo of the same product: 0.15 or more)',
+    schema: z.coerce.number().gt(0).max(2).default(0.1),
+  },
   modelUploadMaxBytes: {
     env: 'MODEL_UPLOAD_MAX_BYTES',
     flag: 'model-upload-max-bytes',

@@ -18,6 +18,7 @@ import { isEvaluationSample } from '../../models/evaluation-holdout';
 import { ModelsRepository } from '../../models/models.repository';
 import type { TrainingJobsRepository } from '../training-jobs.repository';
 import { resolveBackbone, type JobPathRoots } from '../job-paths';
+import { checkSampleEmbeddings, type EmbeddingCheckResult, type EmbeddingCheckSettings, type ThumbnailEmbedder } from './embedding-check';
 import { registerAndCompleteJob, type GateTolerances, type RegisteredVersion } from './register-version';
 
 export interface RunJobDeps {
@@ -32,6 +33,8 @@ export interface RunJobDeps {
   defaultBackbone?: string;
   /** Where a job's dataset and backbone may be (the dataset is resolved before the job runs). */
   roots: JobPathRoots;
+  /** The check of devices' embeddings against their thumbnails (EMBEDDING_CHECK_*); default the settings' defaults. */
+  embeddingCheck?: EmbeddingCheckSettings;
   /** Bottleneck cache root (default the vision library's). */
   cacheDir?: string;
   logger: Logger;
@@ -96,13 +99,17 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
   const sampleIds: string[] = [];
   let unusable = 0;
   let heldOutForEvaluation = 0;
+  let embeddingCheck: EmbeddingCheckResult | undefined;
   if (spec.samples === 'all labelled') {
     const labelled = await deps.jobs.labelledSamples(backbone.id, backbone.featureDim);
     unusable = await deps.jobs.countUnusableLabelled(backbone.id, backbone.featureDim);
     // Never trained on: the registry's evaluation share of labelled samples, and samples in frozen evaluation rows.
     const frozen = await frozenSampleIds(deps, backbone.id);
-    const samples = labelled.filter((s) => !isEvaluationSample(s.id, deps.gate.evalHoldoutPercent ?? DEFAULT_HOLDOUT_PERCENT) && !frozen.has(`sample:${s.id}`));
-    heldOutForEvaluation = labelled.length - samples.length;
+    const candidates = labelled.filter((s) => !isEvaluationSample(s.id, deps.gate.evalHoldoutPercent ?? DEFAULT_HOLDOUT_PERCENT) && !frozen.has(`sample:${s.id}`));
+    heldOutForEvaluation = labelled.length - candidates.length;
+    // Devices' embeddings are checked against the thumbnails operators labelled; those that disagree are left out.
+    embeddingCheck = await checkEmbeddings(vision, deps, hooks, backboneSpec, backbone.featureDim, candidates);
+    const samples = candidates.filter((s) => !embeddingCheck!.mismatched.has(s.id.toString()));
     if (samples.length > 0) {
       const labels = [...new Set(samples.map((s) => s.label))].sort();
       /** A trained-on sample's split (training or validation), by a hash of its device's sample id. */
@@ -208,6 +215,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
       unusableSamples: unusable,
       heldOutForEvaluation,
+      ...(embeddingCheck ? { embeddingCheck: embeddingCheckSummary(embeddingCheck) } : {}),
       seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
     }));
     return registered;
@@ -270,6 +278,70 @@ async function frozenSampleIds(deps: RunJobDeps, backboneId: string): Promise<Se
   }
   return ids;
 }
+
+/** Re-embed a share of each device's samples from their thumbnails with the job's backbone (centre view, as agents classify). */
+async function checkEmbeddings(
+  vision: typeof import('@shelfsight/vision'),
+  deps: RunJobDeps,
+  hooks: RunJobHooks,
+  backbone: string,
+  dim: number,
+  samples: Array<{ id: bigint; device_id: string; embedding: Uint8Array }>,
+): Promise<EmbeddingCheckResult> {
+  const embed: ThumbnailEmbedder = async (paths, onProgress) => {
+    if (paths.length === 0) return new Map();
+    const ctx = await vision.openExtraction({ backbone, ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}), logger: deps.logger }, paths.length);
+    try {
+      const r = await vision.computeBottlenecks(paths.map((path) => ({ path, views: [vision.CENTER_VIEW] })), ctx.extractor, ctx.cache, { logger: ctx.logger, onProgress, chunk: 64 });
+      const out = new Map<string, Float32Array>();
+      for (const [path, views] of r.features) {
+        const f = views.get(vision.CENTER_VIEW.key);
+        if (f) out.set(path, f);
+      }
+      return out;
+    } finally {
+      await ctx.close();
+    }
+  };
+  const thumbnails = async (ids: bigint[]) => {
+    const shas = await deps.jobs.thumbnailsOf(ids);
+    const out = new Map<string, Buffer>();
+    for (const [id, sha] of shas) {
+      const bytes = await deps.blobs.get(sha).catch(() => undefined);
+      if (bytes) out.set(id, bytes);
+    }
+    return out;
+  };
+  const r = await checkSampleEmbeddings({
+    samples,
+    dim,
+    settings: deps.embeddingCheck ?? DEFAULT_EMBEDDING_CHECK,
+    thumbnails,
+    embed,
+    workDir: deps.workDir,
+    logger: deps.logger,
+    onProgress: (done, total) => hooks.report('bottlenecks', { embeddingCheckDone: done, embeddingCheckTotal: total }),
+  });
+  if (r.mismatched.size > 0) deps.logger.warn('labelled samples left out: their embeddings do not match their thumbnails', { samples: r.mismatched.size });
+  return r;
+}
+
+/** What the job's result says about the check (GET /training-jobs/:id, the console's Training screen). */
+function embeddingCheckSummary(r: EmbeddingCheckResult): Record<string, unknown> {
+  return {
+    checked: r.checked,
+    leftOut: r.mismatched.size,
+    seconds: +r.seconds.toFixed(2),
+    devices: r.devices,
+    messages: r.devices.flatMap((d) => (d.message ? [d.message] : [])),
+  };
+}
+
+const DEFAULT_EMBEDDING_CHECK: EmbeddingCheckSettings = {
+  percent: HUB_CONFIG_SPEC.embeddingCheckPercent.schema.parse(undefined),
+  allBelow: HUB_CONFIG_SPEC.embeddingCheckAllBelow.schema.parse(undefined),
+  maxCosineDistance: HUB_CONFIG_SPEC.embeddingMaxCosineDistance.schema.parse(undefined),
+};
 
 /** EVAL_HOLDOUT_PERCENT's default, for callers that pass no setting. */
 const DEFAULT_HOLDOUT_PERCENT = HUB_CONFIG_SPEC.evalHoldoutPercent.schema.parse(undefined);

@@ -123,6 +123,7 @@ export class TrainingWorker {
             gateMinEvalRows: this.config.gateMinEvalRows,
             evalHoldoutPercent: this.config.evalHoldoutPercent,
           },
+          embeddingCheck: { percent: this.config.embeddingCheckPercent, allBelow: this.config.embeddingCheckAllBelow, maxCosineDistance: this.config.embeddingMaxCosineDistance },
           workDir: join(resolve(this.config.dataDir), 'training'),
           defaultBackbone: this.config.trainingBackbone,
           roots,

@@ -16,6 +16,9 @@ export const WORKER_CONFIG_SPEC = {
   gateAlpha: HUB_CONFIG_SPEC.gateAlpha,
   gateMinEvalRows: HUB_CONFIG_SPEC.gateMinEvalRows,
   evalHoldoutPercent: HUB_CONFIG_SPEC.evalHoldoutPercent,
+  embeddingCheckPercent: HUB_CONFIG_SPEC.embeddingCheckPercent,
+  embeddingCheckAllBelow: HUB_CONFIG_SPEC.embeddingCheckAllBelow,
+  embeddingMaxCosineDistance: HUB_CONFIG_SPEC.embeddingMaxCosineDistance,
   workerId: { env: 'WORKER_ID', flag: 'worker-id', description: 'this worker\u2019s name in job records (default host-pid)', schema: cfg.optionalString() },
   heartbeatS: { env: 'TRAINING_HEARTBEAT_S', flag: 'heartbeat-s', description: 'seconds between a running job\u2019s heartbeats (progress, cancel check)', schema: z.coerce.number().min(0.1).max(60).default(1) },
 } as const;
