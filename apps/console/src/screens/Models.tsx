@@ -2,13 +2,37 @@ import { useCallback, useEffect, useState } from 'react';
 import { Link, useLocation, useParams } from 'wouter';
 import { api, errorText } from '../api/client';
 import type { components } from '../api/openapi';
+import { IfRole } from '../auth';
 import { useHubEvent } from '../events';
 import { ago } from '../format';
 import { ConfusionHeatmap } from './ConfusionHeatmap';
 import './models.css';
 
 type Summary = components['schemas']['ModelVersionSummaryDoc'];
-type Version = components['schemas']['ModelVersionDoc'];
+/** The gate's per-category judgement (GET /models/:version `gate`; typed here until the client is regenerated). */
+interface GateCategory {
+  category: string;
+  n: number;
+  before: number | null;
+  after: number;
+  worse: number;
+  better: number;
+  p: number | null;
+  status: 'passed' | 'regressed' | 'unverified' | 'new';
+}
+interface GateRecord {
+  reference: string | null;
+  categories: GateCategory[];
+  regressed: string[];
+  unverified: string[];
+  overridable: boolean;
+  settings: { alpha: number; minEvalRows: number; maxCategoryDrop: number };
+}
+type Version = Omit<components['schemas']['ModelVersionDoc'], 'gate' | 'override' | 'declared'> & {
+  gate?: GateRecord | null;
+  override?: { by: string; reason: string; at: string } | null;
+  declared?: Record<string, unknown> | null;
+};
 type Comparison = components['schemas']['ModelComparisonDoc'];
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
@@ -84,6 +108,52 @@ export default function ModelsScreen() {
   );
 }
 
+const p3 = (p: number | null) => (p === null ? '–' : p < 0.001 ? '<0.001' : p.toFixed(3));
+
+/** The gate's verdict per category: rows, before (the reference) and after, discordant pairs and the McNemar p. */
+function GateTable({ gate }: { gate: GateRecord }) {
+  return (
+    <table className="gate-categories" data-testid="gate-categories">
+      <caption>
+        {gate.reference ? (
+          <>
+            Against <Link href={modelPath(gate.reference)}>{gate.reference}</Link> on the same evaluation rows (one-sided McNemar, α {gate.settings.alpha}; at least{' '}
+            {gate.settings.minEvalRows} rows a category)
+          </>
+        ) : (
+          <>No reference version (the first of its backbone); at least {gate.settings.minEvalRows} rows a category</>
+        )}
+      </caption>
+      <thead>
+        <tr>
+          <th>Category</th>
+          <th>Rows</th>
+          <th>Before</th>
+          <th>After</th>
+          <th>Lost / gained</th>
+          <th>p</th>
+          <th>Verdict</th>
+        </tr>
+      </thead>
+      <tbody>
+        {gate.categories.map((c) => (
+          <tr key={c.category} className={c.status} data-category={c.category}>
+            <td>{c.category}</td>
+            <td className="num">{c.n}</td>
+            <td className="num">{pct(c.before)}</td>
+            <td className="num">{pct(c.after)}</td>
+            <td className="num">{c.before === null ? '–' : `${c.worse} / ${c.better}`}</td>
+            <td className="num">{p3(c.p)}</td>
+            <td>
+              <span className={`verdict ${c.status}`}>{c.status}</span>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function VersionDetail({ version, models }: { version: string; models: Summary[] }) {
   const [v, setV] = useState<Version>();
   const [error, setError] = useState<string>();
@@ -91,13 +161,21 @@ function VersionDetail({ version, models }: { version: string; models: Summary[]
     let live = true;
     void api.GET('/models/{version}', { params: { path: { version } } }).then(({ data, error: err, response }) => {
       if (!live) return;
-      if (data) setV(data);
+      if (data) setV(data as Version);
       else setError(errorText(err, response.status));
     });
     return () => {
       live = false;
     };
   }, [version]);
+  const [reason, setReason] = useState('');
+  const [overrideError, setOverrideError] = useState<string>();
+  const override = async () => {
+    const { data, error: err, response } = await api.POST('/models/{version}/override', { params: { path: { version } }, body: { reason } });
+    if (!data) return setOverrideError(errorText(err, response.status));
+    setOverrideError(undefined);
+    setV(data as Version);
+  };
   if (error) return <p className="error">{error}</p>;
   if (!v) return <p className="loading">Loading {version}…</p>;
   const base = Object.entries(v.lineage.base ?? {});
@@ -109,6 +187,33 @@ function VersionDetail({ version, models }: { version: string; models: Summary[]
       <p className="gate-reason" data-testid="gate-reason">
         <strong>Gate:</strong> {v.gateReason ?? 'no verdict recorded'}
       </p>
+      {v.override && (
+        <p className="gate-override" data-testid="gate-override">
+          <strong>Released by override</strong> of {v.override.by} {ago(v.override.at)}: “{v.override.reason}”
+        </p>
+      )}
+      {v.gate && v.gate.categories.length > 0 && <GateTable gate={v.gate} />}
+      {v.releasable === false && v.gate?.overridable && (
+        <IfRole role="operator">
+          <form
+            className="override"
+            aria-label="release with override"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void override();
+            }}
+          >
+            <label>
+              Release although {v.gate.unverified.join(', ')} {v.gate.unverified.length === 1 ? 'has' : 'have'} fewer than {v.gate.settings.minEvalRows} evaluation rows — why? (audited)
+              <textarea value={reason} minLength={10} required onChange={(e) => setReason(e.target.value)} />
+            </label>
+            <button type="submit" disabled={reason.trim().length < 10}>
+              Release with override
+            </button>
+            {overrideError && <p className="error">{overrideError}</p>}
+          </form>
+        </IfRole>
+      )}
       <div className="grid2">
         <section>
           <h3>Lineage</h3>
@@ -147,7 +252,7 @@ function VersionDetail({ version, models }: { version: string; models: Summary[]
           {v.metrics ? (
             <>
               <p>
-                Accuracy <strong data-testid="model-accuracy">{pct(v.metrics.accuracy)}</strong> on {v.metrics.rows} frozen evaluation rows{' '}
+                Accuracy <strong data-testid="model-accuracy">{pct(v.metrics.accuracy)}</strong> on {v.metrics.rows} evaluation rows of the hub{' '}
                 <span className="muted">
                   (majority baseline {pct(v.metrics.baseline.majority)}, chance {pct(v.metrics.baseline.chance)})
                 </span>

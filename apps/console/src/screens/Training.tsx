@@ -108,11 +108,20 @@ export default function TrainingScreen() {
   );
 }
 
+/** The worker's check of devices' embeddings against their thumbnails (the job's result). */
+interface EmbeddingCheck {
+  checked: number;
+  leftOut: number;
+  messages: string[];
+  devices: Array<{ device: string; checked: number; mismatched: number }>;
+}
+
 function JobProgress({ job, onAction }: { job: Job; onAction(a: 'cancel' | 'retry'): void }) {
   const p = job.progress;
   const phaseIndex = PHASES.indexOf(job.phase);
   const share = job.status === 'done' ? 1 : p.steps ? (p.step ?? 0) / p.steps : p.epochs ? Math.min(1, (p.epoch ?? 0) / p.epochs) : 0;
-  const result = job.result as { accuracy?: number; releasable?: boolean; gateReason?: string } | null;
+  const result = job.result as { accuracy?: number; releasable?: boolean; gateReason?: string; embeddingCheck?: EmbeddingCheck } | null;
+  const check = p as typeof p & { embeddingCheckDone?: number; embeddingCheckTotal?: number };
   return (
     <div className="job-progress" data-testid="job-progress" data-status={job.status}>
       <h2>
@@ -139,6 +148,27 @@ function JobProgress({ job, onAction }: { job: Job; onAction(a: 'cancel' | 'retr
             <dd>
               {p.augmentDone ?? 0} of {p.augmentTotal}
               {p.augmentedRows !== undefined && ` (${p.augmentedRows} distorted rows)`}
+            </dd>
+          </>
+        )}
+        {check.embeddingCheckTotal !== undefined && (
+          <>
+            <dt>Embeddings checked</dt>
+            <dd data-testid="job-embedding-check">
+              {check.embeddingCheckDone ?? 0} of {check.embeddingCheckTotal} re-embedded from their thumbnails
+              {result?.embeddingCheck && ` · ${result.embeddingCheck.leftOut} left out`}
+            </dd>
+          </>
+        )}
+        {result?.embeddingCheck && result.embeddingCheck.messages.length > 0 && (
+          <>
+            <dt>Devices</dt>
+            <dd className="error" data-testid="job-embedding-mismatches">
+              <ul>
+                {result.embeddingCheck.messages.map((m) => (
+                  <li key={m}>{m}</li>
+                ))}
+              </ul>
             </dd>
           </>
         )}
