@@ -15,7 +15,7 @@ import { openApiDocumentOf } from './common/openapi';
 import { listRouteRules } from './auth/route-rules';
 import { trustProxyValue } from './auth/trust-proxy';
 import { MqttDeviceLink } from './broker/device-link';
-import { startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
+import { brokerBacklog, startEmbeddedBroker, type EmbeddedBroker } from './broker/embedded-broker';
 import { HubMqttServer } from './broker/hub-mqtt.server';
 import { MqttAccessControl } from './broker/mqtt-access-control';
 import { MqttLimits } from './broker/mqtt-limits';
@@ -87,7 +87,7 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     let limits: MqttLimits | undefined;
     if (!mqttUrl) {
       access = config.mqttAuth === 'on' ? new MqttAccessControl() : undefined;
-      limits = new MqttLimits({ maxPacketBytes: config.mqttMaxPacketBytes, ratePerS: config.mqttRatePerS, burst: config.mqttBurst });
+      limits = new MqttLimits({ maxPacketBytes: config.mqttMaxPacketBytes, ratePerS: config.mqttRatePerS, burst: config.mqttBurst, hubQueueBytes: config.mqttHubQueueBytes });
       if ((config.mqttTlsCert === undefined) !== (config.mqttTlsKey === undefined)) {
         throw new ConfigError('invalid configuration:\n  MQTT_TLS_CERT and MQTT_TLS_KEY go together: set both (TLS) or neither (plain MQTT)');
       }
@@ -156,6 +156,11 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
     }
     app.enableShutdownHooks();
     limits?.attach((reason) => metrics.mqttRefused.inc({ reason }));
+    if (limits && broker) {
+      const [l, b] = [limits, broker];
+      metrics.mqttHubQueueBytes.readFrom(() => l.hubQueuedBytes());
+      metrics.mqttBrokerBacklog.readFrom(() => brokerBacklog(b));
+    }
     cleanups.push(() => app.close());
     // Runs first (cleanups run in reverse): no more device messages, and the MQTT client gone
     // before the broker stops, even when a shutdown hook makes app.close() outlast its 10 s.

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import Aedes, { createBroker, type AedesOptions } from 'aedes';
 import { MqttAccessControl } from './mqtt-access-control';
@@ -29,7 +30,7 @@ export async function startEmbeddedBroker(port: number, host: string, access?: M
   const broker = createBroker(limits ? withLimits(limits, access?.hooks() ?? {}) : (access?.hooks() ?? {}));
   if (limits) {
     broker.on('client', (client) => {
-      if (client.id.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX)) limits.exempt(client.conn);
+      if (client.id.startsWith(MqttAccessControl.HUB_CLIENT_ID_PREFIX)) limits.exempt(client.conn as Duplex);
     });
   }
   const onConnection = limits ? (socket: Socket) => broker.handle(limits.wrap(socket)) : (socket: Socket) => broker.handle(socket);
@@ -78,6 +79,13 @@ function withLimits(limits: MqttLimits, hooks: Partial<AedesOptions>): Partial<A
       if (hooks.authorizePublish) return hooks.authorizePublish(client, packet, done);
       done(null);
     },
+    authorizeForward: (client, packet) => {
+      if (limits.forwardRefused(client.conn as Duplex, packet.topic)) {
+        limits.refuse('hub_queue_full', `detections from ${packet.topic.split('/')[3] ?? '?'} not forwarded to ${JSON.stringify(client.id)}: ${limits.hubQueueBytes} bytes queued toward it`);
+        return null;
+      }
+      return hooks.authorizeForward ? hooks.authorizeForward(client, packet) : packet;
+    },
     authorizeSubscribe: (client, sub, done) => {
       const reason = limits.topicRefusal(sub.topic);
       if (reason) {
@@ -88,4 +96,9 @@ function withLimits(limits: MqttLimits, hooks: Partial<AedesOptions>): Partial<A
       done(null, sub);
     },
   };
+}
+
+/** Messages published to the broker that wait for a delivery slot (aedes' mqemitter queue, bounded by its `concurrency`). */
+export function brokerBacklog(broker: EmbeddedBroker): number {
+  return (broker.broker as unknown as { mq?: { length?: number } }).mq?.length ?? 0;
 }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
 
 /** Why the embedded broker refused something (the label of shelfsight_mqtt_refused_total). */
-export type MqttRefusal = 'packet_too_large' | 'malformed_length' | 'topic_too_long' | 'topic_too_deep' | 'rate' | 'rate_abuse' | 'client_id';
+export type MqttRefusal = 'packet_too_large' | 'malformed_length' | 'topic_too_long' | 'topic_too_deep' | 'rate' | 'rate_abuse' | 'client_id' | 'hub_queue_full';
 
 export interface MqttLimitOptions {
   /** Largest packet (fixed header + remaining length) accepted. */
@@ -16,7 +16,16 @@ export interface MqttLimitOptions {
   maxTopicBytes?: number;
   /** Most levels in a topic (or filter). */
   maxTopicLevels?: number;
+  /**
+   * Bytes queued toward a hub connection (written by the broker, not yet taken by the hub)
+   * beyond which device detections are not forwarded to it (default 8 MiB).
+   */
+  hubQueueBytes?: number;
 }
+
+/** Device detection topics (`shelfsight/v1/devices/<id>/detections`): the only messages dropped before a full hub queue. */
+const DETECTIONS_TOPIC = /^shelfsight\/v1\/devices\/[^/]+\/detections$/;
+const DEFAULT_HUB_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /** Device topics are `shelfsight/v1/devices/<id>/<channel>` (5 levels, well under 200 bytes). */
 const DEFAULT_MAX_TOPIC_BYTES = 256;
@@ -32,7 +41,13 @@ const PUBLISH = 3;
  *   not acknowledged); a connection that keeps exceeding it (a second bucket of `burst`
  *   drops empties) is closed;
  * - topics and filters longer or deeper than devices ever need are refused (through the
- *   aedes hooks, see {@link topicRefusal}).
+ *   aedes hooks, see {@link topicRefusal});
+ * - the queue toward each hub connection is bounded ({@link forwardRefused}): aedes writes
+ *   every delivery to the subscriber's connection at once, so a hub that falls behind
+ *   would otherwise hold an unbounded queue in the broker. Past `hubQueueBytes`, device
+ *   detections are not forwarded to it (what Mosquitto's max_queued_bytes does); the
+ *   devices keep them (only the hub's ack frees them) and send them again after their
+ *   ack timeout, with a halved window.
  * Every refusal is counted through the listener and logged, rate-limited. One connection's
  * abuse costs only that connection.
  */
@@ -45,6 +60,10 @@ export class MqttLimits {
   private lastLogAt = 0;
   private suppressed = 0;
   private readonly gates = new WeakMap<object, PacketGate>();
+  private readonly sockets = new WeakMap<object, Socket>();
+  /** The hubs' connections (exempt from the rate limit, bounded in what is queued toward them). */
+  private readonly hubConns = new Set<Duplex>();
+  readonly hubQueueBytes: number;
 
   constructor(
     readonly options: MqttLimitOptions,
@@ -52,6 +71,7 @@ export class MqttLimits {
   ) {
     this.maxTopicBytes = options.maxTopicBytes ?? DEFAULT_MAX_TOPIC_BYTES;
     this.maxTopicLevels = options.maxTopicLevels ?? DEFAULT_MAX_TOPIC_LEVELS;
+    this.hubQueueBytes = options.hubQueueBytes ?? DEFAULT_HUB_QUEUE_BYTES;
   }
 
   /** Connect the counter (refusals before that are kept and handed over). */
@@ -71,13 +91,38 @@ export class MqttLimits {
       conn.destroy();
     });
     this.gates.set(conn, gate);
+    this.sockets.set(conn, socket);
     return conn;
   }
 
-  /** Lift the rate limit of a connection (the hub's own client, which publishes every device's acks). */
-  exempt(conn: object): void {
+  /**
+   * A hub's connection: no rate limit (it publishes every device's acks), and the queue
+   * toward it bounded by `hubQueueBytes`.
+   */
+  exempt(conn: Duplex): void {
     const gate = this.gates.get(conn);
     if (gate) gate.rateLimited = false;
+    this.hubConns.add(conn);
+    conn.once('close', () => this.hubConns.delete(conn));
+  }
+
+  /** Bytes written toward a connection and not yet taken by its peer (in the stream and the socket). */
+  queuedBytes(conn: Duplex): number {
+    const socket = this.sockets.get(conn);
+    return conn.writableLength + (socket && socket !== conn ? socket.writableLength : 0);
+  }
+
+  /** Bytes queued toward the hubs' connections, all together. */
+  hubQueuedBytes(): number {
+    let n = 0;
+    for (const conn of this.hubConns) n += this.queuedBytes(conn);
+    return n;
+  }
+
+  /** Whether a message is not forwarded to this connection: device detections toward a hub whose queue is full. */
+  forwardRefused(conn: Duplex, topic: string): boolean {
+    if (!this.hubConns.has(conn) || this.queuedBytes(conn) < this.hubQueueBytes) return false;
+    return DETECTIONS_TOPIC.test(topic);
   }
 
   /**

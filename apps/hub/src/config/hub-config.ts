@@ -121,6 +121,12 @@ export const HUB_CONFIG_SPEC = {
     description: 'embedded broker: publishes one client may make at once above MQTT_RATE_PER_S (the token bucket size)',
     schema: cfg.int(1000, 1),
   },
+  mqttHubQueueBytes: {
+    env: 'MQTT_HUB_QUEUE_BYTES',
+    flag: 'mqtt-hub-queue-bytes',
+    description: "embedded broker: bytes of messages queued toward a hub's connection (the hub behind) beyond which device detections are not forwarded to it, counted as shelfsight_mqtt_refused_total{reason=\"hub_queue_full\"}; the devices keep them and send them again (as Mosquitto's max_queued_bytes)",
+    schema: cfg.int(8 * 1024 * 1024, 64 * 1024),
+  },
   minConfidence: {
     env: 'MIN_CONFIDENCE',
     flag: 'min-confidence',

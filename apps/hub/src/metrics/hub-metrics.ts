@@ -100,8 +100,18 @@ export class HubMetrics {
   });
   readonly mqttRefused = new Counter({
     name: 'shelfsight_mqtt_refused_total',
-    help: 'embedded-broker packets and connections refused by its limits, by reason (packet_too_large, malformed_length, topic_too_long, topic_too_deep, rate, rate_abuse, client_id)',
+    help: 'embedded-broker packets and connections refused by its limits, by reason (packet_too_large, malformed_length, topic_too_long, topic_too_deep, rate, rate_abuse, client_id; hub_queue_full: detections not forwarded to a hub with MQTT_HUB_QUEUE_BYTES queued toward it)',
     labelNames: ['reason'] as const,
+    registers: this.registers,
+  });
+  readonly mqttHubQueueBytes = new SourcedGauge({
+    name: 'shelfsight_mqtt_hub_queue_bytes',
+    help: "embedded broker: bytes queued toward the hubs' connections, not yet taken by them (bounded by MQTT_HUB_QUEUE_BYTES per hub)",
+    registers: this.registers,
+  });
+  readonly mqttBrokerBacklog = new SourcedGauge({
+    name: 'shelfsight_mqtt_broker_backlog',
+    help: 'embedded broker: published messages waiting for a delivery slot (aedes concurrency); each device connection adds at most the packets of one read',
     registers: this.registers,
   });
   readonly auditFailures = new Counter({
