@@ -74,8 +74,11 @@ const refOf = (offer: ModelOffer): OfferRef => ({ offerId: offer.offerId, modelV
 const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /**
- * The device side of a rollout. For each `model-offer`: check the manifest (signature, key,
- * expiry, backbone, release counter), download the artifact into `<state>/models/<version>/`
+ * The device side of a rollout. Release keys come from the root-signed key list it holds
+ * (`takeKeyList`: a list a pinned root signed with a higher version; persisted). For each
+ * `model-offer`: check that it is what the hub signed (a current release key, the signature,
+ * the expiry, `offerId` inside the signed manifest) before reporting anything, then what this
+ * device may run (backbone, a release counter above the newest activated on the model line), download the artifact into `<state>/models/<version>/`
  * and verify it, load the head beside the active one, shadow it for `policy.shadowFrames`
  * (else `shadowFrames`) frames, judge the shadow run by the offer's `policy.shadowGate`, then
  * activate it and, with `policy.health`, watch its next frames against the previous head's
@@ -91,7 +94,9 @@ const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  * load there leaves the device on its configured head and is reported `rolled_back`
  * (`load_failed`).
  *
- * Offers rolled back or cancelled (`model-command`) are remembered in
+ * Commands (`model-command`) are taken only when signed by a current release key, for this
+ * device, unexpired, with a nonce not seen before; others are counted (`commandsRefused`).
+ * Offers rolled back or cancelled are remembered in
  * `<state>/rollout/refused.json` before the pointer moves, and refused with
  * `rolled_back_before` when they come again; a pointer that names a remembered offer (a
  * rollback interrupted between the two writes) is finished at start.

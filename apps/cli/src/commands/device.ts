@@ -18,7 +18,7 @@ const ADD_SPEC = {
   trustedKeysOut: {
     env: 'DEVICE_TRUSTED_KEYS_FILE',
     flag: 'trusted-keys-out',
-    description: 'write the hub\u2019s rollout signing keys (GET /rollouts/trusted-keys) to this file, the agent\u2019s --trusted-keys, and name it in the settings; unset = the keys are printed on stderr',
+    description: 'write the hub\u2019s rollout root public key (GET /rollouts/trusted-keys; devices learn the release keys from the lists it signs) to this file, the agent\u2019s --trusted-keys, and name it in the settings; unset = it is printed on stderr',
     schema: cfg.optionalString(),
   },
 } as const;
@@ -53,7 +53,7 @@ export function registerDevice(program: Command): void {
       const c = loadConfig(ADD_SPEC, flagsFrom(ADD_SPEC, opts));
       const deviceId = deviceIdOf(id);
       const credential = await issueDeviceCredential(c.hubUrl, c.apiKey, deviceId);
-      // The public keys rollout manifests are signed with: the device trusts only these.
+      // The rollout root public key: the device trusts only the release keys its signed lists name.
       const trustedKeys = await (await hubRequest({ hubUrl: c.hubUrl, apiKey: c.apiKey }, 'GET', '/rollouts/trusted-keys')).text();
       if (c.trustedKeysOut) {
         writeFileSync(c.trustedKeysOut, trustedKeys);

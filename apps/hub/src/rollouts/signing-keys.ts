@@ -215,7 +215,7 @@ export class SigningKeys implements OnModuleInit {
     try {
       await this.link.sendReleaseKeys(this.keyList());
     } catch (err) {
-      this.log.error(`release key list not published on MQTT: ${(err as Error).message}`);
+      this.log.warn(`release key list not published on MQTT: ${(err as Error).message}`);
     }
   }
 
