@@ -8,7 +8,6 @@ import {
   acceptKeyList,
   DEFAULT_ROLLOUT_POLICY,
   deviceTopic,
-  labelsHash,
   ModelCommandSchema,
   ModelOfferSchema,
   parsePayload,
@@ -18,10 +17,11 @@ import {
   type ModelCommand,
   type ModelOffer,
 } from '@shelfsight/contracts';
-import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
+import { agentConfig, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
 import { spawnShelf } from '@shelfsight/cli';
-import { BLOB_STORE, PrismaService, RolloutsService, type BlobStore } from '@shelfsight/hub';
+import { RolloutsService } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
+import { MILK_TO_YOGURT, quarterMilkFrame, seedStandInVersion } from './support/flipped-head';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
 
@@ -30,8 +30,6 @@ const variants: Array<{ db: DatabaseKind; available: () => boolean }> = [
   { db: 'postgres', available: hasExternalPostgres },
 ];
 
-/** A head that would flip one category: where the devices' head says milk, it says yogurt (every other category agrees). */
-const MILK_TO_YOGURT = STAND_IN_CATEGORIES.map((c) => (c === 'milk' ? 'yogurt' : c));
 
 interface StageJson {
   index: number;
@@ -138,15 +136,7 @@ for (const variant of variants) {
     /** `labels`: the head's output categories (default: the devices' own, so it agrees with their head on every frame). */
     const seedVersion = async (opts: { releasable?: boolean; gateReason?: string; labels?: string[] } = {}) => {
       const version = newId('v');
-      const labels = opts.labels ?? STAND_IN_CATEGORIES;
-      const artifact = standInHeadArtifact(version, labels);
-      const blob = await sut.hub.app.get<symbol, BlobStore>(BLOB_STORE).put(artifact);
-      const prisma = sut.hub.app.get(PrismaService);
-      await prisma.$executeRaw`
-        INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest, artifact_sha256, artifact_bytes,
-          releasable, gate_reason, source, created_at)
-        VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(labels)}::jsonb, ${labelsHash([...labels].sort())}, 'stand-in',
-          '{}'::jsonb, ${blob.sha256}, ${blob.bytes}, ${opts.releasable ?? true}, ${opts.gateReason ?? null}, 'upload', now())`;
+      const artifact = await seedStandInVersion(sut, version, opts.labels, opts);
       return { version, artifact };
     };
 
@@ -334,7 +324,7 @@ for (const variant of variants) {
       let k = 0;
       const shelf = setInterval(() => {
         k += 1;
-        const image = k % 4 === 0 ? framesOf('milk', k) : framesOf('other', k);
+        const image = quarterMilkFrame(k);
         for (const id of ids) agents.get(id)?.offer({ frameId: `m-${k}`, site: 'site-r', location: 'A-02-1-A', capturedAt: new Date().toISOString(), image, source: 'test' });
       }, 40);
       try {
@@ -640,19 +630,6 @@ function basic(user: string, password: string): string {
 
 function pngOf(n: number): Buffer {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(`rollout-frame-${n}`)]);
-}
-
-/** Distinct frames the stand-in head calls milk (its category comes from the image's sha256), or anything else. */
-const shelfFrames = { milk: [] as Buffer[], other: [] as Buffer[] };
-let shelfScanned = 0;
-function framesOf(kind: 'milk' | 'other', k: number): Buffer {
-  const list = shelfFrames[kind];
-  while (list.length <= k) {
-    const image = Buffer.concat([pngOf(0).subarray(0, 8), Buffer.from(`shelf-frame-${++shelfScanned}`)]);
-    const category = STAND_IN_CATEGORIES[createHash('sha256').update(image).digest()[0]! % STAND_IN_CATEGORIES.length];
-    shelfFrames[category === 'milk' ? 'milk' : 'other'].push(image);
-  }
-  return list[k]!;
 }
 
 /**

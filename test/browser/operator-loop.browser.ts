@@ -306,7 +306,10 @@ run('operator loop in the console (Chromium, real hub, agents and grocery photos
       n++;
     }, 500);
     try {
-      await rollOutInTwoStages(page, sut, { version: loop.newVersion, deviceIds, site: 'ops', screenshots: SCREENSHOTS });
+      // The new head is meant to change what these agents see (their photos are of the weak categories it
+      // learnt): the default shadow gate would halt it at the canary, so the operator turns it off, saying why
+      // (audited). (docs/screenshots/rollout.png is a rollout the default gate halted: rollout-halt.browser.ts.)
+      await rollOutInTwoStages(page, sut, { version: loop.newVersion, deviceIds, site: 'ops', gateOff: 'the new head learnt the weak categories these agents see: their frames are meant to change' });
     } finally {
       clearInterval(feeder);
     }

@@ -34,9 +34,12 @@ export async function rolloutAgentArgs(sut: TestHub, deviceId: string, dir: stri
  * stages (50% then 100%, no soak) on the Rollouts screen, then watch, without reloading,
  * stage 1 run and pass, stage 2 pass and the rollout complete with every device active; then
  * wait until the agents' detections carry `version`. The agents must be classifying frames
- * meanwhile (they shadow the candidate on their next ones).
+ * meanwhile (they shadow the candidate on their next ones). The rollout has the default
+ * shadow gate and health watch unless `gateOff` gives the operator's reason to turn the gate
+ * off (a head meant to change what the devices see); the page shows the predicted inventory
+ * change either way.
  */
-export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { version: string; deviceIds: string[]; site: string; screenshots?: string }): Promise<void> {
+export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { version: string; deviceIds: string[]; site: string; gateOff?: string; screenshots?: string }): Promise<void> {
   const { version, deviceIds } = opts;
   await page.getByRole('link', { name: 'Rollouts' }).click();
   await page.getByRole('button', { name: 'New rollout' }).click();
@@ -48,6 +51,10 @@ export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { versi
   await form.getByLabel('stage 1 percent').fill('50');
   await form.getByLabel('stage 1 minSoakSeconds').fill('0');
   await form.getByLabel('stage 2 minSoakSeconds').fill('0');
+  if (opts.gateOff) {
+    await form.getByLabel('turn the shadow gate off').check();
+    await form.locator('input[name=overrideReason]').fill(opts.gateOff);
+  }
   await form.getByRole('button', { name: 'Start rollout' }).click();
 
   // The detail page: stage 1 runs with the canary, stage 2 waits; then both pass, live.
@@ -59,7 +66,14 @@ export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { versi
   await page.getByTestId('rollout-state').filter({ hasText: 'completed' }).waitFor({ timeout: 120_000 });
   expect(await stage(2).getAttribute('data-state')).toBe('passed');
   for (const id of deviceIds) await page.locator(`[data-testid=rollout-devices] tr[data-device-id="${id}"][data-state=active]`).waitFor();
-  if (opts.screenshots) await page.screenshot({ path: join(opts.screenshots, 'rollout.png'), fullPage: true });
+  // The policy as applied, and the predicted inventory change the devices' shadow runs add up to.
+  const gate = await page.getByTestId('policy-gate').textContent();
+  if (opts.gateOff) {
+    expect(gate).toBe('off');
+    expect(await page.getByTestId('policy-override').textContent()).toContain(opts.gateOff);
+  } else expect(gate).toContain('predicted change ≤');
+  await page.getByTestId('predicted-share').waitFor();
+  // (docs/screenshots/rollout.png is a halted rollout: rollout-halt.browser.ts.)
 
   // The hub agrees, and the agents now classify with the new version.
   const rollouts = (await getJson<Array<{ state: string; modelVersion: string; stages: Array<{ state: string; devices: number }> }>>(`${sut.hub.httpUrl}/rollouts`)).body;

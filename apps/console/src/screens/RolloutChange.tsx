@@ -16,27 +16,35 @@ export function pairText(p: Change['pairs'][number], frames: number): string {
 }
 
 /**
- * The predicted inventory change of a rollout, drawn: per (active → candidate) category pair,
- * the share of the shadowed frames that would move (bars, uPlot), against the gate's
- * `maxPairChange` (dashed line); the overall share against `maxPredictedChange` in words.
+ * The predicted inventory change of a rollout, drawn (uPlot bars): first the share of all
+ * shadowed frames whose category would change, against the gate's `maxPredictedChange`, then
+ * per (active → candidate) category pair the share that would move, against `maxPairChange`
+ * (the dashed line is the limit each bar is held to).
  */
 export function PredictedChangeChart({ change, gate, width = 760, height = 260 }: { change: Change; gate: Policy['shadowGate']; width?: number; height?: number }) {
   const el = useRef<HTMLDivElement>(null);
   const pairs = useMemo(() => change.pairs.slice(0, MAX_BARS), [change]);
   const pairLimit = gate === false ? undefined : gate.maxPairChange;
+  const overallLimit = gate === false ? undefined : gate.maxPredictedChange;
+  const drawn = change.frames > 0;
   useEffect(() => {
-    if (!el.current || pairs.length === 0) return;
-    const labels = pairs.map((p) => `${p.from} → ${p.to}`);
-    const xs = pairs.map((_, i) => i);
-    const shares = pairs.map((p) => p.share * 100);
-    const top = Math.max(...shares, pairLimit !== undefined ? pairLimit * 100 : 0);
+    if (!el.current || !drawn) return;
+    const labels = ['all frames', ...pairs.map((p) => `${p.from} → ${p.to}`)];
+    const xs = labels.map((_, i) => i);
+    const overall = xs.map((i) => (i === 0 ? change.share * 100 : null));
+    const shares = xs.map((i) => (i === 0 ? null : pairs[i - 1]!.share * 100));
+    const limits = xs.map((i) => {
+      const l = i === 0 ? overallLimit : pairLimit;
+      return l === undefined ? null : l * 100;
+    });
+    const top = Math.max(change.share * 100, ...pairs.map((p) => p.share * 100), ...limits.map((l) => l ?? 0));
     const plot = new uPlot(
       {
         width,
         height,
-        legend: { show: true },
+        legend: { show: false },
         cursor: { show: false },
-        scales: { x: { time: false, range: [-0.5, pairs.length - 0.5] }, y: { range: [0, Math.min(100, Math.max(5, Math.ceil(top * 1.2)))] } },
+        scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: [0, Math.min(100, Math.max(5, Math.ceil(top * 1.2)))] } },
         axes: [
           { splits: () => xs, values: (_u, splits) => splits.map((i) => labels[i] ?? ''), size: 40, gap: 6 },
           { label: '% of shadowed frames', values: (_u, splits) => splits.map((v) => `${v}%`), size: 56 },
@@ -44,21 +52,49 @@ export function PredictedChangeChart({ change, gate, width = 760, height = 260 }
         series: [
           {},
           {
-            label: 'would change category',
+            label: 'all frames that would change',
+            stroke: '#8c1d17',
+            fill: 'rgba(140, 29, 23, 0.75)',
+            paths: uPlot.paths.bars!({ size: [0.6, 80] }),
+            points: { show: false },
+            value: (_u, v) => (v === null ? '' : `${v.toFixed(1)}%`),
+          },
+          {
+            label: 'moving from one category to another',
             stroke: '#d64532',
             fill: 'rgba(214, 69, 50, 0.55)',
             paths: uPlot.paths.bars!({ size: [0.6, 80] }),
             points: { show: false },
             value: (_u, v) => (v === null ? '' : `${v.toFixed(1)}%`),
           },
-          ...(pairLimit !== undefined ? [{ label: 'limit per pair (maxPairChange)', stroke: '#1f2937', dash: [6, 4], width: 2, points: { show: false }, value: () => pct(pairLimit) }] : []),
         ],
+        hooks: {
+          // Each bar's limit: a dashed line across it.
+          draw: [
+            (u) => {
+              const ctx = u.ctx;
+              ctx.save();
+              ctx.strokeStyle = '#1f2937';
+              ctx.lineWidth = 2 * devicePixelRatio;
+              ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+              limits.forEach((l, i) => {
+                if (l === null) return;
+                const y = u.valToPos(l, 'y', true);
+                ctx.beginPath();
+                ctx.moveTo(u.valToPos(i - 0.4, 'x', true), y);
+                ctx.lineTo(u.valToPos(i + 0.4, 'x', true), y);
+                ctx.stroke();
+              });
+              ctx.restore();
+            },
+          ],
+        },
       },
-      [xs, shares, ...(pairLimit !== undefined ? [xs.map(() => pairLimit * 100)] : [])],
+      [xs, overall, shares],
       el.current,
     );
     return () => plot.destroy();
-  }, [pairs, pairLimit, width, height]);
+  }, [change, drawn, pairs, pairLimit, overallLimit, width, height]);
 
   const overLimit = gate !== false && gate.maxPredictedChange !== undefined && change.share > gate.maxPredictedChange;
   return (
@@ -78,7 +114,12 @@ export function PredictedChangeChart({ change, gate, width = 760, height = 260 }
           </>
         )}
       </figcaption>
-      {pairs.length > 0 && <div ref={el} className="chart" data-testid="predicted-change-chart" />}
+      {drawn && (
+        <div>
+          <div ref={el} className="chart" data-testid="predicted-change-chart" />
+          {gate !== false && <p className="muted">Dashed: the limit each bar is held to (maxPredictedChange for all frames, maxPairChange per pair); past it the stage halts.</p>}
+        </div>
+      )}
       {pairs.length > 0 && (
         <ul className="pairs" data-testid="predicted-pairs">
           {pairs.map((p) => (

@@ -194,13 +194,20 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     if (s.state === 'rejected' || s.state === 'rolled_back') {
       this.log.warn(`rollout ${s.offerId}: device ${s.deviceId} ${s.state} ${s.modelVersion} (${s.reason ?? ''}${s.detail ? `: ${s.detail}` : ''})`);
     }
+    // Activated after its rollout stopped (its shadow run ended as the cancel was on its way): send it back too.
+    if (s.state === 'active') await this.sendBackIfStopped(s.deviceId);
+  }
+
+  /** A device still running the version of a rollout that halted (onHalt: rollback) or was rolled back gets `rollback`. */
+  private async sendBackIfStopped(deviceId: string): Promise<void> {
+    const stopped = await this.repo.stoppedOfferFor(deviceId);
+    if (stopped) await this.stopDevices(stopped.rollout_id, 'rollback', [deviceId]);
   }
 
   /** A device (re)joined: offer it again what its open rollout step holds (besides the retained offer). */
   async onBirth(deviceId: string): Promise<void> {
     // Offline when its rollout halted (or was rolled back): it still runs the version; send it back now.
-    const stopped = await this.repo.stoppedOfferFor(deviceId);
-    if (stopped) await this.stopDevices(stopped.rollout_id, 'rollback', [deviceId]);
+    await this.sendBackIfStopped(deviceId);
     const open = await this.repo.openOfferFor(deviceId);
     if (!open || open.state === 'active' || open.state === 'rejected' || open.state === 'rolled_back') return;
     const row = await this.repo.findRollout(open.rollout_id);
