@@ -26,14 +26,19 @@ export interface SimulatedFleetOptions {
   credentials?: (deviceId: string) => { username: string; password: string } | undefined;
   /** Classifier per agent (may be shared); default: the deterministic stand-in. */
   classifier?: (deviceId: string) => FrameClassifier | Promise<FrameClassifier>;
-  /** Any other agent option (batch size, outbox bound, ...). */
+  /**
+   * Any other agent option (batch size, outbox bound, ...). The fleet's own buffers are
+   * bounded per device: the outbox at SIM_OUTBOX_MAX_BYTES and the frame buffer at
+   * SIM_FRAME_BUFFER_FRAMES unless given here (a thousand devices with an agent's defaults
+   * could hold gigabytes).
+   */
   agent?: Partial<AgentConfig>;
   logger?: Logger;
 }
 
 export interface SimulatedFleet {
   agents: AgentHandle[];
-  stats(): { agents: AgentStats[]; totals: { emitted: number; detected: number; dropped: number; pending: number } };
+  stats(): { agents: AgentStats[]; totals: { emitted: number; detected: number; dropped: number; pending: number; pendingBytes: number; inFlight: number } };
   /** Resolves when every agent's source is done and everything is acknowledged (needs `framesPerAgent`). */
   idle(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -41,6 +46,10 @@ export interface SimulatedFleet {
 
 /** Agents started at once while the fleet starts. */
 const START_CONCURRENCY = 16;
+/** Outbox bound of a simulated device unless given: about 3,000 detections (an agent's default is 16 MiB). */
+export const SIM_OUTBOX_MAX_BYTES = 1024 * 1024;
+/** Recent frames a simulated device keeps for frame requests unless given (an agent keeps 100). */
+export const SIM_FRAME_BUFFER_FRAMES = 10;
 
 /**
  * Many agents in one process, each with the real outbox, link, queue and sources;
@@ -65,6 +74,8 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
       kind: 'sim',
       // Synthetic frames are no images: no thumbnails, so no samples unless real frames are replayed.
       samplesPerMinute: options.framesDir ? undefined : 0,
+      outboxMaxBytes: SIM_OUTBOX_MAX_BYTES,
+      frameBufferFrames: SIM_FRAME_BUFFER_FRAMES,
       ...options.agent,
       deviceId,
       site,
@@ -122,6 +133,8 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
           detected: all.reduce((n, s) => n + s.frames.detected, 0),
           dropped: all.reduce((n, s) => n + s.frames.dropped, 0),
           pending: all.reduce((n, s) => n + s.outbox.depth, 0),
+          pendingBytes: all.reduce((n, s) => n + s.outbox.bytes, 0),
+          inFlight: all.reduce((n, s) => n + s.link.inFlight, 0),
         },
       };
     },
