@@ -20,6 +20,8 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { metricSum } from '@shelfsight/common';
 import { eventually, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from '../support/test-hub';
+import { fleetAttacks, type FleetAttackResult } from './fleet-attacks';
+import { gateAttacks } from './gate-attacks';
 
 const t0 = Date.now();
 const log = (m: string) => process.stderr.write(`[trust +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
@@ -245,6 +247,12 @@ const ATTACKS: Attack[] = [
   lockoutIsolation,
 ];
 
+/** TRUST_ONLY=inputs,registry,fleet runs only those sections (while working on one); CI runs all. */
+const want = (section: string) => !process.env.TRUST_ONLY || process.env.TRUST_ONLY.split(',').includes(section);
+
+/** Attacks of the issue whose defence has not landed yet: reported as not built, not counted as refused. */
+const NOT_BUILT: string[] = ['poisoned embeddings from one device (the worker recomputes embeddings from the thumbnails)'];
+
 async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'shelfsight-trust-'));
   const dataDir = join(work, 'hub');
@@ -263,12 +271,14 @@ async function main(): Promise<number> {
     AUTH_FAILURES_PER_MINUTE: '5',
     MODEL_UPLOAD_MAX_INFLATED_BYTES: String(64 * 1024 * 1024),
     ROLLOUT_TICK_MS: '250',
+    // The registry attacks: half the labelled samples held out, so a few dozen make a verified category.
+    EVAL_HOLDOUT_PERCENT: '50',
   });
   const rig: Rig = { sut, url: sut.hub.httpUrl, dataDir, work, canary, counters: { released_regressions: 0, devices_left_on_halted_version: 0 } };
   const results: AttackResult[] = [];
   let dump = { count: -1, detail: 'not run' };
   try {
-    for (const attack of ATTACKS) {
+    for (const attack of want('inputs') ? ATTACKS : []) {
       if ('notBuilt' in attack) {
         results.push({ name: attack.name, outcome: `not built: ${attack.notBuilt}`, refused: undefined });
       } else {
@@ -283,6 +293,21 @@ async function main(): Promise<number> {
       const last = results[results.length - 1]!;
       process.stdout.write(`${last.refused === undefined ? 'NOT BUILT' : last.refused ? 'refused  ' : 'NOT REFUSED'} | ${last.name} | ${last.outcome}\n`);
     }
+    const print = (r: AttackResult) => process.stdout.write(`${r.refused === undefined ? 'NOT BUILT' : r.refused ? 'refused  ' : 'NOT REFUSED'} | ${r.name} | ${r.outcome}\n`);
+    const record = (r: AttackResult) => {
+      results.push(r);
+      print(r);
+    };
+    const section = async (what: string, run: () => Promise<void>) => {
+      try {
+        await run();
+      } catch (err) {
+        record({ name: what, refused: false, outcome: `harness error: ${(err as Error).message.slice(0, 300)}` });
+      }
+    };
+    if (want('registry')) await section('registry attacks', () => gateAttacks(sut, log, rig.counters, (r: FleetAttackResult) => record(r)));
+    if (want('fleet')) await section('fleet attacks', () => fleetAttacks(sut, work, log, rig.counters, (r: FleetAttackResult) => record(r)));
+    for (const name of NOT_BUILT) record({ name, refused: undefined, outcome: 'not built yet' });
     dump = await privateKeysInDump(rig);
     log(`database dump: ${dump.detail}`);
   } finally {
