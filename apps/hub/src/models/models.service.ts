@@ -156,7 +156,14 @@ export class ModelsService {
             reason: `not releasable: ${trainedOn.length} of the ${metrics.rows} evaluation rows were among its training or validation rows (e.g. ${trainedOn.slice(0, 3).join(', ')}): its metrics would be optimistic`,
           }
         : { releasable: gate.releasable, reason: gate.reason };
-    const gateRecord = { ...gate, ...(trainedOn.length > 0 ? { overridable: false, trainedOnRows: trainedOn.length } : {}), settings: this.gate, holdoutPercent: this.holdoutPercent };
+    const gateRecord = {
+      ...gate,
+      releasable: verdict.releasable,
+      reason: verdict.reason,
+      ...(trainedOn.length > 0 ? { overridable: false, trainedOnRows: trainedOn.length } : {}),
+      settings: this.gate,
+      holdoutPercent: this.holdoutPercent,
+    };
     const lineage: ModelLineage = {
       parent: input.lineage?.parent ?? manifest.lineage?.parent ?? null,
       base: input.lineage?.base ?? baseSummary(manifest.training),
@@ -205,9 +212,9 @@ export class ModelsService {
 
   async confusionSvg(version: string): Promise<string> {
     const row = await this.row(version);
-    if (!row.metrics) throw new IncomparableModelsError(`model version ${version} has not been evaluated (no frozen evaluation set for its category set)`);
+    if (!row.metrics) throw new IncomparableModelsError(`model version ${version} has not been evaluated`);
     const m = row.metrics;
-    return confusionMatrixSvg(m.labels, m.confusion, `${version} · accuracy ${(m.accuracy * 100).toFixed(1)}% on ${m.rows} frozen evaluation rows`);
+    return confusionMatrixSvg(m.labels, m.confusion, `${version} · accuracy ${(m.accuracy * 100).toFixed(1)}% on ${m.rows} evaluation rows`);
   }
 
   /** The stored canonical artifact tar. */
