@@ -2,3 +2,4 @@ export * from './migrate';
 export * from './embedded';
 export * from './prisma';
 export * from './consistency';
+export * from './concurrency-check';

@@ -137,6 +137,8 @@ export class PgliteProtocolQueue {
         try {
           await this.db.runExclusive(() =>
             this.db.execProtocolRawStream(item!.message, {
+              // Files are synced once an exchange ends (Sync, Query), not after each of its messages.
+              syncToFs: endsExchange(item!.message),
               onRawData: (data: Uint8Array) => {
                 bytes += data.length;
                 item!.onData(data);
@@ -221,6 +223,10 @@ function isStartup(m: Uint8Array): boolean {
   if (m.length < 8) return false;
   const view = new DataView(m.buffer, m.byteOffset, m.byteLength);
   return view.getInt32(0) === m.length && view.getInt32(4) === PROTOCOL_3;
+}
+
+function endsExchange(m: Uint8Array): boolean {
+  return m[0] === SYNC || m[0] === QUERY || isTerminate(m) || isStartup(m);
 }
 
 function isTerminate(m: Uint8Array): boolean {
