@@ -129,6 +129,9 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     HTTP_PORT: String(httpPort), MQTT_PORT: String(mqttPort), HUB_API_KEY: apiKey, METRICS_TOKEN: metricsToken, MQTT_AUTH: 'off',
     MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000', HTTP_RATE_PER_MINUTE: '1000000', TRAINING_WORKER: 'off', LOG_LEVEL: 'warn',
   };
+  // With an emulated slow database, transactions of at most ~0.25 s (the default 2,000 rows would take seconds each and
+  // commits would come in lumps bigger than a window); the capacity (rows per second) does not depend on the batch size.
+  if (o.dbRowDelayMs) hubEnv.INGEST_BATCH_ROWS = String(Math.max(10, Math.floor(250 / o.dbRowDelayMs)));
   const profileArgs = o.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(o.profile, '..')}`, `--cpu-prof-name=${o.profile.split('/').pop()}`] : [];
   const hub = spawnShelf(['hub'], hubEnv, undefined, profileArgs);
   const children: FleetChild[] = [];
@@ -181,11 +184,12 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     // The measured run: sample every second, a window every windowS.
     const dbCpu = new DatabaseBackendsCpu(db, scratch.url);
     await dbCpu.start();
+    const storedAtStart = metricSum((await metrics()) ?? '', 'shelfsight_detections_stored_total');
     const t0 = Date.now();
     const cpu0 = { hub: processCpuSeconds(hub.child.pid) ?? 0, fleet: children.map((c) => processCpuSeconds(c.proc.child.pid) ?? 0) };
     const prober = startProber(`${hubUrl}/inventory?site=${encodeURIComponent(site)}`, apiKey, o.proberIntervalMs);
     const samples: Sample[] = [];
-    const atStart = { ...sumStats(children.map((c) => c.latest)), at: t0 };
+    const atStart: Sample = { ...sumStats(children.map((c) => c.latest)), at: t0, stored: storedAtStart };
     const fleetTotals = () => sumStats(children.map((c) => c.final ?? c.latest));
     let lastWindowAt = t0;
     let windowFrom: Sample | undefined;
@@ -203,7 +207,8 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         unacked: f.unacked,
         hubRssMb: processMemoryMb(hub.child.pid, 'VmRSS'),
         pending: text === undefined ? undefined : metricSum(text, 'shelfsight_ingest_pending'),
-        stored: text === undefined ? undefined : metricSum(text, 'shelfsight_detections_stored_total'),
+        // A scrape that failed (hub too busy to answer in 5 s) carries the last reading forward.
+        stored: text === undefined ? (samples[samples.length - 1]?.stored ?? storedAtStart) : metricSum(text, 'shelfsight_detections_stored_total'),
       };
       samples.push(s);
       await dbCpu.sample().catch(() => undefined);
@@ -508,7 +513,9 @@ function buildWindows(
     const last = inWindow[inWindow.length - 1] ?? prev;
     const db = stored.get(k);
     const p = probes.filter((x) => x.at > from && x.at <= to);
-    const storedN = db?.n ?? 0;
+    // Stored as the hub counts its commits (shelfsight_detections_stored_total, read every second); the
+    // database's received_at is the committing transaction's start, which lumps long transactions together.
+    const storedN = last.stored !== undefined && prev.stored !== undefined ? last.stored - prev.stored : (db?.n ?? 0);
     windows.push({
       from_s: (from - t0) / 1000,
       seconds: round1(seconds),

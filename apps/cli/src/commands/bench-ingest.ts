@@ -123,6 +123,7 @@ async function runEndToEnd(c: BenchConfig, perAgent: number, work: string) {
   const hubEnv: NodeJS.ProcessEnv = {
     DATA_DIR: join(work, 'hub'), HTTP_HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', DATABASE_URL: '', MQTT_URL: '',
     METRICS_TOKEN: metricsToken, MQTT_AUTH: 'off', MQTT_RATE_PER_S: '1000000', MQTT_BURST: '1000000', TRAINING_WORKER: 'off',
+    LOG_LEVEL: 'info', // the embedded database's address is read from the hub's info log
   };
   if (c.databaseUrl) {
     scratch = await createScratchDatabase(c.databaseUrl, 'shelfsight_bench');
