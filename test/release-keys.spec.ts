@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -237,18 +237,22 @@ describe('rollout keys against a real hub and agent', () => {
     await agentMetric(/shelf_agent_key_lists_refused_total\{reason="not_newer"\} 1/);
   });
 
-  it('holds no private key material in its database (pg_dump, or every text column)', async () => {
-    const privateParts = [fx.root, fx.release, fx.leaked].flatMap((k) => {
+  /** What a private key looks like in any encoding a dump could hold it in. */
+  const privateParts = (keys: KeyObject[]) =>
+    keys.flatMap((k) => {
       const der = k.export({ type: 'pkcs8', format: 'der' });
       const seed = der.subarray(der.length - 32);
       return [der.toString('base64'), seed.toString('base64'), seed.toString('hex'), seed.toString('base64url')];
     });
-    let dump: string;
+  /** The hub's whole database as text: pg_dump on PostgreSQL, every text, JSON and bytea column on PGlite. */
+  const dumpOf = async (hub: TestHub): Promise<string> => {
     if (dbKind === 'postgres') {
-      dump = (await run('pg_dump', ['--data-only', sut.db.url], { maxBuffer: 256 * 1024 * 1024 })).stdout;
+      const dump = (await run('pg_dump', ['--data-only', hub.db.url], { maxBuffer: 256 * 1024 * 1024 })).stdout;
       expect(dump).toMatch(/rollout_key_lists/);
-    } else {
-      const prisma = sut.hub.app.get(PrismaService);
+      return dump;
+    }
+    {
+      const prisma = hub.hub.app.get(PrismaService);
       const cols = await prisma.$queryRaw<Array<{ table_name: string; column_name: string }>>`
         SELECT table_name, column_name FROM information_schema.columns
         WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea')`;
@@ -257,12 +261,38 @@ describe('rollout keys against a real hub and agent', () => {
         const rows = await prisma.$queryRawUnsafe<Array<{ v: string | null }>>(`SELECT "${c.column_name}"::text AS v FROM "${c.table_name}"`);
         parts.push(...rows.map((r) => r.v ?? ''));
       }
-      dump = parts.join('\n');
+      return parts.join('\n');
     }
+  };
+
+  it('holds no private key material in its database (pg_dump, or every text column)', async () => {
+    const dump = await dumpOf(sut);
     expect(dump.length).toBeGreaterThan(1000);
     expect(dump).not.toMatch(/PRIVATE KEY/);
-    for (const secret of privateParts) expect(dump.includes(secret)).toBe(false);
+    for (const secret of privateParts([fx.root, fx.release, fx.leaked])) expect(dump.includes(secret)).toBe(false);
     // The public halves are there (the list), so the search looked in the right place.
     expect(dump).toContain(keyIdOf(fx.release));
+  });
+
+  it('as `npm start` does (no keys given): generates its release key and a demo root in DATA_DIR, mode 0600, and its database holds neither', async () => {
+    const demo = await startTestHub(dbKind, 'aedes');
+    try {
+      const dir = path.join(demo.dataDir, 'rollout-keys');
+      const files = (await fsp.readdir(dir)).sort();
+      expect(files).toEqual(['demo-root-key.pem', 'release-key.pem']);
+      const keys: KeyObject[] = [];
+      for (const f of files) {
+        expect((await fsp.stat(path.join(dir, f))).mode & 0o777).toBe(0o600);
+        keys.push(createPrivateKey(await fsp.readFile(path.join(dir, f), 'utf8')));
+      }
+      const dump = await dumpOf(demo);
+      expect(dump).not.toMatch(/PRIVATE KEY/);
+      for (const secret of privateParts(keys)) expect(dump.includes(secret)).toBe(false);
+      const [root, release] = keys as [KeyObject, KeyObject];
+      expect(dump).toContain(keyIdOf(release));
+      expect(await (await hubFetch(`${demo.hub.httpUrl}/rollouts/trusted-keys`)).text()).toContain(keyIdOf(root));
+    } finally {
+      await demo.stop();
+    }
   });
 });
