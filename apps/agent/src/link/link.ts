@@ -374,7 +374,8 @@ export class Link extends EventEmitter {
         unsent: this.unsent.length - this.unsentHead,
         oldestAgeMs: now - (this.unsentAt[this.unsentHead] ?? now),
         room: this.flow.size - this.inFlight.size,
-        batchSize,
+        // A window smaller than a batch makes the batch: waiting for room for more would wait for nothing.
+        batchSize: Math.max(1, Math.min(batchSize, this.flow.size)),
         lingerMs,
       });
       if ('waitMs' in decision) {
