@@ -116,6 +116,8 @@ async function main(): Promise<Record<string, unknown>> {
       TRAINING_WORKER: 'child',
       // The first version names the workspace's reference backbone: the one backbone folder its jobs may load.
       TRAINING_BACKBONE_ROOTS: dirname(REFERENCE_BACKBONE),
+      // Every category has this many testing photos (the hub's evaluation rows below); held-out labelled samples add more.
+      GATE_MIN_EVAL_ROWS: String(Math.min(...[known1, known2, ...weak].map((l) => evalRows.filter((r) => r.label === l).length))),
     });
     const agents: Array<ReturnType<typeof spawnShelf>> = [];
     try {
@@ -131,6 +133,17 @@ async function main(): Promise<Record<string, unknown>> {
         if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
         return (text ? JSON.parse(text) : undefined) as T;
       };
+      // The testing photos' rows become the hub's evaluation rows (an admin's act): the gate never scores an upload on its own rows.
+      const testing = [...v0.rows.split.keys()].filter((i) => v0.rows.split[i] === 2);
+      const evaluation = {
+        dim: v0.rows.dim,
+        labels: v0.rows.labels,
+        label: Uint32Array.from(testing.map((i) => v0.rows.label[i] as number)),
+        split: new Uint8Array(testing.length).fill(2),
+        x: Float32Array.from(testing.flatMap((i) => Array.from(v0.rows.x.subarray(i * v0.rows.dim, (i + 1) * v0.rows.dim)))),
+        ...(v0.rows.ids ? { ids: testing.map((i) => v0.rows.ids![i] as string) } : {}),
+      };
+      await api('POST', `/models/evaluation-rows?backbone=${encodeURIComponent(v0.manifest.backbone.id)}`, encodeTrainingRows(evaluation), 'application/octet-stream');
       const register = await promisify(execFile)(process.execPath, [SHELF_BIN, 'models', 'register', v0Dir, '--hub-url', hubUrl, '--api-key', apiKey]).catch((e: Error & { stderr?: string }) => {
         throw new Error(`shelf models register failed: ${e.stderr ?? e.message}`);
       });
@@ -210,6 +223,7 @@ async function main(): Promise<Record<string, unknown>> {
         version: string;
         releasable: boolean | null;
         gateReason: string | null;
+        gate: { reference: string | null; categories: Array<{ category: string; status: string }> } | null;
       }
       const good = await runJob();
       const retrainSeconds = (Date.parse(good.finishedAt as string) - Date.parse(good.createdAt)) / 1000;
@@ -232,12 +246,12 @@ async function main(): Promise<Record<string, unknown>> {
       const bad = await runJob();
       const v2 = await api<Model>('GET', `/models/${bad.resultVersion}`);
       const reason = v2.gateReason ?? '';
-      // The damaged categories are those the wrong labels cost more than the gate's tolerance on
-      // the frozen evaluation set (the registry's comparison says which): the reason must name
-      // every one of them, and at least one must be a relabelled category.
-      const comparison = await api<{ perCategory: Array<{ category: string; delta: number }> }>('GET', `/models/compare?a=${good.resultVersion}&b=${bad.resultVersion}`);
-      const damaged = comparison.perCategory.filter((c) => c.delta < -0.05).map((c) => c.category);
-      const badRefused = v2.releasable === false && damaged.some((c) => weak.includes(c)) && damaged.every((c) => reason.includes(`category ${c}:`));
+      // The damaged categories are those the gate found regressed against the reference (paired test
+      // on the hub's rows): the reason must name every one of them with before→after, and at least
+      // one must be a relabelled category.
+      const damaged = (v2.gate?.categories ?? []).filter((c) => c.status === 'regressed').map((c) => c.category);
+      const named = (c: string) => new RegExp(`[:;] ${c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\d\\.\\d\\d→`).test(reason);
+      const badRefused = v2.releasable === false && damaged.some((c) => weak.includes(c)) && damaged.every(named);
       log(`wrong labels: ${bad.resultVersion} releasable=${v2.releasable} (${reason})`);
 
       const checks = {
