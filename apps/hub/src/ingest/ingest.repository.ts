@@ -190,16 +190,25 @@ export class IngestRepository {
   }
 
   /**
-   * Note devices as seen now (created on first sight), in one short statement of its own,
-   * in id order (so it cannot deadlock with another).
+   * Note devices as seen now (created on first sight), in one short statement of its own
+   * that waits on no one: a device row another transaction holds (its heartbeat or birth,
+   * which note it as seen themselves, or a rollout status) is skipped, not waited for, so
+   * this cannot block or deadlock with them.
    */
   async markSeen(deviceIds: readonly string[]): Promise<void> {
     if (deviceIds.length === 0) return;
     await this.prisma.pool.query(
-      `INSERT INTO devices (id, last_seen_at)
-       SELECT id, now() FROM unnest($1::text[]) AS x(id) ORDER BY id
-       ON CONFLICT (id) DO UPDATE SET last_seen_at = now()`,
-      [[...deviceIds].sort()],
+      `WITH ids AS (
+         SELECT DISTINCT id FROM unnest($1::text[]) AS x(id)
+       ), locked AS (
+         SELECT d.id FROM devices d JOIN ids USING (id) ORDER BY d.id FOR UPDATE OF d SKIP LOCKED
+       ), seen AS (
+         UPDATE devices d SET last_seen_at = now() FROM locked l WHERE d.id = l.id RETURNING 1
+       )
+       INSERT INTO devices (id, last_seen_at)
+       SELECT id, now() FROM ids WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = ids.id) ORDER BY id
+       ON CONFLICT (id) DO NOTHING`,
+      [deviceIds],
     );
   }
 
