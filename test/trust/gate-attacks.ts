@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from 'pg';
+import sharp from 'sharp';
+import { silentLogger } from '@shelfsight/common';
+import { FileBlobStore } from '@shelfsight/hub';
 import { encodeTrainingRows, type TrainingJobView } from '@shelfsight/contracts';
 import { rowsOf, tinyArchive, type TinyHeadInput } from '../support/model-artifacts';
 import { eventually, hubFetch, type TestHub } from '../support/test-hub';
+import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 import type { FleetAttackResult } from './fleet-attacks';
 
 /**
@@ -64,16 +70,19 @@ export async function gateAttacks(sut: TestHub, log: (m: string) => void, counte
     {
       const name = 'wrong labels on one category (milk photos labelled apples) through a training job';
       log(`gate: ${name}`);
-      await labelSamples('apples', 0, 60, `trust-dev-${tag}`);
-      await labelSamples('milk', 1, 60, `trust-dev-${tag}`);
+      // Enough that the default hold-out (EVAL_HOLDOUT_PERCENT, 20%) gives each category more than GATE_MIN_EVAL_ROWS.
+      await labelSamples('apples', 0, 120, `trust-dev-${tag}`);
+      await labelSamples('milk', 1, 120, `trust-dev-${tag}`);
       const v0 = `trust-v0-${tag}`;
       const own = rowsOf(['apples', 'milk'], [...Array.from({ length: 20 }, (_, i) => ({ label: 'apples', x: embedding(0, i) })), ...Array.from({ length: 20 }, (_, i) => ({ label: 'milk', x: embedding(1, i) }))]);
       const first = await upload(await tinyArchive(hotHead(v0, ['apples', 'milk'], [0, 1]), own));
-      await labelSamples('apples', 1, 150, `trust-mislabeller-${tag}`);
+      // More milk photos labelled apples than true milk ones: enough to damage milk (held out in the same share, they
+      // also sit in the evaluation rows, where they pull the overall score up: the per-category test must see milk fall).
+      await labelSamples('apples', 1, 400, `trust-mislabeller-${tag}`);
       const created = await hubFetch(`${url}/training-jobs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ base: { version: v0 }, backbone: BACKBONE, augmentFromThumbnails: false, head: { type: 'softmax', epochs: 20 } }),
+        body: JSON.stringify({ base: { version: v0 }, backbone: BACKBONE, augmentFromThumbnails: false, head: { type: 'softmax', epochs: 10 } }),
       });
       const { id } = (await created.json()) as TrainingJobView;
       const job = await eventually(async () => {
@@ -115,7 +124,93 @@ export async function gateAttacks(sut: TestHub, log: (m: string) => void, counte
         outcome: `releasable=${collapse.releasable}, unverified ${collapse.gate.unverified.join(',') || 'none'}, backlog re-score ${collapse.rescore.state ?? 'not run'}: ${collapse.gateReason.slice(0, 160)}`,
       });
     }
+
+    // --- Poisoned embeddings from one device: real grocery photos, the reference backbone.
+    {
+      const name = 'poisoned embeddings from one device (embeddings of another product\u2019s photos)';
+      if (!hasShared()) {
+        report({ name, refused: false, outcome: `workspace data missing (${GROCERY_DIR}, ${REFERENCE_BACKBONE}): not run` });
+      } else {
+        log(`gate: ${name}`);
+        report(await poisonedEmbeddings(sut, db, tag, counters));
+      }
+    }
   } finally {
     await db.end();
   }
+}
+
+/** Grocery photos of a coarse category (`train/Fruit/Apple/...` → Apple), from train.txt. */
+function photos(category: string): string[] {
+  return readFileSync(join(GROCERY_DIR, 'train.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.split(',')[0]?.trim() ?? '')
+    .filter((p) => p.split('/')[2] === category)
+    .map((p) => join(GROCERY_DIR, p));
+}
+
+/**
+ * One device sends, for half its frames, the embedding of another product's photo beside the
+ * true thumbnail (as an agent sends samples: centre-view embedding, 224-px JPEG); an honest
+ * device sends the truth. A retraining job must leave the poisoned samples out (none in the
+ * version's lineage) and name the device.
+ */
+async function poisonedEmbeddings(sut: TestHub, db: Client, tag: string, counters: { released_regressions: number }): Promise<FleetAttackResult> {
+  const name = 'poisoned embeddings from one device (embeddings of another product\u2019s photos)';
+  const vision = await import('@shelfsight/vision');
+  const honest = `trust-honest-${tag}`;
+  const poisoner = `trust-poisoner-${tag}`;
+  const categories = ['Apple', 'Milk'] as const;
+  const frames = { Apple: photos('Apple').slice(20, 32), Milk: photos('Milk').slice(20, 32) };
+  // The base: a small dataset of the same categories, inside the hub's dataset root.
+  const base = join(sut.dataDir, 'datasets', `grocery-${tag}.csv`);
+  writeFileSync(base, ['image,label', ...categories.flatMap((c) => photos(c).slice(0, 8).map((p) => `${p},${c}`))].join('\n') + '\n');
+  const ctx = await vision.openExtraction({ backbone: REFERENCE_BACKBONE, cacheDir: false, logger: silentLogger, workers: 1 });
+  const all = [...frames.Apple, ...frames.Milk];
+  const features = await vision.computeBottlenecks(all.map((path) => ({ path, views: [vision.CENTER_VIEW] })), ctx.extractor, undefined, {}).finally(() => ctx.close());
+  const embeddingOf = (p: string) => features.features.get(p)!.get(vision.CENTER_VIEW.key)!;
+  const blobs = new FileBlobStore(join(sut.dataDir, 'blobs'));
+  const backboneId = JSON.parse(readFileSync(join(REFERENCE_BACKBONE, 'backbone.json'), 'utf8')).name as string;
+  const poisoned = new Set<string>();
+  for (const label of categories) {
+    for (const [i, photo] of frames[label].entries()) {
+      const device = i % 2 === 0 ? honest : poisoner;
+      const isPoisoned = device === poisoner;
+      const sent = isPoisoned ? embeddingOf(frames[label === 'Apple' ? 'Milk' : 'Apple'][i]!) : embeddingOf(photo);
+      const thumb = await sharp(photo).rotate().resize({ width: 224, height: 224, fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 75 }).toBuffer();
+      const sha = (await blobs.put(thumb)).sha256;
+      const r = await db.query(
+        `INSERT INTO samples (device_id, sample_id, reason, frame_id, site, zone, location, captured_at, predicted_category, predicted_confidence,
+          predicted_top_k, model_version, backbone_id, embedding, embedding_dim, thumbnail_sha256, thumbnail_bytes, thumbnail_width, thumbnail_height,
+          scored_category, scored_confidence, scored_margin, scored_entropy, scored_top_k, scored_model_version, state, label, labelled_by, labelled_at)
+         VALUES ($1, $2, 'low_confidence', $2, 's', 'A', 'A-01-1-A', now(), $3, 0.4, '[]', 'v0', $4, $5, $6, $7, $8, 224, 168,
+          $3, 0.4, 0.1, 1, '[]', 'v0', 'labelled', $3, 'key:trust', now()) RETURNING id`,
+        [device, `p-${label}-${i}-${tag}`, label, backboneId, Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength), sent.length, sha, thumb.length],
+      );
+      if (isPoisoned) poisoned.add(`${r.rows[0].id}`);
+    }
+  }
+  const created = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ base: { dataset: base }, backbone: REFERENCE_BACKBONE, head: { type: 'softmax', epochs: 5 } }),
+  });
+  if (created.status !== 201) return { name, refused: false, outcome: `job not created: HTTP ${created.status} ${await created.text()}` };
+  const { id } = (await created.json()) as TrainingJobView;
+  const job = await eventually(async () => {
+    const j = (await (await hubFetch(`${sut.hub.httpUrl}/training-jobs/${id}`)).json()) as TrainingJobView;
+    return j.status === 'queued' || j.status === 'running' ? undefined : j;
+  }, 180_000, `job ${id}`);
+  const result = job.result as { version?: string; embeddingCheck?: { messages: string[]; devices: Array<{ device: string; checked: number; mismatched: number }> } } | null;
+  const version = result?.version;
+  const lineage = version ? ((await (await hubFetch(`${sut.hub.httpUrl}/models/${encodeURIComponent(version)}`)).json()) as { releasable: boolean | null; lineage: { sampleIds: string[] } }) : undefined;
+  const trainedOnPoison = (lineage?.lineage.sampleIds ?? []).filter((s) => poisoned.has(s.replace(/^sample:/, ''))).length;
+  const byDevice = Object.fromEntries((result?.embeddingCheck?.devices ?? []).map((x) => [x.device, x]));
+  const named = (result?.embeddingCheck?.messages ?? []).some((m) => m.includes(poisoner));
+  void counters;
+  return {
+    name,
+    refused: job.status === 'done' && lineage !== undefined && trainedOnPoison === 0 && named && (byDevice[honest]?.mismatched ?? 1) === 0,
+    outcome: `job ${id} ${job.status}${job.error ? ` (${job.error})` : ''}: ${(result?.embeddingCheck?.messages ?? []).join('; ') || 'no device named'}; honest device ${byDevice[honest]?.mismatched ?? '?'} mismatched of ${byDevice[honest]?.checked ?? '?'}; poisoned samples trained on: ${trainedOnPoison} of ${poisoned.size}`,
+  };
 }

@@ -15,11 +15,12 @@ import { createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { metricSum } from '@shelfsight/common';
 import { eventually, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from '../support/test-hub';
+import { REFERENCE_BACKBONE } from '../support/workspace-data';
 import { fleetAttacks, type FleetAttackResult } from './fleet-attacks';
 import { gateAttacks } from './gate-attacks';
 
@@ -251,7 +252,7 @@ const ATTACKS: Attack[] = [
 const want = (section: string) => !process.env.TRUST_ONLY || process.env.TRUST_ONLY.split(',').includes(section);
 
 /** Attacks of the issue whose defence has not landed yet: reported as not built, not counted as refused. */
-const NOT_BUILT: string[] = ['poisoned embeddings from one device (the worker recomputes embeddings from the thumbnails)'];
+const NOT_BUILT: string[] = [];
 
 async function main(): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'shelfsight-trust-'));
@@ -266,13 +267,12 @@ async function main(): Promise<number> {
     TRAINING_WORKER: 'child',
     // The product's defaults for job paths (test hubs allow the temporary folder).
     TRAINING_DATASET_ROOTS: join(dataDir, 'datasets'),
-    TRAINING_BACKBONE_ROOTS: join(dataDir, 'backbones'),
+    // ...and the workspace's reference backbone, which the poisoned-embeddings job runs on.
+    TRAINING_BACKBONE_ROOTS: `${join(dataDir, 'backbones')},${dirname(REFERENCE_BACKBONE)}`,
     TRUST_PROXY: 'loopback',
     AUTH_FAILURES_PER_MINUTE: '5',
     MODEL_UPLOAD_MAX_INFLATED_BYTES: String(64 * 1024 * 1024),
     ROLLOUT_TICK_MS: '250',
-    // The registry attacks: half the labelled samples held out, so a few dozen make a verified category.
-    EVAL_HOLDOUT_PERCENT: '50',
   });
   const rig: Rig = { sut, url: sut.hub.httpUrl, dataDir, work, canary, counters: { released_regressions: 0, devices_left_on_halted_version: 0 } };
   const results: AttackResult[] = [];
