@@ -11,6 +11,9 @@ export interface PredictedPair {
   ofFrom: number;
 }
 
+/** What the pooling reads of a device's shadow report. */
+export type PooledShadow = Pick<ShadowStats, 'frames' | 'agreement' | 'categories' | 'changes'>;
+
 /**
  * The predicted inventory change of a version: over the shadow runs of some devices, the
  * share of frames whose category would change, and per (active → candidate) pair.
@@ -35,7 +38,7 @@ export interface PredictedChange {
  * contributes its pairs; one without contributes only its count of changed frames (from
  * `agreement`), as `unpaired`.
  */
-export function predictedChange(reports: readonly ShadowStats[]): PredictedChange {
+export function predictedChange(reports: readonly PooledShadow[]): PredictedChange {
   let frames = 0;
   let changed = 0;
   let unpaired = 0;

@@ -35,7 +35,7 @@ describe(RolloutStatusWriter.name, () => {
         if (err) throw err;
         batches.push([...list]);
         await new Promise((r) => setTimeout(r, 5));
-        return list.map((s) => !unknownDevices.has(s.deviceId));
+        return list.map((s) => (unknownDevices.has(s.deviceId) ? null : 'running'));
       },
     } as unknown as RolloutsRepository;
     sut = new RolloutStatusWriter(repo);
@@ -46,8 +46,9 @@ describe(RolloutStatusWriter.name, () => {
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => sut.record(status(`dev-${i}`, 'downloading', '2026-12-02T00:00:00.000Z'))));
     expect(batches.length).toBeLessThanOrEqual(2);
     expect(batches.flat()).toHaveLength(50);
-    expect(results.filter((known) => !known)).toHaveLength(1);
-    expect(results[7]).toBe(false);
+    expect(results.filter((state) => state === null)).toHaveLength(1);
+    expect(results[7]).toBeNull();
+    expect(results[8]).toBe('running');
   });
 
   it('writes what arrives while a batch is in flight in the next batch', async () => {
@@ -60,11 +61,11 @@ describe(RolloutStatusWriter.name, () => {
 
   it('tries a deadlocked batch again, and rejects the callers of a batch that fails otherwise', async () => {
     failNext.push(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
-    await expect(sut.record(status('a', 'offered', '2026-12-02T00:00:00.000Z'))).resolves.toBe(true);
+    await expect(sut.record(status('a', 'offered', '2026-12-02T00:00:00.000Z'))).resolves.toBe('running');
     failNext.push(new Error('connection refused'));
     await expect(sut.record(status('b', 'offered', '2026-12-02T00:00:00.000Z'))).rejects.toThrow('connection refused');
     // The writer goes on after a failure.
-    await expect(sut.record(status('c', 'offered', '2026-12-02T00:00:00.000Z'))).resolves.toBe(true);
+    await expect(sut.record(status('c', 'offered', '2026-12-02T00:00:00.000Z'))).resolves.toBe('running');
   });
 });
 

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { RolloutStatus } from '@shelfsight/contracts';
+import type { RolloutState } from './rollout.dto';
 import { RolloutsRepository } from './rollouts.repository';
 
 /** At most this many statuses in one statement. */
@@ -9,7 +10,7 @@ const DEADLOCK_RETRIES = 3;
 
 interface Pending {
   status: RolloutStatus;
-  resolve(known: boolean): void;
+  resolve(rolloutState: RolloutState | null): void;
   reject(err: Error): void;
 }
 
@@ -19,7 +20,8 @@ interface Pending {
  * running version) kept the hub's event loop and PostgreSQL busy while downloads waited.
  * One batch is in flight at a time; what arrives meanwhile goes into the next, so a lone
  * status is written at once and a burst costs a statement per round trip. Callers learn the
- * outcome (was this offer made to this device?) once their batch is committed.
+ * outcome (the state of the rollout the status was recorded against, or null: the hub made no
+ * such offer to this device) once their batch is committed.
  */
 @Injectable()
 export class RolloutStatusWriter implements OnModuleDestroy {
@@ -29,9 +31,9 @@ export class RolloutStatusWriter implements OnModuleDestroy {
 
   constructor(private readonly repo: RolloutsRepository) {}
 
-  /** Resolves once the status is stored: true, or false when the hub made no such offer to the device. */
-  record(status: RolloutStatus): Promise<boolean> {
-    const done = new Promise<boolean>((resolve, reject) => this.queue.push({ status, resolve, reject }));
+  /** Resolves once the status is stored: the state of its rollout, or null when the hub made no such offer to the device. */
+  record(status: RolloutStatus): Promise<RolloutState | null> {
+    const done = new Promise<RolloutState | null>((resolve, reject) => this.queue.push({ status, resolve, reject }));
     this.schedule();
     return done;
   }
@@ -65,7 +67,7 @@ export class RolloutStatusWriter implements OnModuleDestroy {
     }
   }
 
-  private async write(statuses: RolloutStatus[]): Promise<boolean[]> {
+  private async write(statuses: RolloutStatus[]): Promise<Array<RolloutState | null>> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.repo.recordStatuses(statuses);

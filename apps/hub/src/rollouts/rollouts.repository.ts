@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Prisma, type PrismaClient } from '@shelfsight/db';
 import type { HealthStats, OnHalt, RolloutStatus, ShadowStats, SignedManifest } from '@shelfsight/contracts';
+import type { PooledShadow } from './predicted-change';
 import { PrismaService } from '../prisma/prisma.service';
 import type { DeviceRolloutState, RolloutStage, RolloutState, RolloutTarget } from './rollout.dto';
 
@@ -51,7 +52,7 @@ export interface TargetDeviceRow {
 export interface ShadowReportRow {
   rollout_id: string;
   stage: number;
-  shadow: ShadowStats;
+  shadow: PooledShadow;
 }
 
 export interface StageCountRow {
@@ -138,10 +139,16 @@ export class RolloutsRepository {
       GROUP BY rollout_id, stage, state`;
   }
 
-  /** The shadow runs devices of these rollouts reported (one per device: its latest), with their stage. */
+  /**
+   * The shadow runs the devices of these rollouts reported in the stages offered so far (one per
+   * device: its latest), with their stage: only what the pooling reads (no histograms).
+   */
   shadowReports(rolloutIds: string[]): Promise<ShadowReportRow[]> {
     return this.db.$queryRaw<ShadowReportRow[]>`
-      SELECT rollout_id, stage, shadow FROM rollout_devices WHERE rollout_id = ANY(${rolloutIds}::text[]) AND shadow IS NOT NULL`;
+      SELECT d.rollout_id, d.stage,
+        jsonb_strip_nulls(jsonb_build_object('frames', d.shadow->'frames', 'agreement', d.shadow->'agreement', 'categories', d.shadow->'categories', 'changes', d.shadow->'changes')) AS shadow
+      FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
+      WHERE d.rollout_id = ANY(${rolloutIds}::text[]) AND d.shadow IS NOT NULL AND d.stage <= r.current_stage`;
   }
 
   /**
@@ -219,12 +226,13 @@ export class RolloutsRepository {
    * the hub made that offer to that device (false: nothing recorded). Statuses may arrive out of
    * order (handlers run concurrently, batches overlap): an older one never overwrites a newer,
    * and of two with the same time the later step wins. Also sets each device's running version
-   * (from its newest status here).
+   * (from its newest status here). For each status: the state of the rollout it was recorded
+   * against, or null when the hub made no such offer to that device (nothing recorded).
    */
-  async recordStatuses(statuses: readonly RolloutStatus[]): Promise<boolean[]> {
+  async recordStatuses(statuses: readonly RolloutStatus[]): Promise<Array<RolloutState | null>> {
     const merged = mergeStatuses(statuses);
     const col = <T>(f: (m: MergedStatus) => T) => merged.map(f);
-    const rows = await this.db.$queryRaw<Array<{ rollout_id: string; device_id: string; model_version: string }>>`
+    const rows = await this.db.$queryRaw<Array<{ rollout_id: string; device_id: string; model_version: string; rollout_state: RolloutState }>>`
       WITH s AS (
         SELECT * FROM unnest(
           ${col((m) => m.offerId)}::text[], ${col((m) => m.deviceId)}::text[], ${col((m) => m.modelVersion)}::text[],
@@ -247,15 +255,15 @@ export class RolloutsRepository {
           updated_at = now()
         FROM s JOIN rollouts r ON r.id = s.offer_id AND r.model_version = s.model_version
         WHERE d.rollout_id = s.offer_id AND d.device_id = s.device_id
-        RETURNING d.rollout_id, d.device_id, r.model_version
+        RETURNING d.rollout_id, d.device_id, r.model_version, r.state AS rollout_state
       ), dev AS (
         UPDATE devices x SET model_version = v.active_version
         FROM (SELECT DISTINCT ON (device_id) device_id, active_version FROM s ORDER BY device_id, last_at::timestamptz DESC) v
         WHERE x.id = v.device_id AND x.model_version IS DISTINCT FROM v.active_version
       )
-      SELECT rollout_id, device_id, model_version FROM upd`;
-    const known = new Set(rows.map((r) => statusKey(r.rollout_id, r.device_id, r.model_version)));
-    return statuses.map((st) => known.has(statusKey(st.offerId, st.deviceId, st.modelVersion)));
+      SELECT rollout_id, device_id, model_version, rollout_state FROM upd`;
+    const known = new Map(rows.map((r) => [statusKey(r.rollout_id, r.device_id, r.model_version), r.rollout_state]));
+    return statuses.map((st) => known.get(statusKey(st.offerId, st.deviceId, st.modelVersion)) ?? null);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { DEFAULT_MODEL_LINE, isUnverifiedOfferStatus, labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type SignedManifest } from '@shelfsight/contracts';
-import { offerPolicyOf, resolveRolloutPolicy, storedRolloutPolicy, type ShadowStats } from '@shelfsight/contracts';
+import { offerPolicyOf, resolveRolloutPolicy, storedRolloutPolicy } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
@@ -18,7 +18,7 @@ import {
   type StageCounts,
 } from './rollout.dto';
 import { RolloutConflictError, RolloutNotFoundError, RolloutRefusedError, RolloutStateError } from './rollouts.error';
-import { predictedChange } from './predicted-change';
+import { predictedChange, type PooledShadow } from './predicted-change';
 import { RolloutsRepository, type RolloutDeviceRow, type RolloutRow, type ShadowReportRow, type StageCountRow } from './rollouts.repository';
 import { RolloutStatusWriter } from './rollout-status-writer';
 import { DOWNLOAD_TOKEN_TTL_MS, DownloadTokens } from './download-tokens';
@@ -187,15 +187,15 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       this.log.warn(`device ${s.deviceId} refused a forged or replayed offer naming ${s.offerId} (${s.reason}${s.detail ? `: ${s.detail}` : ''}); not counted against the rollout`);
       return;
     }
-    const known = await this.statuses.record(s);
-    this.metrics.rolloutStatuses.inc({ state: known ? s.state : 'unknown' });
-    if (!known) return;
+    const rolloutState = await this.statuses.record(s);
+    this.metrics.rolloutStatuses.inc({ state: rolloutState ? s.state : 'unknown' });
+    if (!rolloutState) return;
     this.changed(s.offerId);
     if (s.state === 'rejected' || s.state === 'rolled_back') {
       this.log.warn(`rollout ${s.offerId}: device ${s.deviceId} ${s.state} ${s.modelVersion} (${s.reason ?? ''}${s.detail ? `: ${s.detail}` : ''})`);
     }
     // Activated after its rollout stopped (its shadow run ended as the cancel was on its way): send it back too.
-    if (s.state === 'active') await this.sendBackIfStopped(s.deviceId);
+    if (s.state === 'active' && (rolloutState === 'halted' || rolloutState === 'rolled_back')) await this.sendBackIfStopped(s.deviceId);
   }
 
   /** A device still running the version of a rollout that halted (onHalt: rollback) or was rolled back gets `rollback`. */
@@ -232,7 +232,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       if (running.length === 0) return [];
       const counts = await repo.stageCounts(running.map((r) => r.id));
       // After the counts: a device counted active here has its shadow run stored (one statement writes both).
-      const shadows = await repo.shadowReports(running.map((r) => r.id));
+      const gated = running.filter((r) => storedRolloutPolicy(r.policy).shadowGate !== false).map((r) => r.id);
+      const shadows = gated.length > 0 ? await repo.shadowReports(gated) : [];
       const stopped: string[] = [];
       for (const r of running) {
         const perStage = stageCountsOf(r, counts.filter((c) => c.rollout_id === r.id));
@@ -413,7 +414,7 @@ export function artifactPathOf(modelVersion: string): string {
 }
 
 /** The shadow runs of a rollout's devices in the stages offered so far (what its current stage is judged by). */
-function offeredShadows(r: RolloutRow, rows: readonly ShadowReportRow[]): ShadowStats[] {
+function offeredShadows(r: RolloutRow, rows: readonly ShadowReportRow[]): PooledShadow[] {
   return rows.filter((x) => x.rollout_id === r.id && x.stage <= r.current_stage).map((x) => x.shadow);
 }
 
