@@ -22,7 +22,8 @@ import {
 } from '@shelfsight/contracts';
 import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
 import { spawnShelf } from '@shelfsight/cli';
-import { BLOB_STORE, PrismaService, type BlobStore } from '@shelfsight/hub';
+import { PrismaService } from '@shelfsight/hub';
+import { seedStandInVersion } from './support/flipped-head';
 import { releaseKeysFixture, type ReleaseKeysFixture } from './support/release-keys';
 import { hasExternalPostgres } from './support/services';
 import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
@@ -113,12 +114,7 @@ describe('rollout keys against a real hub and agent', () => {
   /** A releasable stand-in head in the registry. */
   const seedVersion = async (labels: string[] = STAND_IN_CATEGORIES) => {
     const version = `kv-${tag}-${++n}`;
-    const artifact = standInHeadArtifact(version, labels);
-    const blob = await sut.hub.app.get<symbol, BlobStore>(BLOB_STORE).put(artifact);
-    await sut.hub.app.get(PrismaService).$executeRaw`
-      INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest, artifact_sha256, artifact_bytes, releasable, gate_reason, source, created_at)
-      VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(labels)}::jsonb, ${labelsHash([...labels].sort())}, 'stand-in', '{}'::jsonb,
-        ${blob.sha256}, ${blob.bytes}, true, null, 'upload', now())`;
+    await seedStandInVersion(sut, version, labels);
     return version;
   };
   /** A rollout to the device that stays running after activation (a long soak), so a forged status would land in it. */
