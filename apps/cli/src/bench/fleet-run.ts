@@ -50,6 +50,8 @@ export interface FleetRunOptions {
   limits?: OverloadLimits;
   /** Progress lines (stderr). */
   log: (line: string) => void;
+  /** Aborted (SIGINT/SIGTERM): stop offering, end the drain, report what was measured, clean up. */
+  stop?: AbortSignal;
 }
 
 /** What the parent hands each fleet child (a JSON file). */
@@ -226,7 +228,7 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         lastWindowAt = s.at;
         windowFrom = s;
       }
-      if (done || Date.now() - t0 > (o.durationS * 2 + 60) * 1000) break;
+      if (done || o.stop?.aborted || Date.now() - t0 > (o.durationS * 2 + 60) * 1000) break;
     }
     const tEnd = Date.now();
     await dbCpu.sample().catch(() => undefined);
@@ -247,12 +249,13 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         lastDrainLog = Date.now();
         o.log(`bench fleet: draining, ${fleetTotals().unacked} unacknowledged`);
       }
-      return children.every((c) => c.proc.child.exitCode !== null);
+      return children.every((c) => c.proc.child.exitCode !== null) || o.stop?.aborted === true;
     }, o.drainTimeoutS * 1000).then(
       () => true,
       () => false,
     );
     const drainS = (Date.now() - drainFrom) / 1000;
+    const allExited = children.every((c) => c.proc.child.exitCode === 0);
     await Promise.all(children.map((c) => stopChild(c.proc)));
     const final = sumStats(children.map((c) => c.final ?? c.latest));
 
@@ -306,11 +309,12 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         retransmitted: final.retransmits,
         retransmitted_share: final.sent > 0 ? round3(final.retransmits / final.sent) : null,
         stored: totals.distinct_frames,
-        lost: drained ? final.detected - totals.distinct_frames : null,
+        lost: drained && allExited ? final.detected - totals.distinct_frames : null,
         double_counted: totals.stored - totals.distinct_frames,
         unacked_at_end: final.unacked,
-        drained,
+        drained: drained && allExited,
         drain_s: round1(drainS),
+        interrupted: o.stop?.aborted === true,
       },
       hub_rss_mb: { at_end_of_run: rssAtEnd ?? null, peak: hubPeakRssMb ?? null },
       inventory_probes: probes.length,

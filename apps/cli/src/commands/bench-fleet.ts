@@ -67,7 +67,17 @@ export function registerBenchFleet(bench: Command): void {
     process.stderr.write(
       `bench fleet: ${c.devices} devices, ${c.overload ? `${c.overload}x capacity` : `${c.rate} frames/s each`}, ${c.durationS} s, windows of ${c.windowS} s; hub on PostgreSQL, broker ${c.mqttUrl ?? 'embedded'}\n`,
     );
+    // Ctrl-C or SIGTERM: stop offering, end the drain, and still report and clean up (a second one exits at once).
+    const stop = new AbortController();
+    const interrupt = () => {
+      if (stop.signal.aborted) process.exit(130);
+      process.stderr.write('bench fleet: interrupted: reporting what was measured, then cleaning up\n');
+      stop.abort();
+    };
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
     const result = await runFleetBench({
+      stop: stop.signal,
       devices: c.devices,
       rate: c.rate,
       durationS: c.durationS,
