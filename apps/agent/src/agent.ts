@@ -214,7 +214,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   );
   metrics.mirror(
     'shelf_agent_model_rejected_total',
-    'Offered heads refused or rolled back, by reason (bad_signature, unknown_key, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed, shadow_gate, health_regression, operator, rolled_back_before)',
+    'Offered heads refused or rolled back, by reason (bad_signature, unknown_key, offer_mismatch, expired, replayed_counter, foreign_backbone, hash_mismatch, length_mismatch, download_failed, load_failed, malformed, shadow_gate, health_regression, operator, rolled_back_before)',
     () => ({ ...rollout?.rejected }),
     'reason',
   );
