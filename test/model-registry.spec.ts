@@ -278,13 +278,13 @@ for (const variant of variants) {
         expect((await model(v('collapse-2'))).gateReason).toBe(`not releasable: regresses against ${v('perfect')}: overall 1.00→0.89 (n=90, p<0.001); milk 1.00→0.00 (n=10, p<0.001)`);
       });
 
-      it('lists newest first with gate verdicts, and refuses to compare different category sets', async () => {
+      it('lists newest first with gate verdicts, and refuses to compare versions of different backbones', async () => {
         const list = (await keyedJson<Model[]>(api('/models'))).body;
         expect(list.slice(0, 2).map((m) => [m.version, m.releasable])).toEqual([[v('collapse-2'), false], [v('perfect'), true]]);
         const colours = list.find((m) => m.categorySet !== list[0]?.categorySet) as Model;
         const res = await keyedFetch(api(`/models/compare?a=${v('perfect')}&b=${colours.version}`));
         expect(res.status).toBe(409);
-        expect(((await res.json()) as { message: string }).message).toMatch(/different category sets/);
+        expect(((await res.json()) as { message: string }).message).toMatch(/different backbones/);
         expect((await keyedFetch(api('/models/nope'))).status).toBe(404);
       });
     });

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { predictPlain, type PlainHead, type TrainingRows } from '@shelfsight/contracts';
 
-/** Accuracy of one version on its category set's frozen evaluation set. */
+/** Accuracy of one version on the hub's evaluation rows of its categories (frozen base rows and held-out labelled samples). */
 export interface ModelMetrics {
-  /** The category set (sha256 of the sorted names) whose frozen rows were used. */
+  /** The version's category set (sha256 of the sorted names). */
   categorySet: string;
-  /** The version whose held-out training rows froze the evaluation set. */
+  /** Who froze the base rows used (versions, `operator:<actor>`), comma-separated; `none` when only samples. */
   frozenBy: string;
   rows: number;
   accuracy: number;

@@ -96,7 +96,7 @@ export class ModelsController {
   }
 
   @Get('compare')
-  @ApiOkResponse({ type: ModelComparisonDoc, description: 'overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ' })
+  @ApiOkResponse({ type: ModelComparisonDoc, description: "overall and per-category accuracy of b minus a on the hub's evaluation rows of their shared categories, row by row; 409 for different backbones or no shared category" })
   compare(@ZodQuery(CompareModelsQuerySchema) query: CompareModelsQuery): Promise<ModelComparisonDto> {
     return this.models.compare(query.a, query.b);
   }

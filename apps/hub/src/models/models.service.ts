@@ -225,27 +225,37 @@ export class ModelsService {
     return { sha256: row.artifact_sha256, bytes: blob.bytes, stream: blob.stream };
   }
 
+  /**
+   * Two versions of one backbone on the hub's evaluation rows as they are now, row by row on
+   * the same rows: overall and per category, on the categories they share (as the gate
+   * compares a version with its reference).
+   */
   async compare(a: string, b: string): Promise<ModelComparisonDto> {
     const [ra, rb] = [await this.row(a), await this.row(b)];
-    if (ra.category_set !== rb.category_set) {
-      throw new IncomparableModelsError(`${a} and ${b} have different category sets (${ra.labels.join(', ')} vs ${rb.labels.join(', ')}): no shared evaluation set`);
-    }
     if (ra.backbone_id !== rb.backbone_id) {
-      throw new IncomparableModelsError(`${a} and ${b} belong to different backbones (${ra.backbone_id}, ${rb.backbone_id}): no shared evaluation set`);
+      throw new IncomparableModelsError(`${a} and ${b} belong to different backbones (${ra.backbone_id}, ${rb.backbone_id}): no shared evaluation rows`);
     }
-    const ma = ra.metrics;
-    const mb = rb.metrics;
-    if (!ma || !mb) throw new IncomparableModelsError(`${!ma ? a : b} has not been evaluated on its category set's frozen evaluation set`);
+    const shared = rb.labels.filter((l) => ra.labels.includes(l));
+    if (shared.length === 0) throw new IncomparableModelsError(`${a} and ${b} share no category (${ra.labels.join(', ')} vs ${rb.labels.join(', ')})`);
+    const [ha, hb] = [await this.loadArtifact(ra), await this.loadArtifact(rb)];
+    if (ha.head.spec.inputDim !== hb.head.spec.inputDim) throw new IncomparableModelsError(`${a} takes ${ha.head.spec.inputDim}-d embeddings, ${b} ${hb.head.spec.inputDim}-d`);
+    const pool = await this.evaluationPool(rb.backbone_id, hb.head.spec.inputDim);
+    const rows = rowsOfCategories(pool.rows, shared);
+    const ca = correctRows(ha.head, ha.labels, rows);
+    const cb = correctRows(hb.head, hb.labels, rows);
+    const share = (c: Uint8Array, idx: number[]) => (idx.length > 0 ? idx.reduce((n, i) => n + (c[i] as number), 0) / idx.length : 0);
+    const all = [...rows.label.keys()];
+    const overall = { a: share(ca, all), b: share(cb, all) };
     return {
       a,
       b,
-      categorySet: ra.category_set,
-      evaluationRows: mb.rows,
-      overall: { a: ma.accuracy, b: mb.accuracy, delta: mb.accuracy - ma.accuracy },
-      perCategory: mb.labels.map((category) => {
-        const x = ma.perCategory[category]?.accuracy ?? 0;
-        const y = mb.perCategory[category]?.accuracy ?? 0;
-        return { category, rows: mb.perCategory[category]?.rows ?? 0, a: x, b: y, delta: y - x };
+      categorySet: categorySetOf(shared),
+      evaluationRows: rows.label.length,
+      overall: { ...overall, delta: overall.b - overall.a },
+      perCategory: rows.labels.map((category, l) => {
+        const idx = all.filter((i) => rows.label[i] === l);
+        const [x, y] = [share(ca, idx), share(cb, idx)];
+        return { category, rows: idx.length, a: x, b: y, delta: y - x };
       }),
     };
   }
