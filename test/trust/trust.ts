@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -180,7 +180,7 @@ const lockoutIsolation: Attack = {
 // ---------------------------------------------------------------- database dump
 
 /** Private key material in a pg_dump of the hub's database: PEM blocks, PKCS8 DER (base64/hex), and the hub's own key bytes. */
-async function privateKeysInDump(rig: Rig): Promise<{ count: number; detail: string }> {
+async function privateKeysInDump(rig: Rig): Promise<{ count: number; looseFiles: string[]; detail: string }> {
   const url = new URL(rig.sut.db.url);
   const { stdout } = await promisify(execFile)('pg_dump', ['--no-owner', '--data-only', '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username) || 'postgres', url.pathname.slice(1)], {
     env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) },
@@ -205,9 +205,21 @@ async function privateKeysInDump(rig: Rig): Promise<{ count: number; detail: str
     }
   }
   // The dump is of the hub's database: its migrations table is there (else nothing was checked).
-  if (!/COPY public\._?\w*migrations/.test(stdout)) return { count: -1, detail: `the dump holds no migrations table: not the hub's database (${stdout.length} bytes)` };
+  if (!/COPY public\._?\w*migrations/.test(stdout)) return { count: -1, looseFiles: [], detail: `the dump holds no migrations table: not the hub's database (${stdout.length} bytes)` };
+  // The download-token secret is its own secret, in DATA_DIR only.
+  const tokenSecret = join(rig.dataDir, 'download-token-secret');
+  if (existsSync(tokenSecret)) {
+    const secret = readFileSync(tokenSecret, 'utf8').trim();
+    if (secret.length >= 16) patterns.push(['download-token secret', new RegExp(secret.slice(0, 40).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))]);
+  }
   const found = patterns.filter(([, re]) => re.test(stdout)).map(([what]) => what);
-  return { count: found.length, detail: `${(stdout.length / 1e3).toFixed(0)} KB dump, ${keyFiles.length} key files in DATA_DIR checked${found.length ? `; FOUND ${found.join(', ')}` : ''}` };
+  // Every secret file the hub generated is readable by its owner only.
+  const loose = [...keyFiles, ...(existsSync(tokenSecret) ? [tokenSecret] : [])].filter((f) => (statSync(f).mode & 0o077) !== 0).map((f) => f.slice(rig.dataDir.length + 1));
+  return {
+    count: found.length,
+    looseFiles: loose,
+    detail: `${(stdout.length / 1e3).toFixed(0)} KB dump, ${keyFiles.length} key files and the download-token secret from DATA_DIR looked for${found.length ? `; FOUND ${found.join(', ')}` : ''}${loose.length ? `; readable by others: ${loose.join(', ')}` : ''}`,
+  };
 }
 
 function listFiles(dir: string): string[] {
@@ -276,7 +288,7 @@ async function main(): Promise<number> {
   });
   const rig: Rig = { sut, url: sut.hub.httpUrl, dataDir, work, canary, counters: { released_regressions: 0, devices_left_on_halted_version: 0 } };
   const results: AttackResult[] = [];
-  let dump = { count: -1, detail: 'not run' };
+  let dump: { count: number; looseFiles: string[]; detail: string } = { count: -1, looseFiles: [], detail: 'not run' };
   try {
     for (const attack of want('inputs') ? ATTACKS : []) {
       if ('notBuilt' in attack) {
@@ -324,9 +336,10 @@ async function main(): Promise<number> {
     released_regressions: rig.counters.released_regressions,
     devices_left_on_halted_version: rig.counters.devices_left_on_halted_version,
     private_keys_in_database_dump: dump.count,
+    secret_files_readable_by_others: dump.looseFiles.length,
     seconds: +((Date.now() - t0) / 1000).toFixed(1),
   };
-  const ok = summary.not_refused.length === 0 && summary.released_regressions === 0 && summary.devices_left_on_halted_version === 0 && summary.private_keys_in_database_dump === 0;
+  const ok = summary.not_refused.length === 0 && summary.released_regressions === 0 && summary.devices_left_on_halted_version === 0 && summary.private_keys_in_database_dump === 0 && summary.secret_files_readable_by_others === 0;
   process.stdout.write(`${JSON.stringify({ ok, ...summary })}\n`);
   return ok ? 0 : 1;
 }
