@@ -46,6 +46,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
   private readonly log = new Logger('Rollouts');
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
+  /** When this process last sent a stopped rollout's device back (see {@link sendBackIfStopped}). */
+  private readonly sentBack = new Map<string, number>();
   /** The delivery pass in progress: passes run one after another (see {@link deliver}). */
   private delivering: Promise<void> = Promise.resolve();
 
@@ -198,10 +200,21 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     if (s.state === 'active' && (rolloutState === 'halted' || rolloutState === 'rolled_back')) await this.sendBackIfStopped(s.deviceId);
   }
 
-  /** A device still running the version of a rollout that halted (onHalt: rollback) or was rolled back gets `rollback`. */
+  /**
+   * A device still running the version of a rollout that halted (onHalt: rollback) or was
+   * rolled back gets `rollback`, at most once per command lifetime from this process: a device
+   * that cannot roll back (no previous head kept) answers `active` again, which must not start
+   * a loop of commands.
+   */
   private async sendBackIfStopped(deviceId: string): Promise<void> {
     const stopped = await this.repo.stoppedOfferFor(deviceId);
-    if (stopped) await this.stopDevices(stopped.rollout_id, 'rollback', [deviceId]);
+    if (!stopped) return;
+    const key = `${stopped.rollout_id}\u0000${deviceId}`;
+    const now = this.now().getTime();
+    for (const [k, at] of this.sentBack) if (now - at >= COMMAND_TTL_MS) this.sentBack.delete(k);
+    if (this.sentBack.has(key)) return;
+    this.sentBack.set(key, now);
+    await this.stopDevices(stopped.rollout_id, 'rollback', [deviceId]);
   }
 
   /** A device (re)joined: offer it again what its open rollout step holds (besides the retained offer). */
