@@ -68,8 +68,8 @@ export class PgliteProtocolQueue {
   private inFlight: number | null = null;
   /** Connections that went while one of their messages was running: released once it is done. */
   private readonly gone = new Set<number>();
-  /** When each connection's last message arrived, and what it was. */
-  private readonly lastSeen = new Map<number, { at: number; what: string }>();
+  /** When each connection's last message arrived or was answered, and the message (described only for a log line). */
+  private readonly lastSeen = new Map<number, { at: number; message: Uint8Array }>();
   private idleWatch: NodeJS.Timeout | undefined;
   private readonly exchangeIdleMs: number;
   private readonly transactionIdleMs: number;
@@ -83,7 +83,7 @@ export class PgliteProtocolQueue {
   }
 
   enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
-    this.lastSeen.set(handlerId, { at: Date.now(), what: describe(message) });
+    this.lastSeen.set(handlerId, { at: Date.now(), message });
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ handlerId, message, onData, resolve, reject });
       void this.processQueue();
@@ -202,7 +202,7 @@ export class PgliteProtocolQueue {
     const inTransaction = this.db.isInTransaction();
     if (idleMs < (inTransaction ? this.transactionIdleMs : this.exchangeIdleMs)) return;
     this.stopIdleWatch();
-    this.opts.onAbandoned?.({ handlerId: owner, inTransaction, idleMs, last: seen?.what ?? '' });
+    this.opts.onAbandoned?.({ handlerId: owner, inTransaction, idleMs, last: seen ? describe(seen.message) : '' });
     this.opts.close?.(owner);
     // Whether or not its close comes back here (it does, through the handler's detach), the others go on.
     void this.clearTransactionIfNeeded(owner);
