@@ -342,9 +342,9 @@ export class Link extends EventEmitter {
       this.unsentAt = [];
       this.unsentHead = 0;
       // Everything found here was ready before now (retransmissions among it): no linger.
-      for (const d of this.outbox.pending()) {
-        if (this.inFlight.has(d.seq)) continue;
-        this.unsent.push(d.seq);
+      for (const seq of this.outbox.pendingSeqs()) {
+        if (this.inFlight.has(seq)) continue;
+        this.unsent.push(seq);
         this.unsentAt.push(0);
       }
       this.rescan = false;

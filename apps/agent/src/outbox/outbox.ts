@@ -31,8 +31,11 @@ export interface OutboxRecovery {
   corruptLines: number;
 }
 
-/** `json`: the detection serialised (once, for the log line and for publishing); made lazily for replayed entries. */
-type Entry = { detection: Detection; bytes: number; durable: boolean; json?: string };
+/**
+ * A pending detection, kept only as its JSON (what the log line and every publish use):
+ * the parsed object beside it would more than double the memory of a full outbox.
+ */
+type Entry = { json: string; bytes: number; durable: boolean };
 
 type HeaderRecord = { t: 'h'; nextSeq: number; epoch: string };
 type DetectionRecord = { t: 'd' } & Detection;
@@ -112,7 +115,7 @@ export class Outbox extends EventEmitter {
         maxSeq = Math.max(maxSeq, d.seq);
         if (!this.entries.has(d.seq)) {
           const bytes = lineBytes({ t: 'd', ...d });
-          this.entries.set(d.seq, { detection: d, bytes, durable: true });
+          this.entries.set(d.seq, { json: JSON.stringify(d), bytes, durable: true });
           this.pendingBytes += bytes;
         }
       } else if (r?.t === 'a' && Array.isArray(r.seqs)) {
@@ -182,7 +185,7 @@ export class Outbox extends EventEmitter {
     const json = JSON.stringify(stored);
     const line = `{"t":"d",${json.slice(1)}`;
     const bytes = Buffer.byteLength(line) + 1;
-    const entry: Entry = { detection: stored, bytes, durable: false, json };
+    const entry: Entry = { json, bytes, durable: false };
     this.entries.set(stored.seq, entry);
     this.pendingBytes += bytes;
     if (this.full) this.fullSince ??= Date.now();
@@ -197,9 +200,14 @@ export class Outbox extends EventEmitter {
     return stored;
   }
 
-  /** Durable pending detections in sequence order (what the link may publish). */
+  /** Durable pending detections in sequence order (parsed again from their JSON: see {@link pendingSeqs}). */
   *pending(): IterableIterator<Detection> {
-    for (const e of this.entries.values()) if (e.durable) yield e.detection;
+    for (const e of this.entries.values()) if (e.durable) yield JSON.parse(e.json) as Detection;
+  }
+
+  /** Sequence numbers of the durable pending detections, in order (what the link may publish). */
+  *pendingSeqs(): IterableIterator<number> {
+    for (const [seq, e] of this.entries) if (e.durable) yield seq;
   }
 
   has(seq: number): boolean {
@@ -208,10 +216,7 @@ export class Outbox extends EventEmitter {
 
   /** A pending detection as JSON (exactly `JSON.stringify(detection)`), undefined once acked. */
   jsonOf(seq: number): string | undefined {
-    const e = this.entries.get(seq);
-    if (!e) return undefined;
-    e.json ??= JSON.stringify(e.detection);
-    return e.json;
+    return this.entries.get(seq)?.json;
   }
 
   /**
@@ -260,7 +265,7 @@ export class Outbox extends EventEmitter {
   async compact(): Promise<void> {
     while (this.compacting) await this.compacting;
     const records: unknown[] = [{ t: 'h', nextSeq: this.nextSeqValue, epoch: this.epoch } satisfies HeaderRecord];
-    for (const e of this.entries.values()) records.push({ t: 'd', ...e.detection } satisfies DetectionRecord);
+    for (const e of this.entries.values()) records.push({ t: 'd', ...(JSON.parse(e.json) as Detection) } satisfies DetectionRecord);
     const run = this.log.rewrite(records).then(() => {
       this.compactionsTotal++;
     });

@@ -35,7 +35,7 @@ describe(startSimulatedFleet.name, () => {
     try {
       await sut.idle(30_000);
       const { totals } = sut.stats();
-      expect(totals).toEqual({ emitted: 75, detected: 75, dropped: 0, pending: 0 });
+      expect(totals).toEqual({ emitted: 75, detected: 75, dropped: 0, pending: 0, pendingBytes: 0, inFlight: 0 });
       for (const id of ['sim-1', 'sim-2', 'sim-3']) {
         const frames = hub.framesOf(id);
         expect(frames).toHaveLength(25);
