@@ -48,6 +48,25 @@ describe(startSimulatedFleet.name, () => {
     }
   });
 
+  it('a device at 20 frames/s lingers: few, fuller messages (and one per detection without the linger)', async () => {
+    const run = async (linkLingerMs: number, prefix: string) => {
+      const fleet = await startSimulatedFleet({ agents: 2, rate: 20, framesPerAgent: 30, mqttUrl: broker.url, stateDir: path.join(tmp, prefix), deviceIdPrefix: prefix, logger: silentLogger, agent: { linkLingerMs } });
+      try {
+        await fleet.idle(30_000);
+        const links = fleet.stats().agents.map((a) => a.link);
+        return { batches: links.reduce((n, l) => n + l.batchesSent, 0), detections: links.reduce((n, l) => n + l.detectionsSent, 0) };
+      } finally {
+        await fleet.stop();
+      }
+    };
+    const lingering = await run(250, 'linger-');
+    expect(lingering.detections).toBe(60);
+    // 20 frames/s for 250 ms: about five detections a message.
+    expect(lingering.batches).toBeLessThanOrEqual(60 / 3);
+    const eager = await run(0, 'eager-');
+    expect(eager.batches).toBeGreaterThan(60 / 2);
+  }, 60_000);
+
   it('replays a folder of images with their sidecars', async () => {
     const frames = path.join(tmp, 'frames');
     await fsp.mkdir(frames);
