@@ -83,7 +83,11 @@ function jobRunAttack(name: string, setup: (rig: Rig) => string, expected: RegEx
     async run(rig) {
       const dataset = setup(rig);
       const created = await post(rig, '/training-jobs', { base: { dataset }, backbone: 'nsfw-mobilenet-v2', samples: 'none', head: { type: 'softmax', epochs: 1 } });
-      if (created.status !== 201) return { refused: created.status === 400, outcome: `refused at creation: HTTP ${created.status} ${String(created.body.message).slice(0, 120)}` };
+      // The hub refuses at creation what it can see is outside the roots (links resolved); the worker checks again.
+      if (created.status !== 201) {
+        const message = String(created.body.message);
+        return { refused: created.status === 400 && expected.test(message) && !JSON.stringify(created.body).includes(rig.canary), outcome: `refused at creation: HTTP ${created.status} ${message.slice(0, 160)}` };
+      }
       const id = created.body.id as number;
       const job = await eventually(
         async () => {

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { TrainingJobRequestSchema, type TrainingJobRequest, type TrainingJobStatus } from '@shelfsight/contracts';
@@ -6,7 +7,7 @@ import { EventBus } from '../events/event-bus';
 import type { TrainingJobDto } from './training-job.dto';
 import { TrainingBaseError, TrainingJobNotFoundError, TrainingJobStateError, TrainingQueueUnavailableError } from './training.error';
 import { LiveAttemptExistsError, TrainingJobsRepository, type TrainingJobRow } from './training-jobs.repository';
-import { backboneRef, datasetPath, JobPathError, jobPathRoots, type JobPathRoots } from './job-paths';
+import { backboneRef, datasetPath, JobPathError, jobPathRoots, realPathInRoots, type JobPathRoots } from './job-paths';
 import { TRAINING_QUEUE_CLIENT, TRAINING_SEND_PAUSE, type TrainingQueueClient, type TrainingQueueMessage } from './training-queue';
 
 /** Sends of a job's queue message before the job is recorded as failed (backoff 200 ms, 800 ms between them). */
@@ -56,7 +57,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
 
   async start(request: TrainingJobRequest, actor: string): Promise<TrainingJobDto> {
     const spec = TrainingJobRequestSchema.parse(request);
-    this.checkPaths(spec);
+    await this.checkPaths(spec);
     const row = await this.jobs.create(spec, actor);
     return this.published(await this.enqueue(row));
   }
@@ -94,7 +95,7 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
     }
     const parsed = TrainingJobRequestSchema.safeParse(old.spec);
     if (!parsed.success) throw new TrainingBaseError(`training job ${id}'s stored request is not valid any more: ${parsed.error.message}`);
-    this.checkPaths(parsed.data);
+    await this.checkPaths(parsed.data);
     let row: TrainingJobRow;
     try {
       row = await this.jobs.create(parsed.data, actor, { rootId, attempt: old.attempt + 1, retryOf: old.id });
@@ -149,13 +150,20 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * A request's dataset and backbone must resolve inside the configured roots as written
-   * (the worker checks again with links resolved, before it opens anything): 400 naming the rule.
+   * A request's dataset and backbone must resolve inside the configured roots as written, and,
+   * when the path exists on this machine, once links are resolved (the worker, which may run
+   * elsewhere, checks again before it opens anything): 400 naming the rule.
    */
-  private checkPaths(spec: TrainingJobRequest): void {
+  private async checkPaths(spec: TrainingJobRequest): Promise<void> {
     try {
-      if ('dataset' in spec.base) datasetPath(spec.base.dataset, this.roots);
-      if (spec.backbone !== undefined) backboneRef(spec.backbone, this.roots);
+      if ('dataset' in spec.base) {
+        const path = datasetPath(spec.base.dataset, this.roots);
+        if (await exists(path)) await realPathInRoots('dataset', path, this.roots.datasets, 'TRAINING_DATASET_ROOTS');
+      }
+      if (spec.backbone !== undefined) {
+        const ref = backboneRef(spec.backbone, this.roots);
+        if (ref.kind === 'path' && (await exists(ref.path))) await realPathInRoots('backbone', ref.path, this.roots.backbones, 'TRAINING_BACKBONE_ROOTS');
+      }
     } catch (err) {
       if (err instanceof JobPathError) throw new TrainingBaseError(err.message);
       throw err;
@@ -226,4 +234,12 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
       result: r.result,
     };
   }
+}
+
+/** Whether `path` (or what its links lead to) exists on this machine. */
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
