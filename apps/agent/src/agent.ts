@@ -177,6 +177,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     link.on('model-offer-invalid', (message: string) => r.invalidOffer(message));
     link.on('model-command', (cmd: ModelCommand) => void r.command(cmd));
     link.on('release-keys', (raw: unknown) => void r.takeKeyList(raw, 'mqtt'));
+    // After a reconnect, ask the hub too: a broker that restarted without persistence has lost the retained list.
+    let connects = 0;
+    link.on('connected', () => {
+      if (++connects === 1) return;
+      void fetchKeyList(config.hubHttpUrl as string, logger).then((raw) => (raw === undefined ? undefined : r.takeKeyList(raw, 'hub')));
+    });
     link.on('connected', () => r.resend());
   }
   pipeline.on('classified', (c: { detection: unknown }) => events.emit('detection', c.detection));

@@ -503,6 +503,16 @@ describe('agent rollouts', () => {
     expect(last('k5', 'rejected')).toMatchObject({ reason: 'unknown_key' });
   });
 
+  it('asks the hub for the key list again after a reconnect (a broker that restarted has lost the retained one)', async () => {
+    await start();
+    await metricIs(/shelf_agent_key_list_version 1/);
+    // Published while the device could not hear it: only the hub has it.
+    await rig.publishKeyList(2, [key.privateKey], { retain: false });
+    await broker.stop();
+    await broker.restart();
+    await metricIs(/shelf_agent_key_list_version 2/);
+  });
+
   it('refuses to start with trusted keys and no hub URL, or a key file that does not parse', async () => {
     await expect(start({ hubHttpUrl: undefined })).rejects.toThrow(/AGENT_HUB_HTTP_URL/);
     await fsp.writeFile(path.join(tmp, 'bad-keys'), 'deadbeef notakey\n');
