@@ -41,7 +41,8 @@ d('training jobs: embeddings checked against their thumbnails (real grocery phot
   beforeAll(async () => {
     const categories = ['Apple', 'Milk'];
     writeFileSync(join(work, 'base.csv'), ['image,label', ...categories.flatMap((c) => photos(c).slice(0, 8).map((p) => `${p},${c}`))].join('\n') + '\n');
-    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE, EVAL_HOLDOUT_PERCENT: '0', EMBEDDING_MAX_COSINE_DISTANCE: '0.1' });
+    // Half the labelled samples are held out for the registry's evaluation: those are checked too.
+    sut = await startTestHub('pglite', 'aedes', { TRAINING_WORKER: 'child', TRAINING_BACKBONE: REFERENCE_BACKBONE, EVAL_HOLDOUT_PERCENT: '50', EMBEDDING_MAX_COSINE_DISTANCE: '0.1', GATE_MIN_EVAL_ROWS: '1' });
     // As an agent sends them: the frame's embedding (the backbone's centre view) and a 224-px JPEG thumbnail.
     const frames = { Apple: photos('Apple').slice(20, 26), Milk: photos('Milk').slice(20, 26) };
     const all = [...frames.Apple, ...frames.Milk];
@@ -80,20 +81,35 @@ d('training jobs: embeddings checked against their thumbnails (real grocery phot
     await sut?.stop();
   });
 
-  it('leaves out the samples whose embeddings do not match their thumbnails and reports them per device', async () => {
+  interface Result {
+    sampleRows: number;
+    heldOutForEvaluation: number;
+    embeddingCheck: { checked: number; leftOut: number; mismatchedBefore: number; messages: string[]; devices: Array<{ device: string; checked: number; mismatched: number; maxDistance: number }> };
+    version: string;
+  }
+  const runJob = async (): Promise<TrainingJobView> => {
     const res = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: { dataset: join(work, 'base.csv') }, head: { type: 'softmax', epochs: 5 } }) });
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as TrainingJobView;
-    const job = await eventually(async () => {
+    return eventually(async () => {
       const j = (await getJson<TrainingJobView>(`${sut.hub.httpUrl}/training-jobs/${id}`)).body;
       return j.status === 'queued' || j.status === 'running' ? undefined : j;
     }, 240_000, `job ${id}`);
+  };
+  const flaggedInDb = async () => {
+    const c = new Client(sut.db.url);
+    await c.connect();
+    try {
+      return (await c.query(`SELECT id::text AS id FROM samples WHERE embedding_mismatch IS NOT NULL ORDER BY samples.id`)).rows.map((r: { id: string }) => r.id);
+    } finally {
+      await c.end();
+    }
+  };
+
+  it('leaves out the samples whose embeddings do not match their thumbnails — trained or held out for evaluation — and reports them per device', async () => {
+    const job = await runJob();
     expect(job).toMatchObject({ status: 'done', error: null });
-    const result = job.result as {
-      sampleRows: number;
-      embeddingCheck: { checked: number; leftOut: number; messages: string[]; devices: Array<{ device: string; checked: number; mismatched: number; maxDistance: number }> };
-      version: string;
-    };
+    const result = job.result as unknown as Result;
     expect(poisonedIds).toHaveLength(4);
     expect(result.embeddingCheck.messages).toEqual([`device ${poisoner} sent 4 embeddings that do not match their frames`]);
     expect(result.embeddingCheck).toMatchObject({ checked: 12, leftOut: 4 });
@@ -101,11 +117,22 @@ d('training jobs: embeddings checked against their thumbnails (real grocery phot
     expect(byDevice[honest]).toMatchObject({ checked: 6, mismatched: 0 });
     expect(byDevice[honest]!.maxDistance).toBeLessThan(0.1);
     expect(byDevice[poisoner]).toMatchObject({ checked: 6, mismatched: 4 });
-    expect(result.sampleRows).toBe(8);
+    // The 8 honest samples are split between training and the registry's evaluation; the 4 poisoned are in neither.
+    expect(result.sampleRows + result.heldOutForEvaluation).toBe(8);
     expect(job.progress).toMatchObject({ embeddingCheckDone: 12, embeddingCheckTotal: 12 });
-    // The version's lineage names the samples trained on: none of the poisoned ones.
-    const model = (await getJson<{ lineage: { sampleIds: string[] } }>(`${sut.hub.httpUrl}/models/${encodeURIComponent(result.version)}`)).body;
-    expect(model.lineage.sampleIds).toHaveLength(8);
+    expect(await flaggedInDb()).toEqual([...poisonedIds].sort((a, b) => Number(a) - Number(b)));
+    // The version's lineage names the samples trained on (none poisoned); its evaluation used the honest held-out ones only.
+    const model = (await getJson<{ lineage: { sampleIds: string[] }; metrics: { heldOutSamples: number } }>(`${sut.hub.httpUrl}/models/${encodeURIComponent(result.version)}`)).body;
+    expect(model.lineage.sampleIds).toHaveLength(result.sampleRows);
     expect(model.lineage.sampleIds.filter((s) => poisonedIds.includes(s))).toEqual([]);
+    expect(model.metrics.heldOutSamples).toBe(result.heldOutForEvaluation);
+  }, 300_000);
+
+  it('never uses a sample found poisoned again: the next job skips it without re-checking', async () => {
+    const job = await runJob();
+    expect(job).toMatchObject({ status: 'done', error: null });
+    const result = job.result as unknown as Result;
+    expect(result.embeddingCheck).toMatchObject({ checked: 8, leftOut: 0, mismatchedBefore: 4, messages: [] });
+    expect(result.sampleRows + result.heldOutForEvaluation).toBe(8);
   }, 300_000);
 });

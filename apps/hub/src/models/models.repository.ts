@@ -100,12 +100,29 @@ export class ModelsRepository {
     return this.prisma.$queryRaw<EvaluationSetRow[]>`SELECT * FROM evaluation_sets WHERE backbone_id = ${backboneId} ORDER BY created_at, category_set`;
   }
 
-  /** Ids and labels of the operator-labelled samples of a backbone with a usable embedding (the hold-out is chosen from them). */
+  /** Ids and labels of the operator-labelled samples of a backbone with a usable embedding, not found to mismatch their thumbnails (the hold-out is chosen from them). */
   async labelledSampleIds(backboneId: string, dim: number): Promise<Array<{ id: bigint; label: string }>> {
     return this.prisma.$queryRaw<Array<{ id: bigint; label: string }>>`
       SELECT id, label FROM samples
       WHERE state = 'labelled' AND label IS NOT NULL AND embedding IS NOT NULL AND backbone_id = ${backboneId} AND embedding_dim = ${dim}
+        AND embedding_mismatch IS NULL
       ORDER BY id`;
+  }
+
+  /** Record samples whose embeddings a training worker found not to match their thumbnails (with the distance). */
+  async markEmbeddingMismatches(found: Map<string, number>): Promise<void> {
+    if (found.size === 0) return;
+    await this.prisma.$executeRaw`
+      UPDATE samples s SET embedding_mismatch = u.d
+      FROM (SELECT unnest(${[...found.keys()].map((id) => BigInt(id))}::bigint[]) AS id, unnest(${[...found.values()]}::real[]) AS d) u
+      WHERE s.id = u.id`;
+  }
+
+  /** Labelled samples of a backbone found before to carry embeddings that do not match their thumbnails. */
+  async embeddingMismatches(backboneId: string): Promise<Set<string>> {
+    const rows = await this.prisma.$queryRaw<Array<{ id: bigint }>>`
+      SELECT id FROM samples WHERE backbone_id = ${backboneId} AND embedding_mismatch IS NOT NULL`;
+    return new Set(rows.map((r) => r.id.toString()));
   }
 
   async sampleEmbeddings(ids: bigint[]): Promise<Array<{ id: bigint; label: string; embedding: Uint8Array }>> {

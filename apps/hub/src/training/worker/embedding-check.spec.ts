@@ -34,7 +34,8 @@ describe(checkSampleEmbeddings.name, () => {
       sample(6, 'no-thumbnails', [0, 0, 1], undefined),
     ];
     const sut = await checkSampleEmbeddings({ samples, dim: 3, settings, thumbnails, embed, logger: silentLogger });
-    expect([...sut.mismatched].sort()).toEqual(['3', '5']);
+    expect([...sut.mismatched.keys()].sort()).toEqual(['3', '5']);
+    expect(sut.mismatched.get('3')).toBeCloseTo(1, 6);
     const poisoner = sut.devices.find((d) => d.device === 'poisoner');
     expect(poisoner).toMatchObject({ samples: 3, checked: 3, mismatched: 2, message: 'device poisoner sent 2 embeddings that do not match their frames' });
     expect(sut.devices.find((d) => d.device === 'honest')).toMatchObject({ checked: 2, mismatched: 0 });
@@ -54,7 +55,7 @@ describe(checkSampleEmbeddings.name, () => {
     expect(missed.devices[0]).toMatchObject({ checked: first.size, mismatched: 0 });
     const caught = await checkSampleEmbeddings({ samples, dim: 2, settings, thumbnails, embed, logger: silentLogger, salt: saltWhere(true) });
     expect(caught.devices[0]).toMatchObject({ checked: 20, mismatched: 1, message: 'device big sent 1 embedding that does not match its frame' });
-    expect([...caught.mismatched]).toEqual(['107']);
+    expect([...caught.mismatched.keys()]).toEqual(['107']);
     // Another salt draws another share (a device cannot know which samples are checked).
     expect([...firstChecks(samples, settings, saltWhere(true))].sort()).not.toEqual([...first].sort());
   });

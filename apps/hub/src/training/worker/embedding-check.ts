@@ -36,8 +36,8 @@ export interface DeviceEmbeddingReport {
 }
 
 export interface EmbeddingCheckResult {
-  /** Sample ids (as strings) to leave out of training. */
-  mismatched: Set<string>;
+  /** Sample ids (as strings) to leave out, with the cosine distance found. */
+  mismatched: Map<string, number>;
   devices: DeviceEmbeddingReport[];
   checked: number;
   seconds: number;
@@ -114,7 +114,7 @@ export async function checkSampleEmbeddings(opts: {
     r.samples++;
     reports.set(s.device_id, r);
   }
-  const mismatched = new Set<string>();
+  const mismatched = new Map<string, number>();
   const done = new Set<string>();
   const dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'embedding-check-'));
   let total = 0;
@@ -149,7 +149,7 @@ export async function checkSampleEmbeddings(opts: {
       r.maxDistance = Math.max(r.maxDistance, d);
       if (d > settings.maxCosineDistance) {
         r.mismatched++;
-        mismatched.add(id);
+        mismatched.set(id, d);
       }
     }
     opts.onProgress?.(done.size, total);

@@ -100,16 +100,24 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
   let unusable = 0;
   let heldOutForEvaluation = 0;
   let embeddingCheck: EmbeddingCheckResult | undefined;
+  let mismatchedBefore = 0;
   if (spec.samples === 'all labelled') {
     const labelled = await deps.jobs.labelledSamples(backbone.id, backbone.featureDim);
     unusable = await deps.jobs.countUnusableLabelled(backbone.id, backbone.featureDim);
-    // Never trained on: the registry's evaluation share of labelled samples, and samples in frozen evaluation rows.
+    // Never trained on: samples in frozen evaluation rows, and samples found before not to match their thumbnails.
+    const registry = new ModelsRepository(deps.db);
     const frozen = await frozenSampleIds(deps, backbone.id);
-    const candidates = labelled.filter((s) => !isEvaluationSample(s.id, deps.gate.evalHoldoutPercent ?? DEFAULT_HOLDOUT_PERCENT) && !frozen.has(`sample:${s.id}`));
-    heldOutForEvaluation = labelled.length - candidates.length;
-    // Devices' embeddings are checked against the thumbnails operators labelled; those that disagree are left out.
-    embeddingCheck = await checkEmbeddings(vision, deps, hooks, backboneSpec, backbone.featureDim, candidates);
-    const samples = candidates.filter((s) => !embeddingCheck!.mismatched.has(s.id.toString()));
+    const flagged = await registry.embeddingMismatches(backbone.id);
+    const usable = labelled.filter((s) => !frozen.has(`sample:${s.id}`) && !flagged.has(s.id.toString()));
+    mismatchedBefore = labelled.filter((s) => flagged.has(s.id.toString())).length;
+    // Devices' embeddings are checked against the thumbnails operators labelled — the held-out ones too, which
+    // the registry evaluates on: those that disagree are left out of both, and recorded so later jobs skip them.
+    embeddingCheck = await checkEmbeddings(vision, deps, hooks, backboneSpec, backbone.featureDim, usable);
+    await registry.markEmbeddingMismatches(embeddingCheck.mismatched);
+    const checked = usable.filter((s) => !embeddingCheck!.mismatched.has(s.id.toString()));
+    // The registry's evaluation share of labelled samples (by a hash of the sample id) is never trained on.
+    const samples = checked.filter((s) => !isEvaluationSample(s.id, deps.gate.evalHoldoutPercent ?? DEFAULT_HOLDOUT_PERCENT));
+    heldOutForEvaluation = checked.length - samples.length;
     if (samples.length > 0) {
       const labels = [...new Set(samples.map((s) => s.label))].sort();
       /** A trained-on sample's split (training or validation), by a hash of its device's sample id. */
@@ -215,7 +223,7 @@ export async function runTrainingJob(jobId: string, spec: TrainingJobRequest, cr
       ...(augmented ? { skippedThumbnailSamples: augmented.skipped.slice(0, 100) } : {}),
       unusableSamples: unusable,
       heldOutForEvaluation,
-      ...(embeddingCheck ? { embeddingCheck: embeddingCheckSummary(embeddingCheck) } : {}),
+      ...(embeddingCheck ? { embeddingCheck: { ...embeddingCheckSummary(embeddingCheck), mismatchedBefore } } : {}),
       seconds: { ...seconds, total: +((Date.now() - started) / 1000).toFixed(2) },
     }));
     return registered;
@@ -331,6 +339,7 @@ function embeddingCheckSummary(r: EmbeddingCheckResult): Record<string, unknown>
   return {
     checked: r.checked,
     leftOut: r.mismatched.size,
+    ...(r.mismatched.size > 0 ? { leftOutSamples: [...r.mismatched.keys()].slice(0, 100) } : {}),
     seconds: +r.seconds.toFixed(2),
     devices: r.devices,
     messages: r.devices.flatMap((d) => (d.message ? [d.message] : [])),
