@@ -48,6 +48,7 @@ interface DeviceJson {
   previousVersion: string | null;
   offeredAt: string | null;
   statusAt: string | null;
+  health?: unknown;
 }
 interface PredictedChangeJson {
   devices: number;
@@ -212,10 +213,18 @@ for (const variant of variants) {
       // Only the canary was offered at first.
       expect(created.body.devices!.filter((x) => x.offeredAt !== null).map((x) => x.deviceId)).toEqual([canary]);
 
+      // When the canary activated: seen before its health watch (the default, 100 frames) reports and moves its statusAt.
+      const canaryActiveAt = await eventually(
+        async () => {
+          const c = (await view(created.body.id)).devices!.find((x) => x.deviceId === canary)!;
+          return c.state === 'active' && c.health === null ? Date.parse(c.statusAt!) : undefined;
+        },
+        30_000,
+        'canary active',
+      );
       const done = await untilState(created.body.id, 'completed');
       expect(done.counts.active).toBe(4);
       expect(done.stages.map((s) => s.state)).toEqual(['passed', 'passed']);
-      const canaryActiveAt = Date.parse(done.devices!.find((x) => x.deviceId === canary)!.statusAt!);
       expect(Date.parse(done.stages[1]!.startedAt!)).toBeGreaterThanOrEqual(canaryActiveAt);
       for (const x of done.devices!.filter((x) => x.stage === 1)) expect(Date.parse(x.offeredAt!)).toBeGreaterThanOrEqual(canaryActiveAt);
       for (const x of done.devices!) expect(x).toMatchObject({ state: 'active', activeVersion: version, previousVersion: 'stand-in-1' });
