@@ -203,6 +203,27 @@ describe(PgliteProtocolQueue.name, () => {
     await expect(idle.query('COMMIT')).rejects.toThrow();
   });
 
+  it('delivers a NOTIFY to the connections listening on its channel, not to the one that sent it', async () => {
+    const [listener, other, notifier] = [await client(), await client(), await client()];
+    const heard = { listener: [] as string[], other: [] as string[], notifier: [] as string[] };
+    listener.on('notification', (n) => heard.listener.push(`${n.channel}:${n.payload}`));
+    other.on('notification', (n) => heard.other.push(`${n.channel}:${n.payload}`));
+    notifier.on('notification', (n) => heard.notifier.push(`${n.channel}:${n.payload}`));
+    await listener.query('LISTEN shelf_events');
+    await other.query('LISTEN "Other"');
+    await notifier.query("NOTIFY shelf_events, 'one'");
+    await notifier.query('BEGIN');
+    await notifier.query("SELECT pg_notify('shelf_events', $1)", ['two']);
+    await notifier.query('COMMIT');
+    await notifier.query(`SELECT pg_notify('Other', 'three')`);
+    await settle();
+    expect(heard).toEqual({ listener: ['shelf_events:one', 'shelf_events:two'], other: ['Other:three'], notifier: [] });
+    await listener.query('UNLISTEN *');
+    await notifier.query("NOTIFY shelf_events, 'four'");
+    await settle();
+    expect(heard.listener).toEqual(['shelf_events:one', 'shelf_events:two']);
+  });
+
   it('answers concurrent clients — one with 200 KB parameters, one in transactions — with no error and no wrong row', async () => {
     const result = await runConcurrencyCheck(sut.url, { queries: 3000, largeEvery: 5 });
     expect(result).toMatchObject({ errors: 0, wrong_rows: 0, failures: [] });

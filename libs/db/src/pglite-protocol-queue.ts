@@ -13,7 +13,11 @@ const PROTOCOL_3 = 196_608;
 const SYNC = 0x53; // 'S'
 const QUERY = 0x51; // 'Q'
 const TERMINATE = 0x58; // 'X'
+const PARSE = 0x50; // 'P'
+const NOTIFICATION = 0x41; // 'A'
 const SYNC_MESSAGE = new Uint8Array([SYNC, 0, 0, 0, 4]);
+/** LISTEN name / UNLISTEN name / UNLISTEN * (name plain or double-quoted). */
+const LISTEN_STATEMENT = /\b(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)/gi;
 const ROLLBACK_MESSAGE = queryMessage('ROLLBACK');
 
 /** A connection closed because it held the backend without sending anything while others waited. */
@@ -71,6 +75,8 @@ export class PgliteProtocolQueue {
   /** When each connection's last message arrived or was answered, and the message (described only for a log line). */
   private readonly lastSeen = new Map<number, { at: number; message: Uint8Array }>();
   private idleWatch: NodeJS.Timeout | undefined;
+  /** The channels each connection listens on (from its LISTEN / UNLISTEN statements), and where its answers go. */
+  private readonly listening = new Map<number, { channels: Set<string>; onData: (data: Uint8Array) => void }>();
   private readonly exchangeIdleMs: number;
   private readonly transactionIdleMs: number;
 
@@ -84,6 +90,7 @@ export class PgliteProtocolQueue {
 
   enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
     this.lastSeen.set(handlerId, { at: Date.now(), message });
+    this.trackListen(handlerId, message, onData);
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ handlerId, message, onData, resolve, reject });
       void this.processQueue();
@@ -106,6 +113,7 @@ export class PgliteProtocolQueue {
   /** A connection went: end what it left open, and let the others run. */
   async clearTransactionIfNeeded(handlerId: number): Promise<void> {
     this.lastSeen.delete(handlerId);
+    this.listening.delete(handlerId);
     // A message of it is running: the queue lets it go when that is done (see processQueue).
     if (this.owner !== handlerId || this.inFlight === handlerId) return;
     this.owner = null;
@@ -134,6 +142,9 @@ export class PgliteProtocolQueue {
         const [item] = this.queue.splice(index, 1);
         this.inFlight = item!.handlerId;
         let bytes = 0;
+        // One session: a NOTIFY's NotificationResponse comes out in the answer of whoever ran
+        // the statement that committed it; it goes to the connections that listen instead.
+        const answer = this.listening.size === 0 ? undefined : new AnswerSplitter(item!.onData, (m, channel) => this.notify(m, channel));
         try {
           await this.db.runExclusive(() =>
             this.db.execProtocolRawStream(item!.message, {
@@ -141,10 +152,12 @@ export class PgliteProtocolQueue {
               syncToFs: endsExchange(item!.message),
               onRawData: (data: Uint8Array) => {
                 bytes += data.length;
-                item!.onData(data);
+                if (answer) answer.push(data);
+                else item!.onData(data);
               },
             }),
           );
+          answer?.end();
           item!.resolve(bytes);
         } catch (err) {
           item!.reject(err as Error);
@@ -208,6 +221,28 @@ export class PgliteProtocolQueue {
     void this.clearTransactionIfNeeded(owner);
   }
 
+  /** Follows a connection's LISTEN / UNLISTEN statements (PGlite has one session: the server cannot tell whose they are). */
+  private trackListen(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): void {
+    const type = message[0];
+    if (type !== QUERY && type !== PARSE) return;
+    const sql = statementText(message);
+    if (!/listen/i.test(sql)) return;
+    const entry = this.listening.get(handlerId) ?? { channels: new Set<string>(), onData };
+    entry.onData = onData;
+    for (const [, un, name] of sql.matchAll(LISTEN_STATEMENT)) {
+      const channel = name!.startsWith('"') ? name!.slice(1, -1).replace(/""/g, '"') : name!.toLowerCase();
+      if (!un) entry.channels.add(channel);
+      else if (channel === '*') entry.channels.clear();
+      else entry.channels.delete(channel);
+    }
+    if (entry.channels.size > 0) this.listening.set(handlerId, entry);
+    else this.listening.delete(handlerId);
+  }
+
+  private notify(message: Uint8Array, channel: string): void {
+    for (const { channels, onData } of this.listening.values()) if (channels.has(channel)) onData(message);
+  }
+
   private ownerAfter(item: Queued): number | null {
     const m = item.message;
     if (isStartup(m)) return this.owner;
@@ -242,14 +277,59 @@ function queryMessage(sql: string): Uint8Array {
   return new Uint8Array(m);
 }
 
+/** The SQL of a Parse (name\0 query\0 …) or Query (query\0) message. */
+function statementText(m: Uint8Array, max = m.length): string {
+  let from = 5;
+  if (m[0] === PARSE) {
+    while (from < m.length && m[from] !== 0) from++;
+    from++;
+  }
+  let to = from;
+  while (to < Math.min(m.length, from + max) && m[to] !== 0) to++;
+  return Buffer.from(m.buffer, m.byteOffset + from, to - from).toString('utf8');
+}
+
 /** A message for the log: its type, and the start of its SQL for a Parse or Query. */
 function describe(m: Uint8Array): string {
   if (isStartup(m)) return 'startup';
   const type = String.fromCharCode(m[0] ?? 0);
-  if (type !== 'P' && type !== 'Q') return type;
-  // Parse: name\0 query\0 …; Query: query\0.
-  let from = 5;
-  if (type === 'P') while (from < m.length && m[from] !== 0) from++;
-  const sql = Buffer.from(m.subarray(type === 'P' ? from + 1 : 5, Math.min(m.length, 200))).toString('utf8');
-  return `${type} ${sql.split('\0')[0]!.replace(/\s+/g, ' ').trim().slice(0, 120)}`;
+  if (m[0] !== PARSE && m[0] !== QUERY) return type;
+  return `${type} ${statementText(m, 200).replace(/\s+/g, ' ').trim().slice(0, 120)}`;
+}
+
+/**
+ * One message's answer, split into protocol messages on the way to its connection: all of
+ * them pass in order, except NotificationResponses, handed to `notify` with their channel.
+ */
+class AnswerSplitter {
+  private carry = Buffer.alloc(0);
+
+  constructor(
+    private readonly pass: (data: Uint8Array) => void,
+    private readonly notify: (message: Uint8Array, channel: string) => void,
+  ) {}
+
+  push(data: Uint8Array): void {
+    const chunk = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let start = 0;
+    let at = 0;
+    while (buf.length - at >= 5 && buf.length - at >= 1 + buf.readInt32BE(at + 1)) {
+      const end = at + 1 + buf.readInt32BE(at + 1);
+      if (buf[at] === NOTIFICATION) {
+        if (at > start) this.pass(buf.subarray(start, at));
+        const message = Buffer.from(buf.subarray(at, end)); // body: pid (4 bytes), channel\0, payload\0
+        this.notify(message, message.toString('utf8', 9, message.indexOf(0, 9)));
+        start = end;
+      }
+      at = end;
+    }
+    if (at > start) this.pass(buf.subarray(start, at));
+    this.carry = Buffer.from(buf.subarray(at)); // a message not complete yet: the rest comes in the next piece
+  }
+
+  end(): void {
+    if (this.carry.length > 0) this.pass(this.carry);
+    this.carry = Buffer.alloc(0);
+  }
 }
