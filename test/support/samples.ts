@@ -90,3 +90,29 @@ export async function registerTestBackbone(databaseUrl: string, backboneId: stri
     await sql.end();
   }
 }
+
+/** A sample as an agent sent it and an operator labelled it, written straight into the hub's table (for registry and job tests). */
+export interface LabelledSampleRow {
+  device: string;
+  sampleId: string;
+  label: string;
+  backbone: string;
+  embedding: Float32Array | number[];
+  /** The thumbnail blob (default: none stored, `a` × 64). */
+  thumbnail?: { sha256: string; bytes: number; width: number; height: number };
+}
+
+/** Insert a labelled sample; returns its id. */
+export async function insertLabelledSample(db: Client, s: LabelledSampleRow): Promise<string> {
+  const v = Float32Array.from(s.embedding);
+  const t = s.thumbnail ?? { sha256: 'a'.repeat(64), bytes: 1, width: 1, height: 1 };
+  const r = await db.query<{ id: string }>(
+    `INSERT INTO samples (device_id, sample_id, reason, frame_id, site, zone, location, captured_at, predicted_category, predicted_confidence,
+      predicted_top_k, model_version, backbone_id, embedding, embedding_dim, thumbnail_sha256, thumbnail_bytes, thumbnail_width, thumbnail_height,
+      scored_category, scored_confidence, scored_margin, scored_entropy, scored_top_k, scored_model_version, state, label, labelled_by, labelled_at)
+     VALUES ($1, $2, 'low_confidence', $2, 's', 'A', 'A-01-1-A', now(), $3, 0.4, '[]', 'v0', $4, $5, $6, $7, $8, $9, $10,
+      $3, 0.4, 0.1, 1, '[]', 'v0', 'labelled', $3, 'key:test', now()) RETURNING id::text`,
+    [s.device, s.sampleId, s.label, s.backbone, Buffer.from(v.buffer, v.byteOffset, v.byteLength), v.length, t.sha256, t.bytes, t.width, t.height],
+  );
+  return r.rows[0]!.id;
+}

@@ -17,7 +17,7 @@ import {
   type SignedKeyList,
 } from '@shelfsight/contracts';
 import { agentConfig, STAND_IN_BACKBONE_CHECKSUM, STAND_IN_CATEGORIES, StandInClassifier, standInHeadArtifact, startAgent, type AgentHandle } from '@shelfsight/agent';
-import { BLOB_STORE, PrismaService, type BlobStore } from '@shelfsight/hub';
+import { MILK_TO_YOGURT, quarterMilkFrame, seedStandInVersion } from '../support/flipped-head';
 import { eventually, hubFetch, type TestHub } from '../support/test-hub';
 
 /**
@@ -41,21 +41,6 @@ interface RolloutJson {
   haltReason: string | null;
   haltAction?: string | null;
   devices?: Array<{ deviceId: string; stage: number; state: string; reason: string | null; activeVersion: string | null }>;
-}
-
-/** The flipped head: where the devices' stand-in head says milk, it says yogurt. */
-const MILK_TO_YOGURT = STAND_IN_CATEGORIES.map((c) => (c === 'milk' ? 'yogurt' : c));
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-/** Frame `k` of a shelf where the stand-in head calls every fourth frame milk (its category comes from the image's sha256). */
-const shelf = { milk: [] as Buffer[], other: [] as Buffer[], scanned: 0 };
-function quarterMilkFrame(k: number): Buffer {
-  const kind = k % 4 === 0 ? 'milk' : 'other';
-  while (shelf[kind].length <= k) {
-    const image = Buffer.concat([PNG_SIGNATURE, Buffer.from(`trust-shelf-${++shelf.scanned}`)]);
-    const category = STAND_IN_CATEGORIES[createHash('sha256').update(image).digest()[0]! % STAND_IN_CATEGORIES.length];
-    shelf[category === 'milk' ? 'milk' : 'other'].push(image);
-  }
-  return shelf[kind][k]!;
 }
 
 export async function fleetAttacks(
@@ -92,16 +77,7 @@ export async function fleetAttacks(
     for (const a of agents.values()) a.offer({ frameId: `t-${k}`, site: `trust-${tag}`, location: `A-0${(k % 4) + 1}-1-A`, capturedAt: new Date().toISOString(), image: quarterMilkFrame(k), source: 'test' });
   }, 40);
 
-  const seed = async (version: string, labels: string[]) => {
-    const artifact = standInHeadArtifact(version, labels);
-    const blob = await sut.hub.app.get<symbol, BlobStore>(BLOB_STORE).put(artifact);
-    await sut.hub.app.get(PrismaService).$executeRaw`
-      INSERT INTO model_versions (version, backbone_id, backbone_checksum, labels, category_set, head_type, manifest, artifact_sha256, artifact_bytes,
-        releasable, gate_reason, source, created_at)
-      VALUES (${version}, 'stand-in', ${STAND_IN_BACKBONE_CHECKSUM}, ${JSON.stringify(labels)}::jsonb, ${labelsHash([...labels].sort())}, 'stand-in',
-        '{}'::jsonb, ${blob.sha256}, ${blob.bytes}, true, null, 'upload', now())`;
-    return artifact;
-  };
+  const seed = (version: string, labels: string[]) => seedStandInVersion(sut, version, labels);
   const view = async (id: string) => (await (await hubFetch(`${url}/rollouts/${id}`)).json()) as RolloutJson;
   const rollOut = async (version: string, devices: string[], stages: number[] = [100], policy: Record<string, unknown> = { shadowFrames: 5 }) => {
     const res = await hubFetch(`${url}/rollouts`, {

@@ -7,6 +7,7 @@ import { silentLogger } from '@shelfsight/common';
 import { FileBlobStore } from '@shelfsight/hub';
 import { encodeTrainingRows, type TrainingJobView } from '@shelfsight/contracts';
 import { rowsOf, tinyArchive, type TinyHeadInput } from '../support/model-artifacts';
+import { insertLabelledSample } from '../support/samples';
 import { eventually, hubFetch, type TestHub } from '../support/test-hub';
 import { GROCERY_DIR, hasShared, REFERENCE_BACKBONE } from '../support/workspace-data';
 import type { FleetAttackResult } from './fleet-attacks';
@@ -52,18 +53,7 @@ export async function gateAttacks(sut: TestHub, log: (m: string) => void, counte
   await db.connect();
   /** Operator-labelled samples as agents send them and operators label them (a share is held out for evaluation by hash). */
   const labelSamples = async (label: string, hot: number, n: number, device: string) => {
-    for (let i = 0; i < n; i++) {
-      const v = Buffer.alloc(DIM * 4);
-      embedding(hot, i).forEach((x, k) => v.writeFloatLE(x, k * 4));
-      await db.query(
-        `INSERT INTO samples (device_id, sample_id, reason, frame_id, site, zone, location, captured_at, predicted_category, predicted_confidence,
-          predicted_top_k, model_version, backbone_id, embedding, embedding_dim, thumbnail_sha256, thumbnail_bytes, thumbnail_width, thumbnail_height,
-          scored_category, scored_confidence, scored_margin, scored_entropy, scored_top_k, scored_model_version, state, label, labelled_by, labelled_at)
-         VALUES ($1, $2, 'low_confidence', $2, 's', 'A', 'A-01-1-A', now(), $3, 0.4, '[]', 'v0', $4, $5, $6, $7, 1, 1, 1,
-          $3, 0.4, 0.1, 1, '[]', 'v0', 'labelled', $3, 'key:trust', now())`,
-        [device, `${label}-${hot}-${i}-${randomBytes(3).toString('hex')}`, label, BACKBONE, v, DIM, 'a'.repeat(64)],
-      );
-    }
+    for (let i = 0; i < n; i++) await insertLabelledSample(db, { device, sampleId: `${label}-${hot}-${i}-${randomBytes(3).toString('hex')}`, label, backbone: BACKBONE, embedding: embedding(hot, i) });
   };
   try {
     // --- Wrong labels on one category, through a real training job.
@@ -179,15 +169,8 @@ async function poisonedEmbeddings(sut: TestHub, db: Client, tag: string, counter
       const sent = isPoisoned ? embeddingOf(frames[label === 'Apple' ? 'Milk' : 'Apple'][i]!) : embeddingOf(photo);
       const thumb = await sharp(photo).rotate().resize({ width: 224, height: 224, fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 75 }).toBuffer();
       const sha = (await blobs.put(thumb)).sha256;
-      const r = await db.query(
-        `INSERT INTO samples (device_id, sample_id, reason, frame_id, site, zone, location, captured_at, predicted_category, predicted_confidence,
-          predicted_top_k, model_version, backbone_id, embedding, embedding_dim, thumbnail_sha256, thumbnail_bytes, thumbnail_width, thumbnail_height,
-          scored_category, scored_confidence, scored_margin, scored_entropy, scored_top_k, scored_model_version, state, label, labelled_by, labelled_at)
-         VALUES ($1, $2, 'low_confidence', $2, 's', 'A', 'A-01-1-A', now(), $3, 0.4, '[]', 'v0', $4, $5, $6, $7, $8, 224, 168,
-          $3, 0.4, 0.1, 1, '[]', 'v0', 'labelled', $3, 'key:trust', now()) RETURNING id`,
-        [device, `p-${label}-${i}-${tag}`, label, backboneId, Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength), sent.length, sha, thumb.length],
-      );
-      if (isPoisoned) poisoned.add(`${r.rows[0].id}`);
+      const id = await insertLabelledSample(db, { device, sampleId: `p-${label}-${i}-${tag}`, label, backbone: backboneId, embedding: sent, thumbnail: { sha256: sha, bytes: thumb.length, width: 224, height: 168 } });
+      if (isPoisoned) poisoned.add(id);
     }
   }
   const created = await hubFetch(`${sut.hub.httpUrl}/training-jobs`, {
