@@ -26,7 +26,7 @@ class BaselineDoc {
 
 export class ModelMetricsDoc implements ModelMetrics {
   @ApiProperty({ description: 'sha256 of the sorted category names' }) categorySet!: string;
-  @ApiProperty({ description: 'the version whose held-out rows froze the evaluation set' }) frozenBy!: string;
+  @ApiProperty({ description: 'who froze the base evaluation rows used (versions, operator:<actor>), comma-separated; none when only held-out samples' }) frozenBy!: string;
   @ApiProperty() rows!: number;
   @ApiProperty() accuracy!: number;
   @ApiProperty({ type: 'object', additionalProperties: { $ref: getSchemaPath(CategoryAccuracyDoc) } })
@@ -35,6 +35,8 @@ export class ModelMetricsDoc implements ModelMetrics {
   @ApiProperty({ type: 'array', items: { type: 'array', items: { type: 'number' } }, description: 'confusion[true][predicted], counts of rows' })
   confusion!: number[][];
   @ApiProperty({ type: BaselineDoc }) baseline!: BaselineDoc;
+  @ApiPropertyOptional({ description: 'of the rows, operator-labelled samples held out for evaluation (never trained on)' }) heldOutSamples?: number;
+  @ApiPropertyOptional({ description: 'evaluation rows the version’s own rows trained or validated on (then it is refused)' }) trainedOnRows?: number;
 }
 
 class GateOverrideDoc implements GateOverride {
