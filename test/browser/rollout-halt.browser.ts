@@ -8,6 +8,7 @@ import { agentConfig, StandInClassifier, startAgent, type AgentHandle } from '@s
 import { launchChromium } from '@shelfsight/cli';
 import { MILK_TO_YOGURT, quarterMilkFrame, seedStandInVersion } from '../support/flipped-head';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from '../support/test-hub';
+import { startTwoStageRollout } from './rollout-steps';
 
 /**
  * The rollout screen when the default shadow gate stops a head, in headless Chromium against a
@@ -76,20 +77,8 @@ describe('console rollout screen: a halt on the predicted inventory change (Chro
     await page.goto(`${sut.hub.httpUrl}/`);
     await page.getByLabel('API key').fill(operatorKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: 'Rollouts' }).click();
-    await page.getByRole('button', { name: 'New rollout' }).click();
-    const form = page.getByRole('form', { name: 'Create rollout' });
-    await form.locator(`select[name=modelVersion] option[value="${version}"]`).waitFor({ state: 'attached' });
-    await form.locator('select[name=modelVersion]').selectOption(version);
-    await form.locator('select[name=targetKind]').selectOption('deviceIds');
-    await form.locator('input[name=targetValues]').fill(devices.join(', '));
-    await form.getByLabel('stage 1 percent').fill('50');
-    await form.getByLabel('stage 1 minSoakSeconds').fill('0');
-    await form.getByLabel('stage 2 minSoakSeconds').fill('0');
-    await form.locator('input[name=shadowFrames]').fill('40');
     // The gate and the health watch are left as they come: on, with the hub's defaults.
-    expect(await form.getByLabel('turn the shadow gate off').isChecked()).toBe(false);
-    await form.getByRole('button', { name: 'Start rollout' }).click();
+    await startTwoStageRollout(page, { version, deviceIds: devices, shadowFrames: 40 });
 
     // Live, without a reload: the canary stage halts on the predicted change, the canary goes back.
     await page.getByTestId('rollout-state').filter({ hasText: 'halted' }).waitFor({ timeout: 120_000 });

@@ -30,16 +30,11 @@ export async function rolloutAgentArgs(sut: TestHub, deviceId: string, dir: stri
 }
 
 /**
- * On `page` (signed in as an operator): create a rollout of `version` to `deviceIds` in two
- * stages (50% then 100%, no soak) on the Rollouts screen, then watch, without reloading,
- * stage 1 run and pass, stage 2 pass and the rollout complete with every device active; then
- * wait until the agents' detections carry `version`. The agents must be classifying frames
- * meanwhile (they shadow the candidate on their next ones). The rollout has the default
- * shadow gate and health watch unless `gateOff` gives the operator's reason to turn the gate
- * off (a head meant to change what the devices see); the page shows the predicted inventory
- * change either way.
+ * On `page` (signed in as an operator), on the Rollouts screen: start a rollout of `version`
+ * to `deviceIds` in two stages (50% then 100%, no soak) with the default shadow gate and
+ * health watch, or the gate off for the operator's reason `gateOff`; `shadowFrames` if given.
  */
-export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { version: string; deviceIds: string[]; site: string; gateOff?: string; screenshots?: string }): Promise<void> {
+export async function startTwoStageRollout(page: Page, opts: { version: string; deviceIds: string[]; shadowFrames?: number; gateOff?: string }): Promise<void> {
   const { version, deviceIds } = opts;
   await page.getByRole('link', { name: 'Rollouts' }).click();
   await page.getByRole('button', { name: 'New rollout' }).click();
@@ -51,11 +46,27 @@ export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { versi
   await form.getByLabel('stage 1 percent').fill('50');
   await form.getByLabel('stage 1 minSoakSeconds').fill('0');
   await form.getByLabel('stage 2 minSoakSeconds').fill('0');
+  if (opts.shadowFrames !== undefined) await form.locator('input[name=shadowFrames]').fill(String(opts.shadowFrames));
   if (opts.gateOff) {
     await form.getByLabel('turn the shadow gate off').check();
     await form.locator('input[name=overrideReason]').fill(opts.gateOff);
-  }
+  } else expect(await form.getByLabel('turn the shadow gate off').isChecked()).toBe(false);
   await form.getByRole('button', { name: 'Start rollout' }).click();
+}
+
+/**
+ * On `page` (signed in as an operator): create a rollout of `version` to `deviceIds` in two
+ * stages (50% then 100%, no soak) on the Rollouts screen, then watch, without reloading,
+ * stage 1 run and pass, stage 2 pass and the rollout complete with every device active; then
+ * wait until the agents' detections carry `version`. The agents must be classifying frames
+ * meanwhile (they shadow the candidate on their next ones). The rollout has the default
+ * shadow gate and health watch unless `gateOff` gives the operator's reason to turn the gate
+ * off (a head meant to change what the devices see); the page shows the predicted inventory
+ * change either way.
+ */
+export async function rollOutInTwoStages(page: Page, sut: TestHub, opts: { version: string; deviceIds: string[]; site: string; gateOff?: string; screenshots?: string }): Promise<void> {
+  const { version, deviceIds } = opts;
+  await startTwoStageRollout(page, opts);
 
   // The detail page: stage 1 runs with the canary, stage 2 waits; then both pass, live.
   await page.getByTestId('rollout-state').waitFor();

@@ -15,6 +15,11 @@ export function pairText(p: Change['pairs'][number], frames: number): string {
   return `${p.from} → ${p.to} ${pct(p.share)} of ${frames} frames (${p.frames})`;
 }
 
+/** A uPlot series drawn as bars, its values in percent. */
+function bars(label: string, stroke: string, fill: string): uPlot.Series {
+  return { label, stroke, fill, paths: uPlot.paths.bars!({ size: [0.6, 80] }), points: { show: false }, value: (_u, v) => (v === null ? '' : `${v.toFixed(1)}%`) };
+}
+
 /**
  * The predicted inventory change of a rollout, drawn (uPlot bars): first the share of all
  * shadowed frames whose category would change, against the gate's `maxPredictedChange`, then
@@ -49,25 +54,7 @@ export function PredictedChangeChart({ change, gate, width = 760, height = 260 }
           { splits: () => xs, values: (_u, splits) => splits.map((i) => labels[i] ?? ''), size: 40, gap: 6 },
           { label: '% of shadowed frames', values: (_u, splits) => splits.map((v) => `${v}%`), size: 56 },
         ],
-        series: [
-          {},
-          {
-            label: 'all frames that would change',
-            stroke: '#8c1d17',
-            fill: 'rgba(140, 29, 23, 0.75)',
-            paths: uPlot.paths.bars!({ size: [0.6, 80] }),
-            points: { show: false },
-            value: (_u, v) => (v === null ? '' : `${v.toFixed(1)}%`),
-          },
-          {
-            label: 'moving from one category to another',
-            stroke: '#d64532',
-            fill: 'rgba(214, 69, 50, 0.55)',
-            paths: uPlot.paths.bars!({ size: [0.6, 80] }),
-            points: { show: false },
-            value: (_u, v) => (v === null ? '' : `${v.toFixed(1)}%`),
-          },
-        ],
+        series: [{}, bars('all frames that would change', '#8c1d17', 'rgba(140, 29, 23, 0.75)'), bars('moving from one category to another', '#d64532', 'rgba(214, 69, 50, 0.55)')],
         hooks: {
           // Each bar's limit: a dashed line across it.
           draw: [

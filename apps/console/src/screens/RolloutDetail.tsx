@@ -81,8 +81,8 @@ export default function RolloutDetailScreen() {
           {rollout.policy && <PolicyNotice policy={rollout.policy} />}
           <h2>Predicted inventory change</h2>
           <p className="muted">
-            What the head would change in the inventory, from the shadow runs of the devices offered so far (stages 1–{rollout.currentStage + 1}): the share of frames whose category would change,
-            per category pair. {rollout.state === 'running' && 'The stage halts when it passes the limits.'}
+            What the head would change in the inventory, from the shadow runs of the devices offered so far ({rollout.currentStage === 0 ? 'stage 1' : `stages 1–${rollout.currentStage + 1}`}): the share of
+            frames whose category would change, per category pair. {rollout.state === 'running' && 'The stage halts when it passes the limits.'}
           </p>
           {rollout.predictedChange && rollout.policy && <PredictedChangeChart change={rollout.predictedChange} gate={rollout.policy.shadowGate} />}
           <h2>Stages</h2>
