@@ -42,8 +42,8 @@ const SEEN_EVERY_MS = 1000;
  * transaction at a time per flusher. Two flushers never commit groups that share a
  * location (each transaction locks its locations' states until it commits, so the
  * second would only wait in PostgreSQL, holding a connection): a flusher takes the
- * messages whose locations are free and leaves the others for the next group. A commit that fails (database down, deadlock) is
- * retried with backoff, keeping its rows; callers learn of success only after commit,
+ * messages whose locations are free and leaves the others for the next group. A commit
+ * that fails (database down, deadlock) is retried with backoff, keeping its rows; callers learn of success only after commit,
  * so nothing is acknowledged that is not stored. A commit PostgreSQL refuses for good
  * (a row it will never take) is bisected: the good rows are stored and each refused row
  * goes to the dead-letter table, so one bad row cannot block its group forever. Memory is bounded: past
@@ -63,6 +63,11 @@ export class DetectionWriter implements OnModuleDestroy {
   private readonly maxFlushers = 2;
   /** Locations of the groups being committed. */
   private readonly busy = new Set<string>();
+  /**
+   * The last look found no message free of `busy`: until a commit ends, only a new message
+   * of free locations can change that (so a submit does not look through the queue again).
+   */
+  private stalled = false;
   /** Devices of committed detections not yet noted as seen. */
   private readonly seen = new Set<string>();
   private readonly seenTimer: NodeJS.Timeout;
@@ -105,7 +110,7 @@ export class DetectionWriter implements OnModuleDestroy {
     this.pendingBytes += bytes;
     const keys = [...new Set(detections.map((d) => `${d.site}\u0000${d.location}`))];
     const promise = new Promise<CommitOutcome>((resolve, reject) => this.queue.push({ deviceId, epoch, detections, bytes, keys, resolve, reject }));
-    this.kick();
+    if (!this.stalled || !keys.some((k) => this.busy.has(k))) this.kick();
     return promise;
   }
 
@@ -123,11 +128,13 @@ export class DetectionWriter implements OnModuleDestroy {
   private kick(): void {
     while (this.activeFlushers < this.maxFlushers && this.queue.length > 0) {
       const group = this.takeGroup();
-      if (group.length === 0) return; // what waits shares locations with a commit under way: its end kicks again
+      this.stalled = group.length === 0;
+      if (this.stalled) return; // what waits shares locations with a commit under way: its end kicks again
       this.activeFlushers += 1;
       void this.commitWithRetry(group).finally(() => {
         this.activeFlushers -= 1;
         for (const p of group) for (const k of p.keys) this.busy.delete(k);
+        this.stalled = false;
         this.kick();
       });
     }
