@@ -1165,14 +1165,18 @@ export interface components {
             categorySet: string;
             /** @description confusion[true][predicted], counts of rows */
             confusion: number[][];
-            /** @description the version whose held-out rows froze the evaluation set */
+            /** @description who froze the base evaluation rows used (versions, operator:<actor>), comma-separated; none when only held-out samples */
             frozenBy: string;
+            /** @description of the rows, operator-labelled samples held out for evaluation (never trained on) */
+            heldOutSamples?: number;
             /** @description sorted category names: the order of the confusion matrix */
             labels: string[];
             perCategory: {
                 [key: string]: components["schemas"]["CategoryAccuracyDoc"];
             };
             rows: number;
+            /** @description evaluation rows the version’s own rows trained or validated on (then it is refused) */
+            trainedOnRows?: number;
         };
         ModelVersionDoc: {
             accuracy: number | null;
@@ -2348,7 +2352,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description overall and per-category accuracy of b minus a on their shared frozen evaluation set; 409 when the category sets differ */
+            /** @description overall and per-category accuracy of b minus a on the hub's evaluation rows of their shared categories, row by row; 409 for different backbones or no shared category */
             200: {
                 headers: {
                     [name: string]: unknown;
