@@ -8,7 +8,7 @@ import { metricSum } from '@shelfsight/common';
 import { DatabaseBackendsCpu, machineInfo, per1000, processCpuSeconds } from './cpu';
 import { fleetWindowsSvg, overloadVerdict, percentile, summarizeWindows, DEFAULT_OVERLOAD_LIMITS, type FleetWindow, type OverloadLimits } from './fleet-windows';
 import { freePort, processMemoryMb, spawnShelf, waitForHttp, type ShelfProcess } from './processes';
-import { cpuProfileTop } from './profile';
+import { cpuProfileByPackage, cpuProfileTop } from './profile';
 import { createScratchDatabase } from './scratch-database';
 
 /**
@@ -78,6 +78,8 @@ export const FleetDevicesStatsSchema = z.object({
   detected: z.number(),
   dropped: z.number(),
   sent: z.number(),
+  /** Detection messages (MQTT publishes) sent, retransmissions included. */
+  messages: z.number().default(0),
   retransmits: z.number(),
   acked: z.number(),
   unacked: z.number(),
@@ -106,6 +108,7 @@ interface Sample {
   /** Detections that entered the devices' outboxes so far: what the fleet offers the hub. */
   detected: number;
   sent: number;
+  messages: number;
   retransmits: number;
   unacked: number;
   hubRssMb?: number;
@@ -205,6 +208,7 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         emitted: f.emitted,
         detected: f.detected,
         sent: f.sent,
+        messages: f.messages,
         retransmits: f.retransmits,
         unacked: f.unacked,
         hubRssMb: processMemoryMb(hub.child.pid, 'VmRSS'),
@@ -288,7 +292,12 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     sql = undefined;
     const hubPeakRssMb = hub.peakRssMb();
     await hub.stop();
-    const profileTop = o.profile ? await cpuProfileTop(o.profile, 15).catch((err: unknown) => ({ error: (err as Error).message })) : undefined;
+    const profiled = o.profile
+      ? await Promise.all([cpuProfileByPackage(o.profile, 15), cpuProfileTop(o.profile, 15)]).then(
+          ([byPackage, top]) => ({ by_package: byPackage, top_self_ms: top }),
+          (err: unknown) => ({ error: (err as Error).message }),
+        )
+      : undefined;
     return {
       devices: o.devices,
       rate_per_device: round3(rate),
@@ -306,6 +315,8 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         detected: final.detected,
         dropped_by_devices: final.dropped,
         sent: final.sent,
+        messages: final.messages,
+        detections_per_message: final.messages > 0 ? round1(final.sent / final.messages) : null,
         retransmitted: final.retransmits,
         retransmitted_share: final.sent > 0 ? round3(final.retransmits / final.sent) : null,
         stored: totals.distinct_frames,
@@ -326,7 +337,8 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
       },
       cpu_s: { hub: round3(cpu.hub), fleet: round3(cpu.fleet), database: cpu.database === undefined ? null : round3(cpu.database) },
       stored_in_run: totals.in_run,
-      profile: o.profile ? { file: o.profile, top_self_ms: profileTop } : null,
+      /** The hub's CPU profile (its whole life): time by package (innermost non-Node frame) and the top functions by self time. */
+      profile: o.profile ? { file: o.profile, ...profiled } : null,
       windows,
       database: 'postgresql (scratch database)',
       broker: o.mqttUrl ? `external (${o.mqttUrl})` : 'embedded aedes',
@@ -363,6 +375,11 @@ async function measureCapacity(o: FleetRunOptions, mqttUrl: string, site: string
   const children = startFleet({ ...o, maxInFlight }, { prefix, framesPerAgent, rate: CAPACITY_FILL_RATE, mqttUrl, site: `${site}-capacity`, work: join(work, 'capacity') });
   const acked: Array<[number, number]> = [];
   try {
+    // Starting a thousand agents takes a while on a busy machine; the drain is timed from when all are up.
+    await until(async () => {
+      failIfExited(children, 'before it was ready', true);
+      return children.every((c) => c.ready || c.proc.child.exitCode === 0);
+    }, 600_000);
     let lastLog = 0;
     await until(async () => {
       failIfExited(children, 'while measuring capacity', true);
@@ -452,7 +469,7 @@ async function stopChild(proc: ShelfProcess): Promise<void> {
 }
 
 function sumStats(stats: Array<FleetDevicesStats | undefined>) {
-  const keys = ['emitted', 'detected', 'dropped', 'sent', 'retransmits', 'acked', 'unacked', 'in_flight', 'connected'] as const;
+  const keys = ['emitted', 'detected', 'dropped', 'sent', 'messages', 'retransmits', 'acked', 'unacked', 'in_flight', 'connected'] as const;
   const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<(typeof keys)[number], number>;
   for (const s of stats) if (s) for (const k of keys) out[k] += s[k];
   return out;
@@ -527,6 +544,7 @@ function buildWindows(
       stored: storedN,
       retransmitted: last.retransmits - prev.retransmits,
       sent: last.sent - prev.sent,
+      detections_per_message: last.messages > prev.messages ? round1((last.sent - prev.sent) / (last.messages - prev.messages)) : null,
       offered_per_s: round1((last.detected - prev.detected) / seconds),
       stored_per_s: round1(storedN / seconds),
       hub_rss_mb: maxOf(inWindow.map((s) => s.hubRssMb)) ?? null,

@@ -8,6 +8,7 @@ function win(from_s: number, stored_per_s: number, hub_rss_mb: number | null = 3
     stored: stored_per_s * 10,
     retransmitted: 0,
     sent: 2000 * 10,
+    detections_per_message: 1.5,
     offered_per_s: 2000,
     stored_per_s,
     hub_rss_mb,

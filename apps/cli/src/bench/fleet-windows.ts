@@ -18,6 +18,8 @@ export interface FleetWindow {
   retransmitted: number;
   /** Detections the fleet published, retransmissions included. */
   sent: number;
+  /** Detections per MQTT message the fleet published (how well the link batches). */
+  detections_per_message: number | null;
   offered_per_s: number;
   stored_per_s: number;
   /** Highest hub resident memory seen in the window, MB. */
@@ -39,6 +41,7 @@ export interface WindowSummary {
     offered_per_s: number | null;
     stored_per_s: number | null;
     retransmitted_per_s: number | null;
+    detections_per_message: number | null;
     hub_rss_mb: number | null;
     pending: number | null;
     inventory_p95_ms: number | null;
@@ -93,6 +96,7 @@ export function summarizeWindows(windows: readonly FleetWindow[]): WindowSummary
       offered_per_s: round1(median(col('offered_per_s'))),
       stored_per_s: round1(median(col('stored_per_s'))),
       retransmitted_per_s: round1(median(retransmittedPerS)),
+      detections_per_message: round1(median(col('detections_per_message'))),
       hub_rss_mb: median(col('hub_rss_mb')),
       pending: median(col('pending')),
       inventory_p95_ms: round1(median(col('inventory_p95_ms'))),

@@ -32,6 +32,59 @@ export class WindowProfile {
 interface CpuProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+/** `node_modules/aedes/…` → aedes, `apps/hub/src/ingest/…` → apps/hub/ingest, `node:net` → node:net; undefined for native frames. */
+function packageOf(url: string): string | undefined {
+  if (!url) return undefined;
+  if (url.startsWith('node:')) return url.replace(/^node:internal\/([^/]+).*$/, 'node:$1');
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[1];
+  const own = /\/(apps|libs)\/([^/]+)\/src\/([^/]+)/.exec(url);
+  return own ? `${own[1]}/${own[2]}/${own[3]!.replace(/\.ts$/, '')}` : url;
+}
+
+/**
+ * A V8 CPU profile's time by package: each sample goes to the package (or our module) of the
+ * innermost frame on its stack that is not Node's own, so that a socket write counts for the
+ * code that asked for it; samples with no JavaScript frame keep their name ((garbage collector), (idle)).
+ */
+export async function cpuProfileByPackage(file: string, top: number): Promise<Array<{ package: string; ms: number; share: number }>> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as { nodes: CpuProfileNode[]; samples: number[]; timeDeltas: number[] };
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
+  const owner = new Map<number, string>();
+  const ownerOf = (id: number): string => {
+    const known = owner.get(id);
+    if (known !== undefined) return known;
+    // The innermost frame of a package or of our code; Node's own (node:…) only when there is none.
+    let at: number | undefined = id;
+    let found: string | undefined;
+    let nodeInternal: string | undefined;
+    while (at !== undefined && found === undefined) {
+      const pkg = packageOf(byNode.get(at)?.callFrame.url ?? '');
+      if (pkg?.startsWith('node:')) nodeInternal ??= pkg;
+      else found = pkg;
+      at = parent.get(at);
+    }
+    const name = found ?? nodeInternal ?? (byNode.get(id)?.callFrame.functionName || '(native)');
+    owner.set(id, name);
+    return name;
+  };
+  const time = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const us = profile.timeDeltas[i] ?? 0;
+    const key = ownerOf(id);
+    time.set(key, (time.get(key) ?? 0) + us);
+    total += us;
+  });
+  return [...time]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, us]) => ({ package: name, ms: Math.round(us / 1000), share: total > 0 ? Math.round((us / total) * 1000) / 1000 : 0 }));
 }
 
 /**

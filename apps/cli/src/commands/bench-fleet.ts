@@ -143,6 +143,7 @@ async function runFleetDevices(plan: FleetDevicesPlan): Promise<void> {
       detected: totals.detected,
       dropped: totals.dropped,
       sent: agents.reduce((n, a) => n + a.link.detectionsSent, 0),
+      messages: agents.reduce((n, a) => n + a.link.batchesSent, 0),
       retransmits: agents.reduce((n, a) => n + a.link.retransmits, 0),
       acked: agents.reduce((n, a) => n + a.link.detectionsAcked, 0),
       unacked: totals.pending,
