@@ -56,7 +56,8 @@ export interface PgliteProtocolQueueOptions {
  * open; the others' messages wait, in order.
  *
  * One backend means one connection's open transaction or exchange stops everyone else, as a
- * lock would. A connection that goes while holding it is let go: the queue ends its exchange
+ * lock would (a cursor read in pieces, Execute with a row limit then Flush, holds it between
+ * its reads). A connection that goes while holding it is let go: the queue ends its exchange
  * (Sync) and rolls its transaction back. One that stays but sends nothing while others wait
  * (`exchangeIdleMs`, `transactionIdleMs`) is closed, as PostgreSQL closes a session idle in a
  * transaction, and reported: a client's code waiting, inside a transaction, for a query on
