@@ -102,7 +102,7 @@ export default function ModelsScreen() {
             )}
           </tbody>
         </table>
-        {selected && <VersionDetail key={selected} version={selected} models={models} />}
+        {selected && <VersionDetail key={selected} version={selected} models={models} onChanged={() => void load()} />}
       </div>
     </section>
   );
@@ -154,7 +154,7 @@ function GateTable({ gate }: { gate: GateRecord }) {
   );
 }
 
-function VersionDetail({ version, models }: { version: string; models: Summary[] }) {
+function VersionDetail({ version, models, onChanged }: { version: string; models: Summary[]; onChanged(): void }) {
   const [v, setV] = useState<Version>();
   const [error, setError] = useState<string>();
   useEffect(() => {
@@ -175,6 +175,7 @@ function VersionDetail({ version, models }: { version: string; models: Summary[]
     if (!data) return setOverrideError(errorText(err, response.status));
     setOverrideError(undefined);
     setV(data as Version);
+    onChanged();
   };
   if (error) return <p className="error">{error}</p>;
   if (!v) return <p className="loading">Loading {version}…</p>;
