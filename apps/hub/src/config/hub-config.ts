@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
 import { trustProxyValue } from '../auth/trust-proxy';
+import { BLOB_CONFIG_SPEC } from '../blobs/blob-config';
 
 /** Every setting of the hub: environment variable, CLI flag, meaning, default. */
 export const HUB_CONFIG_SPEC = {
@@ -14,6 +15,7 @@ export const HUB_CONFIG_SPEC = {
     secret: true,
   },
   dataDir: { env: 'DATA_DIR', flag: 'data-dir', description: 'folder for the embedded database and hub files', schema: cfg.string('.data/hub') },
+  ...BLOB_CONFIG_SPEC,
   mqttUrl: {
     env: 'MQTT_URL',
     flag: 'mqtt-url',

@@ -132,6 +132,8 @@ export class ModelsController {
     res.setHeader('Content-Type', 'application/x-tar');
     res.setHeader('Content-Length', String(a.bytes));
     res.setHeader('Content-Disposition', `attachment; filename="${version.replace(/[^A-Za-z0-9._-]/g, '_')}.tar"`);
+    // A blob store that fails mid-way (or bytes that do not hash to their key) cuts the response short.
+    a.stream.on('error', () => res.destroy());
     a.stream.pipe(res);
   }
 }

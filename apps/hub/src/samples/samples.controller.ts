@@ -69,6 +69,9 @@ export class SamplesController {
     const blob = await this.samples.thumbnail(id);
     res.setHeader('Content-Type', 'image/jpeg');
     res.setHeader('Content-Length', String(blob.bytes));
+    // A store that fails mid-way (or bytes that do not hash to their key) cuts the response short.
+    blob.stream.on('error', () => res.destroy());
+    res.on('close', () => blob.stream.destroy());
     blob.stream.pipe(res);
   }
 

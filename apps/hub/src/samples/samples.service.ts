@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { ReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store';
 import { CategoriesService } from '../categories/categories.service';
 import { dot, embeddingFromBytes, normalised } from './embedding';
@@ -71,7 +71,7 @@ export class SamplesService {
     return toSampleDto(row);
   }
 
-  async thumbnail(id: bigint): Promise<{ sha256: string; stream: ReadStream; bytes: number }> {
+  async thumbnail(id: bigint): Promise<{ sha256: string; stream: Readable; bytes: number }> {
     const row = await this.repo.get(id);
     if (!row) throw new SampleNotFoundError(id);
     const blob = await this.blobs.open(row.thumbnail_sha256);

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { blobStoreEnv } from '../blobs/blob-config';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { TrainingJobsRepository } from './training-jobs.repository';
 
@@ -61,6 +62,7 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
       DATABASE_URL: this.config.databaseUrl,
       DATA_DIR: resolve(this.config.dataDir),
       WORKER_ID: workerId,
+      ...blobStoreEnv(this.config),
       TRAINING_HEARTBEAT_TIMEOUT_S: String(this.config.trainingHeartbeatTimeoutS),
       GATE_MAX_OVERALL_DROP: String(this.config.gateMaxOverallDrop),
       GATE_MAX_CATEGORY_DROP: String(this.config.gateMaxCategoryDrop),

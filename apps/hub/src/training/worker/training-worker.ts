@@ -5,7 +5,8 @@ import { createLogger, type Logger } from '@shelfsight/common';
 import { TrainingJobRequestSchema, type TrainingJobPhase, type TrainingJobProgress } from '@shelfsight/contracts';
 import { PrismaClient } from '@shelfsight/db';
 import type PgBoss from 'pg-boss';
-import { FileBlobStore } from '../../blobs/blob-store';
+import { createBlobStore } from '../../blobs/blob-config';
+import type { BlobStore } from '../../blobs/blob-store';
 import { TrainingJobsRepository } from '../training-jobs.repository';
 import { startTrainingQueue, TRAINING_QUEUE, type TrainingQueueMessage } from '../training-queue';
 import { jobErrorMessage, jobPathRoots, resolveDataset } from '../job-paths';
@@ -24,13 +25,17 @@ export class TrainingWorker {
   private sweepTimer: NodeJS.Timeout | undefined;
   private current: Promise<void> | undefined;
   private readonly abort = new AbortController();
+  /** Job inputs (training rows, thumbnails, evaluation rows) and outputs (artifacts): the hub's store, wherever this worker runs. */
+  private readonly blobs: BlobStore;
 
   private constructor(
     private readonly config: WorkerConfig,
     private readonly db: PrismaClient,
     private readonly jobs: TrainingJobsRepository,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.blobs = createBlobStore(config);
+  }
 
   static async start(config: WorkerConfig, logger: Logger = createLogger('worker')): Promise<TrainingWorker> {
     const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.databaseUrl, max: 2 }) });
@@ -115,7 +120,7 @@ export class TrainingWorker {
           db: this.db,
           workerId,
           jobs: this.jobs,
-          blobs: new FileBlobStore(join(resolve(this.config.dataDir), 'blobs')),
+          blobs: this.blobs,
           gate: {
             gateMaxOverallDrop: this.config.gateMaxOverallDrop,
             gateMaxCategoryDrop: this.config.gateMaxCategoryDrop,

@@ -1,12 +1,14 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { cfg, loadConfig, type ConfigOf } from '@shelfsight/common';
+import { BLOB_CONFIG_SPEC } from '../../blobs/blob-config';
 import { HUB_CONFIG_SPEC } from '../../config/hub-config';
 
-/** Settings of a training worker (`shelf worker`): the hub's database and data folder, plus its own. */
+/** Settings of a training worker (`shelf worker`): the hub's database and blob store, plus its own (on another machine: DATABASE_URL and BLOB_STORE=s3 with the bucket settings). */
 export const WORKER_CONFIG_SPEC = {
   databaseUrl: { ...HUB_CONFIG_SPEC.databaseUrl, description: 'PostgreSQL URL of the hub (the embedded hub passes its own)', schema: z.string({ error: 'required' }).regex(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL') },
-  dataDir: HUB_CONFIG_SPEC.dataDir,
+  dataDir: { ...HUB_CONFIG_SPEC.dataDir, description: 'folder for the worker\u2019s scratch files (and its blobs when BLOB_STORE=fs: then the hub\u2019s DATA_DIR)' },
+  ...BLOB_CONFIG_SPEC,
   trainingHeartbeatTimeoutS: HUB_CONFIG_SPEC.trainingHeartbeatTimeoutS,
   trainingBackbone: HUB_CONFIG_SPEC.trainingBackbone,
   trainingDatasetRoots: HUB_CONFIG_SPEC.trainingDatasetRoots,
