@@ -20,7 +20,10 @@ export interface DemoModel {
 
 export interface DemoOptions {
   logger?: Logger;
-  /** Training images per category (default 20) and held-out images per category (default 8). */
+  /**
+   * Training images per category (default 20) and held-out images per category (default 24: at
+   * least the hub gate's default GATE_MIN_EVAL_ROWS, so the demo model is verified, not only overridable).
+   */
   trainPerClass?: number;
   heldOutPerClass?: number;
   /** Sample frames for the simulated agents (default 36). */
@@ -89,7 +92,7 @@ async function ensureFrames(framesDir: string, count: number, logger: Logger): P
 async function trainDemoModel(dataDir: string, modelDir: string, opts: DemoOptions, logger: Logger): Promise<void> {
   const started = Date.now();
   const trainPer = opts.trainPerClass ?? 20;
-  const heldPer = opts.heldOutPerClass ?? 8;
+  const heldPer = opts.heldOutPerClass ?? 24;
   const cats = [...DEMO_CATEGORIES];
   // Written as class folders so `shelf train --data <dataDir>/demo-train` works on them too.
   const jobs: Array<{ path: string; label: number; held: boolean }> = [];
