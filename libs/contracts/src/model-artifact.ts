@@ -50,6 +50,21 @@ export const ManifestSchema = z.object({
     /** Hierarchical labels: output i of the softmax counts towards labels[groups[i]]; outputs named in outputs.txt. */
     groups: z.array(z.number().int().min(0)).optional(),
   }),
+  /**
+   * A fine-tuned tail: the backbone runs only up to `node` (its freeze point) and these
+   * layers (3×3 depthwise / 1×1 pointwise convs, batch-norm folded, ReLU6, then a global
+   * average pool) replace the rest. Its float32 weights follow the head's in the weights
+   * file (`params` floats); absent: a head on the backbone's own features.
+   */
+  tail: z
+    .object({
+      freezePoint: z.string().min(1),
+      node: z.string().min(1),
+      shape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
+      layers: z.array(z.enum(['depthwise', 'pointwise'])).min(1),
+      params: z.number().int().positive(),
+    })
+    .optional(),
   labels: z.object({ file: z.string().min(1), count: z.number().int().min(1) }),
   training: z.record(z.string(), z.unknown()),
   metrics: z.record(z.string(), z.unknown()),
@@ -71,6 +86,8 @@ export interface VerifiedArtifact {
   /** Sub-class names of the outputs (outputs.txt), when the head has groups. */
   outputs?: string[];
   head: PlainHead;
+  /** The tuned tail's weights (manifest `tail`), when the model has one. */
+  tailWeights?: Float32Array;
 }
 
 /** An artifact that is incomplete or does not match its manifest; `reason` says how. */
@@ -121,11 +138,24 @@ export function verifyArtifact(files: ArtifactFiles): VerifiedArtifact {
   if (new Set(labels).size !== labels.length) throw new ArtifactVerificationError(`${manifest.labels.file} names a label twice`);
   const spec = { type: h.type, inputDim: h.inputDim, numClasses: h.numClasses, hidden: h.hidden, normalize: h.normalize, members: h.members };
   if (h.inputDim !== manifest.backbone.featureDim) throw new ArtifactVerificationError(`head input ${h.inputDim} != backbone feature dim ${manifest.backbone.featureDim}`);
-  if (headParamCount(spec) !== h.params || h.params * 4 !== h.weightsBytes) throw new ArtifactVerificationError('head shape does not match its weights');
+  const t = manifest.tail;
+  if (t) {
+    const [, , c] = t.shape;
+    const expected = t.layers.reduce((n, l) => n + (l === 'depthwise' ? 10 * c : c * c + c), 0);
+    if (t.params !== expected) throw new ArtifactVerificationError(`tail params ${t.params} do not match its layers (${expected})`);
+    if (c !== manifest.backbone.featureDim) throw new ArtifactVerificationError(`tail gives ${c} features, backbone feature dim ${manifest.backbone.featureDim}`);
+  }
+  if (headParamCount(spec) !== h.params || (h.params + (t?.params ?? 0)) * 4 !== h.weightsBytes) throw new ArtifactVerificationError('head shape does not match its weights');
   const weights = new Float32Array(h.params);
-  new Uint8Array(weights.buffer).set(files.weights);
+  new Uint8Array(weights.buffer).set(files.weights.subarray(0, h.params * 4));
   if (!weights.every(Number.isFinite)) throw new ArtifactVerificationError(`${h.weightsFile} holds non-finite weights`);
+  let tailWeights: Float32Array | undefined;
+  if (t) {
+    tailWeights = new Float32Array(t.params);
+    new Uint8Array(tailWeights.buffer).set(files.weights.subarray(h.params * 4));
+    if (!tailWeights.every(Number.isFinite)) throw new ArtifactVerificationError(`${h.weightsFile} holds non-finite tail weights`);
+  }
   const outputs = files.outputs ? lines(files.outputs) : undefined;
   if (outputs && outputs.length !== h.numClasses) throw new ArtifactVerificationError(`${OUTPUTS_FILE} has ${outputs.length} names, head has ${h.numClasses} outputs`);
-  return { manifest, labels, ...(outputs ? { outputs } : {}), head: { spec, weights, ...(h.groups ? { groups: h.groups } : {}) } };
+  return { manifest, labels, ...(outputs ? { outputs } : {}), head: { spec, weights, ...(h.groups ? { groups: h.groups } : {}) }, ...(tailWeights ? { tailWeights } : {}) };
 }

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '@shelfsight/common';
 import type { ScoredCategory } from '@shelfsight/contracts';
-import { assertSameBackbone, loadModel, type ModelManifest } from './artifact/artifact';
+import { assertSameBackbone, loadModel, type ModelManifest, type ModelTail } from './artifact/artifact';
+import { tailForward } from './tail/tail-math';
+import { BackboneError } from './errors';
 import type { Backbone } from './backbones/backbone';
 import { loadBackbone } from './backbones/resolve';
 import type { FrameClassification, FrameClassifier } from './classifier';
@@ -43,8 +45,12 @@ export class TfjsFrameClassifier implements FrameClassifier {
     readonly topK: number,
     private readonly ownsBackbone: boolean,
     readonly views: ImageView[] = ttaViews('none'),
+    /** A fine-tuned tail: the backbone runs up to its freeze point, the tail does the rest. */
+    readonly tail?: ModelTail,
   ) {
     assertSameBackbone(manifest, backbone);
+    if (tail && !backbone.activationAt) throw new BackboneError(`model ${manifest.version} has a tuned tail, backbone ${backbone.id} cannot be cut at ${tail.freezePoint.node}`);
+    if (tail && tail.spec.channels !== backbone.featureDim) throw new BackboneError(`model ${manifest.version}: tail gives ${tail.spec.channels} features, backbone ${backbone.featureDim}`);
     this.backboneId = backbone.id;
     this.modelVersion = manifest.version;
   }
@@ -70,6 +76,18 @@ export class TfjsFrameClassifier implements FrameClassifier {
     }
     // TTA views go through the backbone one at a time: the same work as one batch, but
     // the WASM heap (which never shrinks) only ever holds one view's activations.
+    const tail = this.tail;
+    const activationAt = this.backbone.activationAt;
+    if (tail && activationAt) {
+      // Frozen part up to the freeze point, then the tuned tail (its own forward pass).
+      return pixels.map((px) => {
+        const batch = toBatch([px], spec);
+        const act = activationAt(batch, tail.freezePoint.node);
+        const x = act.dataSync() as Float32Array;
+        tf.dispose([batch, act]);
+        return tailForward(tail.spec, tail.params, x, 1).pooled;
+      });
+    }
     return pixels.map((px) => tf.tidy(() => this.backbone.extract(toBatch([px], spec)).dataSync() as Float32Array));
   }
 
@@ -118,7 +136,7 @@ export async function loadClassifier(opts: LoadClassifierOptions): Promise<TfjsF
   }
   try {
     const tta = opts.tta ?? ((model.manifest.training.tta as TtaMode | undefined) ?? 'none');
-    return new TfjsFrameClassifier(backbone, model.head, model.labels, model.manifest, opts.topK ?? 3, owns, ttaViews(tta));
+    return new TfjsFrameClassifier(backbone, model.head, model.labels, model.manifest, opts.topK ?? 3, owns, ttaViews(tta), model.tail);
   } catch (err) {
     model.head.dispose();
     if (owns) backbone.dispose();

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { labelsHash, unpackArtifact, verifyArtifact, type RolloutManifest } from '@shelfsight/contracts';
-import { Head, TfjsFrameClassifier, TTA_MODES, ttaViews, type TtaMode } from '@shelfsight/vision';
+import { Head, modelTail, TfjsFrameClassifier, TTA_MODES, ttaViews, type TtaMode } from '@shelfsight/vision';
 
 export class TfjsHeadError extends Error {
   override name = 'TfjsHeadError';
@@ -29,7 +29,8 @@ export async function loadTfjsHead(file: string, manifest: Pick<RolloutManifest,
   const tta = (TTA_MODES as readonly string[]).includes(String(m.training.tta)) ? (m.training.tta as TtaMode) : 'none';
   try {
     // The backbone stays the running classifier's: this head never disposes it.
-    return new TfjsFrameClassifier(backbone, head, verified.labels, m, topK, false, ttaViews(tta));
+    // A tuned model brings its tail: the device's backbone runs up to the freeze point only.
+    return new TfjsFrameClassifier(backbone, head, verified.labels, m, topK, false, ttaViews(tta), modelTail(m, verified.tailWeights));
   } catch (err) {
     head.dispose();
     throw err;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, ConfigError, loadConfig } from '@shelfsight/common';
-import { resolveTrainPreset, TRAIN_PRESET_NAMES, TRAIN_PRESETS, trainModel, type TrainSettings } from '@shelfsight/vision';
+import { resolveTrainPreset, TRAIN_PRESET_NAMES, TRAIN_PRESETS, trainModel, trainTunedModel, TUNE_DEFAULTS, type TrainSettings } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
 import { visionAction, EXTRACTION_SPEC, extractionFrom, TTA } from './vision-options';
 
@@ -58,6 +58,12 @@ export const TRAIN_SPEC = {
     description: 'also write the training rows (embeddings + labels, training-rows.bin) into --out, for `shelf models register`',
     schema: cfg.bool(false),
   },
+  tuneFrom: { env: 'SHELF_TUNE_FROM', flag: 'tune-from', description: 'fine-tune the backbone after this freeze point (its name, e.g. last-block or last-pointwise, or its node) together with the head; the artifact carries the tuned tail', schema: cfg.optionalString() },
+  tuneEpochs: { env: 'SHELF_TUNE_EPOCHS', flag: 'tune-epochs', description: `epochs of tail + head tuning, each image once through one of its views (default ${TUNE_DEFAULTS.tuneEpochs})`, schema: z.coerce.number().int().min(1).optional() },
+  tailLearningRate: { env: 'SHELF_TAIL_LEARNING_RATE', flag: 'tail-learning-rate', description: `Adam learning rate of the tuned tail (default ${TUNE_DEFAULTS.tailLearningRate})`, schema: z.coerce.number().positive().optional() },
+  tuneLearningRate: { env: 'SHELF_TUNE_LEARNING_RATE', flag: 'tune-learning-rate', description: `learning rate of the head while tuned with the tail (default ${TUNE_DEFAULTS.tuneHeadLearningRate})`, schema: z.coerce.number().positive().optional() },
+  decayToPretrained: { env: 'SHELF_DECAY_TO_PRETRAINED', flag: 'decay-to-pretrained', description: `weight decay of the tail towards its pretrained weights (default ${TUNE_DEFAULTS.decayToPretrained})`, schema: z.coerce.number().min(0).optional() },
+  groupRuns: { env: 'SHELF_GROUP_RUNS', flag: 'group-runs', description: 'hash split by runs of this many consecutively numbered photos in a folder, so near-identical shots stay on one side (0: by file, retrain.py\u2019s)', schema: z.coerce.number().int().min(0).optional() },
   randomRotate: { env: 'SHELF_RANDOM_ROTATE', flag: 'random-rotate', description: 'distortion: max rotation in degrees', schema: z.coerce.number().min(0).max(45).optional() },
   ...EXTRACTION_SPEC,
 };
@@ -109,7 +115,8 @@ export function registerTrain(program: Command): void {
       seed: c.seed,
       ensemble: c.ensemble,
     });
-    const result = await trainModel({
+    const tuneFrom = c.tuneFrom ?? s.tuneFrom;
+    const result = await (tuneFrom ? trainTunedModel : trainModel)({
       ...extractionFrom(c),
       ...s,
       data: c.data,
@@ -120,6 +127,12 @@ export function registerTrain(program: Command): void {
       evalInterval: c.evalInterval,
       balance: c.balance,
       trainingRows: c.trainingRows,
+      tuneFrom,
+      tuneEpochs: c.tuneEpochs ?? s.tuneEpochs,
+      tailLearningRate: c.tailLearningRate,
+      tuneHeadLearningRate: c.tuneLearningRate,
+      decayToPretrained: c.decayToPretrained,
+      groupRuns: c.groupRuns ?? s.groupRuns,
     });
     const m = result.manifest;
     process.stdout.write(
@@ -131,6 +144,7 @@ export function registerTrain(program: Command): void {
         classes: m.labels.count,
         views: m.training.views,
         validationAccuracy: m.metrics.validationAccuracy,
+        ...(m.tail ? { tunedFrom: m.tail.freezePoint } : {}),
         skipped: result.failed.length,
         seconds: { bottlenecks: +result.bottleneckSeconds.toFixed(1), head: +result.trainSeconds.toFixed(1), total: +result.totalSeconds.toFixed(1) },
       }) + '\n',

@@ -17,6 +17,15 @@ import type { BackboneIdentity, BackboneInfo } from '../backbones/backbone';
 import { BackboneMismatchError, TruncatedArtifactError, UnsupportedFormatVersionError } from '../errors';
 import { sha256Hex } from '../hash';
 import { Head, headParamCount } from '../head/head';
+import type { FreezePoint } from '../backbones/freeze';
+import type { TailSpec } from '../tail/tail-math';
+
+/** A fine-tuned tail as an artifact carries it: where the backbone is cut, and the layers after it. */
+export interface ModelTail {
+  freezePoint: Pick<FreezePoint, 'name' | 'node' | 'shape'>;
+  spec: TailSpec;
+  params: Float32Array;
+}
 
 export {
   ARTIFACT_FORMAT_VERSION,
@@ -40,6 +49,8 @@ export interface SaveModelInput {
   /** Sub-class names of the head's outputs, when it was trained on sub-labels and `groups` maps them to `labels`. */
   outputs?: string[];
   groups?: number[];
+  /** A fine-tuned tail: its weights follow the head's in `head.bin`, pinned to the freeze point. */
+  tail?: ModelTail;
 }
 
 /**
@@ -52,8 +63,12 @@ export async function saveModel(dir: string, input: SaveModelInput): Promise<Mod
   if (input.groups) {
     if (input.groups.length !== spec.numClasses || Math.max(...input.groups) + 1 !== input.labels.length) throw new Error('groups do not match head outputs and labels');
   } else if (input.labels.length !== spec.numClasses) throw new Error(`labels (${input.labels.length}) != head classes (${spec.numClasses})`);
-  const weights = input.head.toWeights();
+  const headWeights = input.head.toWeights();
+  const weights = new Float32Array(headWeights.length + (input.tail?.params.length ?? 0));
+  weights.set(headWeights);
+  if (input.tail) weights.set(input.tail.params, headWeights.length);
   const bytes = Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength);
+  const tail = input.tail;
   const createdAt = input.createdAt ?? new Date();
   const weightsSha256 = sha256Hex(bytes);
   const manifest: ModelManifest = {
@@ -78,6 +93,17 @@ export async function saveModel(dir: string, input: SaveModelInput): Promise<Mod
       weightsSha256,
       ...(input.groups ? { groups: input.groups } : {}),
     },
+    ...(tail
+      ? {
+          tail: {
+            freezePoint: tail.freezePoint.name,
+            node: tail.freezePoint.node,
+            shape: tail.freezePoint.shape,
+            layers: tail.spec.layers,
+            params: tail.params.length,
+          },
+        }
+      : {}),
     labels: { file: LABELS_FILE, count: input.labels.length },
     training: input.training,
     metrics: input.metrics,
@@ -99,6 +125,7 @@ export interface LoadedModel {
   manifest: ModelManifest;
   labels: string[];
   head: Head;
+  tail?: ModelTail;
 }
 
 /** Read the manifest only, validating format version and shape. */
@@ -155,7 +182,15 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   }
   const head = Head.fromWeights(verified.head.spec, verified.head.weights);
   if (verified.head.groups) head.groups = verified.head.groups;
-  return { dir, manifest: verified.manifest, labels: verified.labels, head };
+  const tail = modelTail(verified.manifest, verified.tailWeights);
+  return { dir, manifest: verified.manifest, labels: verified.labels, head, ...(tail ? { tail } : {}) };
+}
+
+/** The tail a verified manifest declares, with its weights (undefined for head-only models). */
+export function modelTail(manifest: ModelManifest, weights: Float32Array | undefined): ModelTail | undefined {
+  const t = manifest.tail;
+  if (!t || !weights) return undefined;
+  return { freezePoint: { name: t.freezePoint, node: t.node, shape: t.shape }, spec: { hw: [t.shape[0], t.shape[1]], channels: t.shape[2], layers: t.layers }, params: weights };
 }
 
 /** Refuse to pair a head with a backbone other than the one it was trained on. */

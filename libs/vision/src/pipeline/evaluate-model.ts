@@ -9,6 +9,7 @@ import { argmax } from '../head/train';
 import { plotConfusionMatrix } from '../report/svg-charts';
 import { openExtraction, type ExtractionOptions } from './context';
 import { predictImages } from './infer';
+import { tunedFeatures } from '../tail/tuned-features';
 import { computeMetrics, type EvaluationMetrics } from './metrics';
 
 export interface EvaluateModelOptions extends Omit<ExtractionOptions, 'backbone'> {
@@ -59,27 +60,32 @@ export async function evaluateModel(opts: EvaluateModelOptions): Promise<Evaluat
 
     const tta = opts.tta ?? ((manifest.training.tta as TtaMode | undefined) ?? 'none');
     const views = ttaViews(tta);
-    const ctx = await openExtraction({ ...opts, backbone: opts.backbone ?? manifest.backbone.source }, images.length * views.length);
+    const backbone = opts.backbone ?? manifest.backbone.source;
     let bn;
-    try {
-      assertSameBackbone(manifest, ctx.extractor.backbone);
-      const progress = createProgress('eval bottlenecks', images.length * views.length);
-      let shown = 0;
-      bn = await computeBottlenecks(
-        images.map((i) => ({ path: i.path, views })),
-        ctx.extractor,
-        ctx.cache,
-        {
-          logger: ctx.logger,
-          onProgress: (d) => {
-            if (d > shown) progress.tick(d - shown);
-            shown = Math.max(shown, d);
+    if (model.tail) {
+      bn = await tunedFeatures(model.tail, images.map((i) => ({ path: i.path, views })), { ...opts, backbone }, (b) => assertSameBackbone(manifest, b));
+    } else {
+      const ctx = await openExtraction({ ...opts, backbone }, images.length * views.length);
+      try {
+        assertSameBackbone(manifest, ctx.extractor.backbone);
+        const progress = createProgress('eval bottlenecks', images.length * views.length);
+        let shown = 0;
+        bn = await computeBottlenecks(
+          images.map((i) => ({ path: i.path, views })),
+          ctx.extractor,
+          ctx.cache,
+          {
+            logger: ctx.logger,
+            onProgress: (d) => {
+              if (d > shown) progress.tick(d - shown);
+              shown = Math.max(shown, d);
+            },
           },
-        },
-      );
-      progress.done();
-    } finally {
-      await ctx.close();
+        );
+        progress.done();
+      } finally {
+        await ctx.close();
+      }
     }
     const scored = images.filter((i) => bn.features.has(i.path));
     const probs = predictImages(

@@ -8,6 +8,7 @@ import { ttaViews, type TtaMode } from '../data/views';
 import { rankTopK } from '../tfjs-classifier';
 import { openExtraction, type ExtractionOptions } from './context';
 import { predictImages } from './infer';
+import { tunedFeatures } from '../tail/tuned-features';
 
 export interface PredictImagesOptions extends Omit<ExtractionOptions, 'backbone'> {
   model: string;
@@ -66,18 +67,26 @@ export async function predictImagesWithModel(opts: PredictImagesOptions): Promis
     const tta = opts.tta ?? ((model.manifest.training.tta as TtaMode | undefined) ?? 'none');
     const views = ttaViews(tta);
     if (images.length === 0) return { predictions: [], failed: missing, modelVersion: model.manifest.version };
-    const ctx = await openExtraction({ ...opts, backbone: opts.backbone ?? model.manifest.backbone.source }, images.length * views.length);
+    const backbone = opts.backbone ?? model.manifest.backbone.source;
+    const tail = model.tail;
     let bn;
-    try {
-      assertSameBackbone(model.manifest, ctx.extractor.backbone);
-      bn = await computeBottlenecks(
-        images.map((path) => ({ path, views })),
-        ctx.extractor,
-        ctx.cache,
-        { logger: ctx.logger },
-      );
-    } finally {
-      await ctx.close();
+    if (tail) {
+      // A tuned model: the backbone up to the freeze point (float activations, not the
+      // quantised training cache, so the agent's frames and these agree), then the tail.
+      bn = await tunedFeatures(tail, images.map((path) => ({ path, views })), { ...opts, backbone }, (b) => assertSameBackbone(model.manifest, b));
+    } else {
+      const ctx = await openExtraction({ ...opts, backbone }, images.length * views.length);
+      try {
+        assertSameBackbone(model.manifest, ctx.extractor.backbone);
+        bn = await computeBottlenecks(
+          images.map((path) => ({ path, views })),
+          ctx.extractor,
+          ctx.cache,
+          { logger: ctx.logger },
+        );
+      } finally {
+        await ctx.close();
+      }
     }
     const ok = images.filter((i) => bn.features.has(i));
     const probs = predictImages(model.head, ok.map((i) => [...(bn.features.get(i) as Map<string, Float32Array>).values()]));

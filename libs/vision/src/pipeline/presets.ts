@@ -27,6 +27,11 @@ export interface TrainSettings {
   dropout: number;
   seed: number;
   ensemble: number;
+  /** Fine-tune the backbone after this freeze point with the head (`--tune-from`); absent: head only. */
+  tuneFrom?: string;
+  tuneEpochs?: number;
+  /** Split by photo runs of this many shots (`--group-runs`); absent: by file. */
+  groupRuns?: number;
 }
 
 export interface TrainPreset {

@@ -18,6 +18,7 @@ import { predictImages } from './infer';
 import { hasDistortions, type DistortionOptions } from '../image/distort';
 import { plotTrainingLog } from '../report/svg-charts';
 import { openExtraction, type ExtractionOptions } from './context';
+import { whichSetByRun } from '../data/runs';
 
 /** The optimisation settings are the head trainer's own. */
 type HeadTrainingSettings = Pick<
@@ -26,6 +27,8 @@ type HeadTrainingSettings = Pick<
 >;
 
 export interface TrainModelOptions extends ExtractionOptions, HeadTrainingSettings {
+  /** Hash split by photo runs of this many consecutively numbered shots (0 or 1: by file, retrain.py's). */
+  groupRuns?: number;
   /** Class folders or CSV `image,label`; may be omitted when `extraRows` holds all the data. */
   data?: string;
   /**
@@ -162,6 +165,14 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     valImages = val.images;
     testImages = [];
     split = { mode: 'explicit', valData: val.source };
+  } else if ((opts.groupRuns ?? 0) > 1) {
+    // Whole photo runs on one side: near-identical shots never straddle the split.
+    const runs = opts.groupRuns as number;
+    const which = (i: LabeledImage) => whichSetByRun(i.path, runs, opts.validationPercentage, opts.testingPercentage);
+    trainImages = data.images.filter((i) => which(i) === 'training');
+    valImages = data.images.filter((i) => which(i) === 'validation');
+    testImages = data.images.filter((i) => which(i) === 'testing');
+    split = { mode: 'hash-runs', groupRuns: runs, validationPercentage: opts.validationPercentage, testingPercentage: opts.testingPercentage, testing: testImages.length };
   } else {
     const s = splitDataset(data, opts.validationPercentage, opts.testingPercentage);
     trainImages = s.training;

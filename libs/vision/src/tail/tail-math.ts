@@ -44,9 +44,20 @@ export function tailLayerViews(spec: TailSpec, params: Float32Array): Array<{ ki
   });
 }
 
-/** a [m × k] · b [k × n] through tf.matMul (the fast untransposed path). */
+/**
+ * a [m × k] · b [k × n] through tf.matMul (the fast untransposed path). Not in a tf.tidy:
+ * on the WASM backend a 3136×512 · 512×512 product read back inside a tidy scope took
+ * 2 s of CPU instead of 60 ms (measured; cause not investigated), so tensors are disposed by hand.
+ */
 export function matmul(a: Float32Array, m: number, k: number, b: Float32Array, n: number): Float32Array {
-  return tf.tidy(() => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])).dataSync() as Float32Array);
+  const ta = tf.tensor2d(a, [m, k]);
+  const tb = tf.tensor2d(b, [k, n]);
+  const tc = tf.matMul(ta, tb);
+  try {
+    return tc.dataSync() as Float32Array;
+  } finally {
+    tf.dispose([ta, tb, tc]);
+  }
 }
 
 /** rows × cols matrix transposed (cols × rows). */
@@ -157,8 +168,12 @@ export function tailForward(spec: TailSpec, params: Float32Array, x: Float32Arra
   return { batch, inputs, pre, pooled };
 }
 
-/** Gradient of the tail's parameters from the gradient of the loss at the pooled features ([batch × C]). */
-export function tailBackward(spec: TailSpec, params: Float32Array, trace: TailTrace, gPooled: Float32Array): Float32Array {
+/**
+ * Gradient of the tail's parameters from the gradient of the loss at the pooled features
+ * ([batch × C]). Layers before `firstTrainable` are frozen: their gradients stay zero and
+ * the backward pass stops there.
+ */
+export function tailBackward(spec: TailSpec, params: Float32Array, trace: TailTrace, gPooled: Float32Array, firstTrainable = 0): Float32Array {
   const [h, w] = spec.hw;
   const c = spec.channels;
   const p = h * w;
@@ -174,7 +189,7 @@ export function tailBackward(spec: TailSpec, params: Float32Array, trace: TailTr
       for (let ch = 0; ch < c; ch++) g[o + ch] = (gPooled[b * c + ch] as number) / p;
     }
   }
-  for (let l = layers.length - 1; l >= 0; l--) {
+  for (let l = layers.length - 1; l >= firstTrainable; l--) {
     const layer = layers[l] as (typeof layers)[number];
     const gl = gLayers[l] as (typeof gLayers)[number];
     const z = trace.pre[l] as Float32Array;
@@ -184,7 +199,7 @@ export function tailBackward(spec: TailSpec, params: Float32Array, trace: TailTr
       if (v <= 0 || v >= 6) g[i] = 0;
     }
     const input = trace.inputs[l] as Float32Array;
-    const needInput = l > 0;
+    const needInput = l > firstTrainable;
     if (layer.kind === 'depthwise') {
       const dx = needInput ? new Float32Array(input.length) : undefined;
       depthwiseBackward(input, g, batch, h, w, c, gl.kernel, gl.bias, dx, layer.kernel);
