@@ -7,7 +7,7 @@ export interface ConcurrencyCheckOptions {
   clients?: number;
   /** Size of the large client's text parameter: large enough to arrive in several TCP reads. */
   largeBytes?: number;
-  /** Every this many large queries, the large client sends one (the rest are small, so the total stays fast). */
+  /** The large client sends its large parameter in one query of every this many (small ones between, so the run stays short). */
   largeEvery?: number;
   /** Called with the number of queries done so far, now and then. */
   onProgress?: (done: number) => void;
@@ -29,9 +29,10 @@ export interface ConcurrencyCheckResult {
  * Several connections querying one database at the same time through the extended protocol,
  * each with a query of its own shape whose answer it can check: one sends large text
  * parameters (a Bind that arrives in pieces), one writes and reads back inside transactions,
- * the others select their own numbers back. A server that lets one connection's Parse, Bind
- * or Execute meet another's answers with an error or with someone else's rows, which this
- * counts. Made for pglite-socket's interleaving (electric-sql/pglite issue 1046).
+ * the others select their own numbers back. A server that lets one connection's Bind meet
+ * another's Parse answers with an error or with someone else's rows; this counts both, and
+ * checks at the end that every committed transaction's row is stored. Made for
+ * pglite-socket's interleaving (electric-sql/pglite issue 1046).
  */
 export async function runConcurrencyCheck(url: string, opts: ConcurrencyCheckOptions): Promise<ConcurrencyCheckResult> {
   const small = opts.clients ?? 4;
