@@ -7,6 +7,7 @@ export { createModelRegistry, ModelsService, type RegisterModelInput, type Regis
 export { BLOB_STORE, BlobIntegrityError, FileBlobStore, type BlobStore } from './blobs/blob-store';
 export { S3BlobStore, type S3BlobStoreOptions } from './blobs/s3-blob-store';
 export { BLOB_CONFIG_SPEC, createBlobStore, s3Options, type BlobConfig } from './blobs/blob-config';
+export { migrateBlobs, type MigrateResult } from './blobs/migrate-blobs';
 export { PrismaService } from './prisma/prisma.service';
 export { RolloutsService } from './rollouts/rollouts.service';
 export { SampleWriter } from './samples/sample-writer';

@@ -12,6 +12,7 @@ export type RegisterCommand = (program: Command) => void;
 export const COMMANDS: Record<string, () => RegisterCommand> = {
   agent: () => require('./agent').registerAgent,
   bench: () => require('./bench').registerBench,
+  blobs: () => require('./blobs').registerBlobs,
   categories: () => require('./categories').registerCategories,
   dataset: () => require('./dataset').registerDataset,
   device: () => require('./device').registerDevice,
