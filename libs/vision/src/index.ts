@@ -34,6 +34,8 @@ export * from './report/svg-charts';
 export * from './data/import';
 export * from './bench/infer-bench';
 export * from './bench/train-bench';
+export * from './bench/tuned-infer-bench';
+export * from './bench/tune-bench';
 export * from './pipeline/augment-thumbnails';
 export * from './pipeline/train-tuned';
 export * from './backbones/freeze';

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
-import { benchInfer, DEFAULT_BACKBONE, IMAGE_EXTENSIONS } from '@shelfsight/vision';
+import { benchInfer, benchModelInfer, DEFAULT_BACKBONE, IMAGE_EXTENSIONS, DEMO_CATEGORIES, renderShelfPhoto } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
 import { OFFLINE_FIELD, visionAction } from './vision-options';
 
@@ -14,6 +14,7 @@ const SPEC = {
   workers: { env: 'SHELF_WORKERS', flag: 'workers', description: 'workers for the all-cores run (default: all cores)', schema: z.coerce.number().int().min(1).optional() },
   repeat: { env: 'SHELF_BENCH_REPEAT', flag: 'repeat', description: 'throughput runs per worker count (median, min, max reported)', schema: cfg.int(3, 1) },
   inFlight: { env: 'SHELF_BENCH_IN_FLIGHT', flag: 'in-flight', description: 'chunks of 8 frames queued per worker (1 = no overlap of decode and backbone)', schema: cfg.int(2, 1) },
+  model: { env: 'SHELF_BENCH_MODEL', flag: 'model', description: 'also time this model artifact frame by frame beside the head-only path on its backbone (a tuned model: frozen part + tail; ratio = its ms per frame over head-only)', schema: cfg.optionalString() },
   images: { env: 'SHELF_BENCH_IMAGES', flag: 'images', description: 'folder of images to use (default: synthetic shelf photos)', schema: cfg.optionalString() },
   offline: OFFLINE_FIELD,
 };
@@ -35,6 +36,16 @@ export function registerBenchInfer(bench: Command): void {
         `${r.frames_per_s_one_core} frames/s on one core, ${r.frames_per_s_all_cores} on ${r.workers} (x${r.speedup}; medians of ${r.repeat} runs, ` +
         `${Object.entries(r.throughput).map(([n, t]) => `${n}: ${t.min}-${t.max}`).join(', ')}; load ${r.load.join(' -> ')})\n`,
     );
+    if (c.model) {
+      const frames = images ?? (await Promise.all(Array.from({ length: 16 }, (_, i) => renderShelfPhoto(DEMO_CATEGORIES[i % 4] as (typeof DEMO_CATEGORIES)[number], 777 + i))));
+      const m = await benchModelInfer({ model: c.model, images: frames, frames: c.frames, offline: c.offline });
+      process.stdout.write(
+        `model ${m.model} (${m.tuned ? `tuned from ${m.freeze_point}` : 'head only'}, tta ${m.tta}): p50 ${m.model_path.p50_ms} ms, ${m.model_path.frames_per_s} frames/s; ` +
+          `head-only path p50 ${m.head_only.p50_ms} ms, ${m.head_only.frames_per_s} frames/s; ratio ${m.ratio}\n`,
+      );
+      process.stdout.write(JSON.stringify({ ...r, model: m }) + '\n');
+      return;
+    }
     process.stdout.write(JSON.stringify(r) + '\n');
   }));
 }

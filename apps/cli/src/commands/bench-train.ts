@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { cfg, loadConfig } from '@shelfsight/common';
-import { benchTrain, TRAIN_PRESET_NAMES, TRAIN_PRESETS, type TrainPresetName } from '@shelfsight/vision';
+import { benchTrain, benchTune, TRAIN_PRESET_NAMES, TRAIN_PRESETS, type TrainPresetName } from '@shelfsight/vision';
 import { addConfigOptions, flagsFrom } from '../options';
 import { visionAction } from './vision-options';
 
@@ -19,6 +19,11 @@ const SPEC = {
   learningRate: { env: 'SHELF_LEARNING_RATE', flag: 'learning-rate', description: 'learning rate (default: the preset\'s)', schema: z.coerce.number().positive().optional() },
   ensemble: { env: 'SHELF_ENSEMBLE', flag: 'ensemble', description: 'heads trained together (default: the preset\'s)', schema: z.coerce.number().int().min(1).max(16).optional() },
   workers: { env: 'SHELF_WORKERS', flag: 'workers', description: 'threads for the ensemble members and the backbone (default: all cores)', schema: z.coerce.number().int().min(1).max(64).optional() },
+  tuneFrom: { env: 'SHELF_TUNE_FROM', flag: 'tune-from', description: 'time shelf train --tune-from end to end instead (needs --data and --backbone): activations, tuning, heads, artifact; with --val-data scored once', schema: cfg.optionalString() },
+  tuneEpochs: { env: 'SHELF_TUNE_EPOCHS', flag: 'tune-epochs', description: 'tuning epochs (with --tune-from)', schema: z.coerce.number().int().min(1).optional() },
+  groupRuns: { env: 'SHELF_GROUP_RUNS', flag: 'group-runs', description: 'split by photo runs (with --tune-from)', schema: z.coerce.number().int().min(0).optional() },
+  valData: { env: 'SHELF_VAL_DATA', flag: 'val-data', description: 'images scored once at the end (with --tune-from): val_accuracy', schema: cfg.optionalString() },
+  images: { env: 'SHELF_BENCH_IMAGES', flag: 'images', description: 'use about this many images of --data (smoke runs; with --tune-from)', schema: z.coerce.number().int().min(2).optional() },
   cacheDir: { env: 'SHELF_CACHE_DIR', flag: 'cache-dir', description: 'cache folder', schema: cfg.optionalString() },
 };
 
@@ -29,6 +34,26 @@ export function registerBenchTrain(bench: Command): void {
   cmd.action(visionAction(async (opts: Record<string, unknown>) => {
     const c = loadConfig(SPEC, flagsFrom(SPEC, opts));
     const p = TRAIN_PRESETS[c.preset as TrainPresetName].settings;
+    if (c.tuneFrom) {
+      if (!c.data || !c.backbone) throw new Error('--tune-from needs --data and --backbone');
+      const t = await benchTune({
+        preset: c.preset as TrainPresetName,
+        data: c.data,
+        backbone: c.backbone,
+        valData: c.valData,
+        images: c.images,
+        ensemble: c.ensemble,
+        epochs: c.epochs,
+        workers: c.workers,
+        cacheDir: c.cacheDir,
+        tuneFrom: c.tuneFrom,
+        tuneEpochs: c.tuneEpochs,
+        groupRuns: c.groupRuns,
+      });
+      process.stdout.write(`tuned from ${t.freeze_point} on ${t.images} images: activations ${t.cache_s} s, tuning ${t.tune_s} s, heads ${t.heads_s} s, total ${t.total_s} s; val ${t.val_accuracy}; artifact ${t.artifact_bytes} bytes\n`);
+      process.stdout.write(JSON.stringify(t) + '\n');
+      return;
+    }
     const r = await benchTrain({
       data: c.data,
       backbone: c.backbone,
