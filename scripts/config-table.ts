@@ -2,7 +2,7 @@
  * Prints the README's configuration tables from the specs the code validates with,
  * so the docs cannot drift: `npm run docs:config`.
  */
-import { flagOf, isRequired, isSwitch, type ConfigSpec } from '@shelfsight/common';
+import { flagOf, isRequired, isSwitch, LOGGING_CONFIG_SPEC, type ConfigSpec } from '@shelfsight/common';
 import { AGENT_CONFIG } from '@shelfsight/agent';
 import { HUB_CONFIG_SPEC, WORKER_CONFIG_SPEC } from '@shelfsight/hub';
 import { cliConfigSpecs } from '@shelfsight/cli';
@@ -10,6 +10,7 @@ import { cliConfigSpecs } from '@shelfsight/cli';
 const cli = cliConfigSpecs();
 
 export const CONFIG_SPECS: Array<[string, ConfigSpec]> = [
+  ['Logging (every process; environment only)', LOGGING_CONFIG_SPEC],
   ['Hub (`shelf hub`, `shelf start`)', HUB_CONFIG_SPEC],
   ['Training worker (`shelf worker`)', WORKER_CONFIG_SPEC],
   ['Demo fleet (`shelf start`)', cli.start],
@@ -25,8 +26,8 @@ export function configTables(): string {
     for (const [key, f] of Object.entries(spec)) {
       const d = f.schema.safeParse(undefined);
       const def = isRequired(f) ? '**required**' : d.success && d.data !== undefined ? `\`${String(d.data)}\`` : '—';
-      const flag = `--${flagOf(key, f)}${isSwitch(f) ? ' [bool]' : ''}`;
-      out.push(`| \`${f.env}\` | \`${flag}\` | ${def} | ${f.description.replace(/\|/g, '\\|')} |`);
+      const flag = flagOf(key, f) === '' ? '—' : `\`--${flagOf(key, f)}${isSwitch(f) ? ' [bool]' : ''}\``;
+      out.push(`| \`${f.env}\` | ${flag} | ${def} | ${f.description.replace(/\|/g, '\\|')} |`);
     }
     out.push('');
   }

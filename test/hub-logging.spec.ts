@@ -5,9 +5,13 @@ import { eventually, startTestHub, type TestHub } from './support/test-hub';
 interface LogLine {
   level: string;
   time: string;
+  pid?: number;
   component?: string;
   context?: string;
   msg?: string;
+  workerId?: string;
+  childPid?: number;
+  childComponent?: string;
   requestId?: string;
   req?: { id?: string; method?: string; url?: string; headers?: unknown };
   res?: { statusCode?: number };
@@ -21,7 +25,8 @@ describe('hub logs (pino, nestjs-pino)', () => {
   let sut: TestHub;
 
   beforeAll(async () => {
-    sut = await startTestHub('postgres', 'aedes', {}, { logLevels: ['log', 'warn', 'error'], logDestination: { write: (s: string) => void lines.push(...s.split('\n').filter(Boolean)) } });
+    // TRAINING_WORKER=child: the worker process's records are relayed through the hub's log.
+    sut = await startTestHub('postgres', 'aedes', { TRAINING_WORKER: 'child' }, { logLevels: ['log', 'warn', 'error'], logDestination: { write: (s: string) => void lines.push(...s.split('\n').filter(Boolean)) } });
   });
   afterAll(async () => {
     await sut?.stop();
@@ -34,6 +39,20 @@ describe('hub logs (pino, nestjs-pino)', () => {
     expect(started).toMatchObject({ level: 'info', component: 'hub' });
     expect(Number.isNaN(Date.parse(started!.time))).toBe(false);
   });
+
+  it("keeps Nest's start-up narration (InstanceLoader, RouterExplorer...) out of the info log", () => {
+    const contexts = new Set(parsed().map((l) => l.context));
+    expect(contexts).toContain('Hub');
+    for (const framework of ['NestFactory', 'InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestApplication']) expect(contexts).not.toContain(framework);
+  });
+
+  it("relays the training worker's records as records: its level, message and fields, not an escaped string", async () => {
+    const ready = await eventually(async () => parsed().find((l) => l.context === 'TrainingWorker' && l.msg === 'training worker ready'), 60_000);
+    expect(ready).toMatchObject({ level: 'info', component: 'hub', childComponent: 'worker', workerId: expect.stringContaining('-child-') as unknown });
+    expect(ready.childPid).toEqual(expect.any(Number));
+    expect(ready.childPid).not.toBe(ready.pid);
+    expect(lines.some((l) => l.includes('\\"level\\"'))).toBe(false);
+  }, 90_000);
 
   it('logs a request with the id it was sent with, and returns that id', async () => {
     const id = `test-${randomBytes(4).toString('hex')}`;

@@ -1,12 +1,35 @@
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import pinoPretty from 'pino-pretty';
+import { z } from 'zod';
+import type { ConfigSpec } from './config';
 
 /**
- * Structured logging through pino: one JSON object per line on stderr, so stdout stays free
- * for command output. Every process (hub, agent, CLI) logs in this one format; the hub's
- * NestJS and HTTP request logs go through the same pino setup (see {@link createPino}).
+ * Structured logging through pino on stderr, so stdout stays free for command output. Every
+ * process (hub, agent, CLI) logs through this one setup (see {@link createPino}); the hub's
+ * NestJS and HTTP request logs too. Machines get one JSON object per line; a person at a
+ * terminal gets the same records as readable lines (pino-pretty), see {@link envLogFormat}.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'warn', 'error', 'silent']);
+
+/** `json`: one JSON object per line; `pretty`: a readable line per record (same fields). */
+export type LogFormat = 'json' | 'pretty';
+
+/** The logging settings every process reads from its environment (the README's settings table). */
+export const LOGGING_CONFIG_SPEC = {
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: '',
+    description: 'lowest level logged: debug, info, warn, error or silent (an unknown value means info)',
+    schema: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    flag: '',
+    description: 'json (one object per line, for machines), pretty (readable lines) or auto: pretty when stderr is a terminal, else json',
+    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  },
+} satisfies ConfigSpec;
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -21,9 +44,42 @@ export interface PinoOptions {
   level?: LogLevel | 'silent';
   /** Where lines go; default stderr (synchronous, so nothing is lost on exit). */
   destination?: DestinationStream;
+  /** Format on stderr; default {@link envLogFormat}. A given `destination` always gets JSON. */
+  format?: LogFormat;
 }
 
 let stderr: DestinationStream | undefined;
+let prettyStderr: DestinationStream | undefined;
+
+/**
+ * `LOG_FORMAT`: `json` or `pretty` as named; `auto` (the default, and any unknown value)
+ * is pretty when `isTTY` (stderr is a terminal), else JSON.
+ */
+export function envLogFormat(env: NodeJS.ProcessEnv = process.env, isTTY = process.stderr.isTTY === true): LogFormat {
+  const parsed = LOGGING_CONFIG_SPEC.logFormat.schema.safeParse(env.LOG_FORMAT?.trim().toLowerCase() || undefined);
+  const v = parsed.success ? parsed.data : 'auto';
+  return v === 'auto' ? (isTTY ? 'pretty' : 'json') : v;
+}
+
+/**
+ * pino-pretty options for a person: local time, level, `component` and Nest `context` before
+ * the message, the other fields on the same line; `pid` is left out.
+ */
+export function prettyOptions(colorize: boolean): pinoPretty.PrettyOptions {
+  return {
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,component,context',
+    messageFormat: '{if component}{component}{end}{if context} {context}{end}: {msg}',
+    singleLine: true,
+  };
+}
+
+/** The default destination: synchronous stderr, as JSON or through pino-pretty. */
+function stderrDestination(format: LogFormat): DestinationStream {
+  if (format === 'json') return (stderr ??= pino.destination({ fd: 2, sync: true }));
+  return (prettyStderr ??= pinoPretty({ ...prettyOptions(process.stderr.isTTY === true), destination: 2, sync: true }));
+}
 
 /** `LOG_LEVEL` when it names a level, else `info`. */
 export function envLogLevel(): LogLevel | 'silent' {
@@ -44,7 +100,7 @@ export function createPino(bindings: Record<string, unknown>, opts: PinoOptions 
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
     },
-    opts.destination ?? (stderr ??= pino.destination({ fd: 2, sync: true })),
+    opts.destination ?? stderrDestination(opts.format ?? envLogFormat()),
   );
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { hubLoggerParams, pinoLevelOf, requestIdOf } from './hub-logger';
+import { hubLoggerParams, nestLoggerOf, pinoLevelOf, requestIdOf, STARTUP_CONTEXTS } from './hub-logger';
 
 describe(pinoLevelOf.name, () => {
   it('maps Nest level lists to the lowest pino level they let through, false to silent', () => {
@@ -53,5 +53,22 @@ describe(requestIdOf.name, () => {
       expect(id).toMatch(/^[0-9a-f-]{36}$/);
       expect(set['X-Request-Id']).toBe(id);
     }
+  });
+});
+
+describe(nestLoggerOf.name, () => {
+  it("writes Nest's start-up narration at debug and everything else at its own level", () => {
+    const lines: string[] = [];
+    const params = hubLoggerParams({ levels: ['debug', 'log', 'warn', 'error'], destination: { write: (s: string) => void lines.push(s) } });
+    const sut = nestLoggerOf(params);
+    for (const context of STARTUP_CONTEXTS) sut.log(`${context} says hello`, context);
+    sut.log('REST API on http://x', 'Hub');
+    sut.warn('careful', 'InstanceLoader');
+    const records = lines.map((l) => JSON.parse(l) as { level: string; context: string; msg: string });
+    expect(records.filter((r) => r.level === 'debug').map((r) => r.context)).toEqual([...STARTUP_CONTEXTS]);
+    expect(records.filter((r) => r.level !== 'debug')).toEqual([
+      expect.objectContaining({ level: 'info', context: 'Hub' }),
+      expect.objectContaining({ level: 'warn', context: 'InstanceLoader' }),
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogLevel as NestLogLevel } from '@nestjs/common';
-import { createPino, envLogLevel, type LogLevel } from '@shelfsight/common';
+import { createPino, envLogLevel, type LogFormat, type LogLevel } from '@shelfsight/common';
 import { Logger as NestPinoLogger, PinoLogger, type Params } from 'nestjs-pino';
 import type { DestinationStream } from 'pino';
 
@@ -16,7 +16,15 @@ export interface HubLogOptions {
   levels?: NestLogLevel[] | false;
   /** Where lines go; default stderr. */
   destination?: DestinationStream;
+  /** Format on stderr; default `LOG_FORMAT` (pretty on a terminal, else JSON). */
+  format?: LogFormat;
 }
+
+/**
+ * The Nest classes that narrate start-up (one line per module, route and controller,
+ * about 170 lines): their `log` lines are written at debug, so `LOG_LEVEL=debug` shows them.
+ */
+export const STARTUP_CONTEXTS: ReadonlySet<string> = new Set(['NestFactory', 'InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestApplication', 'NestMicroservice']);
 
 /** The lowest pino level a Nest level list lets through. */
 export function pinoLevelOf(levels: NestLogLevel[] | false | undefined): LogLevel | 'silent' {
@@ -44,7 +52,10 @@ export function requestIdOf(req: IncomingMessage, res: ServerResponse): string {
  * logged while handling the request. Probes (/health, /metrics) log at debug.
  */
 export function hubLoggerParams(opts: HubLogOptions = {}): Params {
-  const logger = createPino({ component: 'hub' }, { level: pinoLevelOf(opts.levels), ...(opts.destination ? { destination: opts.destination } : {}) });
+  const logger = createPino(
+    { component: 'hub' },
+    { level: pinoLevelOf(opts.levels), ...(opts.destination ? { destination: opts.destination } : {}), ...(opts.format ? { format: opts.format } : {}) },
+  );
   return {
     pinoHttp: {
       logger,
@@ -64,11 +75,21 @@ export function hubLoggerParams(opts: HubLogOptions = {}): Params {
   };
 }
 
+/** nestjs-pino's Nest logger, with the framework's start-up narration moved to debug. */
+class HubNestLogger extends NestPinoLogger {
+  override log(message: unknown, ...optionalParams: unknown[]): void {
+    const context = optionalParams.at(-1);
+    if (typeof context === 'string' && STARTUP_CONTEXTS.has(context)) this.debug(message, ...optionalParams);
+    else super.log(message, ...optionalParams);
+  }
+}
+
 /**
  * A Nest LoggerService over those parameters, for `NestFactory.create({ logger })` and
- * `Logger.overrideLogger`, so that Nest's `Logger` in services writes the same JSON.
+ * `Logger.overrideLogger`, so that Nest's `Logger` in services writes the same records;
+ * the framework's start-up lines ({@link STARTUP_CONTEXTS}) at debug.
  * (nestjs-pino keeps one pino-http instance per process: the first hub's settings win.)
  */
 export function nestLoggerOf(params: Params): NestPinoLogger {
-  return new NestPinoLogger(new PinoLogger(params), params);
+  return new HubNestLogger(new PinoLogger(params), params);
 }

@@ -4,8 +4,10 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
 import { blobStoreEnv } from '../blobs/blob-config';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
+import { relayChildLine } from '../logging/child-log';
 import { TrainingJobsRepository } from './training-jobs.repository';
 
 const SHELF_BIN = join(__dirname, '../../../../bin/shelf.js');
@@ -27,6 +29,7 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
   constructor(
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly jobs: TrainingJobsRepository,
+    private readonly pino: PinoLogger,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -78,8 +81,10 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
     };
     const child = spawn(process.execPath, [SHELF_BIN, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.child = child;
+    // The worker logs pino records: relayed as records (its level and fields), not as text.
+    const relay = this.pino.logger.child({ context: 'TrainingWorker' });
     for (const stream of [child.stdout, child.stderr]) {
-      if (stream) createInterface({ input: stream }).on('line', (line) => this.log.log(line));
+      if (stream) createInterface({ input: stream }).on('line', (line) => relayChildLine(line, relay));
     }
     child.once('exit', (code, signal) => {
       if (this.stopping) return;
