@@ -14,6 +14,7 @@ import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { HUB_CONFIG, type HubConfig } from './config/hub-config';
 import { BlobsModule } from './blobs/blobs.module';
 import { CategoriesModule } from './categories/categories.module';
+import { ClusterModule } from './cluster/cluster.module';
 import { CorrectionsModule } from './corrections/corrections.module';
 import { CredentialsModule } from './credentials/credentials.module';
 import { DetectionsModule } from './detections/detections.module';
@@ -71,6 +72,7 @@ export class AppModule {
         LoggerModule.forRoot(logger),
         CoreModule.forRoot(config, link, access, accessOptions),
         ThrottlerModule.forRoot({ throttlers: [{ name: 'per-key', ttl: 60_000, limit: config.httpRatePerMinute }] }),
+        ClusterModule,
         ApiKeysModule,
         EventsModule,
         AuditModule,

@@ -1,8 +1,9 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Principal } from '../auth/actor';
+import { ClusterBus, SoloClusterBus } from '../cluster/cluster-bus';
 import { roleAtLeast } from '../auth/roles';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { generateApiKey, parseApiKey, secretMatches, sha256Hex } from './api-key-format';
@@ -19,8 +20,14 @@ export const BOOTSTRAP_KEY_ID = 'bootstrap';
 /** The file a first start writes its admin key to, in DATA_DIR. */
 export const FIRST_KEY_FILE = 'admin-api-key';
 
-/** How long a looked-up key is trusted before the database is asked again (revocation on this hub is immediate; on another replica at most this late). */
+/**
+ * How long a looked-up key is trusted before the database is asked again. A revocation is
+ * immediate on the hub that made it and reaches the other replicas' caches over the cluster
+ * bus (milliseconds); this bounds it when that message was lost (a replica reconnecting).
+ */
 const CACHE_MS = 5_000;
+/** The cluster bus kind that tells the other replicas a key was revoked (body: `{ id }`). */
+export const KEY_REVOKED = 'api-key-revoked';
 /** last_used_at is written at most this often per key. */
 const TOUCH_EVERY_MS = 60_000;
 
@@ -49,8 +56,15 @@ export class ApiKeysService implements OnApplicationBootstrap {
     private readonly repo: ApiKeysRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @Inject(CLOCK) private readonly now: Clock,
+    @Optional() private readonly cluster: ClusterBus = new SoloClusterBus(),
   ) {
     this.bootstrapDigest = config.hubApiKey ? Buffer.from(sha256Hex(config.hubApiKey), 'hex') : undefined;
+    cluster.on(KEY_REVOKED, (body) => {
+      const id = (body as { id?: unknown } | null)?.id;
+      if (typeof id === 'string') this.cache.delete(id);
+    });
+    // Back from a gap in which a revocation may have been missed: ask the database again.
+    cluster.onResync(() => this.cache.clear());
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -114,6 +128,7 @@ export class ApiKeysService implements OnApplicationBootstrap {
     if (id === BOOTSTRAP_KEY_ID) throw new BootstrapKeyError();
     const row = await this.repo.revoke(id, by.id);
     this.cache.delete(id);
+    this.cluster.send(KEY_REVOKED, { id });
     if (!row) throw new ApiKeyNotFoundError(id);
     this.log.log(`API key ${id} revoked by ${by.id}`);
     return toDto(row);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { DEFAULT_MODEL_LINE, isUnverifiedOfferStatus, labelsHash, parsePayload, RolloutStatusSchema, SCHEMA_VERSION, type SignedManifest } from '@shelfsight/contracts';
 import { offerPolicyOf, resolveRolloutPolicy, storedRolloutPolicy } from '@shelfsight/contracts';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
+import { ClusterLock } from '../cluster/cluster-lock';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 import { EventBus } from '../events/event-bus';
 import { HubMetrics } from '../metrics/hub-metrics';
@@ -33,6 +34,8 @@ export type RolloutClock = () => Date;
 const RESIGN_MARGIN_MS = 60 * 60_000;
 /** A rollback or cancel command is good for this long (devices accept each nonce once). */
 const COMMAND_TTL_MS = 15 * 60_000;
+/** The advisory lock a delivery pass holds: one pass at a time in the whole cluster. */
+const DELIVERY_LOCK_KEY = 7_361_013n;
 
 
 /**
@@ -63,6 +66,8 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(ROLLOUT_CLOCK) private readonly now: RolloutClock,
     private readonly events: EventBus,
     private readonly statuses: RolloutStatusWriter,
+    /** Serialises delivery passes across replicas; without one (a lone process) they are serialised here only. */
+    @Optional() private readonly cluster?: ClusterLock,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -282,9 +287,9 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** Offer the version to every device whose stage started and that has not been offered it. */
   deliver(): Promise<void> {
-    // One pass at a time in this process: a pass started while another is publishing (a POST
-    // and the tick, say) would find the same devices not yet marked offered and offer them twice.
-    const pass = this.delivering.then(() => this.deliverPass());
+    // One pass at a time: a pass started while another is publishing (a POST and the tick, say,
+    // on this replica or another) would find the same devices not yet marked offered and offer them twice.
+    const pass = this.delivering.then(() => (this.cluster ? this.cluster.run(DELIVERY_LOCK_KEY, () => this.deliverPass()) : this.deliverPass()));
     this.delivering = pass.catch(() => undefined);
     return pass;
   }

@@ -41,6 +41,8 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
+    // A job's row can outgrow one NOTIFY (its spec and result): other replicas read it again.
+    this.events.resolveWith('training', (id) => this.get(id).catch(() => undefined));
     await this.sweep();
     const every = Math.max(1000, (this.config.trainingHeartbeatTimeoutS * 1000) / 3);
     this.sweepTimer = setInterval(() => void this.sweep(), every);
@@ -122,7 +124,8 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
   /**
    * While someone watches (`GET /events`), publish each queued or running job whose status,
    * phase or progress changed, and the final state of each that left that set. The worker
-   * runs in another process (or host), so the database is where progress is seen.
+   * runs in another process (or host), so the database is where progress is seen; every
+   * replica watched by someone sees it there itself (`local`: not sent to the others).
    */
   async watch(): Promise<void> {
     if (this.watching || this.events.listenerCount === 0) return;
@@ -134,12 +137,12 @@ export class TrainingService implements OnModuleInit, OnModuleDestroy {
         const dto = this.toDto(row);
         const state = `${dto.status}/${dto.phase}/${JSON.stringify(dto.progress)}`;
         now.set(dto.id, state);
-        if (this.watched.get(dto.id) !== state) this.events.publish('training', dto, { coalesce: `training:${dto.id}` });
+        if (this.watched.get(dto.id) !== state) this.events.publish('training', dto, { coalesce: `training:${dto.id}`, local: true });
       }
       for (const id of this.watched.keys()) {
         if (now.has(id)) continue;
         const row = await this.jobs.get(BigInt(id));
-        if (row) this.events.publish('training', this.toDto(row), { coalesce: `training:${id}` });
+        if (row) this.events.publish('training', this.toDto(row), { coalesce: `training:${id}`, local: true });
       }
       this.watched = now;
     } catch (err) {
