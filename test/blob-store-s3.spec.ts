@@ -121,6 +121,14 @@ d('two hubs on one PostgreSQL and one bucket (BLOB_STORE=s3)', () => {
     const body = Buffer.from(await res.arrayBuffer());
     expect(body.equals(thumbnail)).toBe(true);
     expect(res.headers.get('etag')).toBe(`"${createHash('sha256').update(thumbnail).digest('hex')}"`);
+    // Ranges of it, from the bucket too.
+    const part = await hubFetch(`${b.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: 'bytes=10-109' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 10-109/${thumbnail.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(thumbnail.subarray(10, 110))).toBe(true);
+    const beyond = await hubFetch(`${b.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: `bytes=${thumbnail.length}-` } });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get('content-range')).toBe(`bytes */${thumbnail.length}`);
     // Not on either hub's disk: in the bucket.
     expect(await new FileBlobStore(join(a.dataDir, 'blobs')).has(createHash('sha256').update(thumbnail).digest('hex'))).toBe(false);
     expect(await new FileBlobStore(join(bDataDir, 'blobs')).has(createHash('sha256').update(thumbnail).digest('hex'))).toBe(false);

@@ -3,6 +3,9 @@ import { Transform, type Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { assertBlobKey, sha256Of, verified, verifiedStream, type BlobStore, type StoredBlob } from './blob-store';
 
+/** Connections to the store at once (streamed downloads each hold one). */
+const MAX_CONNECTIONS = 256;
+
 /** Where the blobs are: an S3 bucket, or any S3-compatible store (MinIO, Ceph RGW, s3rver) at `endpoint`. */
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -40,6 +43,14 @@ export class S3BlobStore implements BlobStore {
       // Checksums only where the API requires them: S3-compatible stores differ in the trailers they accept.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // A store that stops answering fails the request (and an artifact download cut short) instead of holding it forever;
+      // each streamed download holds a connection while a device reads it, so a rollout needs more than the default 50.
+      requestHandler: {
+        connectionTimeout: 10_000,
+        socketTimeout: 120_000,
+        httpAgent: { keepAlive: true, maxSockets: MAX_CONNECTIONS },
+        httpsAgent: { keepAlive: true, maxSockets: MAX_CONNECTIONS },
+      },
     };
     // The SDK warns once per process, over nine lines, that its releases from 2027 need Node 22: the locked version runs on Node 20.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -1,6 +1,6 @@
-import { Controller, Get, Headers, HttpCode, Post, Res } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Logger, Post, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
 import { ZodBody, ZodParam, ZodQuery } from '../common/zod-openapi';
@@ -56,21 +56,38 @@ export class SamplesController {
 
   @Get(':id/thumbnail')
   @ApiProduces('image/jpeg')
-  async thumbnail(@ZodParam('id', SampleIdSchema) id: bigint, @Headers('if-none-match') ifNoneMatch: string | undefined, @Res() res: Response): Promise<void> {
-    const sha = await this.samples.thumbnailSha(id);
-    const etag = `"${sha}"`;
+  async thumbnail(@ZodParam('id', SampleIdSchema) id: bigint, @Headers('if-none-match') ifNoneMatch: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const facts = await this.samples.thumbnailFacts(id);
+    const etag = `"${facts.sha256}"`;
     res.setHeader('ETag', etag);
     // Content-addressed: the bytes behind this URL never change.
     res.setHeader('Cache-Control', 'private, max-age=31536000, immutable');
+    res.setHeader('Accept-Ranges', 'bytes');
     if (ifNoneMatch && ifNoneMatch.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}`)) {
       res.status(304).end();
       return;
     }
-    const blob = await this.samples.thumbnail(id);
+    const ranges = req.headers.range ? req.range(facts.bytes, { combine: true }) : undefined;
+    if (ranges === -1 || (Array.isArray(ranges) && ranges.length !== 1)) {
+      res.setHeader('Content-Range', `bytes */${facts.bytes}`);
+      res.status(416).end();
+      return;
+    }
+    const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
+    const blob = await this.samples.thumbnail(id, range);
     res.setHeader('Content-Type', 'image/jpeg');
-    res.setHeader('Content-Length', String(blob.bytes));
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${blob.bytes}`);
+      res.setHeader('Content-Length', String(range.end - range.start + 1));
+    } else {
+      res.setHeader('Content-Length', String(blob.bytes));
+    }
     // A store that fails mid-way (or bytes that do not hash to their key) cuts the response short.
-    blob.stream.on('error', () => res.destroy());
+    blob.stream.on('error', (err) => {
+      new Logger('Samples').warn(`thumbnail of sample ${id} (${facts.sha256}) cut short: ${err.message}`);
+      res.destroy();
+    });
     res.on('close', () => blob.stream.destroy());
     blob.stream.pipe(res);
   }

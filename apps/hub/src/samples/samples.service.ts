@@ -71,19 +71,20 @@ export class SamplesService {
     return toSampleDto(row);
   }
 
-  async thumbnail(id: bigint): Promise<{ sha256: string; stream: Readable; bytes: number }> {
+  /** The thumbnail's bytes (or bytes `start..end` of it), streamed from the blob store. */
+  async thumbnail(id: bigint, range?: { start: number; end: number }): Promise<{ sha256: string; stream: Readable; bytes: number }> {
     const row = await this.repo.get(id);
     if (!row) throw new SampleNotFoundError(id);
-    const blob = await this.blobs.open(row.thumbnail_sha256);
+    const blob = await this.blobs.open(row.thumbnail_sha256, range);
     if (!blob) throw new ThumbnailMissingError(id);
     return { sha256: row.thumbnail_sha256, ...blob };
   }
 
-  /** The thumbnail's ETag without reading it (for If-None-Match). */
-  async thumbnailSha(id: bigint): Promise<string> {
+  /** The thumbnail's ETag and length without reading it (for If-None-Match and Range). */
+  async thumbnailFacts(id: bigint): Promise<{ sha256: string; bytes: number }> {
     const row = await this.repo.get(id);
     if (!row) throw new SampleNotFoundError(id);
-    return row.thumbnail_sha256;
+    return { sha256: row.thumbnail_sha256, bytes: Number(row.thumbnail_bytes) };
   }
 
   async label(id: bigint, category: string, by: string, now = new Date()): Promise<SampleDto> {

@@ -51,7 +51,8 @@ export class TrainingWorker {
     });
     w.sweepTimer = setInterval(() => void w.sweep(), Math.max(1000, (config.trainingHeartbeatTimeoutS * 1000) / 3));
     w.sweepTimer.unref();
-    logger.info('training worker ready', { workerId: config.workerId });
+    // Where job inputs come from and artifacts go: a worker on another machine must name the hub's bucket (BLOB_STORE=s3).
+    logger.info('training worker ready', { workerId: config.workerId, blobStore: config.blobStore === 's3' ? `s3://${config.s3Bucket}/${config.s3Prefix}` : join(resolve(config.dataDir), 'blobs') });
     return w;
   }
 
