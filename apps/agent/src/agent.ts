@@ -404,7 +404,7 @@ function registerMetrics(
   metrics.mirror('shelf_agent_connects_total', 'Successful broker connections', () => c.connects);
   metrics.mirror('shelf_agent_connect_errors_total', 'Broker connection errors', () => c.connectErrors);
   metrics.mirror('shelf_agent_auth_failures_total', 'Connections refused for bad credentials', () => c.authFailures);
-  metrics.gauge('shelf_agent_classify_p95_ms', 'p95 classification latency over the last 1024 frames, ms', () => metrics.latency.percentile(95));
+  metrics.gauge('shelf_agent_classify_p95_seconds', 'p95 classification latency over the last 1024 frames, in seconds', () => metrics.latency.percentile(95) / 1000);
 }
 
 /** What the heartbeat says about the heads: the active version and the candidate, if any. */

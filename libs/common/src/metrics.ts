@@ -39,6 +39,10 @@ export function processRegistry(): Registry {
   if (processMetrics) return processMetrics;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client's `nodejs_active_{handles,requests,resources}_total` are gauges named like
+  // counters (promtool: "non-counter metrics should not have _total suffix"); the same counts
+  // stay in `nodejs_active_handles`, `_requests`, `_resources` (by type: sum them).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   new Gauge({
     name: 'process_max_resident_memory_bytes',
     help: 'Peak resident memory size in bytes.',

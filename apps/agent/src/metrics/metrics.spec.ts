@@ -27,9 +27,10 @@ describe(AgentMetrics.name, () => {
     expect(text).toMatch(/^shelf_agent_samples_total\{outcome="audit"\} 2$/m);
     expect(text).toMatch(/^# TYPE shelf_agent_outbox_depth gauge$/m);
     expect(text).toMatch(/^shelf_agent_outbox_depth 3$/m);
-    expect(text).toMatch(/^shelf_agent_classify_latency_ms_bucket\{le="25"\} 0$/m);
-    expect(text).toMatch(/^shelf_agent_classify_latency_ms_bucket\{le="50"\} 1$/m);
-    expect(text).toMatch(/^shelf_agent_classify_latency_ms_count 1$/m);
+    expect(text).toMatch(/^shelf_agent_classify_latency_seconds_bucket\{le="0.025"\} 0$/m);
+    expect(text).toMatch(/^shelf_agent_classify_latency_seconds_bucket\{le="0.05"\} 1$/m);
+    expect(text).toMatch(/^shelf_agent_classify_latency_seconds_count 1$/m);
+    expect(text).toMatch(/^shelf_agent_classify_latency_seconds_sum 0.03$/m);
     // The process's standard metrics, and the peak RSS the benchmarks read.
     expect(metricSum(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(metricSum(text, 'process_max_resident_memory_bytes')).toBeGreaterThan(0);

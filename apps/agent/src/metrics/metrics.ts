@@ -42,9 +42,9 @@ export class AgentMetrics {
     registers: this.registers,
   });
   readonly latencyHistogram = new Histogram({
-    name: 'shelf_agent_classify_latency_ms',
-    help: 'Time to decode and classify one frame, ms',
-    buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+    name: 'shelf_agent_classify_latency_seconds',
+    help: 'Time to decode and classify one frame, in seconds',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: this.registers,
   });
   readonly latency = new LatencyWindow();
@@ -99,6 +99,6 @@ export class AgentMetrics {
 
   observeLatency(ms: number): void {
     this.latency.add(ms);
-    this.latencyHistogram.observe(ms);
+    this.latencyHistogram.observe(ms / 1000);
   }
 }

@@ -112,7 +112,7 @@ export function registerBenchAgent(bench: Command): void {
         rejected: metricSum(metrics, 'shelf_agent_frames_rejected_total'),
         // Frames finished after the first one was seen, over the time since: the model load is not counted.
         frames_per_s: seconds > 0 ? Math.round(((done - doneAtFirst) / seconds) * 10) / 10 : undefined,
-        classify_p95_ms: Math.round(metricSum(metrics, 'shelf_agent_classify_p95_ms') * 10) / 10,
+        classify_p95_ms: Math.round(metricSum(metrics, 'shelf_agent_classify_p95_seconds') * 10_000) / 10,
         startup_s: Math.round(((firstAt ?? lastAt) - started) / 100) / 10,
         peak_rss_mb: agent.peakRssMb(),
         steady_rss_mb: rss.length > 0 ? Math.round(rss.reduce((a, b) => a + b, 0) / rss.length) : undefined,

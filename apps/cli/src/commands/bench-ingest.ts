@@ -200,8 +200,8 @@ async function runEndToEnd(c: BenchConfig, perAgent: number, work: string) {
       dropped_by_agents: simResult.dropped,
       inventory_mismatches: consistency.stateMismatches,
       history_mismatches: consistency.historyMismatches,
-      p50_commit_ms: histogramQuantile(metrics, 'shelfsight_commit_duration_ms', 0.5),
-      p99_commit_ms: histogramQuantile(metrics, 'shelfsight_commit_duration_ms', 0.99),
+      p50_commit_ms: secondsToMs(histogramQuantile(metrics, 'shelfsight_commit_duration_seconds', 0.5)),
+      p99_commit_ms: secondsToMs(histogramQuantile(metrics, 'shelfsight_commit_duration_seconds', 0.99)),
       hub_peak_rss_mb: hub.peakRssMb(),
       database: c.databaseUrl ? 'postgresql' : 'pglite',
       broker: c.mqttUrl ? 'external' : 'aedes',
@@ -328,6 +328,11 @@ async function stageFleet(c: BenchConfig, perAgent: number, work: string) {
 function throughput(n: number, firstAt: number | undefined, lastAt: number | undefined): number {
   if (firstAt === undefined || lastAt === undefined || n === 0) return 0;
   return Math.round(n / Math.max((lastAt - firstAt) / 1000, 0.001));
+}
+
+/** A latency the hub reports in seconds (Prometheus' base unit), in milliseconds as the bench prints it. */
+function secondsToMs(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : Math.round(s * 1e6) / 1e3;
 }
 
 function round1(x: number): number {

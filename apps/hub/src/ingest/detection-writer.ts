@@ -199,7 +199,7 @@ export class DetectionWriter implements OnModuleDestroy {
     const attempt = await this.retryTransient(`commit of ${rows} detections`, () => this.repository.commit(messages, this.config.minConfidence));
     if (attempt.ok) {
       const result = attempt.value;
-      this.metrics.commitMs.observe(performance.now() - started);
+      this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
       this.metrics.batchRows.observe(rows);
       this.metrics.detectionsStored.inc({}, result.stored);
       this.metrics.detectionsDuplicate.inc({}, rows - result.stored);

@@ -35,10 +35,10 @@ export class HubMetrics {
   });
   readonly commitErrors = new Counter({ name: 'shelfsight_commit_errors_total', help: 'failed database commits (retried)', registers: this.registers });
   readonly acksSent = new Counter({ name: 'shelfsight_acks_sent_total', help: 'acknowledgements published to devices', registers: this.registers });
-  readonly commitMs = new Histogram({
-    name: 'shelfsight_commit_duration_ms',
-    help: 'time of one ingest transaction',
-    buckets: [1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000],
+  readonly commitSeconds = new Histogram({
+    name: 'shelfsight_commit_duration_seconds',
+    help: 'time of one ingest transaction, in seconds',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10],
     registers: this.registers,
   });
   readonly batchRows = new Histogram({
