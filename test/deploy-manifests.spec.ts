@@ -6,6 +6,7 @@ import { connectAsync } from 'mqtt';
 import { parse, parseAllDocuments } from 'yaml';
 import { AGENT_CONFIG } from '@shelfsight/agent';
 import { freePort } from '@shelfsight/cli';
+import { createBlobStore, HUB_CONFIG_SPEC, loadHubConfig, loadWorkerConfig, S3BlobStore, WORKER_CONFIG_SPEC } from '@shelfsight/hub';
 import { portOpen } from './support/services';
 
 /**
@@ -31,6 +32,8 @@ interface EnvVar {
 }
 interface Container {
   name: string;
+  args?: string[];
+  envFrom?: Array<{ configMapRef?: { name?: string } }>;
   volumeMounts?: Array<{ name: string; mountPath: string }>;
   ports?: Array<{ name?: string; containerPort: number }>;
   env?: EnvVar[];
@@ -41,14 +44,17 @@ interface Container {
 interface K8sDoc {
   kind: string;
   metadata?: { name?: string };
+  data?: Record<string, string>;
   spec?: {
     replicas?: number;
     accessModes?: string[];
-    template?: { spec?: { containers?: Container[]; terminationGracePeriodSeconds?: number; volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName?: string } }> } };
+    template?: { spec?: { containers?: Container[]; terminationGracePeriodSeconds?: number; volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName?: string }; emptyDir?: object }> } };
   };
 }
 interface ComposeService {
   image?: string;
+  command?: string[];
+  depends_on?: Record<string, { condition?: string }>;
   ports?: Array<string | { published?: string | number; host_ip?: string }>;
   volumes?: string[];
   environment?: Record<string, string>;
@@ -192,6 +198,142 @@ describe('deploy/compose.yaml', () => {
   });
 });
 
+/** The settings a hub or a worker knows (an unknown name in a manifest is a typo nobody would notice). */
+const HUB_SETTINGS = new Set(Object.values(HUB_CONFIG_SPEC).map((s) => s.env));
+const WORKER_SETTINGS = new Set(Object.values(WORKER_CONFIG_SPEC).map((s) => s.env));
+/** A stand-in for a secret the operator fills in (long enough for every length rule). */
+const SECRET_STAND_IN = 'x'.repeat(48);
+/** Settings whose values are secrets or carry one: from a Secret (Kubernetes) or .env (compose), never written into a manifest. */
+const CLUSTER_SECRETS = ['DATABASE_URL', 'MQTT_URL', 'HUB_API_KEY', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'ROLLOUT_SIGNING_KEY', 'ROLLOUT_DOWNLOAD_TOKEN_SECRET'];
+
+describe('deploy/cluster/compose.yaml (hub replicas, workers, MinIO, Mosquitto, PostgreSQL)', () => {
+  const text = read('deploy/cluster/compose.yaml');
+  const services = (parse(text, { merge: true }) as { services: Record<string, ComposeService> }).services;
+  /** Environment as compose gives it with .env filled in: `${X:?..}` a secret, `${X:-d}` its default. */
+  const resolved = (env: Record<string, string> = {}) =>
+    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{(\w+):\?[^}]*\}/g, SECRET_STAND_IN).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
+  const hub = services.hub!;
+  const worker = services.worker!;
+
+  it('runs several hub replicas and several workers, started as `shelf hub` and `shelf worker`', () => {
+    expect(hub.deploy?.replicas).toBeGreaterThanOrEqual(3);
+    expect(worker.deploy?.replicas).toBeGreaterThanOrEqual(2);
+    expect(hub.command).toEqual(['hub']);
+    expect(worker.command).toEqual(['worker']);
+    // Replicas cannot share a published port: the load balancer publishes, the replicas do not.
+    expect(hub.ports ?? []).toEqual([]);
+    expect(hub.stop_grace_period).toBe('60s');
+    expect(hub.environment?.TRAINING_WORKER).toBe('off');
+  });
+
+  it('gives hubs and workers settings they know, which load: the same database and bucket, nothing shared on disk', () => {
+    for (const [name, svc, known] of [['hub', hub, HUB_SETTINGS], ['worker', worker, WORKER_SETTINGS]] as const) {
+      for (const key of Object.keys(svc.environment ?? {})) expect({ service: name, setting: key, known: known.has(key) }).toEqual({ service: name, setting: key, known: true });
+      expect(svc.volumes ?? []).toEqual([]);
+    }
+    const hubConfig = loadHubConfig({}, resolved(hub.environment));
+    const workerConfig = loadWorkerConfig({}, resolved(worker.environment));
+    expect(hubConfig.blobStore).toBe('s3');
+    for (const key of ['databaseUrl', 'blobStore', 's3Bucket', 's3Endpoint', 's3ForcePathStyle'] as const) expect(workerConfig[key]).toEqual(hubConfig[key]);
+    const store = createBlobStore(hubConfig);
+    expect(store).toBeInstanceOf(S3BlobStore);
+    (store as S3BlobStore).close();
+    // The bucket and the database are the services of this file.
+    expect(hubConfig.s3Endpoint).toBe('http://minio:9000');
+    expect(new URL(hubConfig.databaseUrl!).hostname).toBe('postgres');
+    expect(services.minio?.image).toMatch(/^minio\/minio:/);
+    expect(hub.depends_on?.['minio-bucket']?.condition).toBe('service_completed_successfully');
+    expect(worker.depends_on?.['minio-bucket']?.condition).toBe('service_completed_successfully');
+  });
+
+  it('splits device traffic through one shared subscription on the broker of deploy/mosquitto.conf', () => {
+    expect(hub.environment?.MQTT_SHARE_GROUP).toBeTruthy();
+    expect(hub.environment?.MQTT_URL).toMatch(/^mqtt:\/\/shelfsight-hub:\$\{MQTT_HUB_PASSWORD:\?[^}]*\}@mosquitto:1883$/);
+    const broker = services.mosquitto!;
+    expect(broker.image).toMatch(/^eclipse-mosquitto:2/);
+    expect(broker.volumes).toContain('../mosquitto.conf:/mosquitto/config/mosquitto.conf:ro');
+    expect(broker.volumes).toContain('../mosquitto.acl:/mosquitto/config/mosquitto.acl:ro');
+    for (const svc of [broker, services.lb!]) for (const p of svc.ports ?? []) expect(String(p)).toMatch(/^\$\{\w+_BIND:-127\.0\.0\.1\}:/);
+  });
+
+  it('every replica signs and checks with the same keys (no per-replica key in DATA_DIR)', () => {
+    expect(hub.environment?.ROLLOUT_SIGNING_KEY).toMatch(/^\$\{ROLLOUT_SIGNING_KEY:\?/);
+    expect(hub.environment?.ROLLOUT_DOWNLOAD_TOKEN_SECRET).toMatch(/^\$\{ROLLOUT_DOWNLOAD_TOKEN_SECRET:\?/);
+  });
+
+  it('has no secret written into it: each comes from deploy/cluster/.env, which its .env.example lists', () => {
+    for (const svc of [hub, worker]) for (const name of CLUSTER_SECRETS.filter((n) => svc.environment?.[n] !== undefined)) expect(svc.environment![name]).toMatch(/\$\{\w+:\?/);
+    expect(text).not.toMatch(/\/\/[^/\s$]+:[^@\s$]+@/);
+    const example = read('deploy/cluster/.env.example');
+    for (const name of new Set([...text.matchAll(/\$\{(\w+):[?-]/g)].map((m) => m[1]!))) expect(example).toMatch(new RegExp(`^${name}=`, 'm'));
+  });
+
+  it('puts the load balancer in front of every replica, with server-sent events unbuffered', () => {
+    const conf = read('deploy/cluster/nginx.conf');
+    expect(services.lb?.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    expect(conf).toMatch(/upstream hubs \{\s*server hub:3000\b/);
+    const events = /location = \/events \{([^}]*)\}/.exec(conf)?.[1] ?? '';
+    expect(events).toMatch(/proxy_pass http:\/\/hubs;/);
+    expect(events).toMatch(/proxy_buffering off;/);
+    // Longer than the hub's keepalive comment interval (15 s), or idle streams would be cut.
+    expect(Number(/proxy_read_timeout (\d+)h;/.exec(events)?.[1] ?? 0) * 3600).toBeGreaterThan(15);
+  });
+});
+
+describe('deploy/kubernetes/cluster.yaml (hub replicas and workers on PostgreSQL, S3 and an MQTT cluster)', () => {
+  const docs = parseAllDocuments(read('deploy/kubernetes/cluster.yaml')).map((d) => d.toJS() as K8sDoc);
+  const deployment = (name: string) => docs.find((d) => d.kind === 'Deployment' && d.metadata?.name === name)!;
+  const container = (name: string) => deployment(name).spec!.template!.spec!.containers![0]!;
+  const configMaps = new Map(docs.filter((d) => d.kind === 'ConfigMap').map((d) => [d.metadata!.name!, d.data ?? {}]));
+  /** The Secret as the file's `kubectl create secret` says to make it (`<placeholders>` and `$(commands)` stood in for). */
+  const secret = new Map(
+    [...read('deploy/kubernetes/cluster.yaml').matchAll(/--from-literal=([\w-]+)=(?:'([^']*)'|"([^"]*)")/g)].map((m) => [
+      m[1]!,
+      (m[2] ?? m[3]!).startsWith('$(') ? SECRET_STAND_IN : (m[2] ?? m[3]!).replace(/<[^>]+>/g, 'x'),
+    ]),
+  );
+  /** The container's environment as the pod gets it. */
+  const envOf = (c: Container) => ({
+    ...Object.assign({}, ...(c.envFrom ?? []).map((f) => configMaps.get(f.configMapRef?.name ?? '') ?? {})),
+    ...Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? secret.get(e.valueFrom?.secretKeyRef?.key ?? '')])),
+  }) as Record<string, string>;
+
+  it('runs several stateless hub replicas (no volume but scratch) and several workers', () => {
+    expect(deployment('shelfsight-hub').spec?.replicas).toBeGreaterThanOrEqual(3);
+    expect(deployment('shelfsight-worker').spec?.replicas).toBeGreaterThanOrEqual(2);
+    expect(container('shelfsight-hub').args).toEqual(['hub']);
+    expect(container('shelfsight-worker').args).toEqual(['worker']);
+    expect(docs.filter((d) => d.kind === 'PersistentVolumeClaim')).toEqual([]);
+    for (const name of ['shelfsight-hub', 'shelfsight-worker']) for (const v of deployment(name).spec!.template!.spec!.volumes ?? []) expect(v.emptyDir).toBeDefined();
+  });
+
+  it('takes every secret from a Secret and gives hubs and workers settings they know, which load with the same store', () => {
+    for (const [name, known] of [['shelfsight-hub', HUB_SETTINGS], ['shelfsight-worker', WORKER_SETTINGS]] as const) {
+      const c = container(name);
+      for (const e of c.env ?? []) {
+        // From the Secret, by a key the file's instructions create.
+        if (CLUSTER_SECRETS.includes(e.name)) expect({ name: e.name, value: e.value, documented: secret.has(e.valueFrom?.secretKeyRef?.key ?? '') }).toEqual({ name: e.name, value: undefined, documented: true });
+        else expect(`${e.name}=${e.value ?? ''}`).not.toMatch(/:\/\/[^/]*@/);
+      }
+      for (const key of Object.keys(envOf(c))) expect({ container: name, setting: key, known: known.has(key) }).toEqual({ container: name, setting: key, known: true });
+    }
+    const hubConfig = loadHubConfig({}, envOf(container('shelfsight-hub')));
+    const workerConfig = loadWorkerConfig({}, envOf(container('shelfsight-worker')));
+    expect(hubConfig.blobStore).toBe('s3');
+    expect(hubConfig.trainingWorker).toBe('off');
+    for (const key of ['blobStore', 's3Bucket', 's3Endpoint', 's3Region'] as const) expect(workerConfig[key]).toEqual(hubConfig[key]);
+    for (const name of ['DATABASE_URL', 'MQTT_URL', 'ROLLOUT_SIGNING_KEY', 'ROLLOUT_DOWNLOAD_TOKEN_SECRET']) expect((container('shelfsight-hub').env ?? []).map((e) => e.name)).toContain(name);
+  });
+
+  it('probes the hubs like hub.yaml and lets them finish their bounded shutdown', () => {
+    const c = container('shelfsight-hub');
+    expect(c.livenessProbe?.httpGet?.path).toBe('/health/live');
+    expect(c.readinessProbe?.httpGet?.path).toBe('/health');
+    expect(deployment('shelfsight-hub').spec?.template?.spec?.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(HUB_SHUTDOWN_BOUND_S);
+    expect(docs.some((d) => d.kind === 'Service' && d.metadata?.name === 'shelfsight-hub')).toBe(true);
+  });
+});
+
 describe('deploy/mosquitto.conf on a real Mosquitto', () => {
   const hasMosquitto = spawnSync('mosquitto', ['-h']).error === undefined && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
   // Skipped only where Mosquitto is not installed, and never in CI (which must have it).
@@ -329,5 +471,7 @@ describe('deploy/systemd', () => {
 
 // The paths the tests above read, so a moved file fails loudly rather than passing vacuously.
 it('finds the deploy files', () => {
-  for (const f of ['compose.yaml', 'mosquitto.conf', 'mosquitto.acl', '.env.example', 'kubernetes/hub.yaml', 'Dockerfile']) expect(() => readFileSync(join(DEPLOY, f))).not.toThrow();
+  for (const f of ['compose.yaml', 'mosquitto.conf', 'mosquitto.acl', '.env.example', 'kubernetes/hub.yaml', 'Dockerfile', 'cluster/compose.yaml', 'cluster/nginx.conf', 'cluster/.env.example', 'kubernetes/cluster.yaml']) {
+    expect(() => readFileSync(join(DEPLOY, f))).not.toThrow();
+  }
 });
