@@ -3,7 +3,11 @@
  * seconds, one after another, so that a broken benchmark fails the build instead of rotting
  * unnoticed. Each must exit 0 with one JSON object as its last stdout line. A benchmark
  * `shelf bench --help` lists without a smoke size here fails the run too.
- * BENCH_SMOKE_ONLY=ingest,fleet runs a subset. Last line: one JSON object (per bench: ok, seconds).
+ * Two run at a time (their time is mostly process, hub and database start-up);
+ * BENCH_SMOKE_PARALLEL changes that, BENCH_SMOKE_ONLY=ingest,fleet runs a subset.
+ * The benchmarks with a database option use the machine's PostgreSQL (DATABASE_URL, default
+ * 127.0.0.1:5432 as in CI): a scratch database starts faster than the embedded one.
+ * Last line: one JSON object (per bench: ok, seconds).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,15 +15,18 @@ import { join } from 'node:path';
 import { spawnShelf } from '@shelfsight/cli';
 import { DEFAULT_BACKBONE, DEMO_CATEGORIES, renderShelfPhoto } from '@shelfsight/vision';
 
+const POSTGRES = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const PARALLEL = Math.max(1, Number(process.env.BENCH_SMOKE_PARALLEL ?? 2));
+
 /** Each benchmark's smoke size (`work`: a scratch folder with rendered photos in images/ and a class-folder dataset in dataset/). */
 const SMOKE: Record<string, (work: string) => string[]> = {
   agent: (work) => ['--images', join(work, 'images'), '--frames', '10', '--runtime', 'plain'],
   console: () => ['--loads', '1', '--frames', '50'],
   fleet: () => ['--smoke'],
   infer: () => ['--frames', '2', '--batch-frames', '8', '--repeat', '1', '--workers', '1'],
-  ingest: () => ['--agents', '4', '--detections', '2000'],
+  ingest: () => ['--agents', '4', '--detections', '2000', '--database-url', POSTGRES],
   inventory: () => ['--locations', '100', '--detections', '5000', '--requests', '10'],
-  retrain: (work) => ['--data', join(work, 'dataset'), '--backbone', DEFAULT_BACKBONE, '--samples', '20', '--epochs', '1', '--agents', '2', '--rate', '5', '--repeat', '1', '--baseline-s', '2'],
+  retrain: (work) => ['--data', join(work, 'dataset'), '--backbone', DEFAULT_BACKBONE, '--samples', '20', '--epochs', '1', '--agents', '2', '--rate', '5', '--repeat', '1', '--baseline-s', '2', '--database-url', POSTGRES],
   rollout: () => ['--agents', '10', '--processes', '1', '--timeout-s', '120'],
   samples: () => ['--samples', '500', '--streamed', '20', '--dim', '64', '--agents', '2', '--detections', '1000', '--requests', '5'],
   train: () => ['--rows', '200', '--dim', '64', '--classes', '4', '--epochs', '1', '--ensemble', '1'],
@@ -56,7 +63,8 @@ async function main(): Promise<void> {
         if (i < 3) writeFileSync(join(work, 'images', `${category}-${i}.jpg`), photo);
       }
     }
-    for (const name of listed.filter((n) => SMOKE[n] && (!only || only.includes(n)))) {
+    const queue = listed.filter((n) => SMOKE[n] && (!only || only.includes(n)));
+    const runOne = async (name: string): Promise<void> => {
       const args = ['bench', name, ...SMOKE[name]!(work)];
       process.stderr.write(`bench-smoke: shelf ${args.join(' ')}\n`);
       const t0 = Date.now();
@@ -68,7 +76,12 @@ async function main(): Promise<void> {
       outcomes[name] = { ok: error === undefined, seconds, ...(error ? { error } : {}) };
       process.stderr.write(`bench-smoke: ${name} ${error ? `FAILED (${error})` : 'ok'} in ${seconds} s\n`);
       if (error) process.stderr.write(`${bench.stderr().slice(-3000)}\n`);
-    }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
+        for (let name = queue.shift(); name !== undefined; name = queue.shift()) await runOne(name);
+      }),
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
