@@ -171,7 +171,9 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
       rate = (o.overload * capacity.per_s) / o.devices;
       o.log(`bench fleet: capacity ${Math.round(capacity.per_s)} detections/s${capacity.measured ? ' (measured)' : ' (given)'}; offering ${o.overload}x = ${Math.round(rate * o.devices)}/s (${rate.toFixed(3)} frames/s per device)`);
       // The capacity phase's leftovers (pending commits) out of the way first.
-      await until(async () => metricSum((await metrics()) ?? '', 'shelfsight_ingest_pending') === 0, 60_000);
+      await until(async () => metricSum((await metrics()) ?? '', 'shelfsight_ingest_pending') === 0, 60_000).catch(() =>
+        o.log('bench fleet: the capacity phase still has detections pending after 60 s; starting anyway'),
+      );
     }
 
     // The fleet for the measured run.
