@@ -76,6 +76,7 @@ export class PgliteProtocolQueue {
   /** When each connection's last message arrived or was answered, and the message (described only for a log line). */
   private readonly lastSeen = new Map<number, { at: number; message: Uint8Array }>();
   private idleWatch: NodeJS.Timeout | undefined;
+  private closed = false;
   /** The channels each connection listens on (from its LISTEN / UNLISTEN statements), and where its answers go. */
   private readonly listening = new Map<number, { channels: Set<string>; onData: (data: Uint8Array) => void }>();
   private readonly exchangeIdleMs: number;
@@ -122,9 +123,19 @@ export class PgliteProtocolQueue {
     await this.processQueue();
   }
 
-  /** Stops the idle watch (the server is closing). */
+  /** Stops the idle watch for good (the server is closing; the database may close under it). */
   close(): void {
+    this.closed = true;
     this.stopIdleWatch();
+  }
+
+  /** Whether a transaction is open; false once PGlite is closed (it throws then). */
+  private inTransaction(): boolean {
+    try {
+      return this.db.isInTransaction();
+    } catch {
+      return false;
+    }
   }
 
   private stopIdleWatch(): void {
@@ -190,14 +201,14 @@ export class PgliteProtocolQueue {
     await this.db
       .runExclusive(async () => {
         await this.db.execProtocolRawStream(SYNC_MESSAGE, discard);
-        if (this.db.isInTransaction()) await this.db.execProtocolRawStream(ROLLBACK_MESSAGE, discard);
+        if (this.inTransaction()) await this.db.execProtocolRawStream(ROLLBACK_MESSAGE, discard);
       })
       .catch(() => undefined);
   }
 
   /** While others wait for the owner's next message, check now and then how long it has been silent. */
   private watchIdleOwner(): void {
-    if (this.idleWatch) return;
+    if (this.idleWatch || this.closed) return;
     const every = Math.max(10, Math.min(1000, Math.floor(Math.min(this.exchangeIdleMs, this.transactionIdleMs) / 4)));
     this.idleWatch = setInterval(() => this.checkIdleOwner(), every);
     this.idleWatch.unref();
@@ -213,7 +224,7 @@ export class PgliteProtocolQueue {
     }
     const seen = this.lastSeen.get(owner);
     const idleMs = Date.now() - (seen?.at ?? 0);
-    const inTransaction = this.db.isInTransaction();
+    const inTransaction = this.inTransaction();
     if (idleMs < (inTransaction ? this.transactionIdleMs : this.exchangeIdleMs)) return;
     this.stopIdleWatch();
     this.opts.onAbandoned?.({ handlerId: owner, inTransaction, idleMs, last: seen ? describe(seen.message) : '' });
@@ -249,7 +260,7 @@ export class PgliteProtocolQueue {
     if (isStartup(m)) return this.owner;
     if (isTerminate(m)) return null;
     const type = m[0];
-    if (type === SYNC || type === QUERY) return this.db.isInTransaction() ? item.handlerId : null;
+    if (type === SYNC || type === QUERY) return this.inTransaction() ? item.handlerId : null;
     return item.handlerId; // Parse, Bind, Describe, Execute, Close, Flush…: the exchange goes on
   }
 }
