@@ -199,8 +199,8 @@ describe('deploy/compose.yaml', () => {
 });
 
 /** The settings a hub or a worker knows (an unknown name in a manifest is a typo nobody would notice). */
-const HUB_SETTINGS = new Set(Object.values(HUB_CONFIG_SPEC).map((s) => s.env));
-const WORKER_SETTINGS = new Set(Object.values(WORKER_CONFIG_SPEC).map((s) => s.env));
+const HUB_SETTINGS: ReadonlySet<string> = new Set(Object.values(HUB_CONFIG_SPEC).map((s) => s.env));
+const WORKER_SETTINGS: ReadonlySet<string> = new Set(Object.values(WORKER_CONFIG_SPEC).map((s) => s.env));
 /** A stand-in for a secret the operator fills in (long enough for every length rule). */
 const SECRET_STAND_IN = 'x'.repeat(48);
 /** Settings whose values are secrets or carry one: from a Secret (Kubernetes) or .env (compose), never written into a manifest. */

@@ -26,14 +26,14 @@ export abstract class ClusterBus {
 /** One hub alone (unit tests, the bench's stage modules): nobody to tell. */
 export class SoloClusterBus extends ClusterBus {
   readonly origin = 'solo';
-  send(): void {}
-  fits(): boolean {
+  send(_kind: string, _body: unknown): void {}
+  fits(_kind: string, _body: unknown): boolean {
     return true;
   }
-  on(): () => void {
+  on(_kind: string, _handler: Handler): () => void {
     return () => undefined;
   }
-  onResync(): () => void {
+  onResync(_handler: () => void): () => void {
     return () => undefined;
   }
 }
