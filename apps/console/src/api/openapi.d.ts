@@ -7,8 +7,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List API keys */
         get: operations["ApiKeysController_list"];
         put?: never;
+        /** Create an API key */
         post: operations["ApiKeysController_create"];
         delete?: never;
         options?: never;
@@ -25,6 +27,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Revoke an API key */
         post: operations["ApiKeysController_revoke"];
         delete?: never;
         options?: never;
@@ -39,6 +42,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Search the audit log */
         get: operations["AuditController_find"];
         put?: never;
         post?: never;
@@ -55,6 +59,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Show the caller's principal and role */
         get: operations["WhoAmIController_me"];
         put?: never;
         post?: never;
@@ -71,8 +76,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List categories */
         get: operations["CategoriesController_list"];
         put?: never;
+        /** Add a category */
         post: operations["CategoriesController_add"];
         delete?: never;
         options?: never;
@@ -89,6 +96,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Retire a category */
         post: operations["CategoriesController_retire"];
         delete?: never;
         options?: never;
@@ -103,6 +111,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List detections */
         get: operations["DetectionsController_list"];
         put?: never;
         post?: never;
@@ -119,8 +128,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List a detection's corrections */
         get: operations["CorrectionsController_list"];
         put?: never;
+        /** Correct a detection's category */
         post: operations["CorrectionsController_correct"];
         delete?: never;
         options?: never;
@@ -135,6 +146,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List devices */
         get: operations["DevicesController_list"];
         put?: never;
         post?: never;
@@ -151,9 +163,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Show a device's credential status */
         get: operations["CredentialsController_status"];
         put?: never;
+        /** Issue or rotate a device's MQTT password */
         post: operations["CredentialsController_issue"];
+        /** Disable a device's credential */
         delete: operations["CredentialsController_disable"];
         options?: never;
         head?: never;
@@ -167,6 +182,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Stream live events (server-sent events) */
         get: operations["EventsController_events"];
         put?: never;
         post?: never;
@@ -183,6 +199,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Readiness: the database answers and the broker is connected */
         get: operations["HealthController_health"];
         put?: never;
         post?: never;
@@ -199,6 +216,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Liveness */
         get: operations["HealthController_live"];
         put?: never;
         post?: never;
@@ -215,6 +233,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Count products on the shelves */
         get: operations["InventoryController_counts"];
         put?: never;
         post?: never;
@@ -231,6 +250,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Export the inventory counts (CSV) */
         get: operations["InventoryController_csv"];
         put?: never;
         post?: never;
@@ -247,6 +267,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Inventory counts over time */
         get: operations["InventoryController_history"];
         put?: never;
         post?: never;
@@ -263,6 +284,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Draw inventory counts over time (SVG) */
         get: operations["InventoryController_historyChart"];
         put?: never;
         post?: never;
@@ -279,6 +301,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List shelf locations and their state */
         get: operations["LocationsController_list"];
         put?: never;
         post?: never;
@@ -295,6 +318,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get one location's state */
         get: operations["LocationsController_get"];
         put?: never;
         post?: never;
@@ -311,6 +335,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Prometheus metrics */
         get: operations["MetricsController_render"];
         put?: never;
         post?: never;
@@ -327,8 +352,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List model versions */
         get: operations["ModelsController_list"];
         put?: never;
+        /** Register a model version */
         post: operations["ModelsController_register"];
         delete?: never;
         options?: never;
@@ -343,6 +370,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get a model version */
         get: operations["ModelsController_get"];
         put?: never;
         post?: never;
@@ -359,6 +387,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Download a model version's artifact */
         get: operations["ModelsController_artifact"];
         put?: never;
         post?: never;
@@ -375,6 +404,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Draw a model version's confusion matrix (SVG) */
         get: operations["ModelsController_confusion"];
         put?: never;
         post?: never;
@@ -393,6 +423,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Override a model version's release gate */
         post: operations["ModelsController_override"];
         delete?: never;
         options?: never;
@@ -407,6 +438,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Compare two model versions */
         get: operations["ModelsController_compare"];
         put?: never;
         post?: never;
@@ -425,6 +457,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Add labelled evaluation rows for a backbone */
         post: operations["ModelsController_addEvaluationRows"];
         delete?: never;
         options?: never;
@@ -439,8 +472,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List rollouts */
         get: operations["RolloutsController_list"];
         put?: never;
+        /** Start a rollout */
         post: operations["RolloutsController_create"];
         delete?: never;
         options?: never;
@@ -455,6 +490,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get a rollout */
         get: operations["RolloutsController_get"];
         put?: never;
         post?: never;
@@ -473,6 +509,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Abort a rollout */
         post: operations["RolloutsController_abort"];
         delete?: never;
         options?: never;
@@ -489,6 +526,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Pause a rollout */
         post: operations["RolloutsController_pause"];
         delete?: never;
         options?: never;
@@ -505,6 +543,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Resume a paused rollout */
         post: operations["RolloutsController_resume"];
         delete?: never;
         options?: never;
@@ -521,6 +560,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Roll a rollout back */
         post: operations["RolloutsController_rollback"];
         delete?: never;
         options?: never;
@@ -535,6 +575,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Download a rolled-out model artifact (devices) */
         get: operations["RolloutsController_artifact"];
         put?: never;
         post?: never;
@@ -551,8 +592,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get the signed release key list */
         get: operations["ReleaseKeysController_current"];
         put?: never;
+        /** Publish a new signed release key list */
         post: operations["ReleaseKeysController_publish"];
         delete?: never;
         options?: never;
@@ -567,6 +610,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Trusted release keys (PEM) */
         get: operations["RolloutsController_trustedKeys"];
         put?: never;
         post?: never;
@@ -583,6 +627,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List samples */
         get: operations["SamplesController_list"];
         put?: never;
         post?: never;
@@ -599,6 +644,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get a sample */
         get: operations["SamplesController_get"];
         put?: never;
         post?: never;
@@ -617,6 +663,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Label a sample */
         post: operations["SamplesController_label"];
         delete?: never;
         options?: never;
@@ -633,6 +680,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Put a sample back in the queue */
         post: operations["SamplesController_requeue"];
         delete?: never;
         options?: never;
@@ -647,6 +695,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Find samples similar to one */
         get: operations["SamplesController_similar"];
         put?: never;
         post?: never;
@@ -665,6 +714,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Skip a sample */
         post: operations["SamplesController_skip"];
         delete?: never;
         options?: never;
@@ -679,6 +729,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get a sample's thumbnail (JPEG) */
         get: operations["SamplesController_thumbnail"];
         put?: never;
         post?: never;
@@ -695,6 +746,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Count samples per state and per category */
         get: operations["SamplesController_counts"];
         put?: never;
         post?: never;
@@ -713,6 +765,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Label many samples at once */
         post: operations["SamplesController_bulkLabel"];
         delete?: never;
         options?: never;
@@ -727,8 +780,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List training jobs */
         get: operations["TrainingController_list"];
         put?: never;
+        /** Start a training job */
         post: operations["TrainingController_start"];
         delete?: never;
         options?: never;
@@ -743,6 +798,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Get a training job */
         get: operations["TrainingController_get"];
         put?: never;
         post?: never;
@@ -761,6 +817,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Cancel a training job */
         post: operations["TrainingController_cancel"];
         delete?: never;
         options?: never;
@@ -777,6 +834,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** Retry a failed or cancelled training job */
         post: operations["TrainingController_retry"];
         delete?: never;
         options?: never;
@@ -2664,12 +2722,19 @@ export interface operations {
                         v: 1;
                         version: number;
                     };
-                    /** Format: base64 */
+                    /** Format: byte */
                     signature: string;
                 };
             };
         };
         responses: {
+            /** @description published: the list devices now take, and whether the hub signs manifests with a key it names */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description not signed by the hub’s root, expired, or not newer than the current list */
             422: {
                 headers: {

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireRole } from '../auth/roles';
 import { ZodQuery } from '../common/zod-openapi';
 import { AuditPageDto, AuditQuerySchema, type AuditQuery } from './audit.dto';
@@ -11,6 +11,7 @@ import { AuditService } from './audit.service';
 export class AuditController {
   constructor(private readonly audit: AuditService) {}
 
+  @ApiOperation({ summary: 'Search the audit log' })
   @Get()
   @ApiOkResponse({ type: AuditPageDto, description: 'state-changing requests, newest first; filter by actor, route (prefix), method, from/to; page with cursor' })
   find(@ZodQuery(AuditQuerySchema) q: AuditQuery): Promise<AuditPageDto> {

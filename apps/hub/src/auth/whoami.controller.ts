@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal, type Principal } from './actor';
 import { ROLES, RequireRole, type Role } from './roles';
 
@@ -16,6 +16,7 @@ export class WhoAmIDto {
 @ApiTags('auth')
 @Controller('auth')
 export class WhoAmIController {
+  @ApiOperation({ summary: 'Show the caller\'s principal and role' })
   @Get('me')
   @RequireRole('viewer')
   @ApiOkResponse({ type: WhoAmIDto })

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { CategorySchema } from '@shelfsight/contracts';
 import { RequireRole } from '../auth/roles';
 import { ZodBody, ZodParam } from '../common/zod-openapi';
@@ -12,18 +12,21 @@ import { CategoryDto, CategoryListDto, NewCategorySchema, type NewCategory } fro
 export class CategoriesController {
   constructor(private readonly categories: CategoriesService) {}
 
+  @ApiOperation({ summary: 'List categories' })
   @Get()
   @ApiOkResponse({ type: CategoryListDto })
   list(): Promise<CategoryListDto> {
     return this.categories.list();
   }
 
+  @ApiOperation({ summary: 'Add a category' })
   @Post()
   @ApiOkResponse({ type: CategoryDto, description: 'the category, added (or brought back from retirement)' })
   add(@ZodBody(NewCategorySchema) body: NewCategory): Promise<CategoryDto> {
     return this.categories.add(body);
   }
 
+  @ApiOperation({ summary: 'Retire a category' })
   @Post(':name/retire')
   @HttpCode(200)
   @ApiOkResponse({ type: CategoryDto })

@@ -15,6 +15,9 @@ export function openApiDocumentOf(app: INestApplication): OpenAPIObject {
     .setTitle('ShelfSight hub')
     .setDescription('Inventory from the fleet\u2019s shelf detections; devices speak MQTT, people speak this API.')
     .setVersion('1')
+    .setLicense('MIT', 'https://opensource.org/license/mit')
+    // Relative: the hub that serves this document (at /docs) is the server.
+    .addServer('/', 'this hub')
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'api-key')
     .addSecurityRequirements('api-key')
     .build();

@@ -10,9 +10,19 @@ import { ZodPipe } from './zod-query.pipe';
  * is derived from that very schema, so they cannot drift.
  */
 
+/**
+ * zod writes `z.base64()` as JSON Schema 2019's `contentEncoding: base64`, which OpenAPI 3.0
+ * does not have (Redocly's struct rule): 3.0 says base64 with `format: byte`.
+ */
+function base64AsByte(ctx: { jsonSchema: Record<string, unknown> }): void {
+  if (ctx.jsonSchema.contentEncoding !== 'base64') return;
+  delete ctx.jsonSchema.contentEncoding;
+  ctx.jsonSchema.format = 'byte';
+}
+
 /** OpenAPI 3.0 schema of what a client sends (the schema's input side, before transforms). */
 export function openApiSchemaOf(schema: z.ZodType): SchemaObject {
-  const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any', override: base64AsByte }) as Record<string, unknown>;
   delete json.$schema;
   return json as SchemaObject;
 }

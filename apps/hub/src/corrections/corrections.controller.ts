@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
 import { ZodBody, ZodParam } from '../common/zod-openapi';
@@ -13,6 +13,7 @@ import { CorrectionsService } from './corrections.service';
 export class CorrectionsController {
   constructor(private readonly corrections: CorrectionsService) {}
 
+  @ApiOperation({ summary: 'Correct a detection\'s category' })
   @Post()
   @HttpCode(201)
   @ApiOkResponse({ type: CorrectionDto, description: 'records the correction, moves the state when the detection is current, asks the device for the frame' })
@@ -20,6 +21,7 @@ export class CorrectionsController {
     return this.corrections.correct(id, body.category, actor);
   }
 
+  @ApiOperation({ summary: 'List a detection\'s corrections' })
   @Get()
   @ApiOkResponse({ type: [CorrectionDto], description: 'the detection\u2019s corrections, oldest first' })
   list(@ZodParam('id', DetectionIdSchema) id: bigint): Promise<CorrectionDto[]> {

@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { DeviceIdSchema } from '@shelfsight/contracts';
 import { MqttAccessControl } from '../broker/mqtt-access-control';
 import { RequireRole } from '../auth/roles';
@@ -15,12 +15,14 @@ const DeviceIdParamSchema = DeviceIdSchema.refine((id) => !id.startsWith(MqttAcc
 export class CredentialsController {
   constructor(private readonly credentials: CredentialsService) {}
 
+  @ApiOperation({ summary: 'Issue or rotate a device\'s MQTT password' })
   @Post()
   @ApiCreatedResponse({ type: IssuedCredentialDto, description: 'a new password for the device (creates or rotates; re-enables); shown only here' })
   issue(@ZodParam('id', DeviceIdParamSchema) id: string): Promise<IssuedCredentialDto> {
     return this.credentials.issue(id);
   }
 
+  @ApiOperation({ summary: 'Show a device\'s credential status' })
   @Get()
   @ApiOkResponse({ type: CredentialStatusDto })
   @ApiNotFoundResponse({ description: 'no credential provisioned for this device' })
@@ -28,6 +30,7 @@ export class CredentialsController {
     return this.credentials.status(id);
   }
 
+  @ApiOperation({ summary: 'Disable a device\'s credential' })
   @Delete()
   @HttpCode(200)
   @ApiOkResponse({ type: CredentialStatusDto, description: 'disabled: the device is disconnected and refused at its next connect' })

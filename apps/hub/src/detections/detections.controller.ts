@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ZodQuery } from '../common/zod-openapi';
 import { DetectionPageDto, DetectionsQuerySchema, type DetectionsQuery } from './detection.dto';
 import { DetectionsService } from './detections.service';
@@ -11,6 +11,7 @@ import { RequireRole } from '../auth/roles';
 export class DetectionsController {
   constructor(private readonly detections: DetectionsService) {}
 
+  @ApiOperation({ summary: 'List detections' })
   @Get()
   @ApiOkResponse({ type: DetectionPageDto })
   list(@ZodQuery(DetectionsQuerySchema) query: DetectionsQuery): Promise<DetectionPageDto> {

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { EventPattern, Payload } from '@nestjs/microservices';
 import { allDevicesTopic, type ParsedDeviceTopic } from '@shelfsight/contracts';
 import { DeviceTopic } from '../broker/device-topic.decorator';
@@ -13,6 +13,7 @@ import { RequireRole } from '../auth/roles';
 export class DevicesController {
   constructor(private readonly devices: DevicesService) {}
 
+  @ApiOperation({ summary: 'List devices' })
   @Get('devices')
   @ApiOkResponse({ type: [DeviceDto], description: 'known devices, online or not, with when they were last seen' })
   list(): Promise<DeviceDto[]> {

@@ -1,5 +1,5 @@
 import { Controller, type MessageEvent, Sse } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { interval, map, merge, type Observable } from 'rxjs';
 import { RequireRole } from '../auth/roles';
 import { EventBus } from './event-bus';
@@ -18,6 +18,7 @@ export class EventsController {
    * `data: <json>`; see hub-events.ts). Authorised like the API (X-API-Key header: use a
    * fetch-based reader, EventSource cannot send headers).
    */
+  @ApiOperation({ summary: 'Stream live events (server-sent events)' })
   @Sse('events')
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: 'text/event-stream of device, training and inventory events' })

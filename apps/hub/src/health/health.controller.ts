@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DEVICE_LINK, type DeviceLink } from '../broker/device-link';
 import { Public } from '../auth/roles';
@@ -20,6 +20,7 @@ export class HealthController {
   ) {}
 
   /** 200 when the database answers and the broker connection is up, else 503 with the failing part. */
+  @ApiOperation({ summary: 'Readiness: the database answers and the broker is connected' })
   @Get()
   async health(@Res() res: Response): Promise<void> {
     const database = await this.prisma
@@ -32,6 +33,7 @@ export class HealthController {
   }
 
   /** 200 whenever the event loop runs: asks nothing of the database or the broker. */
+  @ApiOperation({ summary: 'Liveness' })
   @Get('live')
   live(): { status: 'alive'; uptimeS: number } {
     return { status: 'alive', uptimeS: Math.round(process.uptime()) };

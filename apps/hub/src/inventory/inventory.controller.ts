@@ -1,5 +1,5 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { timeSeriesChartSvg } from '@shelfsight/common';
 import { ZodQuery } from '../common/zod-openapi';
 import {
@@ -19,12 +19,14 @@ import { RequireRole } from '../auth/roles';
 export class InventoryController {
   constructor(private readonly inventory: InventoryService) {}
 
+  @ApiOperation({ summary: 'Count products on the shelves' })
   @Get('inventory')
   @ApiOkResponse({ type: InventoryDto, description: 'locations per category, with how fresh each count is' })
   counts(@ZodQuery(InventoryQuerySchema) query: InventoryQuery): Promise<InventoryDto> {
     return this.inventory.counts(query);
   }
 
+  @ApiOperation({ summary: 'Export the inventory counts (CSV)' })
   @Get('inventory.csv')
   @ApiProduces('text/csv')
   @Header('Content-Type', 'text/csv; charset=utf-8')
@@ -32,12 +34,14 @@ export class InventoryController {
     return this.inventory.csv(query);
   }
 
+  @ApiOperation({ summary: 'Inventory counts over time' })
   @Get('inventory/history')
   @ApiOkResponse({ type: HistoryDto, description: 'locations per category at the end of each hour or day' })
   history(@ZodQuery(HistoryQuerySchema) query: HistoryQuery): Promise<HistoryDto> {
     return this.inventory.history(query);
   }
 
+  @ApiOperation({ summary: 'Draw inventory counts over time (SVG)' })
   @Get('inventory/history.svg')
   @ApiProduces('image/svg+xml')
   @Header('Content-Type', 'image/svg+xml')

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { LocationCodeSchema } from '@shelfsight/contracts';
 import { ZodParam, ZodQuery } from '../common/zod-openapi';
 import { LocationDetailDto, LocationPageDto, LocationQuerySchema, LocationsQuerySchema, type LocationQuery, type LocationsQuery } from './location.dto';
@@ -12,12 +12,14 @@ import { RequireRole } from '../auth/roles';
 export class LocationsController {
   constructor(private readonly locations: LocationsService) {}
 
+  @ApiOperation({ summary: 'List shelf locations and their state' })
   @Get()
   @ApiOkResponse({ type: LocationPageDto, description: 'locations with their current state' })
   list(@ZodQuery(LocationsQuerySchema) query: LocationsQuery): Promise<LocationPageDto> {
     return this.locations.list(query);
   }
 
+  @ApiOperation({ summary: 'Get one location\'s state' })
   @Get(':code')
   @ApiOkResponse({ type: LocationDetailDto })
   get(

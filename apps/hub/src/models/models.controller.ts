@@ -1,6 +1,6 @@
 import { Controller, Get, Header, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { setAuditReason } from '../audit/audit-record';
-import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
@@ -45,6 +45,7 @@ export class ModelsController {
    * (metrics and gate verdict); 200 when the same artifact was registered before; 422
    * when the artifact is damaged; 409 when the version id exists with other weights.
    */
+  @ApiOperation({ summary: 'Register a model version' })
   @Post()
   @ApiConsumes(...ARTIFACT_MEDIA_TYPES)
   @ApiBody({ description: 'tar of the artifact folder', schema: { type: 'string', format: 'binary' } })
@@ -66,6 +67,7 @@ export class ModelsController {
    * backbone: every row joins the hub's frozen evaluation rows, on which the gate scores
    * every later version of the backbone. Admins only (the rows decide what is releasable).
    */
+  @ApiOperation({ summary: 'Add labelled evaluation rows for a backbone' })
   @Post('evaluation-rows')
   @RequireRole('admin')
   @ApiConsumes('application/octet-stream')
@@ -81,6 +83,7 @@ export class ModelsController {
    * evaluation rows) with a written reason; audited. 409 when the version is releasable
    * already or was refused for a regression (which no override releases).
    */
+  @ApiOperation({ summary: 'Override a model version\'s release gate' })
   @Post(':version/override')
   @HttpCode(200)
   @ApiOkResponse({ type: ModelVersionDoc })
@@ -89,24 +92,28 @@ export class ModelsController {
     return this.models.override(version, body.reason, actor);
   }
 
+  @ApiOperation({ summary: 'List model versions' })
   @Get()
   @ApiOkResponse({ type: [ModelVersionSummaryDoc], description: 'model versions, newest first, with their gate verdicts' })
   list(@ZodQuery(ListModelsQuerySchema) query: ListModelsQuery): Promise<ModelVersionSummaryDto[]> {
     return this.models.list(query);
   }
 
+  @ApiOperation({ summary: 'Compare two model versions' })
   @Get('compare')
   @ApiOkResponse({ type: ModelComparisonDoc, description: "overall and per-category accuracy of b minus a on the hub's evaluation rows of their shared categories, row by row; 409 for different backbones or no shared category" })
   compare(@ZodQuery(CompareModelsQuerySchema) query: CompareModelsQuery): Promise<ModelComparisonDto> {
     return this.models.compare(query.a, query.b);
   }
 
+  @ApiOperation({ summary: 'Get a model version' })
   @Get(':version')
   @ApiOkResponse({ type: ModelVersionDoc, description: 'lineage, metrics with confusion matrix, gate verdict, backlog re-score state' })
   get(@Param('version') version: string): Promise<ModelVersionDto> {
     return this.models.get(version);
   }
 
+  @ApiOperation({ summary: 'Draw a model version\'s confusion matrix (SVG)' })
   @Get(':version/confusion.svg')
   @ApiProduces('image/svg+xml')
   @Header('Content-Type', 'image/svg+xml')
@@ -115,6 +122,7 @@ export class ModelsController {
   }
 
   /** The artifact as a tar (manifest.json, head.bin, labels.txt, outputs.txt); ETag and X-Artifact-Sha256 = its SHA-256. */
+  @ApiOperation({ summary: 'Download a model version\'s artifact' })
   @Get(':version/artifact')
   @ApiProduces('application/x-tar')
   @HttpCode(200)

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Headers, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
+import { ApiConflictResponse, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags, ApiUnprocessableEntityResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { setAuditReason } from '../audit/audit-record';
 import { Actor } from '../auth/actor';
@@ -28,6 +28,7 @@ export class RolloutsController {
    * health watch unless `policy` turns one off with an `overrideReason`: the audit entry of
    * the request then carries the rollout id and the reason.
    */
+  @ApiOperation({ summary: 'Start a rollout' })
   @Post()
   @ApiCreatedResponse({ type: RolloutDto })
   @ApiConflictResponse({ description: 'a device of the target is in another unfinished rollout: rolloutId names it' })
@@ -39,6 +40,7 @@ export class RolloutsController {
     return view;
   }
 
+  @ApiOperation({ summary: 'List rollouts' })
   @Get()
   @ApiOkResponse({ type: [RolloutDto], description: 'rollouts, newest first, with per-stage counts' })
   list(@ZodQuery(ListRolloutsQuerySchema) query: ListRolloutsQuery): Promise<RolloutView[]> {
@@ -46,6 +48,7 @@ export class RolloutsController {
   }
 
   /** The file devices are provisioned with (`shelf agent --trusted-keys`): the root public key, `<keyid> <base64 SPKI DER>`. */
+  @ApiOperation({ summary: 'Trusted release keys (PEM)' })
   @Get('trusted-keys')
   @RequireRole('viewer')
   @ApiProduces('text/plain')
@@ -58,6 +61,7 @@ export class RolloutsController {
    * A version's artifact bytes for devices: HTTP basic auth with the device's credential
    * (or an operator API key); exact Content-Length; `Range` for resuming (206 / 416).
    */
+  @ApiOperation({ summary: 'Download a rolled-out model artifact (devices)' })
   @Get('artifacts/:version')
   @DeviceCredential()
   @ApiProduces('application/octet-stream')
@@ -94,12 +98,14 @@ export class RolloutsController {
     stream.pipe(res);
   }
 
+  @ApiOperation({ summary: 'Get a rollout' })
   @Get(':id')
   @ApiOkResponse({ type: RolloutDto })
   get(@Param('id') id: string): Promise<RolloutView> {
     return this.rollouts.get(id);
   }
 
+  @ApiOperation({ summary: 'Pause a rollout' })
   @Post(':id/pause')
   @HttpCode(200)
   @ApiOkResponse({ type: RolloutDto })
@@ -107,6 +113,7 @@ export class RolloutsController {
     return this.rollouts.pause(id);
   }
 
+  @ApiOperation({ summary: 'Resume a paused rollout' })
   @Post(':id/resume')
   @HttpCode(200)
   @ApiOkResponse({ type: RolloutDto })
@@ -114,6 +121,7 @@ export class RolloutsController {
     return this.rollouts.resume(id);
   }
 
+  @ApiOperation({ summary: 'Abort a rollout' })
   @Post(':id/abort')
   @HttpCode(200)
   @ApiOkResponse({ type: RolloutDto })
@@ -121,6 +129,7 @@ export class RolloutsController {
     return this.rollouts.abort(id);
   }
 
+  @ApiOperation({ summary: 'Roll a rollout back' })
   @Post(':id/rollback')
   @HttpCode(200)
   @ApiOkResponse({ type: RolloutDto })

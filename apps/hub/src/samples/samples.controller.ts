@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, HttpCode, Logger, Post, Req, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
@@ -29,18 +29,21 @@ import { SamplesService } from './samples.service';
 export class SamplesController {
   constructor(private readonly samples: SamplesService) {}
 
+  @ApiOperation({ summary: 'List samples' })
   @Get()
   @ApiOkResponse({ type: SamplePageDto })
   list(@ZodQuery(SamplesQuerySchema) query: SamplesQuery): Promise<SamplePageDto> {
     return this.samples.list(query);
   }
 
+  @ApiOperation({ summary: 'Count samples per state and per category' })
   @Get('counts')
   @ApiOkResponse({ type: SampleCountsDto })
   counts(): Promise<SampleCountsDto> {
     return this.samples.counts();
   }
 
+  @ApiOperation({ summary: 'Label many samples at once' })
   @Post('labels')
   @HttpCode(200)
   @ApiOkResponse({ type: LabelResultDto, description: 'label many samples at once (e.g. a cluster from /similar)' })
@@ -48,12 +51,14 @@ export class SamplesController {
     return this.samples.bulkLabel(body, actor);
   }
 
+  @ApiOperation({ summary: 'Get a sample' })
   @Get(':id')
   @ApiOkResponse({ type: SampleDto })
   get(@ZodParam('id', SampleIdSchema) id: bigint): Promise<SampleDto> {
     return this.samples.get(id);
   }
 
+  @ApiOperation({ summary: 'Get a sample\'s thumbnail (JPEG)' })
   @Get(':id/thumbnail')
   @ApiProduces('image/jpeg')
   async thumbnail(@ZodParam('id', SampleIdSchema) id: bigint, @Headers('if-none-match') ifNoneMatch: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
@@ -92,12 +97,14 @@ export class SamplesController {
     blob.stream.pipe(res);
   }
 
+  @ApiOperation({ summary: 'Find samples similar to one' })
   @Get(':id/similar')
   @ApiOkResponse({ type: SimilarPageDto, description: 'nearest samples of the same backbone by cosine on the embeddings, most similar first' })
   similar(@ZodParam('id', SampleIdSchema) id: bigint, @ZodQuery(SimilarQuerySchema) q: SimilarQuery): Promise<SimilarPageDto> {
     return this.samples.similarTo(id, q.limit);
   }
 
+  @ApiOperation({ summary: 'Label a sample' })
   @Post(':id/label')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'label (or relabel) a sample; the category must be active' })
@@ -105,6 +112,7 @@ export class SamplesController {
     return this.samples.label(id, body.category, actor);
   }
 
+  @ApiOperation({ summary: 'Skip a sample' })
   @Post(':id/skip')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'take a sample out of the queue unlabelled (it still expires)' })
@@ -112,6 +120,7 @@ export class SamplesController {
     return this.samples.skip(id);
   }
 
+  @ApiOperation({ summary: 'Put a sample back in the queue' })
   @Post(':id/requeue')
   @HttpCode(200)
   @ApiOkResponse({ type: SampleDto, description: 'undo a label or a skip: the sample is pending again, unlabelled' })

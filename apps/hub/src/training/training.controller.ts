@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiConflictResponse, ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiConflictResponse, ApiCreatedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { TRAINING_JOB_STATUSES, TrainingJobRequestSchema, type TrainingJobRequest } from '@shelfsight/contracts';
 import { z } from 'zod';
 import { Actor } from '../auth/actor';
@@ -19,6 +19,7 @@ const ListQuerySchema = z.object({
 export class TrainingController {
   constructor(private readonly training: TrainingService) {}
 
+  @ApiOperation({ summary: 'Start a training job' })
   @Post()
   @ApiCreatedResponse({ type: TrainingJobDto, description: 'queued; a worker process picks it up' })
   @ApiBadRequestResponse({ description: 'invalid request (the field is named)' })
@@ -26,12 +27,14 @@ export class TrainingController {
     return this.training.start(body, actor);
   }
 
+  @ApiOperation({ summary: 'List training jobs' })
   @Get()
   @ApiOkResponse({ type: [TrainingJobDto], description: 'newest first' })
   list(@ZodQuery(ListQuerySchema) q: z.infer<typeof ListQuerySchema>): Promise<TrainingJobDto[]> {
     return this.training.list(q.limit, q.status);
   }
 
+  @ApiOperation({ summary: 'Get a training job' })
   @Get(':id')
   @ApiOkResponse({ type: TrainingJobDto, description: 'status, phase and progress (epoch, validation accuracy, rows)' })
   @ApiNotFoundResponse()
@@ -39,6 +42,7 @@ export class TrainingController {
     return this.training.get(id);
   }
 
+  @ApiOperation({ summary: 'Cancel a training job' })
   @Post(':id/cancel')
   @HttpCode(200)
   @ApiOkResponse({ type: TrainingJobDto, description: 'a queued job is cancelled at once; a running one stops at its next step check and ends as cancelled' })
@@ -47,6 +51,7 @@ export class TrainingController {
     return this.training.cancel(id, actor);
   }
 
+  @ApiOperation({ summary: 'Retry a failed or cancelled training job' })
   @Post(':id/retry')
   @ApiCreatedResponse({ type: TrainingJobDto, description: 'a new attempt of a failed or cancelled job' })
   @ApiConflictResponse({ description: 'the job is not failed or cancelled' })
