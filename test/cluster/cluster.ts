@@ -146,7 +146,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       ROLLOUT_DOWNLOAD_TOKEN_SECRET: 'cluster-download-token-secret-0123456789abcdef',
       ROLLOUT_TICK_MS: '250',
       TRAINING_WORKER: 'off',
-      TRAINING_HEARTBEAT_TIMEOUT_S: '8',
+      TRAINING_HEARTBEAT_TIMEOUT_S: '20',
       TRAINING_BACKBONE_ROOTS: backboneRoots,
       DETECTION_RETENTION_DAYS: '0',
       AUTH_FAILURES_PER_MINUTE: '100000',
@@ -234,7 +234,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
           WORKER_ID: w.id,
           ...s3.env,
           TRAINING_BACKBONE_ROOTS: backboneRoots,
-          TRAINING_HEARTBEAT_TIMEOUT_S: '8',
+          TRAINING_HEARTBEAT_TIMEOUT_S: '20',
           LOG_LEVEL: 'warn',
           ...gate,
         },
@@ -368,6 +368,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
 
     // ---------------------------------------------------------------- chaos
     let hubKills = 0;
+    let samplesQueuedAtKills = 0;
     let operatorDone = false;
     const chaos = (async () => {
       const killable = replicas.filter((r) => r.index !== OBSERVER);
@@ -376,7 +377,12 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
         const live = killable.filter((r) => r.up);
         if (live.length === 0) continue;
         const r = pick(live);
-        log(`kill -9 replica ${r.index}`);
+        // Samples the victim holds in memory for its writer (a lower bound of what the kill can take with it).
+        const queued = await fetch(`${r.url}/metrics`, { headers: { 'X-API-Key': apiKey }, signal: AbortSignal.timeout(5000) })
+          .then(async (res) => metricSum(await res.text(), 'shelfsight_samples_queued'))
+          .catch(() => 0);
+        samplesQueuedAtKills += queued;
+        log(`kill -9 replica ${r.index}${queued ? ` (${queued} samples queued in its memory)` : ''}`);
         hubKills += 1;
         r.up = false;
         await r.proc!.stop('SIGKILL');
@@ -397,6 +403,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     let rolloutId: string | undefined;
     let v2: string | undefined;
     let rolloutState = 'not started';
+    const probeEvents: Array<{ what: string; ok: boolean; ms: number | undefined }> = [];
     const actions: Array<{ event: string; id: string | number; at: number; what: string }> = [];
     try {
       interface SampleItem {
@@ -507,6 +514,45 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
         if (Date.now() > rolloutDeadline) throw new Error(`rollout still ${v.state} (stages ${stages})`);
         await sleep(1000);
       }
+
+      // The events probe: a rollout to a provisioned device that never connects, created,
+      // paused, resumed and aborted through the replicas the observer is not on. Nothing
+      // else touches it (no device reports, no stage decisions within its hour of soak), so
+      // each of its events on the observer crossed replicas: each must arrive within 15 s.
+      const ghost = 'cluster-ghost-1';
+      await api('POST', `/devices/${ghost}/credentials`, {});
+      const probeAfter = new Date(Date.now() - 1000).toISOString();
+      const probeSent = Date.now();
+      const probe = await api<Rollout>(
+        'POST',
+        '/rollouts',
+        {
+          modelVersion: v2,
+          target: { deviceIds: [ghost] },
+          stages: [{ percent: 100, minSoakSeconds: 3600, successThreshold: 1, abort: { maxFailurePercent: 0, minDevices: 1 } }],
+        },
+        {
+          exists: async () => {
+            const list = await api<Array<Rollout & { modelVersion: string; createdAt: string }>>('GET', '/rollouts', undefined, { any: true });
+            return list.find((x) => x.id !== rolloutId && x.modelVersion === v2 && x.createdAt >= probeAfter);
+          },
+        },
+      );
+      const probeAction = async (what: string, sent: number) => {
+        const seen = Date.now() + 15_000;
+        while (!observer.saw('rollout', probe.id, sent) && Date.now() < seen) await sleep(100);
+        const ok = observer.saw('rollout', probe.id, sent);
+        probeEvents.push({ what, ok, ms: ok ? observer.events.find((e) => e.name === 'rollout' && e.at >= sent && (e.data as { id?: string }).id === probe.id)!.at - sent : undefined });
+        log(`events probe: ${what} ${ok ? 'reached' : 'did NOT reach'} the observer`);
+      };
+      await probeAction(`rollout ${probe.id} created`, probeSent);
+      for (const action of ['pause', 'resume', 'abort']) {
+        // Past the observer's coalescing window, so each action is an event of its own.
+        await sleep(1500);
+        const sent = Date.now();
+        await api('POST', `/rollouts/${probe.id}/${action}`, {});
+        await probeAction(`rollout ${probe.id} ${action}`, sent);
+      }
     } catch (err) {
       failures.push(`operator: ${(err as Error).message}`);
       log(`operator FAILED: ${(err as Error).stack ?? String(err)}`);
@@ -588,8 +634,8 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     const detectionsDouble = rows - seqs + (seqs - frames);
 
     const sampleRows = (
-      await sql.query(`SELECT id::text AS id, device_id, sample_id, thumbnail_sha256 FROM samples WHERE device_id = ANY($1)`, [agents.map((a) => a.id)])
-    ).rows as Array<{ id: string; device_id: string; sample_id: string; thumbnail_sha256: string }>;
+      await sql.query(`SELECT id::text AS id, device_id, sample_id, thumbnail_sha256, thumbnail_bytes FROM samples WHERE device_id = ANY($1)`, [agents.map((a) => a.id)])
+    ).rows as Array<{ id: string; device_id: string; sample_id: string; thumbnail_sha256: string; thumbnail_bytes: number }>;
     const samplesStoredByDevice = new Map<string, number>();
     for (const s of sampleRows) samplesStoredByDevice.set(s.device_id, (samplesStoredByDevice.get(s.device_id) ?? 0) + 1);
     const samplesDouble = sampleRows.length - new Set(sampleRows.map((s) => `${s.device_id}\u0000${s.sample_id}`)).size;
@@ -625,12 +671,14 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
         for (let next = queue.shift(); next; next = queue.shift()) {
           const { s, r } = next;
           thumbnailsChecked += 1;
-          const body = await fetch(`${r.url}/samples/${s.id}/thumbnail`, { headers: { 'X-API-Key': apiKey } })
-            .then(async (res) => (res.ok ? Buffer.from(await res.arrayBuffer()) : undefined))
-            .catch(() => undefined);
-          if (!body || createHash('sha256').update(body).digest('hex') !== s.thumbnail_sha256) {
+          const got = await fetch(`${r.url}/samples/${s.id}/thumbnail`, { headers: { 'X-API-Key': apiKey } })
+            .then(async (res) => ({ status: res.status, body: Buffer.from(await res.arrayBuffer()) }))
+            .catch((err: Error) => ({ status: 0, body: Buffer.from(err.message) }));
+          if (got.status !== 200 || createHash('sha256').update(got.body).digest('hex') !== s.thumbnail_sha256) {
             thumbnailsUnreadable += 1;
-            if (thumbnailsUnreadable <= 3) log(`thumbnail of sample ${s.id} unreadable from replica ${r.index}`);
+            if (thumbnailsUnreadable <= 6) {
+              log(`thumbnail of sample ${s.id} (${s.thumbnail_bytes} bytes, ${s.thumbnail_sha256.slice(0, 12)}) unreadable from replica ${r.index}: HTTP ${got.status}, ${got.body.length} bytes${got.status === 200 ? '' : ` ${got.body.toString().slice(0, 200)}`}`);
+            }
           }
         }
       }),
@@ -646,8 +694,13 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
 
     // The observer's events of actions taken through other replicas.
     await sleep(2000);
-    const missed = actions.filter((a) => !observer.saw(a.event, a.id, a.at - 5000));
-    for (const m of missed) log(`event missed on replica ${OBSERVER}: ${m.event} for ${m.what}`);
+    // The operator's actions: the observer saw an event about each. Training jobs are also watched
+    // on every replica from the database and the rollout's devices report to any replica, so only
+    // the probe's events (above) are sure to have crossed replicas.
+    const missedActions = actions.filter((a) => !observer.saw(a.event, a.id, a.at - 5000));
+    for (const m of missedActions) log(`event missed on replica ${OBSERVER}: ${m.event} for ${m.what}`);
+    const missed = [...missedActions, ...probeEvents.filter((p) => !p.ok)];
+    const probeMs = probeEvents.flatMap((p) => (p.ms === undefined ? [] : [p.ms])).sort((a, b) => a - b);
     if (observer.ended) failures.push(`the SSE stream on replica ${OBSERVER} ended: ${observer.ended}`);
 
     const result = {
@@ -676,8 +729,12 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       jobs_run_twice: jobsRunTwice,
       rollout: rolloutState,
       rollout_devices_on_new_version: rolloutDevicesOnV2,
-      events_expected: actions.length,
+      events_expected: actions.length + probeEvents.length,
       events_missed: missed.length,
+      events_probe: probeEvents.length,
+      events_probe_missed: probeEvents.filter((p) => !p.ok).length,
+      events_probe_max_ms: probeMs.length ? probeMs[probeMs.length - 1] : null,
+      samples_queued_at_kills: samplesQueuedAtKills,
       operator_retries: operatorRetries,
       seconds: Math.round((Date.now() - t0) / 1000),
       cpus: cpus().length,
@@ -701,7 +758,8 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     check(rolloutState === 'completed' && rolloutDevicesOnV2 === AGENTS, `rollout ${rolloutState}, ${rolloutDevicesOnV2} of ${AGENTS} agents on the new version`);
     check(hubKills >= MIN_HUB_KILLS, `only ${hubKills} hub kills`);
     check(workerKills === 1, `${workerKills} worker kills`);
-    check(missed.length === 0, `${missed.length} of ${actions.length} events missed by the observer`);
+    check(probeEvents.length === 4, `the events probe ran ${probeEvents.length} of 4 actions`);
+    check(missed.length === 0, `${missed.length} of ${actions.length + probeEvents.length} events missed by the observer`);
     for (const f of failures) log(`FAILED: ${f}`);
     return { ok: failures.length === 0, result: { ok: failures.length === 0, ...result, failures } };
   } finally {
