@@ -47,6 +47,8 @@ export interface FleetRunOptions {
   /** node --cpu-prof of the hub process into this file (.cpuprofile). */
   profile?: string;
   svg?: string;
+  /** Write the hub's log (stdout and stderr, the last MB of each) here at the end. */
+  hubLog?: string;
   limits?: OverloadLimits;
   /** Progress lines (stderr). */
   log: (line: string) => void;
@@ -357,6 +359,7 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     await Promise.all(children.map((c) => stopChild(c.proc)));
     await sql?.end().catch(() => undefined);
     await hub.stop();
+    if (o.hubLog) writeFileSync(o.hubLog, hub.stdout() + hub.stderr());
     await scratch.drop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }

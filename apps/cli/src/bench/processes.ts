@@ -31,7 +31,10 @@ export function spawnShelf(args: string[], env: NodeJS.ProcessEnv, onStderr?: (c
   const child = spawn(process.execPath, [...nodeArgs, SHELF_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 1_000_000) out = out.slice(-500_000); // a long run's log: the last part is kept (as for stderr)
+  });
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
     if (err.length > 1_000_000) err = err.slice(-500_000);

@@ -40,6 +40,7 @@ const SPEC = {
   proberMs: { env: 'BENCH_PROBER_MS', flag: 'prober-ms', description: 'the GET /inventory prober asks every this many ms (one request at a time)', schema: cfg.int(500, 50) },
   profile: { env: 'BENCH_PROFILE', flag: 'profile', description: 'write a CPU profile of the hub process (node --cpu-prof, its whole life) to this file (.cpuprofile); its top functions by self time go into the result', schema: cfg.optionalString() },
   svg: { env: 'BENCH_SVG', flag: 'svg', description: 'draw the windows (offered, stored, retransmitted per second, hub RSS) into this SVG file', schema: cfg.optionalString() },
+  hubLog: { env: 'BENCH_HUB_LOG', flag: 'hub-log', description: 'write the hub process\u2019s log (LOG_LEVEL=warn) to this file at the end', schema: cfg.optionalString() },
   smoke: { env: 'BENCH_SMOKE', flag: 'smoke', description: 'a run of seconds for CI (20 devices x 5 frames/s for 8 s, one process, 4-s windows) unless sizes are given', schema: cfg.bool(false) },
 } as const;
 
@@ -95,6 +96,7 @@ export function registerBenchFleet(bench: Command): void {
       proberIntervalMs: c.proberMs,
       profile: c.profile,
       svg: c.svg,
+      hubLog: c.hubLog,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(`${JSON.stringify(result)}\n`);
