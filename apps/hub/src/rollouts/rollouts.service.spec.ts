@@ -290,7 +290,7 @@ describe(RolloutsService.name, () => {
     const offer = link.offers[0]!;
     expect(offer).toMatchObject({ offerId: view.id, artifactPath: '/rollouts/artifacts/v2', signed: { manifest: { modelVersion: 'v2', releaseCounter: 1, offerId: view.id } } });
     expect(new DownloadTokens({ rolloutDownloadTokenSecret: 'spec-secret', dataDir: '' }).check(offer.downloadToken!, 'v2', now)).toEqual({ ok: true, deviceId: first[0] });
-    expect(view.devices.filter((d) => d.offeredAt !== null).map((d) => d.deviceId)).toEqual(first);
+    expect(view.devices!.filter((d) => d.offeredAt !== null).map((d) => d.deviceId)).toEqual(first);
     await sut.deliver();
     expect(link.offers).toHaveLength(1); // never offered twice
   });
@@ -308,7 +308,7 @@ describe(RolloutsService.name, () => {
     link.unreachable.clear();
     await sut.deliver();
     expect(offeredTo()).toEqual(['cam-1']);
-    expect((await sut.get(id)).devices[0]!.offeredAt).not.toBeNull();
+    expect((await sut.get(id)).devices![0]!.offeredAt).not.toBeNull();
   });
 
   it('promotes a stage once it soaked and its devices are active, then offers the next stage; completes after the last', async () => {
