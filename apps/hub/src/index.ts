@@ -10,6 +10,8 @@ export { BLOB_CONFIG_SPEC, createBlobStore, s3Options, type BlobConfig } from '.
 export { migrateBlobs, type MigrateResult } from './blobs/migrate-blobs';
 export { PrismaService } from './prisma/prisma.service';
 export { RolloutsService } from './rollouts/rollouts.service';
+export { ClusterBus, PgNotifyClusterBus } from './cluster/cluster-bus';
+export { ClusterLock } from './cluster/cluster-lock';
 export { SampleWriter } from './samples/sample-writer';
 export { SamplePurgeService } from './samples/sample-purge.service';
 export { DisagreementChecker } from './disputes/disagreement-checker';
