@@ -47,9 +47,10 @@ export const realTimers: BusTimers = {
  * Every replica's clients see every replica's events: what this replica publishes (after its
  * own coalescing window) also goes to the others over the {@link ClusterBus}, which deliver it
  * to their streams, coalesced again there (with what they saw themselves); a replica never
- * gets its own back, nor sends on what it got. An event too large for one NOTIFY goes as its name and id, and the receiving
- * replica reads it again through the loader its feature registered ({@link resolveWith}).
- * Alone (no other replica, nobody listening) it costs a NOTIFY per flush at most.
+ * gets its own back, nor sends on what it got. An event too large for one NOTIFY goes as its
+ * name and id, and the receiving replica reads it again through the loader its feature
+ * registered ({@link resolveWith}). With nobody listening anywhere, a replica still sends:
+ * one NOTIFY per batch of events (the coalesced ones at most once per window, packed).
  */
 @Injectable()
 export class EventBus implements OnModuleDestroy {
