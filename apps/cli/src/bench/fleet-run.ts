@@ -295,7 +295,8 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     await db.end().catch(() => undefined);
     sql = undefined;
     const hubPeakRssMb = hub.peakRssMb();
-    await hub.stop();
+    // A hub stuck with a full writer can take minutes to stop; with --profile it must exit by itself to write the profile.
+    await stopChild(hub, o.profile ? 120_000 : 30_000);
     const profiled = o.profile
       ? await Promise.all([cpuProfileByPackage(o.profile, 15), cpuProfileTop(o.profile, 15)]).then(
           ([byPackage, top]) => ({ by_package: byPackage, top_self_ms: top }),
@@ -358,7 +359,7 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
   } finally {
     await Promise.all(children.map((c) => stopChild(c.proc)));
     await sql?.end().catch(() => undefined);
-    await hub.stop();
+    await stopChild(hub, 30_000);
     if (o.hubLog) writeFileSync(o.hubLog, hub.stdout() + hub.stderr());
     await scratch.drop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
@@ -467,8 +468,8 @@ function failIfExited(children: FleetChild[], when: string, finishedIsFine = fal
   }
 }
 
-async function stopChild(proc: ShelfProcess): Promise<void> {
-  const killer = setTimeout(() => void proc.stop('SIGKILL'), 15_000);
+async function stopChild(proc: ShelfProcess, killAfterMs = 15_000): Promise<void> {
+  const killer = setTimeout(() => void proc.stop('SIGKILL'), killAfterMs);
   await proc.stop('SIGTERM');
   clearTimeout(killer);
 }
