@@ -194,7 +194,13 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       const deadline = Date.now() + 120_000;
       for (let attempt = 0; ; attempt++) {
         const candidates = replicas.filter((r) => r.up && (opts.any || r.index !== OBSERVER));
-        const r = candidates.length > 0 ? pick(candidates) : replicas[OBSERVER]!;
+        if (candidates.length === 0) {
+          // Every replica the operator may use is down (restarting): wait for one.
+          if (Date.now() > deadline) throw new Error(`${method} ${path}: no replica up`);
+          await sleep(250);
+          continue;
+        }
+        const r = pick(candidates);
         try {
           const res = await fetch(`${r.url}${path}`, {
             method,
@@ -369,13 +375,15 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     // ---------------------------------------------------------------- chaos
     let hubKills = 0;
     let samplesQueuedAtKills = 0;
+    /** Held while the events probe runs: an event is coalesced for a second before it leaves its replica, so a kill then takes it along (events are not durable). */
+    let chaosHeld = false;
     let operatorDone = false;
     const chaos = (async () => {
       const killable = replicas.filter((r) => r.index !== OBSERVER);
       while (!operatorDone || hubKills < MIN_HUB_KILLS) {
         await sleep(3000 + random() * 3000);
         const live = killable.filter((r) => r.up);
-        if (live.length === 0) continue;
+        if (live.length === 0 || chaosHeld) continue;
         const r = pick(live);
         // Samples the victim holds in memory for its writer (a lower bound of what the kill can take with it).
         const queued = await fetch(`${r.url}/metrics`, { headers: { 'X-API-Key': apiKey }, signal: AbortSignal.timeout(5000) })
@@ -519,6 +527,9 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       // paused, resumed and aborted through the replicas the observer is not on. Nothing
       // else touches it (no device reports, no stage decisions within its hour of soak), so
       // each of its events on the observer crossed replicas: each must arrive within 15 s.
+      chaosHeld = true;
+      const allUp = Date.now() + 240_000;
+      while (replicas.some((r) => !r.up) && Date.now() < allUp) await sleep(250);
       const ghost = 'cluster-ghost-1';
       await api('POST', `/devices/${ghost}/credentials`, {});
       const probeAfter = new Date(Date.now() - 1000).toISOString();
@@ -553,6 +564,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
         await api('POST', `/rollouts/${probe.id}/${action}`, {});
         await probeAction(`rollout ${probe.id} ${action}`, sent);
       }
+      chaosHeld = false;
     } catch (err) {
       failures.push(`operator: ${(err as Error).message}`);
       log(`operator FAILED: ${(err as Error).stack ?? String(err)}`);
