@@ -63,7 +63,8 @@ export async function benchTune(opts: TuneBenchOptions): Promise<TuneBenchResult
       data = join(work, 'subset.csv');
       await writeFile(data, ['image,label,sublabel', ...images.map((i) => [i.path, i.label, i.sublabel ?? i.label].map(csvField).join(','))].join('\n') + '\n');
     }
-    const s = resolveTrainPreset(opts.preset, { backbone: opts.backbone, ensemble: opts.ensemble, epochs: opts.epochs });
+    // A smoke-size subset has too few photos per sub-class for a validation split: train on all of it.
+    const s = resolveTrainPreset(opts.preset, { backbone: opts.backbone, ensemble: opts.ensemble, epochs: opts.epochs, ...(data !== opts.data ? { validationPercentage: 0 } : {}) });
     const out = join(work, 'model');
     const r = await trainTunedModel({
       ...s,

@@ -6,6 +6,7 @@ import { argmax } from '../head/train';
 import type { ActivationSet } from './activation-set';
 import type { TailSpec } from './tail-math';
 import { TailStepPool } from './step-pool';
+import { WorkerPoolExtractor } from '../workers/worker-pool';
 import { tuneTail, type TuneEpoch, type TuneTailOptions } from './tune';
 
 export interface FitTunedOptions {
@@ -87,7 +88,7 @@ export async function fitTuned(
   };
   const c = spec.channels;
   const headSpec: HeadSpec = { ...opts.head.head, inputDim: c, numClasses: opts.head.numClasses };
-  const pool = await TailStepPool.start(set, spec, headSpec, opts.workers ?? 2);
+  const pool = await TailStepPool.start(set, spec, headSpec, opts.workers ?? WorkerPoolExtractor.defaultSize());
   try {
     const val = valRows && valRows.length ? valRows : undefined;
     const pooledOf = async (tail: Float32Array) => ({
