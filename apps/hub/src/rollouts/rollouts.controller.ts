@@ -5,6 +5,7 @@ import { setAuditReason } from '../audit/audit-record';
 import { Actor } from '../auth/actor';
 import type { RequestWithPrincipal } from '../auth/actor';
 import { DeviceCredential, RequireRole } from '../auth/roles';
+import { requestedRange, sendRangeHeaders } from '../common/byte-range';
 import { ZodBody, ZodQuery } from '../common/zod-openapi';
 import { CreateRolloutSchema, ListRolloutsQuerySchema, type CreateRollout, type ListRolloutsQuery, type RolloutView } from './rollout.dto';
 import { RolloutDto } from './rollout-view.dto';
@@ -77,22 +78,10 @@ export class RolloutsController {
     res.setHeader('ETag', `"${a.sha256}"`);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Cache-Control', 'private, no-transform');
-    const ranges = req.headers.range ? req.range(a.bytes, { combine: true }) : undefined;
-    if (ranges === -1 || (Array.isArray(ranges) && ranges.length !== 1)) {
-      res.setHeader('Content-Range', `bytes */${a.bytes}`);
-      res.status(416).end();
-      return;
-    }
-    const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
+    const range = requestedRange(req, res, a.bytes);
+    if (range === 'unsatisfiable') return;
     const stream = await this.artifacts.open(a.sha256, a.bytes, range);
-    if (range) {
-      res.status(206);
-      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${a.bytes}`);
-      res.setHeader('Content-Length', String(range.end - range.start + 1));
-    } else {
-      res.status(200);
-      res.setHeader('Content-Length', String(a.bytes));
-    }
+    sendRangeHeaders(res, a.bytes, range);
     stream.on('error', () => res.destroy());
     res.on('close', () => stream.destroy());
     stream.pipe(res);

@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagg
 import type { Request, Response } from 'express';
 import { Actor } from '../auth/actor';
 import { RequireRole } from '../auth/roles';
+import { requestedRange, sendRangeHeaders } from '../common/byte-range';
 import { ZodBody, ZodParam, ZodQuery } from '../common/zod-openapi';
 import {
   BulkLabelBodySchema,
@@ -72,22 +73,11 @@ export class SamplesController {
       res.status(304).end();
       return;
     }
-    const ranges = req.headers.range ? req.range(facts.bytes, { combine: true }) : undefined;
-    if (ranges === -1 || (Array.isArray(ranges) && ranges.length !== 1)) {
-      res.setHeader('Content-Range', `bytes */${facts.bytes}`);
-      res.status(416).end();
-      return;
-    }
-    const range = Array.isArray(ranges) && ranges[0] ? { start: ranges[0].start, end: ranges[0].end } : undefined;
+    const range = requestedRange(req, res, facts.bytes);
+    if (range === 'unsatisfiable') return;
     const blob = await this.samples.thumbnail(id, range);
     res.setHeader('Content-Type', 'image/jpeg');
-    if (range) {
-      res.status(206);
-      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${blob.bytes}`);
-      res.setHeader('Content-Length', String(range.end - range.start + 1));
-    } else {
-      res.setHeader('Content-Length', String(blob.bytes));
-    }
+    sendRangeHeaders(res, blob.bytes, range);
     // A store that fails mid-way (or bytes that do not hash to their key) cuts the response short.
     blob.stream.on('error', (err) => {
       new Logger('Samples').warn(`thumbnail of sample ${id} (${facts.sha256}) cut short: ${err.message}`);
