@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { ConfigError } from '@shelfsight/common';
-import { createBlobStore, FileBlobStore, loadHubConfig, S3BlobStore, SampleWriter, startHub, type HubHandle } from '@shelfsight/hub';
+import { createBlobStore, FileBlobStore, loadHubConfig, S3BlobStore, SampleWriter } from '@shelfsight/hub';
 import { blobStoreContract } from './support/blob-store-contract';
 import { FakeDevice } from './support/fake-device';
 import { startS3Server, type TestS3Server } from './support/s3-server';
 import { jpegThumbnail, registerTestBackbone, sampleMessage } from './support/samples';
 import { hasExternalPostgres } from './support/services';
-import { eventually, getJson, hubFetch, startTestHub, TEST_ADMIN_KEY, type TestHub } from './support/test-hub';
+import { eventually, getJson, hubFetch, startTestHub, startTestReplica, type TestHub } from './support/test-hub';
 
 blobStoreContract('fs (DATA_DIR/blobs)', async () => {
   const root = mkdtempSync(join(tmpdir(), 'shelfsight-blobs-'));
@@ -68,31 +68,14 @@ const d = hasExternalPostgres() ? describe : describe.skip;
 d('two hubs on one PostgreSQL and one bucket (BLOB_STORE=s3)', () => {
   let s3: TestS3Server;
   let a: TestHub;
-  let b: HubHandle;
-  let bDataDir: string;
+  let b: Awaited<ReturnType<typeof startTestReplica>>;
   const devices: FakeDevice[] = [];
 
   beforeAll(async () => {
     s3 = await startS3Server();
     a = await startTestHub('postgres', 'aedes', s3.env);
-    bDataDir = mkdtempSync(join(tmpdir(), 'shelfsight-hub-b-'));
     // The second replica: same database and bucket, its own DATA_DIR (nothing shared on disk).
-    b = await startHub(
-      loadHubConfig({}, {
-        ...s3.env,
-        HUB_API_KEY: TEST_ADMIN_KEY,
-        MQTT_AUTH: 'off',
-        HTTP_PORT: '0',
-        HTTP_HOST: '127.0.0.1',
-        MQTT_PORT: '0',
-        MQTT_HOST: '127.0.0.1',
-        DATABASE_URL: a.db.url,
-        DATA_DIR: bDataDir,
-        TRAINING_WORKER: 'off',
-        DETECTION_RETENTION_DAYS: '0',
-      }),
-      { logLevels: false },
-    );
+    b = await startTestReplica(a);
     await registerTestBackbone(a.hub.databaseUrl, 'test-backbone');
   }, 180_000);
 
@@ -101,7 +84,6 @@ d('two hubs on one PostgreSQL and one bucket (BLOB_STORE=s3)', () => {
     await b?.stop();
     await a?.stop();
     await s3?.stop();
-    rmSync(bDataDir, { recursive: true, force: true });
   }, 120_000);
 
   it('a sample stored through one hub has its thumbnail served by the other, from the bucket', async () => {
@@ -112,25 +94,25 @@ d('two hubs on one PostgreSQL and one bucket (BLOB_STORE=s3)', () => {
     await dev.sendRaw('samples', JSON.stringify(await sampleMessage(dev.id, { site, thumbnail })));
     await a.hub.app.get(SampleWriter).idle();
     const items = await eventually(async () => {
-      const page = (await getJson<{ items: Array<{ id: string }> }>(`${b.httpUrl}/samples?site=${site}`)).body.items;
+      const page = (await getJson<{ items: Array<{ id: string }> }>(`${b.hub.httpUrl}/samples?site=${site}`)).body.items;
       return page.length > 0 ? page : undefined;
     }, 60_000, 'the sample, listed by the second hub');
 
-    const res = await hubFetch(`${b.httpUrl}/samples/${items[0]!.id}/thumbnail`);
+    const res = await hubFetch(`${b.hub.httpUrl}/samples/${items[0]!.id}/thumbnail`);
     expect(res.status).toBe(200);
     const body = Buffer.from(await res.arrayBuffer());
     expect(body.equals(thumbnail)).toBe(true);
     expect(res.headers.get('etag')).toBe(`"${createHash('sha256').update(thumbnail).digest('hex')}"`);
     // Ranges of it, from the bucket too.
-    const part = await hubFetch(`${b.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: 'bytes=10-109' } });
+    const part = await hubFetch(`${b.hub.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: 'bytes=10-109' } });
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe(`bytes 10-109/${thumbnail.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(thumbnail.subarray(10, 110))).toBe(true);
-    const beyond = await hubFetch(`${b.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: `bytes=${thumbnail.length}-` } });
+    const beyond = await hubFetch(`${b.hub.httpUrl}/samples/${items[0]!.id}/thumbnail`, { headers: { range: `bytes=${thumbnail.length}-` } });
     expect(beyond.status).toBe(416);
     expect(beyond.headers.get('content-range')).toBe(`bytes */${thumbnail.length}`);
     // Not on either hub's disk: in the bucket.
     expect(await new FileBlobStore(join(a.dataDir, 'blobs')).has(createHash('sha256').update(thumbnail).digest('hex'))).toBe(false);
-    expect(await new FileBlobStore(join(bDataDir, 'blobs')).has(createHash('sha256').update(thumbnail).digest('hex'))).toBe(false);
+    expect(await new FileBlobStore(join(b.dataDir, 'blobs')).has(createHash('sha256').update(thumbnail).digest('hex'))).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHubConfig, startHub, type HubHandle, type StartHubOptions } from '@shelfsight/hub';
@@ -16,6 +16,8 @@ export interface TestHub {
   apiKey: string;
   /** Where the hub keeps its files. */
   dataDir: string;
+  /** The settings it was started with (for a replica: {@link startTestReplica}). */
+  env: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -67,9 +69,27 @@ export async function startTestHub(
     db,
     apiKey: env.HUB_API_KEY ?? '',
     dataDir: env.DATA_DIR!,
+    env,
     async stop() {
       await hub.stop();
       await db.drop();
+    },
+  };
+}
+
+/**
+ * Another replica of `of`: the same settings and database, its own DATA_DIR (nothing on
+ * disk in common), ports and (unless MQTT_URL) embedded broker. Stop it before `of`.
+ */
+export async function startTestReplica(of: TestHub, overrides: Record<string, string> = {}, options: StartHubOptions = {}): Promise<{ hub: HubHandle; dataDir: string; stop(): Promise<void> }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shelfsight-replica-'));
+  const hub = await startHub(loadHubConfig({}, { ...of.env, DATA_DIR: dataDir, ...overrides }), { logLevels: process.env.HUB_LOGS ? ['log', 'warn', 'error'] : false, ...options });
+  return {
+    hub,
+    dataDir,
+    async stop() {
+      await hub.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
