@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool } from 'pg';
-import { PrismaClient } from '@shelfsight/db';
+import { PrismaClient, transactionMaxWaitMs } from '@shelfsight/db';
 import { HUB_CONFIG, type HubConfig } from '../config/hub-config';
 
 /**
@@ -19,7 +19,7 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
     // An idle connection dropped by a restarting database must not take the hub down; the next query reconnects.
     const log = new Logger('Database');
     pool.on('error', (err) => log.warn(`idle database connection failed: ${err.message}`));
-    super({ adapter: new PrismaPg(pool) });
+    super({ adapter: new PrismaPg(pool), transactionOptions: { maxWait: transactionMaxWaitMs(config.dbPoolSize) } });
     this.pool = pool;
   }
 
