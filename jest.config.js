@@ -20,6 +20,8 @@ const shared = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper,
   testPathIgnorePatterns: ['/node_modules/', '/generated/'],
+  // StrykerJS's sandbox (a copy of the tree, see stryker.conf.json): never a second copy of every module and spec.
+  modulePathIgnorePatterns: ['<rootDir>/.stryker-tmp/'],
   testTimeout: 60000,
 };
 
