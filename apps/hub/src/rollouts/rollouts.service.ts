@@ -129,6 +129,7 @@ export class RolloutsService implements OnApplicationBootstrap, OnModuleDestroy 
       assigned,
     );
     if (conflict) throw new RolloutConflictError(conflict.rolloutId, conflict.deviceId);
+    this.changed(id);
     this.log.log(`rollout ${id} of ${version.version} to ${assigned.length} devices in ${input.stages.length} stages, by ${actor}`);
     const off = [policy.shadowGate === false && 'shadow gate', policy.health === false && 'health watch'].filter(Boolean);
     if (off.length > 0) this.log.warn(`rollout ${id}: ${off.join(' and ')} turned off by ${actor}: ${policy.overrideReason ?? ''}`);
