@@ -25,6 +25,7 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     await this.$disconnect();
-    await this.pool.end();
+    // Prisma's pg adapter may already have ended the pool it was given; ending it twice logs an error.
+    if (!this.pool.ended) await this.pool.end();
   }
 }
