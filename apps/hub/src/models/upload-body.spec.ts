@@ -41,7 +41,8 @@ describe(readArtifactBody.name, () => {
     expect(status(err)).toBe(413);
     expect((err as Error).message).toMatch(/MODEL_UPLOAD_MAX_INFLATED_BYTES \(4194304\)/);
     expect(refused).toEqual(['inflated-too-large']);
-    expect(sent).toBeLessThan(member.length * 8);
+    // Stops within a few streams' buffers of input (64 KiB high-water marks since Node 22, 16 KiB before), not at the end.
+    expect(sent).toBeLessThan(member.length * 32);
     expect(req.res?.setHeader).toHaveBeenCalledWith('Connection', 'close');
   });
 
