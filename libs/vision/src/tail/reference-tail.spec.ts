@@ -8,6 +8,14 @@ import { InThreadExtractor } from '../extractor';
 import { BackboneError } from '../errors';
 import { frozenPart } from './frozen';
 import { tailForward } from './tail-math';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { saveModel } from '../artifact/artifact';
+import { describeBackbone } from '../backbones/backbone';
+import { Head } from '../head/head';
+import { seededRng } from '../image/distort';
+import { loadClassifier } from '../tfjs-classifier';
+import { predictImagesWithModel } from '../pipeline/predict-images';
 
 const withShared = requireShared('the reference backbone freeze-point tests') ? describe : describe.skip;
 
@@ -52,4 +60,34 @@ withShared('freeze points of the reference MobileNet V1 0.5', () => {
       backbone.dispose();
     }
   }, 60_000);
+
+  it('gives the same labels and confidences through shelf predict (worker threads, frozen part + tail) as through the classifier an agent runs, for a tuned artifact', async () => {
+    const backbone = await loadBackbone(REFERENCE_BACKBONE, { logger: silentLogger });
+    const dir = await mkdtemp(join(tmpdir(), 'shelf-tuned-ref-'));
+    try {
+      const fp = findFreezePoint(backbone.freezePoints, 'last-block', backbone.id);
+      const tail = backbone.pretrainedTail?.(fp);
+      if (!tail) throw new Error('no pretrained tail');
+      // A "tuned" tail: the pretrained one, nudged, so the test would notice a path that skipped it.
+      const rng = seededRng(4);
+      const params = tail.params.map((v) => v * (1 + 0.2 * (rng() - 0.5)));
+      const head = Head.init({ type: 'mlp', inputDim: 512, numClasses: 3, hidden: 16, normalize: 'l2' }, 2);
+      const model = join(dir, 'model');
+      await saveModel(model, { head, labels: ['a', 'b', 'c'], backbone: { ...describeBackbone(backbone), source: REFERENCE_BACKBONE }, training: { tta: 'zoom-flip' }, metrics: {}, tail: { freezePoint: fp, spec: tail.spec, params } });
+      head.dispose();
+      const images = realImages();
+      const predicted = await predictImagesWithModel({ model, inputs: images, topK: 3, workers: 2, logger: silentLogger });
+      const sut = await loadClassifier({ model, backbone, logger: silentLogger });
+      expect(sut.tail?.freezePoint.node).toBe(fp.node);
+      for (const [i, path] of images.entries()) {
+        const c = await sut.classify(await readFile(path));
+        const p = predicted.predictions[i];
+        expect(p?.label).toBe(c.category);
+        expect(p?.confidence).toBeCloseTo(c.confidence, 4);
+      }
+    } finally {
+      backbone.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
