@@ -610,7 +610,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Trusted release keys (PEM) */
+        /** The trusted-keys file devices are provisioned with */
         get: operations["RolloutsController_trustedKeys"];
         put?: never;
         post?: never;
@@ -1656,6 +1656,20 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyDto"][];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ApiKeysController_create: {
@@ -1686,6 +1700,13 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedApiKeyDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description the new key would have more power (role or lifetime) than the calling key */
             403: {
                 headers: {
@@ -1714,6 +1735,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ApiKeyDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description no such key */
             404: {
@@ -1752,6 +1787,20 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPageDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     WhoAmIController_me: {
@@ -1771,6 +1820,20 @@ export interface operations {
                     "application/json": components["schemas"]["WhoAmIDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     CategoriesController_list: {
@@ -1789,6 +1852,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["CategoryListDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1817,6 +1894,20 @@ export interface operations {
                     "application/json": components["schemas"]["CategoryDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     CategoriesController_retire: {
@@ -1837,6 +1928,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["CategoryDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1870,6 +1975,20 @@ export interface operations {
                     "application/json": components["schemas"]["DetectionPageDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     CorrectionsController_list: {
@@ -1891,6 +2010,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["CorrectionDto"][];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1920,6 +2053,20 @@ export interface operations {
                     "application/json": components["schemas"]["CorrectionDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     DevicesController_list: {
@@ -1939,6 +2086,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["DeviceDto"][];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1960,6 +2121,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["CredentialStatusDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description no credential provisioned for this device */
             404: {
@@ -1990,6 +2165,20 @@ export interface operations {
                     "application/json": components["schemas"]["IssuedCredentialDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     CredentialsController_disable: {
@@ -2012,6 +2201,20 @@ export interface operations {
                     "application/json": components["schemas"]["CredentialStatusDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description no credential provisioned for this device */
             404: {
                 headers: {
@@ -2032,6 +2235,20 @@ export interface operations {
         responses: {
             /** @description text/event-stream of device, training and inventory events */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2100,6 +2317,20 @@ export interface operations {
                     "application/json": components["schemas"]["InventoryDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     InventoryController_csv: {
@@ -2121,6 +2352,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2156,6 +2401,20 @@ export interface operations {
                     "application/json": components["schemas"]["HistoryDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     InventoryController_historyChart: {
@@ -2178,6 +2437,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2213,6 +2486,20 @@ export interface operations {
                     "application/json": components["schemas"]["LocationPageDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     LocationsController_get: {
@@ -2237,6 +2524,20 @@ export interface operations {
                     "application/json": components["schemas"]["LocationDetailDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     MetricsController_render: {
@@ -2249,6 +2550,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2277,6 +2592,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ModelVersionSummaryDoc"][];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2309,6 +2638,20 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionDoc"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ModelsController_get: {
@@ -2331,6 +2674,20 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionDoc"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ModelsController_artifact: {
@@ -2350,6 +2707,20 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ModelsController_confusion: {
@@ -2364,6 +2735,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2396,6 +2781,20 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionDoc"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     ModelsController_compare: {
@@ -2418,6 +2817,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ModelComparisonDoc"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2445,6 +2858,20 @@ export interface operations {
                     "application/json": components["schemas"]["EvaluationRowsDoc"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     RolloutsController_list: {
@@ -2467,6 +2894,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RolloutDto"][];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2536,6 +2977,20 @@ export interface operations {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description a device of the target is in another unfinished rollout: rolloutId names it */
             409: {
                 headers: {
@@ -2571,6 +3026,20 @@ export interface operations {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     RolloutsController_abort: {
@@ -2591,6 +3060,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2613,6 +3096,20 @@ export interface operations {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     RolloutsController_resume: {
@@ -2633,6 +3130,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2655,6 +3166,20 @@ export interface operations {
                     "application/json": components["schemas"]["RolloutDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     RolloutsController_artifact: {
@@ -2669,6 +3194,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2735,6 +3274,20 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description not signed by the hub’s root, expired, or not newer than the current list */
             422: {
                 headers: {
@@ -2753,7 +3306,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the root public key as `<keyid> <base64 SPKI DER>` */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below viewer */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2793,6 +3361,20 @@ export interface operations {
                     "application/json": components["schemas"]["SamplePageDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     SamplesController_get: {
@@ -2813,6 +3395,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SampleDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2842,6 +3438,20 @@ export interface operations {
                     "application/json": components["schemas"]["SampleDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     SamplesController_requeue: {
@@ -2863,6 +3473,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SampleDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2888,6 +3512,20 @@ export interface operations {
                     "application/json": components["schemas"]["SimilarPageDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     SamplesController_skip: {
@@ -2910,6 +3548,20 @@ export interface operations {
                     "application/json": components["schemas"]["SampleDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     SamplesController_thumbnail: {
@@ -2924,6 +3576,20 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2947,6 +3613,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SampleCountsDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2975,6 +3655,20 @@ export interface operations {
                     "application/json": components["schemas"]["LabelResultDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     TrainingController_list: {
@@ -2997,6 +3691,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TrainingJobDto"][];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -3073,6 +3781,20 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     TrainingController_get: {
@@ -3094,6 +3816,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TrainingJobDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: {
                 headers: {
@@ -3123,6 +3859,20 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingJobDto"];
                 };
             };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description the job already ended */
             409: {
                 headers: {
@@ -3151,6 +3901,20 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TrainingJobDto"];
                 };
+            };
+            /** @description no API key, or an unknown, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the key's role is below operator */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the job is not failed or cancelled */
             409: {

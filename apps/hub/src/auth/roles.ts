@@ -1,4 +1,5 @@
-import { SetMetadata } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
+import { ApiForbiddenResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
 
 /**
  * Who may call an endpoint. Roles are ordered: an admin may do what an operator may, an
@@ -12,8 +13,16 @@ export type Role = (typeof ROLES)[number];
 
 export const REQUIRED_ROLE_KEY = 'shelfsight:required-role';
 
-/** Mark a controller or handler with the least role that may call it. */
-export const RequireRole = (role: Role): ClassDecorator & MethodDecorator => SetMetadata(REQUIRED_ROLE_KEY, role);
+/**
+ * Mark a controller or handler with the least role that may call it; the OpenAPI document
+ * then lists the guard's answers: 401 without a valid key, 403 for a key below `role`.
+ */
+export const RequireRole = (role: Role): ClassDecorator & MethodDecorator =>
+  applyDecorators(
+    SetMetadata(REQUIRED_ROLE_KEY, role),
+    ApiUnauthorizedResponse({ description: 'no API key, or an unknown, revoked or expired one' }),
+    ApiForbiddenResponse({ description: `the key's role is below ${role}` }),
+  );
 
 /** Mark a handler (or controller) as open to anyone, without a key (health, docs). */
 export const PUBLIC_KEY = 'shelfsight:public';

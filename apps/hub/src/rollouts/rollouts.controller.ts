@@ -49,10 +49,11 @@ export class RolloutsController {
   }
 
   /** The file devices are provisioned with (`shelf agent --trusted-keys`): the root public key, `<keyid> <base64 SPKI DER>`. */
-  @ApiOperation({ summary: 'Trusted release keys (PEM)' })
+  @ApiOperation({ summary: 'The trusted-keys file devices are provisioned with' })
   @Get('trusted-keys')
   @RequireRole('viewer')
   @ApiProduces('text/plain')
+  @ApiOkResponse({ description: 'the root public key as `<keyid> <base64 SPKI DER>`' })
   @Header('Content-Type', 'text/plain; charset=utf-8')
   trustedKeys(): string {
     return this.keys.trustedKeysFile();
