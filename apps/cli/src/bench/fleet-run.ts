@@ -116,6 +116,11 @@ interface Sample {
   hubRssMb?: number;
   pending?: number;
   stored?: number;
+  /** The hub's other bounded buffers (bytes pending commit, its MQTT intake queue, the embedded broker's backlog toward it). */
+  pendingBytes?: number;
+  hubQueueBytes?: number;
+  brokerBacklog?: number;
+  deferred?: number;
 }
 
 export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, unknown>> {
@@ -193,12 +198,14 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
     // The measured run: sample every second, a window every windowS.
     const dbCpu = new DatabaseBackendsCpu(db, scratch.url);
     await dbCpu.start();
-    const storedAtStart = metricSum((await metrics()) ?? '', 'shelfsight_detections_stored_total');
+    const startText = (await metrics()) ?? '';
+    const storedAtStart = metricSum(startText, 'shelfsight_detections_stored_total');
+    const deferredAtStart = metricSum(startText, 'shelfsight_detections_deferred_total');
     const t0 = Date.now();
     const cpu0 = { hub: processCpuSeconds(hub.child.pid) ?? 0, fleet: children.map((c) => processCpuSeconds(c.proc.child.pid) ?? 0) };
     const prober = startProber(`${hubUrl}/inventory?site=${encodeURIComponent(site)}`, apiKey, o.proberIntervalMs);
     const samples: Sample[] = [];
-    const atStart: Sample = { ...sumStats(children.map((c) => c.latest)), at: t0, stored: storedAtStart };
+    const atStart: Sample = { ...sumStats(children.map((c) => c.latest)), at: t0, stored: storedAtStart, deferred: deferredAtStart };
     const fleetTotals = () => sumStats(children.map((c) => c.final ?? c.latest));
     let lastWindowAt = t0;
     let windowFrom: Sample | undefined;
@@ -217,6 +224,10 @@ export async function runFleetBench(o: FleetRunOptions): Promise<Record<string, 
         unacked: f.unacked,
         hubRssMb: processMemoryMb(hub.child.pid, 'VmRSS'),
         pending: text === undefined ? undefined : metricSum(text, 'shelfsight_ingest_pending'),
+        pendingBytes: text === undefined ? undefined : metricSum(text, 'shelfsight_ingest_pending_bytes'),
+        hubQueueBytes: text === undefined ? undefined : metricSum(text, 'shelfsight_mqtt_hub_queue_bytes'),
+        brokerBacklog: text === undefined ? undefined : metricSum(text, 'shelfsight_mqtt_broker_backlog'),
+        deferred: text === undefined ? (samples[samples.length - 1]?.deferred ?? deferredAtStart) : metricSum(text, 'shelfsight_detections_deferred_total'),
         // A scrape that failed (hub too busy to answer in 5 s) carries the last reading forward.
         stored: text === undefined ? (samples[samples.length - 1]?.stored ?? storedAtStart) : metricSum(text, 'shelfsight_detections_stored_total'),
       };
@@ -555,6 +566,10 @@ function buildWindows(
       stored_per_s: round1(storedN / seconds),
       hub_rss_mb: maxOf(inWindow.map((s) => s.hubRssMb)) ?? null,
       pending: maxOf(inWindow.map((s) => s.pending)) ?? null,
+      pending_bytes: maxOf(inWindow.map((s) => s.pendingBytes)) ?? null,
+      hub_queue_bytes: maxOf(inWindow.map((s) => s.hubQueueBytes)) ?? null,
+      broker_backlog: maxOf(inWindow.map((s) => s.brokerBacklog)) ?? null,
+      deferred: last.deferred !== undefined && prev.deferred !== undefined ? last.deferred - prev.deferred : null,
       fleet_unacked: last.unacked,
       inventory_p95_ms: (() => {
         const v = percentile(p.map((x) => x.ms), 0.95);

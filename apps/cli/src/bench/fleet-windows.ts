@@ -26,6 +26,12 @@ export interface FleetWindow {
   hub_rss_mb: number | null;
   /** Highest `shelfsight_ingest_pending` seen in the window. */
   pending: number | null;
+  /** Highest `shelfsight_ingest_pending_bytes`, `shelfsight_mqtt_hub_queue_bytes`, `shelfsight_mqtt_broker_backlog` seen (0 where the hub has no such metric). */
+  pending_bytes: number | null;
+  hub_queue_bytes: number | null;
+  broker_backlog: number | null;
+  /** Detections the hub deferred (told to come back later) in the window: `shelfsight_detections_deferred_total`. */
+  deferred: number | null;
   /** Detections in the fleet's outboxes not yet acknowledged, at the window's end. */
   fleet_unacked: number;
   /** p95 of the light prober's `GET /inventory` round trips that ended in the window. */
