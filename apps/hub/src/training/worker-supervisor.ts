@@ -65,6 +65,8 @@ export class TrainingWorkerSupervisor implements OnApplicationBootstrap, OnModul
       DATABASE_URL: this.config.databaseUrl,
       DATA_DIR: resolve(this.config.dataDir),
       WORKER_ID: workerId,
+      // JSON records, whatever the hub prints: the hub relays them as records (relayChildLine).
+      LOG_FORMAT: 'json',
       ...blobStoreEnv(this.config),
       TRAINING_HEARTBEAT_TIMEOUT_S: String(this.config.trainingHeartbeatTimeoutS),
       GATE_MAX_OVERALL_DROP: String(this.config.gateMaxOverallDrop),
