@@ -1,8 +1,8 @@
 /**
  * `npm run test:cluster`: a ShelfSight cluster under kill -9 (issue 20, part 5).
  *
- * Three `shelf hub` replicas on one scratch PostgreSQL database, a Mosquitto of the run's
- * own (MQTT 5 shared subscription splits the device traffic between the replicas), the
+ * Three `shelf hub` replicas on one scratch PostgreSQL database, Mosquitto (an MQTT 5
+ * shared subscription splits the device traffic between the replicas), the
  * S3-compatible blob store (s3rver from npm; BLOB_STORE=s3), two `shelf worker` processes
  * (DATABASE_URL and the bucket only), real `shelf agent` processes classifying real grocery
  * photos with a head on the reference backbone, and simulated devices (`shelf sim`) for
@@ -12,14 +12,21 @@
  * seconds (at least 5 times) and restarts it, and the worker running the job is killed
  * once (the job ends interrupted; the operator retries it, and the retry runs on the
  * other worker). One replica carries an SSE client (the console's `GET /events`) and is
- * never killed; the operator's actions go through the others, so what it sees of them
- * crossed replicas.
+ * never killed; the operator's actions go through the others. Last, with chaos held, an
+ * events probe: a rollout to a provisioned device that never connects is created, paused,
+ * resumed and aborted through the other replicas; nothing else touches it, so its events
+ * can reach the observer only across replicas (LISTEN/NOTIFY).
+ *
+ * The broker is a Mosquitto of the run's own (the machine's binary, on a free port): on a
+ * shared one, another hub (another test, a teammate's run) subscribes to the same device
+ * topics and acknowledges detections it stored in its own database, which would hide a loss.
  *
  * At the end: every detection the fleet's outboxes handed out stored exactly once; every
  * sample the agents sent stored once, its thumbnail readable (same bytes) from every
  * replica; the job finished once (one done attempt, one version registered by it); the
  * rollout completed with every agent on the new version; the observer saw the events of
- * the operator's actions. Progress on stderr; the last stdout line is one JSON object.
+ * the operator's actions and each of the probe's within 15 s. `samples_queued_at_kills`
+ * says how many samples the killed replicas held in memory for their writer when killed. Progress on stderr; the last stdout line is one JSON object.
  * Exit code 1 on any failure.
  *
  * CLUSTER_AGENTS (3), CLUSTER_SIM_DEVICES (20), CLUSTER_SIM_RATE (frames/s each, 4),
@@ -338,7 +345,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     cleanups.push(async () => {
       await Promise.all(agents.map((a) => a.proc?.stop('SIGKILL')));
     });
-    // Real grocery photos (frames 20..39 of each category, never trained on), one per agent every 600 ms.
+    // Real grocery photos (frames 20..39 of each category, never trained on), one per agent a second.
     let frameNo = 0;
     const feed = () => {
       for (const [i, a] of agents.entries()) {
@@ -354,7 +361,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       frameNo++;
     };
     feed();
-    const feeder = setInterval(feed, 600);
+    const feeder = setInterval(feed, 1000);
     cleanups.push(async () => clearInterval(feeder));
 
     const simState = join(work, 'sim');
@@ -406,6 +413,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
 
     // ---------------------------------------------------------------- the operator
     let workerKills = 0;
+    let jobsStuckQueued = 0;
     let workerKilledMidJob = false;
     let jobIds: number[] = [];
     let rolloutId: string | undefined;
@@ -434,24 +442,41 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       }
       log(`${samples.length} samples labelled through random replicas (${labelled(samples).join('/')})`);
 
-      const jobAfter = new Date(Date.now() - 1000).toISOString();
       const findJob = async (pred: (j: Job & { createdAt: string }) => boolean) => {
         const list = await api<{ items: Array<Job & { createdAt: string }> } | Array<Job & { createdAt: string }>>('GET', '/training-jobs', undefined, { any: true });
         return (Array.isArray(list) ? list : list.items).find(pred);
       };
-      const created = await api<Job>('POST', '/training-jobs', { base: { version: v1 }, head: { type: 'softmax', epochs: 20 } }, { exists: () => findJob((j) => j.createdAt >= jobAfter) });
-      actions.push({ event: 'training', id: created.id, at: Date.now(), what: `training job ${created.id} created` });
-      jobIds = [created.id];
-      log(`training job ${created.id} queued`);
+      const startJob = async (): Promise<Job> => {
+        const after = new Date(Date.now() - 1000).toISOString();
+        const known = new Set(jobIds);
+        const created = await api<Job>('POST', '/training-jobs', { base: { version: v1 }, head: { type: 'softmax', epochs: 20 } }, { exists: () => findJob((j) => j.createdAt >= after && !known.has(j.id)) });
+        actions.push({ event: 'training', id: created.id, at: Date.now(), what: `training job ${created.id} created` });
+        jobIds = [created.id];
+        log(`training job ${created.id} queued`);
+        return created;
+      };
 
       // Kill the worker that runs it (once), then retry the interrupted job.
-      let job: Job = created;
+      let job: Job = await startJob();
+      let queuedSince = Date.now();
       const jobDeadline = Date.now() + 400_000;
       const workerByName = (id: string | null) => workers.find((w) => id !== null && (id === w.id || id.startsWith(`${w.id}`)));
       for (;;) {
         if (Date.now() > jobDeadline) throw new Error(`training job ${job.id} still ${job.status} (${job.phase})`);
         await sleep(500);
         job = await api<Job>('GET', `/training-jobs/${job.id}`);
+        if (job.status !== 'queued') queuedSince = Date.now();
+        else if (Date.now() - queuedSince > 90_000) {
+          // Two idle workers and still queued: its queue message was never sent (the replica that
+          // took the request died between the job's row and the message). The operator cancels it
+          // and starts another; the run fails on it.
+          jobsStuckQueued += 1;
+          log(`training job ${job.id} queued for 90 s with two idle workers: cancelled, another started`);
+          await api('POST', `/training-jobs/${job.id}/cancel`, {});
+          job = await startJob();
+          queuedSince = Date.now();
+          continue;
+        }
         if (workerKills === 0 && job.status === 'running' && job.workerId) {
           const w = workerByName(job.workerId) ?? pick(workers);
           log(`kill -9 ${w.id} (running job ${job.id}, phase ${job.phase})`);
@@ -601,8 +626,23 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       samplesSent.set(a.id, metricSum(text, 'shelf_agent_samples_total', { outcome: 'sent' }));
       framesNotDetected += frameNo - metricSum(text, 'shelf_agent_frames_total', { outcome: 'detected' });
     }
-    // Samples are written by the replica that took them shortly after; give the writers a moment.
-    await sleep(3000);
+    // A replica writes the samples it took a little later (its sample writer has its own queue):
+    // wait until every sent sample is stored, or the count has stood still for 15 s.
+    const samplesSentNow = [...samplesSent.values()].reduce((n, x) => n + x, 0);
+    {
+      const counter = new Client({ connectionString: scratch.url });
+      await counter.connect();
+      let last = -1;
+      let stillSince = Date.now();
+      for (const end = Date.now() + 120_000; Date.now() < end; ) {
+        const n = ((await counter.query(`SELECT count(*)::int AS n FROM samples WHERE device_id = ANY($1)`, [agents.map((a) => a.id)])).rows[0] as { n: number }).n;
+        if (n >= samplesSentNow) break;
+        if (n !== last) [last, stillSince] = [n, Date.now()];
+        else if (Date.now() - stillSince > 15_000) break;
+        await sleep(1000);
+      }
+      await counter.end();
+    }
     await Promise.all(agents.map((a) => a.proc?.stop()));
     await sim.stop('SIGKILL');
 
@@ -679,7 +719,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     let thumbnailsUnreadable = 0;
     const queue = sampleRows.flatMap((s) => replicas.map((r) => ({ s, r })));
     await Promise.all(
-      Array.from({ length: 6 }, async () => {
+      Array.from({ length: 16 }, async () => {
         for (let next = queue.shift(); next; next = queue.shift()) {
           const { s, r } = next;
           thumbnailsChecked += 1;
@@ -739,6 +779,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
       job_attempts: jobRows.length,
       job_done: doneAttempts === 1,
       jobs_run_twice: jobsRunTwice,
+      jobs_stuck_queued: jobsStuckQueued,
       rollout: rolloutState,
       rollout_devices_on_new_version: rolloutDevicesOnV2,
       events_expected: actions.length + probeEvents.length,
@@ -767,6 +808,7 @@ async function main(): Promise<{ ok: boolean; result: Record<string, unknown> }>
     check(thumbnailsUnreadable === 0, `${thumbnailsUnreadable} of ${thumbnailsChecked} thumbnail reads failed`);
     check(doneAttempts === 1, `the job finished ${doneAttempts} times`);
     check(jobsRunTwice === 0, `${jobsRunTwice} job(s) run twice`);
+    check(jobsStuckQueued === 0, `${jobsStuckQueued} job(s) stayed queued with no queue message (their replica was killed between the row and the message)`);
     check(rolloutState === 'completed' && rolloutDevicesOnV2 === AGENTS, `rollout ${rolloutState}, ${rolloutDevicesOnV2} of ${AGENTS} agents on the new version`);
     check(hubKills >= MIN_HUB_KILLS, `only ${hubKills} hub kills`);
     check(workerKills === 1, `${workerKills} worker kills`);
