@@ -134,6 +134,46 @@ describe(DetectionWriter.name, () => {
     expect(db.seen.sort()).toEqual(['d1', 'd2']);
   });
 
+  it('while one commit is under way, a message of free locations is committed beside it however many queued ones wait for the busy location', async () => {
+    // Commits that end only when told to: one under way as long as the test likes (a slow or retried commit).
+    const open: Array<{ locations: string[]; done: () => void }> = [];
+    const repository = {
+      commit: (messages: readonly IngestMessage[]) =>
+        new Promise<IngestCommit>((resolve) => {
+          const locations = [...new Set(messages.flatMap((m) => m.detections.map((d) => d.location)))];
+          open.push({ locations, done: () => resolve({ stored: messages.reduce((n, m) => n + m.detections.length, 0), stateChanges: 0, seqConflicts: 0, conflictExamples: [] }) });
+        }),
+      markSeen: () => Promise.resolve(),
+      deadLetter: () => Promise.resolve(),
+    };
+    const config = { ingestBatchRows: 1, ingestMaxPending: 10_000, ingestMaxPendingBytes: 1_000_000, minConfidence: 0.5 } as HubConfig;
+    const writer = new DetectionWriter(config, repository as unknown as IngestRepository, metrics, new CommittedDetections());
+    const settled = async () => {
+      for (let i = 0; i < 10; i++) await Promise.resolve();
+    };
+    const first = writer.submit('d1', 'e1', detections(1, 1, 'A-01-1-A'), 100)!;
+    const waiting = Array.from({ length: 300 }, (_, i) => writer.submit('d1', 'e1', detections(i + 2, i + 2, 'A-01-1-A'), 100)!);
+    let otherDone = false;
+    const other = writer.submit('d2', 'e1', detections(1, 1, 'B-01-1-A'), 100)!.then((o) => ((otherDone = true), o));
+    await settled();
+    // The second flusher is free and B-01-1-A is held by no one: its commit starts now, not after A-01-1-A's.
+    expect(open.map((c) => c.locations)).toEqual([['A-01-1-A'], ['B-01-1-A']]);
+    open[1]!.done();
+    await settled();
+    expect(otherDone).toBe(true);
+    await other;
+    // A-01-1-A's messages follow one group at a time as each commit ends.
+    open[0]!.done();
+    for (let n = 0; n < 300; n++) {
+      await settled();
+      expect(open).toHaveLength(n + 3);
+      open[n + 2]!.done();
+    }
+    await Promise.all([first, ...waiting]);
+    expect(writer.load()).toEqual({ rows: 0, bytes: 0 });
+    await writer.onModuleDestroy();
+  });
+
   it('refuses past its bound in bytes as in rows', async () => {
     const config = { ingestBatchRows: 10, ingestMaxPending: 10_000, ingestMaxPendingBytes: 5000, minConfidence: 0.5 } as HubConfig;
     const small = new DetectionWriter(config, db as unknown as IngestRepository, metrics, new CommittedDetections());

@@ -32,8 +32,6 @@ export class WriterClosedError extends Error {
   override name = 'WriterClosedError';
 }
 
-/** Messages looked at past the queue's head for a group that locks no location another flusher holds. */
-const GROUP_LOOKAHEAD = 256;
 /** How often the devices of committed detections are noted as seen, ms. */
 const SEEN_EVERY_MS = 1000;
 
@@ -55,7 +53,7 @@ export class DetectionWriter implements OnModuleDestroy {
   private readonly log = new Logger(DetectionWriter.name);
   private readonly conflictLog = new RateLimitedLog((line) => this.log.warn(line));
   private readonly deadLetterLog = new RateLimitedLog((line) => this.log.warn(line));
-  private readonly queue: Pending[] = [];
+  private queue: Pending[] = [];
   private pendingRows = 0;
   private pendingBytes = 0;
   private activeFlushers = 0;
@@ -142,25 +140,30 @@ export class DetectionWriter implements OnModuleDestroy {
 
   /**
    * Up to `ingestBatchRows` detections of queued messages, oldest first, whose locations no
-   * commit under way holds (looking at most GROUP_LOOKAHEAD messages past the first
-   * refused); their locations are then held until the group's commit ends.
+   * commit under way holds, looking through the whole queue (one pass); their locations are
+   * then held until the group's commit ends. No bound on how far it looks: with a bound, the
+   * messages of free locations queued behind that many of a busy one waited for its commit
+   * to end, however long it took (retried, or held up), the second flusher idle meanwhile.
+   * A look costs one pass and happens only when a commit ends or when a submit could start one
+   * (see `stalled`).
    */
   private takeGroup(): Pending[] {
     const group: Pending[] = [];
+    const left: Pending[] = [];
     let rows = 0;
-    let skipped = 0;
-    for (let i = 0; i < this.queue.length && skipped <= GROUP_LOOKAHEAD; ) {
+    let i = 0;
+    for (; i < this.queue.length; i++) {
       const next = this.queue[i]!;
       if (group.length > 0 && rows + next.detections.length > this.config.ingestBatchRows) break;
       if (next.keys.some((k) => this.busy.has(k))) {
-        i++;
-        skipped++;
+        left.push(next);
         continue;
       }
-      this.queue.splice(i, 1);
       group.push(next);
       rows += next.detections.length;
     }
+    if (group.length === 0) return group;
+    this.queue = i === this.queue.length ? left : left.concat(this.queue.slice(i));
     for (const p of group) for (const k of p.keys) this.busy.add(k);
     return group;
   }
