@@ -22,6 +22,7 @@ import { MqttLimits } from './broker/mqtt-limits';
 import { HubMetrics } from './metrics/hub-metrics';
 import type { HubConfig } from './config/hub-config';
 import { hubLoggerParams, nestLoggerOf } from './logging/hub-logger';
+import { ClusterBus, PgNotifyClusterBus } from './cluster/cluster-bus';
 
 export interface HubHandle {
   httpUrl: string;
@@ -162,6 +163,12 @@ export async function startHub(config: HubConfig, opts: StartHubOptions = {}): P
       metrics.mqttBrokerBacklog.readFrom(() => brokerBacklog(b));
     }
     cleanups.push(() => app.close());
+    // Before app.close() too (cleanups run in reverse): the replicas' listening connection and its
+    // reconnect timer end even when a shutdown hook makes app.close() outlast its bound.
+    const clusterBus = app.get(ClusterBus);
+    cleanups.push(async () => {
+      if (clusterBus instanceof PgNotifyClusterBus) await clusterBus.close();
+    });
     // Runs first (cleanups run in reverse): no more device messages, and the MQTT client gone
     // before the broker stops, even when a shutdown hook makes app.close() outlast its 10 s.
     cleanups.push(() => server.close());

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { Client, Notification, Pool } from 'pg';
+import { withTimeout } from '@shelfsight/common';
 import { RateLimitedLog } from '../common/rate-limited-log';
 import { CLUSTER_CHANNEL, decodePayload, encodeBatch, fitsOneNotify, type ClusterMessage } from './cluster-wire';
 
@@ -108,10 +109,15 @@ export class PgNotifyClusterBus extends ClusterBus {
     return () => this.resyncHandlers.delete(handler);
   }
 
+  /**
+   * Idempotent. Closed first: a reconnect timer, or a listen in progress, stops here even when
+   * the last flush hangs on a database that is gone (a hub stopped after its database; a
+   * reconnect loop left behind would open connections in whatever runs next in the process).
+   */
   async close(): Promise<void> {
-    await this.flush();
     this.closed = true;
     clearTimeout(this.retry);
+    await withTimeout(this.flush(), 3000);
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => undefined);
