@@ -56,6 +56,8 @@ export class IngestService {
     const a = this.admission.admit(deviceId, epoch, batch.detections, bytes, this.writer.load());
     if (a.held.length > 0) this.metrics.detectionsRedelivered.inc({ where: 'held' }, a.held.length);
     if (a.pending.length > 0) this.metrics.detectionsRedelivered.inc({ where: 'pending' }, a.pending.length);
+    // Ignored before any SQL, as the database ignores the repeats that reach it: duplicates all the same.
+    if (a.held.length + a.pending.length > 0) this.metrics.detectionsDuplicate.inc({}, a.held.length + a.pending.length);
     if (a.fresh.length === 0) {
       if (a.deferred.length > 0) {
         this.metrics.overloaded.inc();
