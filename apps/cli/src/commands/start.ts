@@ -85,7 +85,7 @@ export function registerStart(program: Command): void {
       `\nShelfSight is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s).\n` +
         `  inventory:  curl ${inventoryUrl}\n` +
         `  devices:    curl http://localhost:${hubConfig.httpPort}/devices\n` +
-        `  models:     curl http://localhost:${hubConfig.httpPort}/models\n` +
+        `  models:     curl -H "X-API-Key: $(cat ${join(resolve(hubConfig.dataDir), 'admin-api-key')})" http://localhost:${hubConfig.httpPort}/models\n` +
         `  API docs:   http://localhost:${hubConfig.httpPort}/docs\n` +
         `  ACCESS:     DEMO MODE - anyone who can reach port ${hubConfig.httpPort} may READ inventory, locations, detections and devices\n` +
         `              without a key; changes need an API key (HUB_API_KEY, or the first-start key in ${join(resolve(hubConfig.dataDir), 'admin-api-key')}).\n` +
