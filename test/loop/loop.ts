@@ -118,6 +118,11 @@ async function main(): Promise<Record<string, unknown>> {
       TRAINING_BACKBONE_ROOTS: dirname(REFERENCE_BACKBONE),
       // Every category has this many testing photos (the hub's evaluation rows below); held-out labelled samples add more.
       GATE_MIN_EVAL_ROWS: String(Math.min(...[known1, known2, ...weak].map((l) => evalRows.filter((r) => r.label === l).length))),
+      // No held-out share of labelled samples here: step 4 relabels EVERY sample wrongly, the share
+      // that would be held out included, and rows with the operator's wrong labels would then
+      // vouch for the wrong version. A mislabelled batch is caught by rows it cannot touch (the
+      // frozen testing photos); the held-out share itself is tested in test/model-gate.spec.ts.
+      EVAL_HOLDOUT_PERCENT: '0',
     });
     const agents: Array<ReturnType<typeof spawnShelf>> = [];
     try {
