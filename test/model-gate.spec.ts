@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { encodeTrainingRows, type TrainingJobView, type TrainingRows } from '@shelfsight/contracts';
+import type { CategoryJudgement } from '@shelfsight/hub';
 import type { DatabaseKind } from './support/databases';
 import { rowsOf, tinyArchive, type TinyHeadInput } from './support/model-artifacts';
 import { hasExternalPostgres } from './support/services';
@@ -15,16 +16,6 @@ const BACKBONE = 'nsfw-mobilenet-v2';
 const DIM = 1280;
 const db: DatabaseKind = hasExternalPostgres() ? 'postgres' : 'pglite';
 
-interface CategoryJudgement {
-  category: string;
-  n: number;
-  before: number | null;
-  after: number;
-  worse: number;
-  better: number;
-  p: number | null;
-  status: string;
-}
 interface Model {
   version: string;
   releasable: boolean | null;

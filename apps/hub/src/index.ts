@@ -24,6 +24,7 @@ export { TrainingWorkerSupervisor } from './training/worker-supervisor';
 export { BacklogRescorer, DEFAULT_RESCORE_POLICY, rescoreBackoffMs, type RescorePolicy } from './models/backlog-rescorer';
 export { ModelsRepository } from './models/models.repository';
 export type { ScoredRow } from './models/evaluation';
+export type { CategoryJudgement } from './models/model-gate';
 export { HubMetrics } from './metrics/hub-metrics';
 export { TrainingService, QUEUE_SEND_ATTEMPTS } from './training/training.service';
 export { TrainingJobsRepository } from './training/training-jobs.repository';

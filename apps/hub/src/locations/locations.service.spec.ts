@@ -7,22 +7,9 @@ import type { DisputesRepository } from '../disputes/disputes.repository';
 import type { PrismaService } from '../prisma/prisma.service';
 import type { LocationQuery, LocationsQuery } from './location.dto';
 import { AmbiguousLocationError, LocationNotFoundError } from './locations.error';
-import { LocationsService } from './locations.service';
+import { LocationsService, type LocationRow } from './locations.service';
 
 type DisputedRow = Awaited<ReturnType<DisputesRepository['disputedAt']>>[number];
-
-interface LocationRow {
-  rn: bigint;
-  site: string;
-  code: string;
-  zone: string;
-  first_seen_at: Date;
-  last_observed_at: Date;
-  category: string | null;
-  confidence: number | null;
-  captured_at: Date | null;
-  device_id: string | null;
-}
 
 const location = (rn: number, site: string, code: string, lastObserved: string, category: string | null = 'milk'): LocationRow => ({
   rn: BigInt(rn),

@@ -11,7 +11,8 @@ import { PrismaService } from '../prisma/prisma.service';
 import type { DisputeDto, LocationDetailDto, LocationDto, LocationPageDto, LocationQuery, LocationsQuery } from './location.dto';
 import { AmbiguousLocationError, LocationNotFoundError } from './locations.error';
 
-interface LocationRow {
+/** One row of the locations query (exported for the service's spec). */
+export interface LocationRow {
   rn: bigint;
   site: string;
   code: string;
