@@ -133,6 +133,23 @@ export const TRAIN_DEFAULTS = {
  * The views cached per training image: the fixed ones (centre, TTA views, mirror when
  * flips are on) and `views − fixed` distorted draws. Throws when `views` cannot be met.
  */
+/** The head's training settings from `shelf train`'s options (its length, epochs or steps, is the caller's). */
+export function headTrainOptions(opts: TrainModelOptions, numClasses: number): Omit<TrainHeadOptions, 'epochs' | 'steps'> {
+  return {
+    head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
+    numClasses,
+    learningRate: opts.learningRate,
+    optimizer: opts.optimizer,
+    batchSize: opts.batchSize,
+    evalInterval: opts.evalInterval,
+    patience: opts.patience,
+    labelSmoothing: opts.labelSmoothing,
+    weightDecay: opts.weightDecay,
+    dropout: opts.dropout,
+    seed: opts.seed,
+  };
+}
+
 export function trainingViews(distortions: DistortionOptions, tta: TtaMode, views?: number): { fixed: ImageView[]; distorted: ImageView[] } {
   const fixed: ImageView[] = [CENTER_VIEW, ...ttaViews(tta).filter((v) => v !== CENTER_VIEW)];
   if (distortions.flipLeftRight && !fixed.includes(FLIP_VIEW)) fixed.push(FLIP_VIEW);
@@ -306,18 +323,8 @@ export async function trainModel(opts: TrainModelOptions): Promise<TrainModelRes
     train,
     val.y.length > 0 ? val : undefined,
     {
-      head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
-      numClasses: outputs.length,
-      learningRate: opts.learningRate,
-      optimizer: opts.optimizer,
+      ...headTrainOptions(opts, outputs.length),
       steps: totalSteps,
-      batchSize: opts.batchSize,
-      evalInterval: opts.evalInterval,
-      patience: opts.patience,
-      labelSmoothing: opts.labelSmoothing,
-      weightDecay: opts.weightDecay,
-      dropout: opts.dropout,
-      seed: opts.seed,
     },
     members,
     {

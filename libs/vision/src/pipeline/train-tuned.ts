@@ -13,7 +13,7 @@ import { computeActivations } from '../tail/activations';
 import { fitTuned } from '../tail/fit';
 import type { QuantisedActivation } from '../cache/activation-cache';
 import type { TrainModelOptions, TrainModelResult } from './train-model';
-import { trainingViews } from './train-model';
+import { headTrainOptions, trainingViews } from './train-model';
 
 /** Fine-tuning knobs of `shelf train --tune-from` (see `TUNE_DEFAULTS`). */
 export interface TuneSettings {
@@ -110,21 +110,7 @@ export async function trainTunedModel(opts: TrainModelOptions & TuneSettings): P
   const epochs = opts.tuneEpochs ?? TUNE_DEFAULTS.tuneEpochs;
   const progress = createProgress(`tune ${fp.name}`, epochs);
   const members = opts.ensemble ?? 1;
-  const headOpts = {
-    head: { type: opts.head, hidden: opts.hidden, normalize: opts.normalize },
-    numClasses: outputs.length,
-    learningRate: opts.learningRate,
-    optimizer: opts.optimizer,
-    epochs: opts.epochs,
-    steps: opts.steps,
-    batchSize: opts.batchSize,
-    evalInterval: opts.evalInterval,
-    patience: opts.patience,
-    labelSmoothing: opts.labelSmoothing,
-    weightDecay: opts.weightDecay,
-    dropout: opts.dropout,
-    seed: opts.seed,
-  };
+  const headOpts = { ...headTrainOptions(opts, outputs.length), epochs: opts.epochs, steps: opts.steps };
   const tune = {
     epochs,
     batchSize: opts.tuneBatchSize ?? TUNE_DEFAULTS.tuneBatchSize,
