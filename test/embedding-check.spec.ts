@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -9,20 +9,12 @@ import type { TrainingJobView } from '@shelfsight/contracts';
 import { FileBlobStore } from '@shelfsight/hub';
 import { CENTER_VIEW, computeBottlenecks, openExtraction } from '@shelfsight/vision';
 import { eventually, getJson, hubFetch, startTestHub, type TestHub } from './support/test-hub';
-import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from './support/workspace-data';
+import { groceryTrainPhotos as photos } from './support/grocery';
+import { REFERENCE_BACKBONE, requireShared } from './support/workspace-data';
 
 const BACKBONE_ID = 'mobilenet_v1_050_224';
 const enabled = requireShared('training-job embedding check tests');
 const d = enabled ? describe : describe.skip;
-
-/** Grocery photos of a coarse category (`train/Fruit/Apple/...` → Apple), from train.txt. */
-function photos(category: string): string[] {
-  return readFileSync(join(GROCERY_DIR, 'train.txt'), 'utf8')
-    .split('\n')
-    .map((l) => l.split(',')[0]?.trim() ?? '')
-    .filter((p) => p.split('/')[2] === category)
-    .map((p) => join(GROCERY_DIR, p));
-}
 
 /**
  * Poisoned embeddings (issue 17, part 4) with real grocery photos and the reference

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -9,22 +9,14 @@ import { FileBlobStore, sampleSplitKey } from '@shelfsight/hub';
 import { whichSet } from '@shelfsight/vision';
 import { randomVector } from './support/samples';
 import { eventually, hubFetch, startTestHub, type TestHub } from './support/test-hub';
-import { GROCERY_DIR, REFERENCE_BACKBONE, requireShared } from './support/workspace-data';
+import { groceryTrainPhotos as photos } from './support/grocery';
+import { REFERENCE_BACKBONE, requireShared } from './support/workspace-data';
 
 const BACKBONE_ID = 'mobilenet_v1_050_224';
 const DIM = 512;
 const VIEWS = 3;
 const enabled = requireShared('training-job thumbnail augmentation tests');
 const d = enabled ? describe : describe.skip;
-
-/** Grocery photos of a coarse category (`train/Fruit/Apple/...` → Apple), from train.txt. */
-function photos(category: string): string[] {
-  return readFileSync(join(GROCERY_DIR, 'train.txt'), 'utf8')
-    .split('\n')
-    .map((l) => l.split(',')[0]?.trim() ?? '')
-    .filter((p) => p.split('/')[2] === category)
-    .map((p) => join(GROCERY_DIR, p));
-}
 
 async function post(hub: TestHub, path: string, body: unknown): Promise<{ status: number; body: TrainingJobView }> {
   const res = await hubFetch(`${hub.hub.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SHELF_BIN } from '@shelfsight/cli';
@@ -33,4 +34,13 @@ export async function grocerySplits(work: string): Promise<GrocerySplits> {
       .sort((a, b) => b.n - a.n || a.l.localeCompare(b.l))
       .map((c) => c.l);
   return { train, val, byLabel, largest };
+}
+
+/** Grocery photos of a coarse category (`train/Fruit/Apple/...` → Apple), from train.txt. */
+export function groceryTrainPhotos(category: string): string[] {
+  return readFileSync(join(GROCERY_DIR, 'train.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.split(',')[0]?.trim() ?? '')
+    .filter((p) => p.split('/')[2] === category)
+    .map((p) => join(GROCERY_DIR, p));
 }
